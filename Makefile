@@ -1,0 +1,103 @@
+# sluice — build, test, run, bench, asan, fuzz.
+#
+#   make          build ./sluice
+#   make run      install what is missing, start a throwaway PostgreSQL and
+#                 Redis, run sluice in front of them (foreground)
+#   make test     install what is missing, unit tests, then integration tests
+#   make asan     the same tests with AddressSanitizer and UBSan
+#   make fuzz     libFuzzer on the protocol framing and startup parser
+#   make bench    sluice beside PgBouncer and a direct connection
+
+CC      ?= cc
+BUILD   ?= build
+OPT     ?= -O2 -g
+CFLAGS  ?=
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Werror -Wshadow \
+	   -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes -I. \
+	   -I/usr/include/postgresql
+LIBS    := -lev -lhiredis -linih -lxxhash -lpq -lssl -lcrypto -lm
+SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+MODULES := protocol conf stats pool cache proxy
+LIB_SRC := $(filter-out proxy/main.c,$(foreach m,$(MODULES),$(wildcard $(m)/*.c)))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+MAIN_OBJ := $(BUILD)/proxy/main.o
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+HDRS    := $(wildcard */*.h)
+
+.PHONY: all deps run test unit integration asan fuzz bench clean format format-check lint
+
+all: sluice
+
+sluice: $(BUILD)/sluice
+	@cp $< $@
+
+$(BUILD)/sluice: $(MAIN_OBJ) $(BUILD)/libsluice.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/libsluice.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libsluice.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Wno-missing-prototypes -o $@ $< $(BUILD)/libsluice.a -lcriterion $(LIBS)
+
+deps:
+	@scripts/deps.sh
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t --jobs 2; done
+
+integration: sluice
+	@/usr/bin/python3 tests/integration/run.py --sluice ./sluice
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory integration
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/run.sh
+
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g $(SAN)" \
+		LIBS="$(LIBS) $(SAN)" unit
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g $(SAN)" \
+		LIBS="$(LIBS) $(SAN)" build-asan/sluice
+	@ASAN_OPTIONS=detect_leaks=1 /usr/bin/python3 tests/integration/run.py --sluice build-asan/sluice
+
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
+FUZZ_SECONDS ?= 30
+
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(filter protocol/%,$(LIB_SRC)) $(HDRS)
+	@mkdir -p build-fuzz
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -I. -fsanitize=fuzzer,address,undefined \
+		-o $@ $< $(filter protocol/%,$(LIB_SRC)) -lssl -lcrypto
+
+fuzz: deps $(FUZZ_BIN)
+	@set -e; for f in $(FUZZ_BIN); do \
+		n=$$(basename $$f); mkdir -p build-fuzz/corpus-$$n; \
+		echo "== $$n ($(FUZZ_SECONDS)s)"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-$$n tests/fuzz/corpus/$$n; \
+	done
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@bench/run.sh
+
+format:
+	clang-format -i $(wildcard */*.c */*.h tests/*/*.c)
+
+format-check:
+	clang-format --dry-run --Werror $(wildcard */*.c */*.h tests/*/*.c)
+
+clean:
+	rm -rf build build-asan build-fuzz sluice

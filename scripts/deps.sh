@@ -1,0 +1,21 @@
+#!/bin/sh
+# Install what sluice needs to build, test and run, from Debian's packages.
+# Does nothing when everything is already there.
+set -e
+PKGS="build-essential pkg-config clang libev-dev libssl-dev libpq-dev libhiredis-dev
+libcriterion-dev libpg-query-dev libxxhash-dev uthash-dev libinih-dev
+postgresql-15 postgresql-client-15 redis-server pgbouncer python3 python3-psycopg2
+openssl procps"
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+		missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "installing:$missing"
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+# The postgresql package's own cluster is not needed: tests make their own.
+$SUDO apt-get install -y -q --no-install-recommends $missing
