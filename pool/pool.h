@@ -1,0 +1,136 @@
+/*
+ * Pools of server connections keyed by (database, user).
+ *
+ * A pool owns no sockets: it keeps the bookkeeping that decides which server
+ * a client gets and when a new one may be opened. Connections and clients
+ * live in proxy/; they embed a struct pool_node and sit on the pool's lists
+ * (idle servers, used servers, connecting servers, waiting clients). The
+ * pool also caches what every client of it needs at login: the server's
+ * ParameterStatus set, and the SCRAM keys recovered from a client so that
+ * later server logins can reuse them.
+ */
+#ifndef SLUICE_POOL_H
+#define SLUICE_POOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uthash.h>
+
+#include "protocol/proto.h"
+#include "conf/conf.h"
+
+/* Intrusive doubly linked list node; <owner> points at the embedding object. */
+struct pool_node {
+	struct pool_node *prev, *next;
+	void *owner;		/* borrowed: the client or server that embeds this node */
+};
+
+/* List head with a count, so limits are O(1). */
+struct pool_list {
+	struct pool_node head;	/* sentinel */
+	size_t n;
+};
+
+void pool_list_init(struct pool_list *l);
+/* <n> must not be on a list. */
+void pool_list_push_back(struct pool_list *l, struct pool_node *n);
+void pool_list_push_front(struct pool_list *l, struct pool_node *n);
+/* Remove <n> from whatever list it is on (no-op if on none). */
+void pool_list_remove(struct pool_list *l, struct pool_node *n);
+struct pool_node *pool_list_first(const struct pool_list *l);
+bool pool_node_linked(const struct pool_node *n);
+
+#define POOL_MAX_PARAMS 32
+
+/* A ParameterStatus name/value pair, owned. */
+struct pool_param {
+	char *name;
+	char *value;
+};
+
+struct pool {
+	char *db_name;		/* owned: the database name clients use */
+	char *user;		/* owned: the client-side user name */
+	char *server_user;	/* owned: the login user towards PostgreSQL */
+	const struct conf_db *db;	/* borrowed from the current config; refreshed on reload */
+
+	int pool_size;		/* ceiling of server connections */
+	int min_size;		/* kept open even when idle */
+	enum conf_pool_mode mode;
+
+	struct pool_list idle;	/* servers ready for a client (LIFO: warm ones first) */
+	struct pool_list used;	/* servers linked to a client or being reset */
+	struct pool_list connecting;	/* servers in connect/login */
+	struct pool_list waiting;	/* clients queued for a server (FIFO) */
+	struct pool_list logins;	/* clients waiting for the first server login (ParameterStatus) */
+
+	/* ParameterStatus of the first server that logged in: sent to clients at login. */
+	struct pool_param params[POOL_MAX_PARAMS];
+	size_t nparams;
+	bool have_params;
+
+	/* SCRAM keys recovered from a client's proof, for server logins. */
+	struct proto_scram_secret scram_keys;
+	bool have_scram_keys;
+
+	/* Last server connection failure, to fail fast and to pace retries. */
+	char last_error[256];
+	double last_error_at;	/* ev_now() time, 0 = none */
+	double last_connect_at;
+
+	/* Counters (since start or RESET STATS). */
+	uint64_t n_server_connects;
+	uint64_t n_server_failures;
+	uint64_t n_wait_timeouts;
+	uint64_t n_clients;	/* clients currently logged in to this pool */
+	double total_wait_time;	/* seconds clients spent queued */
+	uint64_t n_waited;
+
+	UT_hash_handle hh;	/* key: db_name "\0" user */
+	char *key;		/* owned */
+	size_t key_len;
+};
+
+/* All pools of a process. */
+struct pool_set {
+	struct pool *by_key;	/* uthash head */
+};
+
+/* Find the pool for (<db_name>, <user>) or NULL. */
+struct pool *pool_find(struct pool_set *s, const char *db_name, const char *user);
+
+/*
+ * Create the pool for (<db_name>, <user>) with the sizes and mode resolved
+ * from <c>, <db> and the user's [users] entry. <server_user> is the login
+ * user towards PostgreSQL. NULL on OOM.
+ */
+struct pool *pool_create(struct pool_set *s, const struct conf *c, const struct conf_db *db,
+			 const char *db_name, const char *user, const char *server_user);
+
+/* Re-resolve sizes and mode after a config reload; <db> may have moved. */
+void pool_apply_conf(struct pool *p, const struct conf *c, const struct conf_db *db);
+
+/* Remove <p> from <s> and free it; its lists must be empty. */
+void pool_destroy(struct pool_set *s, struct pool *p);
+
+/* Servers that exist or are being opened for this pool. */
+static inline size_t pool_server_count(const struct pool *p)
+{
+	return p->idle.n + p->used.n + p->connecting.n;
+}
+
+/* May one more server connection be opened? */
+bool pool_can_open(const struct pool *p);
+
+/*
+ * Store one ParameterStatus pair in the pool's login set (replacing a
+ * previous value of the same name). -1 on OOM or when the set is full.
+ */
+int pool_set_param(struct pool *p, const char *name, const char *value)
+	__attribute__((warn_unused_result));
+const char *pool_get_param(const struct pool *p, const char *name);
+void pool_clear_params(struct pool *p);
+
+#endif /* SLUICE_POOL_H */

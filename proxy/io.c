@@ -1,0 +1,116 @@
+/*
+ * Socket I/O shared by client and server connections.
+ *
+ * Sends go straight to the socket when nothing is queued, so the common
+ * case relays bytes from one connection's input buffer to the other's
+ * socket without a copy; whatever the socket does not take is queued and
+ * the write watcher armed until it drains.
+ */
+#include "proxy/proxy.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Read chunk: large enough that a busy relay needs few syscalls. */
+#define IO_READ_CHUNK (32 * 1024)
+
+void proxy_io_init(struct proxy_io *io, int fd)
+{
+	io->fd = fd;
+	proto_buf_init(&io->in);
+	proto_buf_init(&io->out);
+}
+
+void proxy_io_start_read(struct proxy_ctx *ctx, struct proxy_io *io)
+{
+	if (io->fd >= 0 && !ev_is_active(&io->rd))
+		ev_io_start(ctx->loop, &io->rd);
+}
+
+void proxy_io_stop_read(struct proxy_ctx *ctx, struct proxy_io *io)
+{
+	if (ev_is_active(&io->rd))
+		ev_io_stop(ctx->loop, &io->rd);
+}
+
+ssize_t proxy_io_read(struct proxy_io *io)
+{
+	ssize_t n;
+
+	if (proto_buf_reserve(&io->in, IO_READ_CHUNK) < 0)
+		return -1;
+	do {
+		n = read(io->fd, io->in.data + io->in.len, io->in.cap - io->in.len);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return (errno == EAGAIN || errno == EWOULDBLOCK) ? -2 : -1;
+	io->in.len += (size_t)n;
+	return n;
+}
+
+static ssize_t write_some(int fd, const void *p, size_t n)
+{
+	ssize_t w;
+
+	do {
+		w = send(fd, p, n, MSG_NOSIGNAL);
+	} while (w < 0 && errno == EINTR);
+	if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return 0;
+	return w;
+}
+
+int proxy_io_send(struct proxy_ctx *ctx, struct proxy_io *io, const void *p, size_t n)
+{
+	ssize_t w = 0;
+
+	if (n == 0)
+		return 0;
+	if (io->fd < 0)
+		return -1;
+	if (proto_buf_avail(&io->out) == 0) {
+		w = write_some(io->fd, p, n);
+		if (w < 0)
+			return -1;
+		if ((size_t)w == n)
+			return 0;
+	}
+	if (proto_buf_append(&io->out, (const uint8_t *)p + w, n - (size_t)w) < 0)
+		return -1;
+	if (!ev_is_active(&io->wr))
+		ev_io_start(ctx->loop, &io->wr);
+	return 0;
+}
+
+int proxy_io_flush(struct proxy_ctx *ctx, struct proxy_io *io)
+{
+	while (proto_buf_avail(&io->out) > 0) {
+		ssize_t w = write_some(io->fd, proto_buf_head(&io->out), proto_buf_avail(&io->out));
+
+		if (w < 0)
+			return -1;
+		if (w == 0) {
+			if (!ev_is_active(&io->wr))
+				ev_io_start(ctx->loop, &io->wr);
+			return 0;
+		}
+		proto_buf_consume(&io->out, (size_t)w);
+	}
+	if (ev_is_active(&io->wr))
+		ev_io_stop(ctx->loop, &io->wr);
+	return 1;
+}
+
+void proxy_io_close(struct proxy_ctx *ctx, struct proxy_io *io)
+{
+	if (ev_is_active(&io->rd))
+		ev_io_stop(ctx->loop, &io->rd);
+	if (ev_is_active(&io->wr))
+		ev_io_stop(ctx->loop, &io->wr);
+	if (io->fd >= 0)
+		close(io->fd);
+	io->fd = -1;
+	proto_buf_free(&io->in);
+	proto_buf_free(&io->out);
+}

@@ -1,0 +1,356 @@
+/*
+ * sluice entry point and process context: configuration loading, the
+ * listening socket, signals (SIGHUP reload, SIGINT/SIGTERM shutdown), the
+ * once-a-second janitor and the reaper that frees closed connections.
+ */
+#include "proxy/proxy.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "stats/stats.h"
+
+#define SLUICE_VERSION "0.1.0"
+
+struct proxy_zombie {
+	struct proxy_zombie *next;
+	void *obj;
+	void (*fn)(void *);
+};
+
+double proxy_now(const struct proxy_ctx *ctx)
+{
+	return ev_now(ctx->loop);
+}
+
+void proxy_defer_free(struct proxy_ctx *ctx, void *obj, void (*fn)(void *))
+{
+	struct proxy_zombie *z = malloc(sizeof(*z));
+
+	if (!z) {
+		/* cannot queue it: leaking one object beats a use-after-free */
+		log_error("out of memory queueing a closed connection");
+		return;
+	}
+	z->obj = obj;
+	z->fn = fn;
+	z->next = ctx->zombies;
+	ctx->zombies = z;
+}
+
+static void reaper_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct proxy_ctx *ctx = w->data;
+
+	(void)loop;
+	(void)revents;
+	while (ctx->zombies) {
+		struct proxy_zombie *z = ctx->zombies;
+
+		ctx->zombies = z->next;
+		z->fn(z->obj);
+		free(z);
+	}
+	if (ctx->shutting_down && ctx->clients.n == 0 && ctx->servers.n == 0)
+		ev_break(ctx->loop, EVBREAK_ALL);
+}
+
+static void janitor_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	proxy_pool_janitor(w->data);
+}
+
+static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct proxy_ctx *ctx = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (w->signum == SIGHUP) {
+		log_info("SIGHUP: reloading configuration");
+		proxy_reload(ctx);
+		return;
+	}
+	log_info("%s: shutting down", w->signum == SIGINT ? "SIGINT" : "SIGTERM");
+	proxy_shutdown(ctx);
+}
+
+int proxy_listen(struct proxy_ctx *ctx, char *err, size_t errlen)
+{
+	const struct conf *cf = ctx->conf;
+	struct addrinfo hints = {0}, *res = NULL, *ai;
+	char port[16];
+	const char *host = cf->listen_addr;
+	int gai, one = 1, fd = -1;
+
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	if (host && (strcmp(host, "*") == 0 || !*host))
+		host = NULL;
+	snprintf(port, sizeof(port), "%d", cf->listen_port);
+	gai = getaddrinfo(host, port, &hints, &res);
+	if (gai != 0) {
+		snprintf(err, errlen, "cannot resolve listen_addr \"%s\": %s", cf->listen_addr,
+			 gai_strerror(gai));
+		return -1;
+	}
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0)
+			break;
+		snprintf(err, errlen, "cannot listen on %s:%d: %s", cf->listen_addr,
+			 cf->listen_port, strerror(errno));
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		return -1;
+	ctx->listen_fd = fd;
+	ev_io_init(&ctx->listen_io, proxy_accept_cb, fd, EV_READ);
+	ctx->listen_io.data = ctx;
+	ev_io_start(ctx->loop, &ctx->listen_io);
+	log_info("listening on %s:%d", cf->listen_addr, cf->listen_port);
+	return 0;
+}
+
+static int load_auth(const struct conf *cf, struct conf_authlist *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	if (!cf->auth_file)
+		return 0;
+	return conf_load_auth_file(cf->auth_file, out, err, errlen);
+}
+
+/* Pools whose login user is fixed by the configuration exist from the
+ * start, so their min_pool_size connections are warm before any client. */
+static void create_static_pools(struct proxy_ctx *ctx)
+{
+	const struct conf *cf = ctx->conf;
+
+	for (size_t i = 0; i < cf->ndbs; i++) {
+		const struct conf_db *db = &cf->dbs[i];
+		const char *sqlstate;
+		char msg[256];
+
+		if (!db->user || strcmp(db->name, "*") == 0)
+			continue;
+		if (!proxy_pool_for(ctx, db->name, db->user, &sqlstate, msg, sizeof(msg)))
+			log_warn("%s", msg);
+	}
+}
+
+int proxy_ctx_init(struct proxy_ctx *ctx, struct ev_loop *loop, const char *conf_path,
+		   char *err, size_t errlen)
+{
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->loop = loop;
+	ctx->listen_fd = -1;
+	pool_list_init(&ctx->clients);
+	pool_list_init(&ctx->servers);
+	ctx->conf_path = strdup(conf_path);
+	ctx->conf = calloc(1, sizeof(*ctx->conf));
+	if (!ctx->conf_path || !ctx->conf) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (conf_load(conf_path, ctx->conf, err, errlen) < 0)
+		return -1;
+	if (load_auth(ctx->conf, &ctx->auth, err, errlen) < 0)
+		return -1;
+	ctx->started_at = ev_now(loop);
+	return 0;
+}
+
+static void start_watchers(struct proxy_ctx *ctx)
+{
+	ev_signal_init(&ctx->sig_int, signal_cb, SIGINT);
+	ev_signal_init(&ctx->sig_term, signal_cb, SIGTERM);
+	ev_signal_init(&ctx->sig_hup, signal_cb, SIGHUP);
+	ctx->sig_int.data = ctx->sig_term.data = ctx->sig_hup.data = ctx;
+	ev_signal_start(ctx->loop, &ctx->sig_int);
+	ev_signal_start(ctx->loop, &ctx->sig_term);
+	ev_signal_start(ctx->loop, &ctx->sig_hup);
+	ev_timer_init(&ctx->janitor, janitor_cb, 0.0, 1.0);
+	ctx->janitor.data = ctx;
+	ev_timer_start(ctx->loop, &ctx->janitor);
+	ev_prepare_init(&ctx->reaper, reaper_cb);
+	ctx->reaper.data = ctx;
+	ev_prepare_start(ctx->loop, &ctx->reaper);
+}
+
+void proxy_reload(struct proxy_ctx *ctx)
+{
+	struct conf *nc = calloc(1, sizeof(*nc));
+	struct conf_authlist na;
+	char err[512];
+	struct pool *p, *tmp;
+
+	if (!nc) {
+		log_error("reload failed: out of memory");
+		return;
+	}
+	if (conf_load(ctx->conf_path, nc, err, sizeof(err)) < 0) {
+		log_error("reload failed, keeping the running configuration: %s", err);
+		free(nc);
+		return;
+	}
+	if (load_auth(nc, &na, err, sizeof(err)) < 0) {
+		log_error("reload failed, keeping the running configuration: %s", err);
+		conf_free(nc);
+		free(nc);
+		return;
+	}
+	if (nc->listen_port != ctx->conf->listen_port ||
+	    strcmp(nc->listen_addr, ctx->conf->listen_addr) != 0)
+		log_warn("listen_addr/listen_port changes need a restart");
+	/* pools point into the configuration: move them over first */
+	HASH_ITER(hh, ctx->pools.by_key, p, tmp) {
+		const struct conf_db *db = conf_find_db(nc, p->db_name);
+
+		pool_apply_conf(p, nc, db);
+	}
+	conf_free_auth(&ctx->auth);
+	ctx->auth = na;
+	conf_free(ctx->conf);
+	free(ctx->conf);
+	ctx->conf = nc;
+	log_set_verbose(nc->verbose);
+	if (log_open(nc->logfile) < 0)
+		log_error("cannot open logfile \"%s\"", nc->logfile);
+	create_static_pools(ctx);
+	proxy_pool_janitor(ctx);
+	log_info("configuration reloaded");
+}
+
+void proxy_shutdown(struct proxy_ctx *ctx)
+{
+	struct pool_node *n;
+
+	if (ctx->shutting_down)
+		return;
+	ctx->shutting_down = true;
+	if (ctx->listen_fd >= 0) {
+		ev_io_stop(ctx->loop, &ctx->listen_io);
+		close(ctx->listen_fd);
+		ctx->listen_fd = -1;
+	}
+	while ((n = pool_list_first(&ctx->clients)))
+		proxy_client_fatal(n->owner, "57P01", NULL,
+				   "terminating connection: sluice is shutting down");
+	while ((n = pool_list_first(&ctx->servers)))
+		proxy_server_close(n->owner, "shutting down");
+	ev_timer_stop(ctx->loop, &ctx->janitor);
+}
+
+void proxy_ctx_destroy(struct proxy_ctx *ctx)
+{
+	struct pool *p, *tmp;
+	struct proxy_zombie *z;
+
+	while ((z = ctx->zombies)) {
+		ctx->zombies = z->next;
+		z->fn(z->obj);
+		free(z);
+	}
+	HASH_ITER(hh, ctx->pools.by_key, p, tmp) {
+		pool_destroy(&ctx->pools, p);
+	}
+	HASH_CLEAR(hh_cancel, ctx->by_cancel);
+	conf_free_auth(&ctx->auth);
+	if (ctx->conf) {
+		conf_free(ctx->conf);
+		free(ctx->conf);
+	}
+	free(ctx->conf_path);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: sluice [-h] [-V] CONFIG.ini\n"
+		   "PostgreSQL connection pooler with per-statement statistics and a read cache.\n");
+}
+
+int main(int argc, char **argv)
+{
+	struct proxy_ctx ctx;
+	struct ev_loop *loop;
+	char err[1024];
+	const char *path = NULL;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			usage(stdout);
+			return 0;
+		}
+		if (strcmp(argv[i], "-V") == 0 || strcmp(argv[i], "--version") == 0) {
+			printf("sluice %s\n", SLUICE_VERSION);
+			return 0;
+		}
+		if (argv[i][0] == '-' || path) {
+			usage(stderr);
+			return 2;
+		}
+		path = argv[i];
+	}
+	if (!path) {
+		usage(stderr);
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	loop = ev_default_loop(EVFLAG_AUTO);
+	if (!loop) {
+		fprintf(stderr, "sluice: cannot initialise the event loop\n");
+		return 1;
+	}
+	if (proxy_ctx_init(&ctx, loop, path, err, sizeof(err)) < 0) {
+		fprintf(stderr, "sluice: %s\n", err);
+		proxy_ctx_destroy(&ctx);
+		return 2;
+	}
+	log_set_verbose(ctx.conf->verbose);
+	if (ctx.conf->logfile && log_open(ctx.conf->logfile) < 0) {
+		fprintf(stderr, "sluice: cannot open logfile \"%s\": %s\n", ctx.conf->logfile,
+			strerror(errno));
+		proxy_ctx_destroy(&ctx);
+		return 2;
+	}
+	if (proxy_listen(&ctx, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		proxy_ctx_destroy(&ctx);
+		return 1;
+	}
+	if (ctx.conf->pidfile) {
+		FILE *f = fopen(ctx.conf->pidfile, "w");
+
+		if (f) {
+			fprintf(f, "%d\n", (int)getpid());
+			fclose(f);
+		}
+	}
+	start_watchers(&ctx);
+	create_static_pools(&ctx);
+	log_info("sluice %s started", SLUICE_VERSION);
+	ev_run(loop, 0);
+	log_info("sluice stopped");
+	if (ctx.conf->pidfile)
+		unlink(ctx.conf->pidfile);
+	proxy_ctx_destroy(&ctx);
+	if (log_open(NULL) < 0)
+		return 1;
+	ev_loop_destroy(loop);
+	return 0;
+}

@@ -1,0 +1,259 @@
+/*
+ * The proxy: one libev loop that accepts clients, authenticates them, links
+ * them to pooled server connections and relays bytes both ways.
+ *
+ * All process state lives in one struct proxy_ctx passed explicitly. Client
+ * and server connections are state machines driven by their read/write
+ * watchers; only proxy_client_set_state() and proxy_server_set_state()
+ * change their states. Connections are never freed inside a callback:
+ * closing stops the watchers and queues the object for the reaper, which
+ * frees it from an ev_prepare watcher before the loop blocks again.
+ */
+#ifndef SLUICE_PROXY_H
+#define SLUICE_PROXY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <ev.h>
+#include <uthash.h>
+
+#include "conf/conf.h"
+#include "pool/pool.h"
+#include "protocol/proto.h"
+
+#define PROXY_WUR __attribute__((warn_unused_result))
+
+/* Outbound bytes queued on one side before the other side stops being read. */
+#define PROXY_HIGH_WATER (256 * 1024)
+/* Largest message whose body the relay inspects whole (others stream through). */
+#define PROXY_INSPECT_MAX (64 * 1024)
+
+/* Session parameters a client can set that must follow it across servers. */
+enum proxy_var {
+	PROXY_VAR_CLIENT_ENCODING,
+	PROXY_VAR_DATESTYLE,
+	PROXY_VAR_TIMEZONE,
+	PROXY_VAR_INTERVALSTYLE,
+	PROXY_VAR_STD_STRINGS,
+	PROXY_VAR_APPLICATION_NAME,
+	PROXY_NVARS,
+};
+
+/* Socket plus buffers shared by clients and servers. */
+struct proxy_io {
+	int fd;			/* owned; -1 when closed */
+	ev_io rd, wr;		/* wr armed only while out is non-empty */
+	struct proto_buf in;	/* owned: bytes read, not yet handled */
+	struct proto_buf out;	/* owned: bytes waiting for the socket */
+};
+
+enum proxy_cl_state {
+	PROXY_CL_STARTUP,	/* waiting for SSLRequest/StartupMessage */
+	PROXY_CL_AUTH,		/* password or SASL exchange with the client */
+	PROXY_CL_LOGIN,		/* authenticated; waiting for the pool's first server */
+	PROXY_CL_IDLE,		/* logged in, no server linked */
+	PROXY_CL_WAIT,		/* queued in the pool for a server */
+	PROXY_CL_ACTIVE,	/* linked to a server, relaying */
+	PROXY_CL_ADMIN,		/* logged in to the admin console */
+	PROXY_CL_CLOSING,	/* [terminal] watchers stopped; reaper frees */
+};
+
+enum proxy_sv_state {
+	PROXY_SV_CONNECTING,	/* TCP connect in progress */
+	PROXY_SV_LOGIN,		/* startup and auth exchange with PostgreSQL */
+	PROXY_SV_IDLE,		/* on the pool's idle list */
+	PROXY_SV_ACTIVE,	/* linked to a client */
+	PROXY_SV_RESET,		/* running server_reset_query before reuse */
+	PROXY_SV_CLOSING,	/* [terminal] watchers stopped; reaper frees */
+};
+
+enum proxy_auth_step {
+	PROXY_AUTH_NONE,
+	PROXY_AUTH_CLEARTEXT,	/* sent AuthenticationCleartextPassword */
+	PROXY_AUTH_MD5,		/* sent AuthenticationMD5Password */
+	PROXY_AUTH_SASL_INIT,	/* sent AuthenticationSASL */
+	PROXY_AUTH_SASL_CONT,	/* sent AuthenticationSASLContinue */
+};
+
+struct proxy_ctx;
+struct proxy_server;
+
+struct proxy_client {
+	struct proxy_io io;
+	struct proxy_ctx *ctx;	/* borrowed */
+	uint64_t id;
+	enum proxy_cl_state state;
+	ev_timer timer;		/* login, wait and idle timeouts */
+	char addr[64];		/* peer address for logs */
+
+	char *user;		/* owned */
+	char *db_name;		/* owned */
+	struct pool *pool;	/* borrowed; NULL before login and for the admin console */
+	struct proxy_server *server;	/* borrowed from the pool while ACTIVE */
+	struct pool_node wait_node;	/* on pool->waiting while WAIT */
+	struct pool_node all_node;	/* on ctx->clients */
+	bool admin;		/* may run admin commands */
+	bool stats_only;	/* may run SHOW commands only */
+
+	/* Authentication. */
+	enum proxy_auth_step auth_step;
+	uint8_t md5_salt[4];
+	char *secret;		/* owned copy of the stored secret, wiped on free */
+	struct proto_scram_server *scram;	/* owned, during SASL */
+	bool scram_ok;		/* SCRAM keys recovered, hand to the pool */
+
+	/* Cancel key data the client got from us. */
+	uint32_t cancel_pid, cancel_key;
+	uint64_t cancel_hkey;
+	UT_hash_handle hh_cancel;
+
+	/* Session parameters the client asked for; owned, NULL = server default. */
+	char *vars[PROXY_NVARS];
+
+	/* Relay state of client -> server bytes. */
+	uint32_t pass_left;	/* bytes of the current message still to forward */
+	bool unsynced;		/* extended-protocol messages sent since the last Sync */
+	bool in_copy;		/* server is in COPY FROM STDIN for us */
+	double wait_since;	/* ev_now() when queued */
+	double last_active;	/* ev_now() of the last message */
+};
+
+struct proxy_server {
+	struct proxy_io io;
+	struct proxy_ctx *ctx;	/* borrowed */
+	uint64_t id;
+	enum proxy_sv_state state;
+	ev_timer timer;		/* connect/login timeout */
+	struct pool *pool;	/* borrowed */
+	struct proxy_client *client;	/* borrowed while ACTIVE */
+	struct pool_node node;	/* on one of pool's lists */
+	struct pool_node all_node;	/* on ctx->servers */
+
+	struct sockaddr_storage addr;	/* where it connected, for cancel requests */
+	socklen_t addrlen;
+	uint32_t be_pid, be_key;	/* BackendKeyData from PostgreSQL */
+	struct proto_scram_client *scram;	/* owned during login */
+	char *vars[PROXY_NVARS];	/* owned: reported values of tracked parameters */
+
+	char status;		/* last ReadyForQuery status: 'I', 'T' or 'E' */
+	int outstanding;	/* client Query/Sync messages not yet answered by ReadyForQuery */
+	int internal;		/* our own queries (reset, SET) whose replies are hidden */
+	bool in_copy_out;	/* server is sending COPY data */
+	uint32_t pass_left;	/* bytes of the current message still to relay */
+	bool pass_hide;		/* drop (rather than relay) the current message */
+	bool saw_fatal;		/* server sent a FATAL ErrorResponse */
+	double created_at;	/* ev_now() at connect */
+	double last_used;	/* ev_now() when last released */
+};
+
+struct proxy_zombie;
+
+struct proxy_ctx {
+	struct ev_loop *loop;		/* borrowed */
+	struct conf *conf;		/* owned */
+	struct conf_authlist auth;	/* owned */
+	char *conf_path;		/* owned */
+
+	int listen_fd;
+	ev_io listen_io;
+	ev_signal sig_int, sig_term, sig_hup;
+	ev_timer janitor;		/* once a second: pool upkeep */
+	ev_prepare reaper;		/* frees closed connections */
+
+	struct pool_set pools;
+	struct pool_list clients;	/* every client */
+	struct pool_list servers;	/* every server connection */
+	struct proxy_client *by_cancel;	/* uthash on cancel_hkey */
+	struct proxy_zombie *zombies;	/* closed, to free */
+
+	uint64_t next_id;
+	size_t nclients;
+	bool shutting_down;
+	double started_at;
+
+	/* Totals for the admin console and metrics. */
+	uint64_t n_accepted;
+	uint64_t n_login_failures;
+	uint64_t n_cancels;
+};
+
+/* main.c / ctx.c */
+int proxy_ctx_init(struct proxy_ctx *ctx, struct ev_loop *loop, const char *conf_path,
+		   char *err, size_t errlen) PROXY_WUR;
+void proxy_ctx_destroy(struct proxy_ctx *ctx);
+int proxy_listen(struct proxy_ctx *ctx, char *err, size_t errlen) PROXY_WUR;
+void proxy_reload(struct proxy_ctx *ctx);
+void proxy_shutdown(struct proxy_ctx *ctx);
+/* Queue <obj> to be freed by <fn> before the loop next blocks. */
+void proxy_defer_free(struct proxy_ctx *ctx, void *obj, void (*fn)(void *));
+double proxy_now(const struct proxy_ctx *ctx);
+
+/* io.c */
+void proxy_io_init(struct proxy_io *io, int fd);
+void proxy_io_start_read(struct proxy_ctx *ctx, struct proxy_io *io);
+void proxy_io_stop_read(struct proxy_ctx *ctx, struct proxy_io *io);
+/* Read what the socket has into io->in. Returns bytes read, 0 on EOF, -1 on
+ * error, -2 when nothing is available. */
+ssize_t proxy_io_read(struct proxy_io *io);
+/* Send <n> bytes: directly if nothing is queued, the rest queued on io->out
+ * with the write watcher armed. -1 if the socket failed. */
+int proxy_io_send(struct proxy_ctx *ctx, struct proxy_io *io, const void *p, size_t n) PROXY_WUR;
+/* Write queued bytes. 1 when all are out, 0 when some remain, -1 on error. */
+int proxy_io_flush(struct proxy_ctx *ctx, struct proxy_io *io) PROXY_WUR;
+void proxy_io_close(struct proxy_ctx *ctx, struct proxy_io *io);
+
+/* client.c */
+void proxy_accept_cb(struct ev_loop *loop, ev_io *w, int revents);
+/* Send a FATAL ErrorResponse (best effort) and close. */
+void proxy_client_fatal(struct proxy_client *c, const char *sqlstate, const char *hint,
+			const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void proxy_client_close(struct proxy_client *c);
+/* ErrorResponse + ReadyForQuery: the session goes on. */
+void proxy_client_error(struct proxy_client *c, const char *sqlstate, const char *msg,
+			const char *hint);
+/* The pool's server login finished: welcome a client in LOGIN state. */
+void proxy_client_login_done(struct proxy_client *c);
+/* Link a WAIT/IDLE client with a ready server and start relaying. */
+void proxy_client_link(struct proxy_client *c, struct proxy_server *s);
+/* Relay server bytes to the linked client; called by server.c. */
+void proxy_client_resume(struct proxy_client *c);
+void proxy_client_set_state(struct proxy_client *c, enum proxy_cl_state st);
+const char *proxy_var_name(enum proxy_var v);
+int proxy_var_index(const char *name);
+
+/* server.c */
+/* Open a new server connection for <p>. -1 (with <p>->last_error set) if it
+ * failed at once. */
+int proxy_server_open(struct proxy_ctx *ctx, struct pool *p) PROXY_WUR;
+/* The client is done with <s>: reset and pool it, or close it if dirty. */
+void proxy_server_release(struct proxy_server *s, bool client_gone);
+void proxy_server_close(struct proxy_server *s, const char *reason);
+/* Relay client bytes already framed to the server; resumes reading. */
+void proxy_server_resume(struct proxy_server *s);
+/* Relay pending server bytes to its client. */
+void proxy_server_process(struct proxy_server *s);
+void proxy_server_set_state(struct proxy_server *s, enum proxy_sv_state st);
+/* Send a CancelRequest for <s>'s backend on a new connection. */
+void proxy_server_cancel(struct proxy_server *s);
+
+/* pool upkeep (poolmgr.c) */
+/* A client wants a server: link one, open one, or queue the client. */
+void proxy_pool_request(struct proxy_client *c);
+/* A server became ready (new, reset, or released): hand it on or park it. */
+void proxy_pool_server_ready(struct proxy_server *s);
+/* Server connect/login failed: fail clients that nothing else can serve. */
+void proxy_pool_connect_failed(struct pool *p);
+/* Once a second: timeouts, min_pool_size, lifetimes. */
+void proxy_pool_janitor(struct proxy_ctx *ctx);
+/* Get (or create) the pool for a client; NULL with a logged reason. */
+struct pool *proxy_pool_for(struct proxy_ctx *ctx, const char *db_name, const char *user,
+			    const char **sqlstate, char *msg, size_t msglen);
+
+/* admin.c */
+void proxy_admin_welcome(struct proxy_client *c);
+/* Handle one message from an admin console client. May close it. */
+void proxy_admin_message(struct proxy_client *c, const struct proto_msg *m);
+
+#endif /* SLUICE_PROXY_H */

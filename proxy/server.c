@@ -1,0 +1,870 @@
+/*
+ * Server connections: non-blocking connect, login to PostgreSQL (cleartext,
+ * MD5, SCRAM-SHA-256), and the relay of server messages to the linked
+ * client.
+ *
+ * The relay walks message headers: bodies of DataRow and other bulk
+ * messages stream through as they arrive; the few messages that drive the
+ * state machine (ReadyForQuery, ErrorResponse, ParameterStatus, COPY
+ * starts) are inspected whole. Replies to the proxy's own queries (reset,
+ * SET of session parameters) are hidden from the client.
+ */
+#include "proxy/proxy.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "stats/stats.h"
+
+static const char *const state_names[] = {
+	"connecting", "login", "idle", "active", "reset", "closing",
+};
+
+static void server_read_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void server_write_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void server_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+
+static struct pool_list *list_for(struct pool *p, enum proxy_sv_state st)
+{
+	switch (st) {
+	case PROXY_SV_CONNECTING:
+	case PROXY_SV_LOGIN:
+		return &p->connecting;
+	case PROXY_SV_IDLE:
+		return &p->idle;
+	case PROXY_SV_ACTIVE:
+	case PROXY_SV_RESET:
+		return &p->used;
+	default:
+		return NULL;
+	}
+}
+
+void proxy_server_set_state(struct proxy_server *s, enum proxy_sv_state st)
+{
+	struct pool_list *from = list_for(s->pool, s->state);
+	struct pool_list *to = list_for(s->pool, st);
+
+	if (s->state == st)
+		return;
+	log_debug("S-%llu %s/%s: %s -> %s", (unsigned long long)s->id, s->pool->db_name,
+		  s->pool->user, state_names[s->state], state_names[st]);
+	s->state = st;
+	if (from != to) {
+		if (from)
+			pool_list_remove(from, &s->node);
+		if (to) {
+			if (st == PROXY_SV_IDLE)
+				pool_list_push_front(to, &s->node); /* warmest first */
+			else
+				pool_list_push_back(to, &s->node);
+		}
+	}
+}
+
+static void server_free(void *obj)
+{
+	struct proxy_server *s = obj;
+
+	for (int i = 0; i < PROXY_NVARS; i++)
+		free(s->vars[i]);
+	free(s->scram);
+	free(s);
+}
+
+void proxy_server_close(struct proxy_server *s, const char *reason)
+{
+	struct proxy_ctx *ctx = s->ctx;
+	struct pool *p = s->pool;
+	struct proxy_client *c = s->client;
+	bool was_login = s->state == PROXY_SV_CONNECTING || s->state == PROXY_SV_LOGIN;
+
+	if (s->state == PROXY_SV_CLOSING)
+		return;
+	log_info("S-%llu %s/%s: closing: %s", (unsigned long long)s->id, p->db_name, p->user,
+		 reason);
+	s->client = NULL;
+	if (c) {
+		c->server = NULL;
+		if (c->state != PROXY_CL_CLOSING) {
+			if (s->saw_fatal)
+				proxy_client_close(c); /* the FATAL itself was relayed */
+			else
+				proxy_client_fatal(c, "08006",
+						   "PostgreSQL may have restarted or dropped the "
+						   "connection; reconnect",
+						   "server connection closed unexpectedly: %s", reason);
+		}
+	}
+	ev_timer_stop(ctx->loop, &s->timer);
+	if (s->io.fd >= 0 && s->state != PROXY_SV_CONNECTING) {
+		/* polite goodbye, so PostgreSQL does not log an unexpected EOF */
+		static const uint8_t term[5] = {'X', 0, 0, 0, 4};
+
+		if (proto_buf_avail(&s->io.out) == 0)
+			(void)!send(s->io.fd, term, sizeof(term), MSG_NOSIGNAL | MSG_DONTWAIT);
+	}
+	proxy_server_set_state(s, PROXY_SV_CLOSING);
+	proxy_io_close(ctx, &s->io);
+	pool_list_remove(&ctx->servers, &s->all_node);
+	proxy_defer_free(ctx, s, server_free);
+	if (was_login)
+		proxy_pool_connect_failed(p);
+}
+
+/* Connection or login failed: remember why, for the clients that wait. */
+static void server_fail(struct proxy_server *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void server_fail(struct proxy_server *s, const char *fmt, ...)
+{
+	struct pool *p = s->pool;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(p->last_error, sizeof(p->last_error), fmt, ap);
+	va_end(ap);
+	p->last_error_at = proxy_now(s->ctx);
+	p->n_server_failures++;
+	log_warn("S-%llu %s/%s: %s", (unsigned long long)s->id, p->db_name, p->user,
+		 p->last_error);
+	proxy_server_close(s, p->last_error);
+}
+
+static int send_buf(struct proxy_server *s, struct proto_buf *b)
+{
+	int rc = proxy_io_send(s->ctx, &s->io, proto_buf_head(b), proto_buf_avail(b));
+
+	proto_buf_free(b);
+	return rc;
+}
+
+static void send_startup(struct proxy_server *s)
+{
+	struct pool *p = s->pool;
+	const struct conf_db *db = p->db;
+	const char *names[3], *values[3];
+	size_t n = 0;
+	struct proto_buf b;
+
+	names[n] = "user";
+	values[n++] = p->server_user;
+	names[n] = "database";
+	values[n++] = db && db->dbname ? db->dbname : p->db_name;
+	if (db && db->application_name) {
+		names[n] = "application_name";
+		values[n++] = db->application_name;
+	}
+	proto_buf_init(&b);
+	if (proto_put_startup(&b, names, values, n) < 0 || send_buf(s, &b) < 0) {
+		server_fail(s, "cannot send startup packet: %s", strerror(errno));
+		return;
+	}
+	proxy_server_set_state(s, PROXY_SV_LOGIN);
+	proxy_io_start_read(s->ctx, &s->io);
+}
+
+int proxy_server_open(struct proxy_ctx *ctx, struct pool *p)
+{
+	const struct conf_db *db = p->db;
+	struct proxy_server *s;
+	int fd, one = 1;
+
+	if (!db) {
+		snprintf(p->last_error, sizeof(p->last_error),
+			 "database \"%s\" is no longer in the configuration", p->db_name);
+		p->last_error_at = proxy_now(ctx);
+		return -1;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		snprintf(p->last_error, sizeof(p->last_error), "out of memory");
+		return -1;
+	}
+	if (db->host && db->host[0] == '/') {
+		struct sockaddr_un *un = (struct sockaddr_un *)&s->addr;
+
+		un->sun_family = AF_UNIX;
+		snprintf(un->sun_path, sizeof(un->sun_path), "%s/.s.PGSQL.%d", db->host,
+			 db->port);
+		s->addrlen = sizeof(*un);
+	} else {
+		struct addrinfo hints = {0}, *res = NULL;
+		char port[16];
+		int gai;
+
+		hints.ai_family = AF_UNSPEC;
+		hints.ai_socktype = SOCK_STREAM;
+		snprintf(port, sizeof(port), "%d", db->port);
+		gai = getaddrinfo(db->host ? db->host : "127.0.0.1", port, &hints, &res);
+		if (gai != 0 || !res) {
+			snprintf(p->last_error, sizeof(p->last_error),
+				 "cannot resolve host \"%s\": %s", db->host, gai_strerror(gai));
+			p->last_error_at = proxy_now(ctx);
+			p->n_server_failures++;
+			free(s);
+			return -1;
+		}
+		memcpy(&s->addr, res->ai_addr, res->ai_addrlen);
+		s->addrlen = res->ai_addrlen;
+		freeaddrinfo(res);
+	}
+	fd = socket(s->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(p->last_error, sizeof(p->last_error), "cannot create socket: %s",
+			 strerror(errno));
+		p->last_error_at = proxy_now(ctx);
+		free(s);
+		return -1;
+	}
+	if (s->addr.ss_family != AF_UNIX)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	s->ctx = ctx;
+	s->id = ++ctx->next_id;
+	s->pool = p;
+	s->state = PROXY_SV_CLOSING; /* so set_state below lists it */
+	s->status = 'I';
+	s->created_at = s->last_used = proxy_now(ctx);
+	s->node.owner = s;
+	s->all_node.owner = s;
+	proxy_io_init(&s->io, fd);
+	ev_io_init(&s->io.rd, server_read_cb, fd, EV_READ);
+	ev_io_init(&s->io.wr, server_write_cb, fd, EV_WRITE);
+	s->io.rd.data = s->io.wr.data = s;
+	ev_init(&s->timer, server_timer_cb);
+	s->timer.data = s;
+	pool_list_push_back(&ctx->servers, &s->all_node);
+	proxy_server_set_state(s, PROXY_SV_CONNECTING);
+	p->last_connect_at = proxy_now(ctx);
+	p->n_server_connects++;
+	if (ctx->conf->server_connect_timeout > 0) {
+		ev_timer_set(&s->timer, ctx->conf->server_connect_timeout, 0);
+		ev_timer_start(ctx->loop, &s->timer);
+	}
+	if (connect(fd, (struct sockaddr *)&s->addr, s->addrlen) < 0) {
+		if (errno != EINPROGRESS) {
+			char where[128];
+
+			snprintf(where, sizeof(where), "%s:%d", db->host ? db->host : "", db->port);
+			server_fail(s, "cannot connect to %s: %s", where, strerror(errno));
+			return -1;
+		}
+		ev_io_start(ctx->loop, &s->io.wr); /* writable = connected (or failed) */
+		return 0;
+	}
+	send_startup(s);
+	return s->state == PROXY_SV_CLOSING ? -1 : 0;
+}
+
+/* ---- login ---- */
+
+static const char *server_password(struct proxy_server *s)
+{
+	const struct conf_db *db = s->pool->db;
+
+	if (db && db->user && db->password)
+		return db->password;
+	return conf_auth_lookup(&s->ctx->auth, s->pool->server_user);
+}
+
+static void handle_auth(struct proxy_server *s, const struct proto_msg *m)
+{
+	struct proto_reader r;
+	uint32_t code;
+	const char *secret = server_password(s);
+	const char *err = NULL;
+	char out[512];
+	size_t outlen = 0;
+	struct proto_buf b;
+	int rc = -1;
+
+	proto_reader_init(&r, m->body, m->body_len);
+	code = proto_get_u32(&r);
+	proto_buf_init(&b);
+	switch (code) {
+	case PROTO_AUTH_OK:
+		proto_buf_free(&b);
+		return;
+	case PROTO_AUTH_CLEARTEXT:
+		if (!secret || proto_is_md5_secret(secret) || proto_is_scram_secret(secret)) {
+			server_fail(s, "server asks for a cleartext password for user \"%s\" and "
+				       "no plaintext password is configured",
+				    s->pool->server_user);
+			return;
+		}
+		rc = proto_put_password(&b, secret);
+		break;
+	case PROTO_AUTH_MD5: {
+		const uint8_t *salt = proto_get_bytes(&r, 4);
+		char resp[36];
+
+		if (!salt || !secret || proto_is_scram_secret(secret)) {
+			server_fail(s, "server asks for an md5 password for user \"%s\" and no "
+				       "plaintext or md5 password is configured",
+				    s->pool->server_user);
+			return;
+		}
+		proto_md5_response(s->pool->server_user, secret, salt, resp);
+		rc = proto_put_password(&b, resp);
+		explicit_bzero(resp, sizeof(resp));
+		break;
+	}
+	case PROTO_AUTH_SASL: {
+		bool scram = false;
+		const char *mech;
+
+		while ((mech = proto_get_str(&r)) && *mech)
+			if (strcmp(mech, "SCRAM-SHA-256") == 0)
+				scram = true;
+		if (!scram) {
+			server_fail(s, "server offers no supported SASL mechanism");
+			return;
+		}
+		s->scram = calloc(1, sizeof(*s->scram));
+		if (!s->scram || proto_scram_client_first(s->scram, out, sizeof(out), &outlen) < 0) {
+			server_fail(s, "cannot start SCRAM exchange");
+			return;
+		}
+		rc = proto_put_sasl_initial(&b, "SCRAM-SHA-256", out, outlen);
+		break;
+	}
+	case PROTO_AUTH_SASL_CONTINUE: {
+		const char *pw = NULL;
+		const struct proto_scram_secret *keys = NULL;
+
+		if (!s->scram) {
+			server_fail(s, "unexpected SASLContinue from server");
+			return;
+		}
+		if (secret && !proto_is_scram_secret(secret) && !proto_is_md5_secret(secret))
+			pw = secret;
+		else if (s->pool->have_scram_keys)
+			keys = &s->pool->scram_keys;
+		if (!pw && !keys) {
+			server_fail(s, "no password for server login of user \"%s\": put a "
+				       "plaintext password in auth_file or password= in [databases], "
+				       "or log in once with SCRAM",
+				    s->pool->server_user);
+			return;
+		}
+		if (proto_scram_client_final(s->scram, pw, keys, r.p, r.n, out, sizeof(out),
+					     &outlen, &err) < 0) {
+			server_fail(s, "SCRAM exchange with server failed: %s",
+				    err ? err : "invalid server-first message");
+			return;
+		}
+		rc = proto_put_sasl_response(&b, out, outlen);
+		break;
+	}
+	case PROTO_AUTH_SASL_FINAL:
+		if (!s->scram || proto_scram_client_verify(s->scram, r.p, r.n, &err) < 0) {
+			server_fail(s, "server's SCRAM signature is invalid: %s",
+				    err ? err : "mismatch");
+			return;
+		}
+		proto_buf_free(&b);
+		return;
+	default:
+		server_fail(s, "server asks for unsupported authentication method %u", code);
+		return;
+	}
+	explicit_bzero(out, sizeof(out));
+	if (rc < 0 || send_buf(s, &b) < 0) {
+		server_fail(s, "cannot send authentication reply: %s", strerror(errno));
+		return;
+	}
+}
+
+static void set_var(struct proxy_server *s, const char *name, const char *value)
+{
+	int v = proxy_var_index(name);
+
+	if (v < 0)
+		return;
+	if (s->vars[v] && strcmp(s->vars[v], value) == 0)
+		return;
+	free(s->vars[v]);
+	s->vars[v] = strdup(value);
+}
+
+static void login_done(struct proxy_server *s)
+{
+	struct pool *p = s->pool;
+	struct pool_node *n;
+
+	ev_timer_stop(s->ctx->loop, &s->timer);
+	free(s->scram);
+	s->scram = NULL;
+	p->have_params = true;
+	p->last_error[0] = '\0';
+	log_debug("S-%llu %s/%s: login done, backend pid %u", (unsigned long long)s->id,
+		  p->db_name, p->user, s->be_pid);
+	while ((n = pool_list_first(&p->logins)))
+		proxy_client_login_done(n->owner);
+	proxy_pool_server_ready(s);
+}
+
+/* Handle login-phase messages; all are small and inspected whole. */
+static void process_login(struct proxy_server *s)
+{
+	struct proto_msg m;
+
+	while (s->state == PROXY_SV_LOGIN) {
+		int rc = proto_next(proto_buf_head(&s->io.in), proto_buf_avail(&s->io.in), false,
+				    PROXY_INSPECT_MAX, &m);
+
+		if (rc == PROTO_NEED_MORE)
+			return;
+		if (rc != PROTO_OK) {
+			server_fail(s, "invalid message from server during login");
+			return;
+		}
+		switch (m.type) {
+		case 'R':
+			handle_auth(s, &m);
+			break;
+		case 'S': {
+			struct proto_reader r;
+			const char *name, *value;
+
+			proto_reader_init(&r, m.body, m.body_len);
+			name = proto_get_str(&r);
+			value = proto_get_str(&r);
+			if (!name || !value)
+				break;
+			set_var(s, name, value);
+			if (!s->pool->have_params && pool_set_param(s->pool, name, value) < 0)
+				log_warn("S-%llu: cannot keep parameter %s", (unsigned long long)s->id,
+					 name);
+			break;
+		}
+		case 'K': {
+			struct proto_reader r;
+
+			proto_reader_init(&r, m.body, m.body_len);
+			s->be_pid = proto_get_u32(&r);
+			s->be_key = proto_get_u32(&r);
+			break;
+		}
+		case 'E': {
+			struct proto_error e;
+
+			if (proto_parse_error(&m, &e) < 0)
+				e.message = "malformed error", e.sqlstate = "";
+			server_fail(s, "server login failed: %s (SQLSTATE %s)", e.message,
+				    e.sqlstate);
+			return;
+		}
+		case 'Z':
+			proto_buf_consume(&s->io.in, m.raw_len);
+			login_done(s);
+			return;
+		case 'N':
+		case 'v':
+		default:
+			break;
+		}
+		if (s->state != PROXY_SV_LOGIN)
+			return;
+		proto_buf_consume(&s->io.in, m.raw_len);
+	}
+}
+
+/* ---- relay ---- */
+
+static inline uint32_t get_be32(const uint8_t *p)
+{
+	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+static bool must_inspect(uint8_t type)
+{
+	switch (type) {
+	case 'Z': /* ReadyForQuery */
+	case 'E': /* ErrorResponse */
+	case 'S': /* ParameterStatus */
+	case 'G': /* CopyInResponse */
+	case 'H': /* CopyOutResponse */
+	case 'W': /* CopyBothResponse */
+	case 'c': /* CopyDone */
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Act on one inspected message. Returns true to hide it from the client. */
+static bool inspect(struct proxy_server *s, uint8_t type, const uint8_t *body, size_t len)
+{
+	struct proxy_client *c = s->client;
+
+	switch (type) {
+	case 'Z':
+		s->status = len >= 1 ? (char)body[0] : 'I';
+		s->in_copy_out = false;
+		if (c)
+			c->in_copy = false;
+		if (s->internal > 0) {
+			s->internal--;
+			return true;
+		}
+		if (s->outstanding > 0)
+			s->outstanding--;
+		return s->state != PROXY_SV_ACTIVE;
+	case 'E': {
+		struct proto_msg m = {.type = 'E', .body = body, .body_len = len};
+		struct proto_error e;
+
+		if (proto_parse_error(&m, &e) == 0 &&
+		    (strcmp(e.severity, "FATAL") == 0 || strcmp(e.severity, "PANIC") == 0))
+			s->saw_fatal = true;
+		if (s->internal > 0 || s->state != PROXY_SV_ACTIVE) {
+			log_warn("S-%llu %s/%s: error from an internal query: %s",
+				 (unsigned long long)s->id, s->pool->db_name, s->pool->user,
+				 proto_parse_error(&m, &e) == 0 ? e.message : "?");
+			return true;
+		}
+		return false;
+	}
+	case 'S': {
+		struct proto_reader r;
+		const char *name, *value;
+
+		proto_reader_init(&r, body, len);
+		name = proto_get_str(&r);
+		value = proto_get_str(&r);
+		if (name && value) {
+			int v = proxy_var_index(name);
+
+			set_var(s, name, value);
+			/* the client changed a parameter itself: it follows the client */
+			if (c && v >= 0 && s->internal == 0 && s->state == PROXY_SV_ACTIVE) {
+				free(c->vars[v]);
+				c->vars[v] = strdup(value);
+			}
+		}
+		return s->internal > 0 || s->state != PROXY_SV_ACTIVE;
+	}
+	case 'G':
+		if (c)
+			c->in_copy = true;
+		break;
+	case 'H':
+	case 'W':
+		s->in_copy_out = true;
+		break;
+	case 'c':
+		s->in_copy_out = false;
+		break;
+	default:
+		break;
+	}
+	return s->internal > 0 || s->state != PROXY_SV_ACTIVE;
+}
+
+/* Transaction pooling: give the server back once the client's transaction
+ * is over and nothing more is in flight. */
+static void maybe_release(struct proxy_server *s)
+{
+	struct proxy_client *c = s->client;
+
+	if (!c || s->state != PROXY_SV_ACTIVE || s->pool->mode == CONF_POOL_SESSION)
+		return;
+	if (s->status != 'I' || s->outstanding > 0 || s->internal > 0 || s->in_copy_out ||
+	    c->in_copy || c->unsynced || c->pass_left > 0 || s->pass_left > 0)
+		return;
+	if (proto_buf_avail(&c->io.in) > 0 || proto_buf_avail(&s->io.in) > 0)
+		return;
+	c->server = NULL;
+	s->client = NULL;
+	proxy_client_set_state(c, PROXY_CL_IDLE);
+	proxy_io_start_read(s->ctx, &c->io);
+	proxy_pool_server_ready(s);
+}
+
+void proxy_server_process(struct proxy_server *s)
+{
+	struct proxy_ctx *ctx = s->ctx;
+	const uint8_t *p, *fwd;
+	size_t n;
+	bool reset_done = false;
+
+	if (s->state == PROXY_SV_LOGIN) {
+		process_login(s);
+		return;
+	}
+	p = fwd = proto_buf_head(&s->io.in);
+	n = proto_buf_avail(&s->io.in);
+	while (n > 0) {
+		struct proxy_client *c = s->client;
+		uint32_t len;
+		uint8_t type;
+		bool hide;
+
+		if (s->pass_left > 0) {
+			size_t take = n < s->pass_left ? n : s->pass_left;
+
+			if (s->pass_hide) {
+				if (p > fwd && c &&
+				    proxy_io_send(ctx, &c->io, fwd, (size_t)(p - fwd)) < 0)
+					goto client_failed;
+				fwd = p + take;
+			}
+			p += take;
+			n -= take;
+			s->pass_left -= (uint32_t)take;
+			continue;
+		}
+		if (n < 5)
+			break;
+		type = p[0];
+		len = get_be32(p + 1);
+		if (len < 4 || len > PROTO_MAX_MSG_LEN) {
+			proxy_server_close(s, "invalid message length from server");
+			return;
+		}
+		if (must_inspect(type) && len <= PROXY_INSPECT_MAX) {
+			if (n < (size_t)len + 1) {
+				/* wait for the whole message; make room for it */
+				break;
+			}
+			hide = inspect(s, type, p + 5, len - 4);
+			if (type == 'Z' && s->state == PROXY_SV_RESET && s->internal == 0)
+				reset_done = true;
+			if (hide) {
+				if (p > fwd && c &&
+				    proxy_io_send(ctx, &c->io, fwd, (size_t)(p - fwd)) < 0)
+					goto client_failed;
+				fwd = p + len + 1;
+			}
+			p += len + 1;
+			n -= len + 1;
+			continue;
+		}
+		hide = s->internal > 0 || s->state != PROXY_SV_ACTIVE;
+		if (hide) {
+			if (p > fwd && c && proxy_io_send(ctx, &c->io, fwd, (size_t)(p - fwd)) < 0)
+				goto client_failed;
+		}
+		s->pass_left = len + 1;
+		s->pass_hide = hide;
+		if (hide)
+			fwd = p; /* advanced past the hidden bytes as they are skipped */
+	}
+	if (p > fwd && s->client && proxy_io_send(ctx, &s->client->io, fwd, (size_t)(p - fwd)) < 0)
+		goto client_failed;
+	proto_buf_consume(&s->io.in, (size_t)(p - proto_buf_head(&s->io.in)));
+	if (s->saw_fatal && !s->client) {
+		proxy_server_close(s, "server sent a fatal error");
+		return;
+	}
+	if (reset_done) {
+		proxy_pool_server_ready(s);
+		return;
+	}
+	if (s->client && proto_buf_avail(&s->client->io.out) > PROXY_HIGH_WATER)
+		proxy_io_stop_read(ctx, &s->io); /* backpressure: client is slow */
+	maybe_release(s);
+	return;
+client_failed:
+	proxy_client_close(s->client); /* releases (and closes, if dirty) the server */
+}
+
+static void server_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct proxy_server *s = w->data;
+	ssize_t n;
+
+	(void)loop;
+	(void)revents;
+	n = proxy_io_read(&s->io);
+	if (n == -2)
+		return;
+	if (n <= 0) {
+		if (s->state == PROXY_SV_LOGIN)
+			server_fail(s, "server closed the connection during login");
+		else
+			proxy_server_close(s, n == 0 ? "server closed the connection"
+						     : strerror(errno));
+		return;
+	}
+	proxy_server_process(s);
+}
+
+static void server_write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct proxy_server *s = w->data;
+	int rc;
+
+	(void)loop;
+	(void)revents;
+	if (s->state == PROXY_SV_CONNECTING) {
+		int err = 0;
+		socklen_t l = sizeof(err);
+
+		ev_io_stop(s->ctx->loop, &s->io.wr);
+		if (getsockopt(s->io.fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0)
+			err = errno;
+		if (err) {
+			const struct conf_db *db = s->pool->db;
+
+			server_fail(s, "cannot connect to %s:%d: %s", db && db->host ? db->host : "",
+				    db ? db->port : 0, strerror(err));
+			return;
+		}
+		send_startup(s);
+		return;
+	}
+	rc = proxy_io_flush(s->ctx, &s->io);
+	if (rc < 0) {
+		proxy_server_close(s, "write to server failed");
+		return;
+	}
+	if (s->client && proto_buf_avail(&s->io.out) <= PROXY_HIGH_WATER / 2)
+		proxy_client_resume(s->client);
+}
+
+static void server_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct proxy_server *s = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (s->state == PROXY_SV_CONNECTING || s->state == PROXY_SV_LOGIN)
+		server_fail(s, "server_connect_timeout: no login within %g s",
+			    s->ctx->conf->server_connect_timeout);
+}
+
+void proxy_server_release(struct proxy_server *s, bool client_gone)
+{
+	struct proxy_client *c = s->client;
+	const struct conf *cf = s->ctx->conf;
+	bool clean;
+
+	(void)client_gone;
+	clean = s->status == 'I' && s->outstanding == 0 && s->internal == 0 && !s->in_copy_out &&
+		s->pass_left == 0 && proto_buf_avail(&s->io.in) == 0 &&
+		proto_buf_avail(&s->io.out) == 0 && !s->saw_fatal;
+	if (c) {
+		clean = clean && !c->in_copy && !c->unsynced && c->pass_left == 0;
+		c->server = NULL;
+		s->client = NULL;
+	}
+	if (!clean) {
+		/* a query or transaction is in progress: stop it, never reuse */
+		if (s->outstanding > 0 || s->status != 'I')
+			proxy_server_cancel(s);
+		proxy_server_close(s, "client left with a query or transaction in progress");
+		return;
+	}
+	s->last_used = proxy_now(s->ctx);
+	if ((s->pool->mode == CONF_POOL_SESSION || cf->server_reset_query_always) &&
+	    cf->server_reset_query && cf->server_reset_query[0]) {
+		struct proto_buf b;
+
+		proto_buf_init(&b);
+		if (proto_put_query(&b, cf->server_reset_query) < 0 || send_buf(s, &b) < 0) {
+			proxy_server_close(s, "cannot send server_reset_query");
+			return;
+		}
+		s->internal++;
+		proxy_server_set_state(s, PROXY_SV_RESET);
+		proxy_io_start_read(s->ctx, &s->io);
+		return;
+	}
+	proxy_pool_server_ready(s);
+}
+
+void proxy_server_resume(struct proxy_server *s)
+{
+	proxy_io_start_read(s->ctx, &s->io);
+	if (proto_buf_avail(&s->io.in) > 0)
+		proxy_server_process(s);
+}
+
+/* ---- cancel requests ---- */
+
+struct cancel_req {
+	struct proxy_ctx *ctx;
+	ev_io io;
+	ev_timer timer;
+	int fd;
+	uint8_t pkt[16];
+};
+
+static void cancel_free(void *obj)
+{
+	free(obj);
+}
+
+static void cancel_done(struct cancel_req *cr)
+{
+	ev_io_stop(cr->ctx->loop, &cr->io);
+	ev_timer_stop(cr->ctx->loop, &cr->timer);
+	if (cr->fd >= 0)
+		close(cr->fd);
+	cr->fd = -1;
+	proxy_defer_free(cr->ctx, cr, cancel_free);
+}
+
+static void cancel_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct cancel_req *cr = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (send(cr->fd, cr->pkt, sizeof(cr->pkt), MSG_NOSIGNAL) < 0 && errno != EAGAIN)
+		log_warn("cannot send cancel request: %s", strerror(errno));
+	cancel_done(cr);
+}
+
+static void cancel_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	log_warn("cancel request timed out");
+	cancel_done(w->data);
+}
+
+void proxy_server_cancel(struct proxy_server *s)
+{
+	struct proxy_ctx *ctx = s->ctx;
+	struct cancel_req *cr;
+	struct proto_buf b;
+
+	if (!s->be_pid)
+		return;
+	cr = calloc(1, sizeof(*cr));
+	if (!cr)
+		return;
+	cr->ctx = ctx;
+	proto_buf_init(&b);
+	if (proto_put_cancel(&b, s->be_pid, s->be_key) < 0 || proto_buf_avail(&b) != 16) {
+		proto_buf_free(&b);
+		free(cr);
+		return;
+	}
+	memcpy(cr->pkt, proto_buf_head(&b), 16);
+	proto_buf_free(&b);
+	cr->fd = socket(s->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (cr->fd < 0 || (connect(cr->fd, (struct sockaddr *)&s->addr, s->addrlen) < 0 &&
+			   errno != EINPROGRESS)) {
+		log_warn("cannot connect for cancel request: %s", strerror(errno));
+		if (cr->fd >= 0)
+			close(cr->fd);
+		free(cr);
+		return;
+	}
+	ev_io_init(&cr->io, cancel_io_cb, cr->fd, EV_WRITE);
+	cr->io.data = cr;
+	ev_timer_init(&cr->timer, cancel_timer_cb, 5.0, 0);
+	cr->timer.data = cr;
+	ev_io_start(ctx->loop, &cr->io);
+	ev_timer_start(ctx->loop, &cr->timer);
+}
