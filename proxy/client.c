@@ -97,6 +97,7 @@ static void client_free(void *obj)
 
 	for (int i = 0; i < PROXY_NVARS; i++)
 		free(c->vars[i]);
+	proxy_client_stmts_free(c);
 	if (c->secret) {
 		explicit_bzero(c->secret, strlen(c->secret));
 		free(c->secret);
@@ -751,8 +752,51 @@ static inline uint32_t get_be32(const uint8_t *p)
 	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
 
+static bool tracked_type(uint8_t type)
+{
+	switch (type) {
+	case 'Q':
+	case 'F':
+	case 'P':
+	case 'B':
+	case 'D':
+	case 'C':
+	case 'E':
+	case 'S':
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Count the requests the server answers with ReadyForQuery, and whether an
+ * extended-protocol batch is open (the server must stay until its Sync). */
+static void count_request(struct proxy_client *c, struct proxy_server *s, uint8_t type)
+{
+	switch (type) {
+	case 'Q':
+	case 'F':
+		s->outstanding++;
+		break;
+	case 'S':
+		s->outstanding++;
+		c->unsynced = false;
+		break;
+	case 'P':
+	case 'B':
+	case 'E':
+	case 'D':
+	case 'C':
+	case 'H':
+		c->unsynced = true;
+		break;
+	default:
+		break;
+	}
+}
+
 /* Forward what is framed of the client's input to its server. Returns false
- * if the client was closed. */
+ * if the client was closed or unlinked. */
 static bool relay_to_server(struct proxy_client *c)
 {
 	struct proxy_ctx *ctx = c->ctx;
@@ -790,38 +834,54 @@ static bool relay_to_server(struct proxy_client *c)
 					   PROTO_MAX_MSG_LEN);
 			return false;
 		}
-		switch (type) {
-		case 'X':
+		if (type == 'X') {
 			terminate = true;
 			break;
-		case 'Q':
-		case 'F':
-			s->outstanding++;
-			break;
-		case 'S':
-			s->outstanding++;
-			c->unsynced = false;
-			break;
-		case 'P':
-		case 'B':
-		case 'E':
-		case 'D':
-		case 'C':
-		case 'H':
-			c->unsynced = true;
-			break;
-		default:
-			break;
 		}
-		if (terminate)
-			break;
+		if (s->track && tracked_type(type)) {
+			struct proto_buf rew;
+			int act;
+
+			if (n < (size_t)len + 1)
+				break; /* rewriting needs the whole message */
+			if (p > start) {
+				if (proxy_io_send(ctx, &s->io, start, (size_t)(p - start)) < 0)
+					goto server_failed;
+				proto_buf_consume(&c->io.in, (size_t)(p - start));
+			}
+			proto_buf_init(&rew);
+			act = proxy_ps_client_message(c, s, type, p + 5, len - 4, &rew);
+			if (act < 0) {
+				proto_buf_free(&rew);
+				proxy_client_fatal(c, "53200", NULL, "out of memory");
+				return false;
+			}
+			if (act != PROXY_PS_DROP)
+				count_request(c, s, type);
+			else if (type != 'Q')
+				c->unsynced = true;
+			if (act == PROXY_PS_FORWARD) {
+				start = p;
+			} else {
+				if (proxy_io_send(ctx, &s->io, proto_buf_head(&rew),
+						  proto_buf_avail(&rew)) < 0) {
+					proto_buf_free(&rew);
+					goto server_failed;
+				}
+				proto_buf_consume(&c->io.in, (size_t)len + 1);
+				start = p + len + 1;
+			}
+			proto_buf_free(&rew);
+			p += len + 1;
+			n -= len + 1;
+			continue;
+		}
+		count_request(c, s, type);
 		c->pass_left = len + 1;
 	}
 	if (p > start) {
-		if (proxy_io_send(ctx, &s->io, start, (size_t)(p - start)) < 0) {
-			proxy_server_close(s, "write to server failed");
-			return false;
-		}
+		if (proxy_io_send(ctx, &s->io, start, (size_t)(p - start)) < 0)
+			goto server_failed;
 		proto_buf_consume(&c->io.in, (size_t)(p - start));
 	}
 	if (terminate) {
@@ -829,9 +889,16 @@ static bool relay_to_server(struct proxy_client *c)
 		proxy_client_close(c);
 		return false;
 	}
+	if (s->track)
+		proxy_server_emit_fakes(s); /* replies made here may be due now */
+	if (c->state != PROXY_CL_ACTIVE)
+		return false;
 	if (proto_buf_avail(&s->io.out) > PROXY_HIGH_WATER)
 		proxy_io_stop_read(ctx, &c->io);
 	return true;
+server_failed:
+	proxy_server_close(s, "write to server failed");
+	return false;
 }
 
 void proxy_client_resume(struct proxy_client *c)
@@ -858,7 +925,10 @@ void proxy_client_link(struct proxy_client *c, struct proxy_server *s)
 	}
 	c->server = s;
 	s->client = c;
+	s->track = c->pool->mode != CONF_POOL_SESSION;
 	proxy_server_set_state(s, PROXY_SV_ACTIVE);
+	if (s->track && proxy_ps_on_link(s))
+		len = (size_t)snprintf(sql, sizeof(sql), "DEALLOCATE ALL;");
 	proxy_client_set_state(c, PROXY_CL_ACTIVE);
 
 	/* carry the client's session parameters over to this server */

@@ -270,6 +270,7 @@ void proxy_ctx_destroy(struct proxy_ctx *ctx)
 		pool_destroy(&ctx->pools, p);
 	}
 	HASH_CLEAR(hh_cancel, ctx->by_cancel);
+	proxy_stmts_free(ctx);
 	conf_free_auth(&ctx->auth);
 	if (ctx->conf) {
 		conf_free(ctx->conf);

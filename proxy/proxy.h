@@ -79,6 +79,45 @@ enum proxy_auth_step {
 
 struct proxy_ctx;
 struct proxy_server;
+struct proxy_stmt;
+struct proxy_cl_stmt;
+struct proxy_sv_stmt;
+
+/* Requests whose replies the relay must match, in transaction mode. */
+enum proxy_pend_kind {
+	PROXY_PEND_PARSE = 1,	/* ParseComplete or error */
+	PROXY_PEND_BIND,	/* BindComplete or error */
+	PROXY_PEND_DESCRIBE_S,	/* ParameterDescription, then RowDescription/NoData */
+	PROXY_PEND_DESCRIBE_P,	/* RowDescription or NoData */
+	PROXY_PEND_EXECUTE,	/* rows, then CommandComplete/PortalSuspended/EmptyQuery */
+	PROXY_PEND_CLOSE,	/* CloseComplete */
+	PROXY_PEND_SYNC,	/* ReadyForQuery */
+	PROXY_PEND_QUERY,	/* anything up to ReadyForQuery */
+	PROXY_PEND_FAKE,	/* a reply made by the proxy: emit <bytes> at the head */
+};
+
+#define PROXY_PEND_HIDE 1	/* reply to an injected request: drop it */
+#define PROXY_PEND_FAKE_RFQ 2	/* last byte is a ReadyForQuery status to fill in */
+
+struct proxy_pending {
+	uint8_t kind;		/* enum proxy_pend_kind */
+	uint8_t flags;		/* PROXY_PEND_* */
+	uint8_t len;		/* bytes used */
+	uint8_t bytes[61];	/* FAKE: the reply; PARSE: the statement id (8 bytes) */
+};
+
+/* FIFO of pending replies (ring buffer). */
+struct proxy_pq {
+	struct proxy_pending *v;	/* owned */
+	size_t head, n, cap;
+};
+
+/* What to do with a client message (proxy_ps_client_message). */
+enum proxy_ps_action {
+	PROXY_PS_FORWARD = 0,	/* send it as it is */
+	PROXY_PS_REPLACE,	/* send the bytes built instead */
+	PROXY_PS_DROP,		/* answered locally */
+};
 
 struct proxy_client {
 	struct proxy_io io;
@@ -116,6 +155,7 @@ struct proxy_client {
 	uint32_t pass_left;	/* bytes of the current message still to forward */
 	bool unsynced;		/* extended-protocol messages sent since the last Sync */
 	bool in_copy;		/* server is in COPY FROM STDIN for us */
+	struct proxy_cl_stmt *stmts;	/* owned: named prepared statements (transaction mode) */
 	double wait_since;	/* ev_now() when queued */
 	double last_active;	/* ev_now() of the last message */
 };
@@ -144,6 +184,11 @@ struct proxy_server {
 	uint32_t pass_left;	/* bytes of the current message still to relay */
 	bool pass_hide;		/* drop (rather than relay) the current message */
 	bool saw_fatal;		/* server sent a FATAL ErrorResponse */
+	bool track;		/* transaction mode: rewrite statements, match replies */
+	struct proxy_pq pq;	/* replies expected, in order (when <track>) */
+	struct proxy_sv_stmt *stmts;	/* owned: statements prepared here, by id */
+	struct pool_list stmt_lru;	/* same, most recently used first */
+	uint64_t ddl_epoch;	/* ctx->ddl_epoch when its statements were last valid */
 	double created_at;	/* ev_now() at connect */
 	double last_used;	/* ev_now() when last released */
 };
@@ -167,6 +212,10 @@ struct proxy_ctx {
 	struct pool_list servers;	/* every server connection */
 	struct proxy_client *by_cancel;	/* uthash on cancel_hkey */
 	struct proxy_zombie *zombies;	/* closed, to free */
+
+	struct proxy_stmt *stmts;	/* every distinct prepared statement (uthash) */
+	uint64_t next_stmt_id;
+	uint64_t ddl_epoch;		/* bumped when DDL passes through */
 
 	uint64_t next_id;
 	size_t nclients;
@@ -250,6 +299,29 @@ void proxy_pool_janitor(struct proxy_ctx *ctx);
 /* Get (or create) the pool for a client; NULL with a logged reason. */
 struct pool *proxy_pool_for(struct proxy_ctx *ctx, const char *db_name, const char *user,
 			    const char **sqlstate, char *msg, size_t msglen);
+
+/* prepared.c */
+/*
+ * Handle one whole client message <type>/<body> for a tracked server:
+ * queues the replies it expects, and may rewrite it (bytes to send appended
+ * to <out>). Returns enum proxy_ps_action, or -1 on OOM.
+ */
+int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, uint8_t type,
+			    const uint8_t *body, size_t blen, struct proto_buf *out);
+/* Account a server reply of <type>; 1 if it must be hidden from the client. */
+int proxy_ps_track_reply(struct proxy_server *s, uint8_t type);
+/* If a locally made reply is at the head of the queue, copy it to <buf>
+ * (at least 64 bytes) and return 1. */
+int proxy_ps_take_fake(struct proxy_server *s, uint8_t *buf, size_t *len);
+/* At link: true if the server's statements are stale (DDL) and were dropped,
+ * so a DEALLOCATE ALL must run. */
+bool proxy_ps_on_link(struct proxy_server *s);
+void proxy_pq_free(struct proxy_pq *q);
+void proxy_stmts_free(struct proxy_ctx *ctx);
+void proxy_client_stmts_free(struct proxy_client *c);
+void proxy_server_stmts_free(struct proxy_server *s);
+/* Send queued local replies that reached the head; may release the server. */
+void proxy_server_emit_fakes(struct proxy_server *s);
 
 /* admin.c */
 void proxy_admin_welcome(struct proxy_client *c);

@@ -75,6 +75,8 @@ static void server_free(void *obj)
 
 	for (int i = 0; i < PROXY_NVARS; i++)
 		free(s->vars[i]);
+	proxy_server_stmts_free(s);
+	proxy_pq_free(&s->pq);
 	free(s->scram);
 	free(s);
 }
@@ -233,6 +235,8 @@ int proxy_server_open(struct proxy_ctx *ctx, struct pool *p)
 	s->created_at = s->last_used = proxy_now(ctx);
 	s->node.owner = s;
 	s->all_node.owner = s;
+	pool_list_init(&s->stmt_lru);
+	s->ddl_epoch = ctx->ddl_epoch;
 	proxy_io_init(&s->io, fd);
 	ev_io_init(&s->io.rd, server_read_cb, fd, EV_READ);
 	ev_io_init(&s->io.wr, server_write_cb, fd, EV_WRITE);
@@ -577,7 +581,7 @@ static void maybe_release(struct proxy_server *s)
 	if (!c || s->state != PROXY_SV_ACTIVE || s->pool->mode == CONF_POOL_SESSION)
 		return;
 	if (s->status != 'I' || s->outstanding > 0 || s->internal > 0 || s->in_copy_out ||
-	    c->in_copy || c->unsynced || c->pass_left > 0 || s->pass_left > 0)
+	    c->in_copy || c->unsynced || c->pass_left > 0 || s->pass_left > 0 || s->pq.n > 0)
 		return;
 	if (proto_buf_avail(&c->io.in) > 0 || proto_buf_avail(&s->io.in) > 0)
 		return;
@@ -601,12 +605,29 @@ void proxy_server_process(struct proxy_server *s)
 	}
 	p = fwd = proto_buf_head(&s->io.in);
 	n = proto_buf_avail(&s->io.in);
-	while (n > 0) {
+	while (n > 0 || (s->track && s->pass_left == 0 && s->pq.n > 0)) {
 		struct proxy_client *c = s->client;
 		uint32_t len;
 		uint8_t type;
 		bool hide;
 
+		if (s->track && s->pass_left == 0 && c && s->internal == 0) {
+			uint8_t fake[64];
+			size_t flen;
+			bool any = false;
+
+			while (proxy_ps_take_fake(s, fake, &flen)) {
+				if (!any && p > fwd &&
+				    proxy_io_send(ctx, &c->io, fwd, (size_t)(p - fwd)) < 0)
+					goto client_failed;
+				any = true;
+				fwd = p;
+				if (proxy_io_send(ctx, &c->io, fake, flen) < 0)
+					goto client_failed;
+			}
+		}
+		if (n == 0)
+			break;
 		if (s->pass_left > 0) {
 			size_t take = n < s->pass_left ? n : s->pass_left;
 
@@ -634,7 +655,8 @@ void proxy_server_process(struct proxy_server *s)
 				/* wait for the whole message; make room for it */
 				break;
 			}
-			hide = inspect(s, type, p + 5, len - 4);
+			hide = s->track && s->internal == 0 && proxy_ps_track_reply(s, type);
+			hide = inspect(s, type, p + 5, len - 4) || hide;
 			if (type == 'Z' && s->state == PROXY_SV_RESET && s->internal == 0)
 				reset_done = true;
 			if (hide) {
@@ -648,6 +670,8 @@ void proxy_server_process(struct proxy_server *s)
 			continue;
 		}
 		hide = s->internal > 0 || s->state != PROXY_SV_ACTIVE;
+		if (s->track && s->internal == 0 && proxy_ps_track_reply(s, type))
+			hide = true;
 		if (hide) {
 			if (p > fwd && c && proxy_io_send(ctx, &c->io, fwd, (size_t)(p - fwd)) < 0)
 				goto client_failed;
@@ -750,7 +774,7 @@ void proxy_server_release(struct proxy_server *s, bool client_gone)
 	(void)client_gone;
 	clean = s->status == 'I' && s->outstanding == 0 && s->internal == 0 && !s->in_copy_out &&
 		s->pass_left == 0 && proto_buf_avail(&s->io.in) == 0 &&
-		proto_buf_avail(&s->io.out) == 0 && !s->saw_fatal;
+		proto_buf_avail(&s->io.out) == 0 && !s->saw_fatal && s->pq.n == 0;
 	if (c) {
 		clean = clean && !c->in_copy && !c->unsynced && c->pass_left == 0;
 		c->server = NULL;
@@ -779,6 +803,27 @@ void proxy_server_release(struct proxy_server *s, bool client_gone)
 		return;
 	}
 	proxy_pool_server_ready(s);
+}
+
+void proxy_server_emit_fakes(struct proxy_server *s)
+{
+	struct proxy_client *c = s->client;
+	uint8_t fake[64];
+	size_t flen;
+	bool any = false;
+
+	/* only when nothing of the server's is waiting to be relayed first */
+	if (!c || s->internal > 0 || s->pass_left > 0 || proto_buf_avail(&s->io.in) > 0)
+		return;
+	while (proxy_ps_take_fake(s, fake, &flen)) {
+		any = true;
+		if (proxy_io_send(s->ctx, &c->io, fake, flen) < 0) {
+			proxy_client_close(c);
+			return;
+		}
+	}
+	if (any)
+		maybe_release(s);
 }
 
 void proxy_server_resume(struct proxy_server *s)

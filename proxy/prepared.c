@@ -1,0 +1,624 @@
+/*
+ * Named prepared statements under transaction pooling.
+ *
+ * A client's statement names mean nothing on the next server it lands on.
+ * So each distinct (query text, parameter types) gets one process-wide
+ * server-side name ("sluice_<n>"); a client's Parse/Bind/Describe/Close are
+ * rewritten to that name; a server that lacks the statement gets a Parse
+ * injected first, whose ParseComplete is hidden; a Parse for a statement the
+ * server already has, and a client's Close of a statement, are answered
+ * locally. Each server keeps at most max_prepared_statements, closing the
+ * least recently used.
+ *
+ * Replies must reach the client in request order, so every request that
+ * gets a reply is queued on the server (struct proxy_pending): the relay
+ * pops an entry per reply, hides replies to injected messages and emits
+ * locally made replies when they reach the head of the queue. After an
+ * error the server skips to Sync, and so does the queue.
+ */
+#include "proxy/proxy.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <xxhash.h>
+
+#include "stats/stats.h"
+
+struct proxy_stmt {
+	uint64_t hash;		/* key: hash of query + types */
+	uint64_t id;
+	char name[32];		/* server-side name */
+	char *query;		/* owned */
+	uint8_t *types;		/* owned: int16 count + int32 OIDs, as on the wire */
+	size_t types_len;
+	UT_hash_handle hh;
+	struct proxy_stmt *next_same;	/* hash collisions */
+};
+
+struct proxy_cl_stmt {
+	char *name;		/* owned: the client's name */
+	struct proxy_stmt *stmt;	/* borrowed from ctx */
+	UT_hash_handle hh;
+};
+
+struct proxy_sv_stmt {
+	uint64_t id;		/* key: proxy_stmt id */
+	struct proxy_stmt *stmt;	/* borrowed */
+	struct pool_node lru;	/* most recently used at the front */
+	UT_hash_handle hh;
+};
+
+/* ---- pending reply queue ---- */
+
+static struct proxy_pending *pq_at(struct proxy_pq *q, size_t i)
+{
+	return &q->v[(q->head + i) % q->cap];
+}
+
+static int pq_push(struct proxy_pq *q, uint8_t kind, uint8_t flags, const void *bytes,
+		   size_t len)
+{
+	struct proxy_pending *e;
+
+	if (q->n == q->cap) {
+		size_t ncap = q->cap ? q->cap * 2 : 16;
+		struct proxy_pending *nv = malloc(ncap * sizeof(*nv));
+
+		if (!nv)
+			return -1;
+		for (size_t i = 0; i < q->n; i++)
+			nv[i] = *pq_at(q, i);
+		free(q->v);
+		q->v = nv;
+		q->head = 0;
+		q->cap = ncap;
+	}
+	e = &q->v[(q->head + q->n) % q->cap];
+	e->kind = kind;
+	e->flags = flags;
+	e->len = (uint8_t)(len < sizeof(e->bytes) ? len : sizeof(e->bytes));
+	if (len)
+		memcpy(e->bytes, bytes, e->len);
+	q->n++;
+	return 0;
+}
+
+static void pq_pop(struct proxy_pq *q)
+{
+	if (q->n == 0)
+		return;
+	q->head = (q->head + 1) % q->cap;
+	q->n--;
+}
+
+void proxy_pq_free(struct proxy_pq *q)
+{
+	free(q->v);
+	memset(q, 0, sizeof(*q));
+}
+
+/* ---- statement registry ---- */
+
+static struct proxy_stmt *stmt_get(struct proxy_ctx *ctx, const char *query,
+				   const uint8_t *types, size_t types_len)
+{
+	size_t qlen = strlen(query);
+	uint64_t h = XXH64(query, qlen, 0) ^ XXH64(types, types_len, 1);
+	struct proxy_stmt *head = NULL, *st;
+
+	HASH_FIND(hh, ctx->stmts, &h, sizeof(h), head);
+	for (st = head; st; st = st->next_same)
+		if (st->types_len == types_len && memcmp(st->types, types, types_len) == 0 &&
+		    strcmp(st->query, query) == 0)
+			return st;
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return NULL;
+	st->query = malloc(qlen + 1);
+	st->types = malloc(types_len ? types_len : 1);
+	if (!st->query || !st->types) {
+		free(st->query);
+		free(st->types);
+		free(st);
+		return NULL;
+	}
+	memcpy(st->query, query, qlen + 1);
+	memcpy(st->types, types, types_len);
+	st->types_len = types_len;
+	st->hash = h;
+	st->id = ++ctx->next_stmt_id;
+	snprintf(st->name, sizeof(st->name), "sluice_%llu", (unsigned long long)st->id);
+	if (head) {
+		st->next_same = head->next_same;
+		head->next_same = st;
+	} else {
+		HASH_ADD(hh, ctx->stmts, hash, sizeof(st->hash), st);
+	}
+	return st;
+}
+
+void proxy_stmts_free(struct proxy_ctx *ctx)
+{
+	struct proxy_stmt *st, *tmp;
+
+	HASH_ITER(hh, ctx->stmts, st, tmp) {
+		HASH_DEL(ctx->stmts, st);
+		while (st) {
+			struct proxy_stmt *next = st->next_same;
+
+			free(st->query);
+			free(st->types);
+			free(st);
+			st = next;
+		}
+	}
+}
+
+static struct proxy_cl_stmt *cl_find(struct proxy_client *c, const char *name)
+{
+	struct proxy_cl_stmt *cs = NULL;
+
+	HASH_FIND_STR(c->stmts, name, cs);
+	return cs;
+}
+
+static void cl_remove(struct proxy_client *c, struct proxy_cl_stmt *cs)
+{
+	HASH_DEL(c->stmts, cs);
+	free(cs->name);
+	free(cs);
+}
+
+void proxy_client_stmts_free(struct proxy_client *c)
+{
+	struct proxy_cl_stmt *cs, *tmp;
+
+	HASH_ITER(hh, c->stmts, cs, tmp) {
+		cl_remove(c, cs);
+	}
+}
+
+static int cl_set(struct proxy_client *c, const char *name, struct proxy_stmt *st)
+{
+	struct proxy_cl_stmt *cs = cl_find(c, name);
+
+	if (cs) {
+		cs->stmt = st;
+		return 0;
+	}
+	cs = calloc(1, sizeof(*cs));
+	if (!cs)
+		return -1;
+	cs->name = strdup(name);
+	if (!cs->name) {
+		free(cs);
+		return -1;
+	}
+	cs->stmt = st;
+	HASH_ADD_KEYPTR(hh, c->stmts, cs->name, strlen(cs->name), cs);
+	return 0;
+}
+
+static struct proxy_sv_stmt *sv_find(struct proxy_server *s, const struct proxy_stmt *st)
+{
+	struct proxy_sv_stmt *ss = NULL;
+
+	HASH_FIND(hh, s->stmts, &st->id, sizeof(st->id), ss);
+	return ss;
+}
+
+static void sv_remove(struct proxy_server *s, struct proxy_sv_stmt *ss)
+{
+	HASH_DEL(s->stmts, ss);
+	pool_list_remove(&s->stmt_lru, &ss->lru);
+	free(ss);
+}
+
+void proxy_server_stmts_free(struct proxy_server *s)
+{
+	struct proxy_sv_stmt *ss, *tmp;
+
+	HASH_ITER(hh, s->stmts, ss, tmp) {
+		sv_remove(s, ss);
+	}
+}
+
+/* ---- message building ---- */
+
+static int put_parse(struct proto_buf *b, const char *name, const struct proxy_stmt *st)
+{
+	size_t start = proto_msg_begin(b, 'P');
+
+	if (start == (size_t)-1 || proto_put_str(b, name) < 0 || proto_put_str(b, st->query) < 0 ||
+	    proto_put_bytes(b, st->types, st->types_len) < 0)
+		return -1;
+	proto_msg_end(b, start);
+	return 0;
+}
+
+static int put_close_stmt(struct proto_buf *b, const char *name)
+{
+	size_t start = proto_msg_begin(b, 'C');
+
+	if (start == (size_t)-1 || proto_put_u8(b, 'S') < 0 || proto_put_str(b, name) < 0)
+		return -1;
+	proto_msg_end(b, start);
+	return 0;
+}
+
+/*
+ * Make sure <s> has <st> prepared, injecting a hidden Parse (and Close of
+ * the least recently used statement when over the limit) into <out>.
+ */
+static int ensure_prepared(struct proxy_server *s, struct proxy_stmt *st, struct proto_buf *out)
+{
+	struct proxy_sv_stmt *ss = sv_find(s, st);
+	int max = s->ctx->conf->max_prepared_statements;
+
+	if (ss) {
+		pool_list_remove(&s->stmt_lru, &ss->lru);
+		pool_list_push_front(&s->stmt_lru, &ss->lru);
+		return 0;
+	}
+	if (max > 0 && s->stmt_lru.n >= (size_t)max) {
+		struct proxy_sv_stmt *old = s->stmt_lru.head.prev->owner;
+
+		if (put_close_stmt(out, old->stmt->name) < 0 ||
+		    pq_push(&s->pq, PROXY_PEND_CLOSE, PROXY_PEND_HIDE, NULL, 0) < 0)
+			return -1;
+		sv_remove(s, old);
+	}
+	ss = calloc(1, sizeof(*ss));
+	if (!ss)
+		return -1;
+	ss->id = st->id;
+	ss->stmt = st;
+	ss->lru.owner = ss;
+	if (put_parse(out, st->name, st) < 0 ||
+	    pq_push(&s->pq, PROXY_PEND_PARSE, PROXY_PEND_HIDE, &st->id, sizeof(st->id)) < 0) {
+		free(ss);
+		return -1;
+	}
+	HASH_ADD(hh, s->stmts, id, sizeof(ss->id), ss);
+	pool_list_push_front(&s->stmt_lru, &ss->lru);
+	return 0;
+}
+
+static const uint8_t parse_complete[5] = {'1', 0, 0, 0, 4};
+static const uint8_t close_complete[5] = {'3', 0, 0, 0, 4};
+
+/* Does <sql> start with <word> (case-insensitive, after blanks)? */
+static const char *starts_with(const char *sql, const char *word)
+{
+	size_t n = strlen(word);
+
+	while (isspace((unsigned char)*sql))
+		sql++;
+	if (strncasecmp(sql, word, n) != 0 || isalnum((unsigned char)sql[n]) || sql[n] == '_')
+		return NULL;
+	return sql + n;
+}
+
+static bool is_ddl(const char *sql)
+{
+	return starts_with(sql, "alter") || starts_with(sql, "drop") ||
+	       starts_with(sql, "create") || starts_with(sql, "truncate") ||
+	       starts_with(sql, "comment");
+}
+
+/* Forget every server's prepared statements: DDL may have changed what
+ * they return. Servers deallocate theirs when next linked. */
+static void ddl_seen(struct proxy_ctx *ctx)
+{
+	ctx->ddl_epoch++;
+}
+
+/*
+ * A client's simple Query in transaction mode: DEALLOCATE of named
+ * statements is answered locally (they are the proxy's), DISCARD ALL clears
+ * the client's statements, DDL invalidates servers' statements.
+ * Returns 1 if the query was answered here (nothing to forward), 0 to
+ * forward it, -1 on OOM.
+ */
+static int client_query(struct proxy_client *c, struct proxy_server *s, const char *sql)
+{
+	const char *rest;
+
+	if ((rest = starts_with(sql, "deallocate"))) {
+		char name[256];
+		size_t i = 0;
+		const char *p = rest;
+		uint8_t reply[64];
+		size_t rl;
+		const char *tag;
+
+		if (starts_with(p, "prepare"))
+			p = starts_with(p, "prepare");
+		while (isspace((unsigned char)*p))
+			p++;
+		bool quoted = *p == '"';
+
+		if (quoted)
+			p++;
+		while (*p && i < sizeof(name) - 1 &&
+		       (quoted ? *p != '"' : (isalnum((unsigned char)*p) || *p == '_')))
+			name[i++] = quoted ? *p++ : (char)tolower((unsigned char)*p++);
+		name[i] = '\0';
+		if (quoted && *p == '"')
+			p++;
+		while (isspace((unsigned char)*p) || *p == ';')
+			p++;
+		if (*p || i == 0)
+			return 0; /* not a form we know: let the server judge */
+		if (!quoted && strcmp(name, "all") == 0) {
+			proxy_client_stmts_free(c);
+			tag = "DEALLOCATE ALL";
+		} else {
+			struct proxy_cl_stmt *cs = cl_find(c, name);
+
+			if (!cs)
+				return 0; /* the server reports the error */
+			cl_remove(c, cs);
+			tag = "DEALLOCATE";
+		}
+		rl = 0;
+		reply[rl++] = 'C';
+		uint32_t len = (uint32_t)(4 + strlen(tag) + 1);
+
+		reply[rl++] = (uint8_t)(len >> 24);
+		reply[rl++] = (uint8_t)(len >> 16);
+		reply[rl++] = (uint8_t)(len >> 8);
+		reply[rl++] = (uint8_t)len;
+		memcpy(reply + rl, tag, strlen(tag) + 1);
+		rl += strlen(tag) + 1;
+		/* ReadyForQuery with the server's current status */
+		reply[rl++] = 'Z';
+		reply[rl++] = 0;
+		reply[rl++] = 0;
+		reply[rl++] = 0;
+		reply[rl++] = 5;
+		reply[rl++] = 0; /* patched when emitted */
+		if (pq_push(&s->pq, PROXY_PEND_FAKE, PROXY_PEND_FAKE_RFQ, reply, rl) < 0)
+			return -1;
+		return 1;
+	}
+	if (starts_with(sql, "discard")) {
+		proxy_client_stmts_free(c);
+		/* DISCARD ALL on the server drops its statements too */
+		proxy_server_stmts_free(s);
+	}
+	if (is_ddl(sql))
+		ddl_seen(c->ctx);
+	return 0;
+}
+
+int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, uint8_t type,
+			    const uint8_t *body, size_t blen, struct proto_buf *out)
+{
+	struct proto_reader r;
+
+	proto_reader_init(&r, body, blen);
+	switch (type) {
+	case 'Q': {
+		const char *sql = proto_get_str(&r);
+		int rc;
+
+		if (!sql)
+			return PROXY_PS_FORWARD;
+		rc = client_query(c, s, sql);
+		if (rc < 0)
+			return -1;
+		if (rc == 1)
+			return PROXY_PS_DROP;
+		if (pq_push(&s->pq, PROXY_PEND_QUERY, 0, NULL, 0) < 0)
+			return -1;
+		return PROXY_PS_FORWARD;
+	}
+	case 'F':
+		if (pq_push(&s->pq, PROXY_PEND_QUERY, 0, NULL, 0) < 0)
+			return -1;
+		return PROXY_PS_FORWARD;
+	case 'S':
+		if (pq_push(&s->pq, PROXY_PEND_SYNC, 0, NULL, 0) < 0)
+			return -1;
+		return PROXY_PS_FORWARD;
+	case 'E':
+		if (pq_push(&s->pq, PROXY_PEND_EXECUTE, 0, NULL, 0) < 0)
+			return -1;
+		return PROXY_PS_FORWARD;
+	case 'P': {
+		const char *name = proto_get_str(&r);
+		const char *query = proto_get_str(&r);
+		const uint8_t *types = r.p;
+		size_t types_len = r.n;
+		struct proxy_stmt *st;
+
+		if (!name || !query)
+			return PROXY_PS_FORWARD; /* malformed: the server says so */
+		if (is_ddl(query))
+			ddl_seen(c->ctx);
+		if (!*name) {
+			if (pq_push(&s->pq, PROXY_PEND_PARSE, 0, NULL, 0) < 0)
+				return -1;
+			return PROXY_PS_FORWARD;
+		}
+		st = stmt_get(c->ctx, query, types, types_len);
+		if (!st || cl_set(c, name, st) < 0)
+			return -1;
+		if (sv_find(s, st)) {
+			/* already there: answer ParseComplete in order */
+			if (ensure_prepared(s, st, out) < 0 ||
+			    pq_push(&s->pq, PROXY_PEND_FAKE, 0, parse_complete, 5) < 0)
+				return -1;
+			return PROXY_PS_REPLACE;
+		}
+		if (ensure_prepared(s, st, out) < 0)
+			return -1;
+		/* the injected Parse is this Parse: its reply goes to the client */
+		s->pq.v[(s->pq.head + s->pq.n - 1) % s->pq.cap].flags &= ~PROXY_PEND_HIDE;
+		return PROXY_PS_REPLACE;
+	}
+	case 'B': {
+		const char *portal = proto_get_str(&r);
+		const char *name = proto_get_str(&r);
+		struct proxy_cl_stmt *cs;
+		size_t start;
+
+		if (!portal || !name || !*name || !(cs = cl_find(c, name))) {
+			if (pq_push(&s->pq, PROXY_PEND_BIND, 0, NULL, 0) < 0)
+				return -1;
+			return PROXY_PS_FORWARD;
+		}
+		if (ensure_prepared(s, cs->stmt, out) < 0)
+			return -1;
+		start = proto_msg_begin(out, 'B');
+		if (start == (size_t)-1 || proto_put_str(out, portal) < 0 ||
+		    proto_put_str(out, cs->stmt->name) < 0 || proto_put_bytes(out, r.p, r.n) < 0)
+			return -1;
+		proto_msg_end(out, start);
+		if (pq_push(&s->pq, PROXY_PEND_BIND, 0, NULL, 0) < 0)
+			return -1;
+		return PROXY_PS_REPLACE;
+	}
+	case 'D':
+	case 'C': {
+		uint8_t kind = proto_get_u8(&r);
+		const char *name = proto_get_str(&r);
+		struct proxy_cl_stmt *cs;
+		size_t start;
+		uint8_t pend = type == 'D' ? (kind == 'S' ? PROXY_PEND_DESCRIBE_S
+							  : PROXY_PEND_DESCRIBE_P)
+					   : PROXY_PEND_CLOSE;
+
+		if (r.err || kind != 'S' || !*name || !(cs = cl_find(c, name))) {
+			if (type == 'C' && kind == 'S' && name && *name) {
+				/* closing an unknown name is not an error in PostgreSQL */
+				if (pq_push(&s->pq, PROXY_PEND_FAKE, 0, close_complete, 5) < 0)
+					return -1;
+				return PROXY_PS_DROP;
+			}
+			if (pq_push(&s->pq, pend, 0, NULL, 0) < 0)
+				return -1;
+			return PROXY_PS_FORWARD;
+		}
+		if (type == 'C') {
+			/* the server keeps it for other clients; the client's name goes */
+			cl_remove(c, cs);
+			if (pq_push(&s->pq, PROXY_PEND_FAKE, 0, close_complete, 5) < 0)
+				return -1;
+			return PROXY_PS_DROP;
+		}
+		if (ensure_prepared(s, cs->stmt, out) < 0)
+			return -1;
+		start = proto_msg_begin(out, 'D');
+		if (start == (size_t)-1 || proto_put_u8(out, 'S') < 0 ||
+		    proto_put_str(out, cs->stmt->name) < 0)
+			return -1;
+		proto_msg_end(out, start);
+		if (pq_push(&s->pq, pend, 0, NULL, 0) < 0)
+			return -1;
+		return PROXY_PS_REPLACE;
+	}
+	default:
+		return PROXY_PS_FORWARD;
+	}
+}
+
+/* Server linked to a client: drop statements made stale by DDL. Appends a
+ * DEALLOCATE ALL to <sql> when needed. */
+bool proxy_ps_on_link(struct proxy_server *s)
+{
+	if (s->ddl_epoch == s->ctx->ddl_epoch)
+		return false;
+	s->ddl_epoch = s->ctx->ddl_epoch;
+	if (!s->stmts)
+		return false;
+	proxy_server_stmts_free(s);
+	return true;
+}
+
+/* A Parse that failed or was skipped left nothing on the server. */
+static void forget_parse(struct proxy_server *s, const struct proxy_pending *h)
+{
+	struct proxy_sv_stmt *ss = NULL;
+	uint64_t id;
+
+	memcpy(&id, h->bytes, sizeof(id));
+	HASH_FIND(hh, s->stmts, &id, sizeof(id), ss);
+	if (ss)
+		sv_remove(s, ss);
+}
+
+int proxy_ps_track_reply(struct proxy_server *s, uint8_t type)
+{
+	struct proxy_pq *q = &s->pq;
+	struct proxy_pending *h;
+	bool hide;
+
+	if (q->n == 0)
+		return 0;
+	h = pq_at(q, 0);
+	hide = (h->flags & PROXY_PEND_HIDE) != 0;
+	switch (type) {
+	case 'E':
+		if (h->kind == PROXY_PEND_QUERY)
+			return 0;
+		/* the client must learn why its statement fails, even if we injected it */
+		if (h->kind == PROXY_PEND_PARSE)
+			hide = false;
+		/* the failed request, then everything up to Sync is skipped */
+		do {
+			h = pq_at(q, 0);
+			if (h->kind == PROXY_PEND_PARSE && h->len == sizeof(uint64_t))
+				forget_parse(s, h);
+			pq_pop(q);
+		} while (q->n > 0 && pq_at(q, 0)->kind != PROXY_PEND_SYNC);
+		return hide ? 1 : 0;
+	case '1':
+	case '2':
+	case '3':
+	case 'n':
+		if (h->kind == PROXY_PEND_QUERY)
+			return 0;
+		pq_pop(q);
+		return hide ? 1 : 0;
+	case 'T':
+		if (h->kind == PROXY_PEND_DESCRIBE_S || h->kind == PROXY_PEND_DESCRIBE_P)
+			pq_pop(q);
+		return 0;
+	case 'C':
+	case 's':
+	case 'I':
+		if (h->kind == PROXY_PEND_EXECUTE)
+			pq_pop(q);
+		return 0;
+	case 'Z':
+		if (h->kind == PROXY_PEND_SYNC || h->kind == PROXY_PEND_QUERY)
+			pq_pop(q);
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+int proxy_ps_take_fake(struct proxy_server *s, uint8_t *buf, size_t *len)
+{
+	struct proxy_pq *q = &s->pq;
+	struct proxy_pending *h;
+
+	if (q->n == 0)
+		return 0;
+	h = pq_at(q, 0);
+	if (h->kind != PROXY_PEND_FAKE)
+		return 0;
+	memcpy(buf, h->bytes, h->len);
+	*len = h->len;
+	if (h->flags & PROXY_PEND_FAKE_RFQ)
+		buf[*len - 1] = (uint8_t)(s->status ? s->status : 'I');
+	pq_pop(q);
+	return 1;
+}
