@@ -664,8 +664,22 @@ static void handle_startup(struct proxy_client *c, const struct proto_msg *m)
 				   err ? err : "malformed");
 		return;
 	}
+	if (s.code == PROTO_SSL_REQUEST && ctx->tls_accept && !c->io.ssl) {
+		/* bytes after the request would be read as if they came over TLS */
+		if (proto_buf_avail(&c->io.in) != m->raw_len) {
+			proxy_client_fatal(c, "08P01", NULL,
+					   "unencrypted data after SSL request");
+			return;
+		}
+		if (proxy_io_send(ctx, &c->io, "S", 1) < 0 ||
+		    proxy_tls_start(ctx, &c->io, true, NULL) < 0) {
+			proxy_client_close(c);
+			return;
+		}
+		return;
+	}
 	if (s.code == PROTO_SSL_REQUEST || s.code == PROTO_GSSENC_REQUEST) {
-		/* no TLS or GSS encryption offered: the client may go on in clear */
+		/* not offered: the client may go on in clear */
 		if (proxy_io_send(ctx, &c->io, "N", 1) < 0)
 			proxy_client_close(c);
 		return;
@@ -678,6 +692,11 @@ static void handle_startup(struct proxy_client *c, const struct proto_msg *m)
 		proxy_client_fatal(c, "0A000", NULL,
 				   "unsupported frontend protocol %u.%u: sluice supports 3.0",
 				   s.code >> 16, s.code & 0xffff);
+		return;
+	}
+	if (!c->io.ssl && cf->client_tls_sslmode >= CONF_SSL_REQUIRE) {
+		proxy_client_fatal(c, "28000", "connect with sslmode=require (or stricter)",
+				   "TLS is required by sluice (client_tls_sslmode = require)");
 		return;
 	}
 	if (ctx->nclients > (size_t)cf->max_client_conn) {
@@ -776,11 +795,11 @@ static void count_request(struct proxy_client *c, struct proxy_server *s, uint8_
 	switch (type) {
 	case 'Q':
 	case 'F':
-		s->outstanding++;
-		break;
 	case 'S':
-		s->outstanding++;
-		c->unsynced = false;
+		if (s->outstanding++ == 0)
+			s->busy_since = proxy_now(c->ctx);
+		if (type == 'S')
+			c->unsynced = false;
 		break;
 	case 'P':
 	case 'B':
@@ -1047,6 +1066,20 @@ static void client_process(struct proxy_client *c)
 	}
 }
 
+/* Step the TLS handshake; true once it is done. May close the client. */
+static bool client_handshake(struct proxy_client *c)
+{
+	char err[256];
+	int rc = proxy_tls_handshake(c->ctx, &c->io, err, sizeof(err));
+
+	if (rc < 0) {
+		log_info("C-%llu@%s: %s", (unsigned long long)c->id, c->addr, err);
+		proxy_client_close(c);
+		return false;
+	}
+	return rc == 1;
+}
+
 static void client_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct proxy_client *c = w->data;
@@ -1054,6 +1087,8 @@ static void client_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	if (c->io.handshaking && !client_handshake(c))
+		return;
 	n = proxy_io_read(&c->io);
 	if (n == -2)
 		return;
@@ -1075,6 +1110,10 @@ static void client_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	if (c->io.handshaking) {
+		(void)client_handshake(c);
+		return;
+	}
 	rc = proxy_io_flush(c->ctx, &c->io);
 	if (rc < 0) {
 		proxy_client_close(c);
@@ -1126,4 +1165,34 @@ void proxy_client_error(struct proxy_client *c, const char *sqlstate, const char
 			const char *hint)
 {
 	client_error(c, sqlstate, msg, hint);
+}
+
+void proxy_client_check_timeouts(struct proxy_client *c, double now)
+{
+	const struct conf *cf = c->ctx->conf;
+	struct proxy_server *s = c->server;
+
+	if (c->state != PROXY_CL_ACTIVE || !s)
+		return;
+	if (cf->query_timeout > 0 && s->outstanding > 0 && now - s->busy_since > cf->query_timeout) {
+		proxy_client_fatal(c, "57014", "raise query_timeout, or make the query faster",
+				   "query_timeout: query ran longer than %g s and was canceled",
+				   cf->query_timeout);
+		return;
+	}
+	if (s->outstanding > 0 || s->pq.n > 0)
+		return;
+	if (cf->idle_transaction_timeout > 0 && s->status != 'I' &&
+	    now - s->last_rfq > cf->idle_transaction_timeout) {
+		proxy_client_fatal(c, "25P03", "end transactions promptly, or raise "
+				   "idle_transaction_timeout",
+				   "idle_transaction_timeout: transaction idle for more than %g s",
+				   cf->idle_transaction_timeout);
+		return;
+	}
+	if (cf->client_idle_timeout > 0 && s->status == 'I' &&
+	    now - c->last_active > cf->client_idle_timeout)
+		proxy_client_fatal(c, "57P05", NULL,
+				   "client_idle_timeout: connection idle for more than %g s",
+				   cf->client_idle_timeout);
 }

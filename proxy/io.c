@@ -12,12 +12,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+
 /* Read chunk: large enough that a busy relay needs few syscalls. */
 #define IO_READ_CHUNK (32 * 1024)
 
 void proxy_io_init(struct proxy_io *io, int fd)
 {
 	io->fd = fd;
+	io->ssl = NULL;
+	io->handshaking = false;
 	proto_buf_init(&io->in);
 	proto_buf_init(&io->out);
 }
@@ -34,12 +38,45 @@ void proxy_io_stop_read(struct proxy_ctx *ctx, struct proxy_io *io)
 		ev_io_stop(ctx->loop, &io->rd);
 }
 
+/* One SSL_read into io->in: >0 bytes, 0 EOF, -1 error, -2 try later. */
+static ssize_t tls_read(struct proxy_io *io)
+{
+	int n = SSL_read(io->ssl, io->in.data + io->in.len, (int)(io->in.cap - io->in.len));
+
+	if (n > 0) {
+		io->in.len += (size_t)n;
+		return n;
+	}
+	switch (SSL_get_error(io->ssl, n)) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		return -2;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	default:
+		ERR_clear_error();
+		return -1;
+	}
+}
+
 ssize_t proxy_io_read(struct proxy_io *io)
 {
-	ssize_t n;
+	ssize_t n, total = 0;
 
 	if (proto_buf_reserve(&io->in, IO_READ_CHUNK) < 0)
 		return -1;
+	if (io->ssl) {
+		/* drain what OpenSSL already decrypted: the socket will not wake us for it */
+		do {
+			if (proto_buf_reserve(&io->in, 16 * 1024) < 0)
+				return -1;
+			n = tls_read(io);
+			if (n <= 0)
+				return total > 0 ? total : n;
+			total += n;
+		} while (SSL_pending(io->ssl) > 0);
+		return total;
+	}
 	do {
 		n = read(io->fd, io->in.data + io->in.len, io->in.cap - io->in.len);
 	} while (n < 0 && errno == EINTR);
@@ -49,12 +86,27 @@ ssize_t proxy_io_read(struct proxy_io *io)
 	return n;
 }
 
-static ssize_t write_some(int fd, const void *p, size_t n)
+/* Write what the socket takes now: bytes written, 0 if none, -1 on error. */
+static ssize_t write_some(struct proxy_io *io, const void *p, size_t n)
 {
 	ssize_t w;
 
+	if (io->ssl) {
+		int r = SSL_write(io->ssl, p, n > 0x40000000 ? 0x40000000 : (int)n);
+
+		if (r > 0)
+			return r;
+		switch (SSL_get_error(io->ssl, r)) {
+		case SSL_ERROR_WANT_READ:
+		case SSL_ERROR_WANT_WRITE:
+			return 0;
+		default:
+			ERR_clear_error();
+			return -1;
+		}
+	}
 	do {
-		w = send(fd, p, n, MSG_NOSIGNAL);
+		w = send(io->fd, p, n, MSG_NOSIGNAL);
 	} while (w < 0 && errno == EINTR);
 	if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return 0;
@@ -69,8 +121,8 @@ int proxy_io_send(struct proxy_ctx *ctx, struct proxy_io *io, const void *p, siz
 		return 0;
 	if (io->fd < 0)
 		return -1;
-	if (proto_buf_avail(&io->out) == 0) {
-		w = write_some(io->fd, p, n);
+	if (proto_buf_avail(&io->out) == 0 && !io->handshaking) {
+		w = write_some(io, p, n);
 		if (w < 0)
 			return -1;
 		if ((size_t)w == n)
@@ -86,7 +138,7 @@ int proxy_io_send(struct proxy_ctx *ctx, struct proxy_io *io, const void *p, siz
 int proxy_io_flush(struct proxy_ctx *ctx, struct proxy_io *io)
 {
 	while (proto_buf_avail(&io->out) > 0) {
-		ssize_t w = write_some(io->fd, proto_buf_head(&io->out), proto_buf_avail(&io->out));
+		ssize_t w = write_some(io, proto_buf_head(&io->out), proto_buf_avail(&io->out));
 
 		if (w < 0)
 			return -1;
@@ -108,6 +160,13 @@ void proxy_io_close(struct proxy_ctx *ctx, struct proxy_io *io)
 		ev_io_stop(ctx->loop, &io->rd);
 	if (ev_is_active(&io->wr))
 		ev_io_stop(ctx->loop, &io->wr);
+	if (io->ssl) {
+		if (!io->handshaking)
+			SSL_shutdown(io->ssl); /* best effort close_notify */
+		SSL_free(io->ssl);
+		io->ssl = NULL;
+		ERR_clear_error();
+	}
 	if (io->fd >= 0)
 		close(io->fd);
 	io->fd = -1;

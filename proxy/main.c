@@ -171,6 +171,8 @@ int proxy_ctx_init(struct proxy_ctx *ctx, struct ev_loop *loop, const char *conf
 		return -1;
 	if (load_auth(ctx->conf, &ctx->auth, err, errlen) < 0)
 		return -1;
+	if (proxy_tls_init(ctx, ctx->conf, err, errlen) < 0)
+		return -1;
 	ctx->started_at = ev_now(loop);
 	return 0;
 }
@@ -210,6 +212,13 @@ void proxy_reload(struct proxy_ctx *ctx)
 	}
 	if (load_auth(nc, &na, err, sizeof(err)) < 0) {
 		log_error("reload failed, keeping the running configuration: %s", err);
+		conf_free(nc);
+		free(nc);
+		return;
+	}
+	if (proxy_tls_init(ctx, nc, err, sizeof(err)) < 0) {
+		log_error("reload failed, keeping the running configuration: %s", err);
+		conf_free_auth(&na);
 		conf_free(nc);
 		free(nc);
 		return;
@@ -272,6 +281,7 @@ void proxy_ctx_destroy(struct proxy_ctx *ctx)
 	HASH_CLEAR(hh_cancel, ctx->by_cancel);
 	proxy_stmts_free(ctx);
 	conf_free_auth(&ctx->auth);
+	proxy_tls_free(ctx);
 	if (ctx->conf) {
 		conf_free(ctx->conf);
 		free(ctx->conf);

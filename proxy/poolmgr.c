@@ -180,6 +180,12 @@ void proxy_pool_janitor(struct proxy_ctx *ctx)
 	double now = proxy_now(ctx);
 	struct pool *p, *tmp;
 
+	struct pool_node *n, *next;
+
+	for (n = ctx->clients.head.next; n != &ctx->clients.head; n = next) {
+		next = n->next; /* the client may be closed */
+		proxy_client_check_timeouts(n->owner, now);
+	}
 	HASH_ITER(hh, ctx->pools.by_key, p, tmp) {
 		trim_idle(ctx, p, now);
 		fill(ctx, p, now);

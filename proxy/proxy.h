@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 
 #include <ev.h>
+#include <openssl/ssl.h>
 #include <uthash.h>
 
 #include "conf/conf.h"
@@ -44,6 +45,8 @@ enum proxy_var {
 /* Socket plus buffers shared by clients and servers. */
 struct proxy_io {
 	int fd;			/* owned; -1 when closed */
+	SSL *ssl;		/* owned; NULL for plain connections */
+	bool handshaking;	/* TLS handshake under way: no application data yet */
 	ev_io rd, wr;		/* wr armed only while out is non-empty */
 	struct proto_buf in;	/* owned: bytes read, not yet handled */
 	struct proto_buf out;	/* owned: bytes waiting for the socket */
@@ -184,6 +187,7 @@ struct proxy_server {
 	uint32_t pass_left;	/* bytes of the current message still to relay */
 	bool pass_hide;		/* drop (rather than relay) the current message */
 	bool saw_fatal;		/* server sent a FATAL ErrorResponse */
+	bool tls_asked;		/* SSLRequest sent, answer not yet read */
 	bool track;		/* transaction mode: rewrite statements, match replies */
 	struct proxy_pq pq;	/* replies expected, in order (when <track>) */
 	struct proxy_sv_stmt *stmts;	/* owned: statements prepared here, by id */
@@ -191,6 +195,8 @@ struct proxy_server {
 	uint64_t ddl_epoch;	/* ctx->ddl_epoch when its statements were last valid */
 	double created_at;	/* ev_now() at connect */
 	double last_used;	/* ev_now() when last released */
+	double busy_since;	/* ev_now() when outstanding went from 0 to 1 */
+	double last_rfq;	/* ev_now() of the last ReadyForQuery */
 };
 
 struct proxy_zombie;
@@ -203,6 +209,8 @@ struct proxy_ctx {
 
 	int listen_fd;
 	ev_io listen_io;
+	SSL_CTX *tls_accept;		/* owned: TLS towards clients, NULL if disabled */
+	SSL_CTX *tls_connect;		/* owned: TLS towards servers, NULL if disabled */
 	ev_signal sig_int, sig_term, sig_hup;
 	ev_timer janitor;		/* once a second: pool upkeep */
 	ev_prepare reaper;		/* frees closed connections */
@@ -253,6 +261,19 @@ int proxy_io_send(struct proxy_ctx *ctx, struct proxy_io *io, const void *p, siz
 int proxy_io_flush(struct proxy_ctx *ctx, struct proxy_io *io) PROXY_WUR;
 void proxy_io_close(struct proxy_ctx *ctx, struct proxy_io *io);
 
+/* tls.c */
+/* Build the TLS contexts the configuration asks for. -1 with <err>. */
+int proxy_tls_init(struct proxy_ctx *ctx, const struct conf *cf, char *err, size_t errlen)
+	PROXY_WUR;
+void proxy_tls_free(struct proxy_ctx *ctx);
+/* Start TLS on <io> (accepting when <accept>, else connecting to <host>,
+ * checked as the sslmode asks). -1 on failure. */
+int proxy_tls_start(struct proxy_ctx *ctx, struct proxy_io *io, bool accept, const char *host)
+	PROXY_WUR;
+/* Drive the handshake: 1 done, 0 in progress (watchers armed), -1 failed
+ * (<err> says why). */
+int proxy_tls_handshake(struct proxy_ctx *ctx, struct proxy_io *io, char *err, size_t errlen);
+
 /* client.c */
 void proxy_accept_cb(struct ev_loop *loop, ev_io *w, int revents);
 /* Send a FATAL ErrorResponse (best effort) and close. */
@@ -269,6 +290,9 @@ void proxy_client_link(struct proxy_client *c, struct proxy_server *s);
 /* Relay server bytes to the linked client; called by server.c. */
 void proxy_client_resume(struct proxy_client *c);
 void proxy_client_set_state(struct proxy_client *c, enum proxy_cl_state st);
+/* Enforce query_timeout, idle_transaction_timeout and client_idle_timeout
+ * on a linked client; may close it. Called once a second. */
+void proxy_client_check_timeouts(struct proxy_client *c, double now);
 const char *proxy_var_name(enum proxy_var v);
 int proxy_var_index(const char *name);
 

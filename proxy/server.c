@@ -147,7 +147,32 @@ static int send_buf(struct proxy_server *s, struct proto_buf *b)
 	return rc;
 }
 
+static void send_startup_msg(struct proxy_server *s, bool try_tls);
+
 static void send_startup(struct proxy_server *s)
+{
+	send_startup_msg(s, true);
+}
+
+static void send_startup_plain(struct proxy_server *s)
+{
+	send_startup_msg(s, false);
+}
+
+/* Drive the TLS handshake with the server; on success send the startup
+ * packet over TLS. */
+static void server_handshake(struct proxy_server *s)
+{
+	char err[256];
+	int rc = proxy_tls_handshake(s->ctx, &s->io, err, sizeof(err));
+
+	if (rc < 0)
+		server_fail(s, "%s", err);
+	else if (rc == 1)
+		send_startup_plain(s);
+}
+
+static void send_startup_msg(struct proxy_server *s, bool try_tls)
 {
 	struct pool *p = s->pool;
 	const struct conf_db *db = p->db;
@@ -162,6 +187,18 @@ static void send_startup(struct proxy_server *s)
 	if (db && db->application_name) {
 		names[n] = "application_name";
 		values[n++] = db->application_name;
+	}
+	if (try_tls && s->ctx->tls_connect && !s->io.ssl) {
+		/* ask for TLS first; process_login reads the one-byte answer */
+		proto_buf_init(&b);
+		if (proto_put_ssl_request(&b) < 0 || send_buf(s, &b) < 0) {
+			server_fail(s, "cannot send SSL request: %s", strerror(errno));
+			return;
+		}
+		s->tls_asked = true;
+		proxy_server_set_state(s, PROXY_SV_LOGIN);
+		proxy_io_start_read(s->ctx, &s->io);
+		return;
 	}
 	proto_buf_init(&b);
 	if (proto_put_startup(&b, names, values, n) < 0 || send_buf(s, &b) < 0) {
@@ -415,9 +452,48 @@ static void login_done(struct proxy_server *s)
 }
 
 /* Handle login-phase messages; all are small and inspected whole. */
+/* The server's answer to our SSLRequest: 'S' then a handshake, or 'N'. */
+static void tls_answer(struct proxy_server *s)
+{
+	const struct conf_db *db = s->pool->db;
+	uint8_t a;
+
+	if (proto_buf_avail(&s->io.in) < 1)
+		return;
+	a = proto_buf_head(&s->io.in)[0];
+	proto_buf_consume(&s->io.in, 1);
+	s->tls_asked = false;
+	if (a == 'S') {
+		if (proto_buf_avail(&s->io.in) > 0) {
+			server_fail(s, "server sent unencrypted data after accepting TLS");
+			return;
+		}
+		if (proxy_tls_start(s->ctx, &s->io, false, db ? db->host : NULL) < 0) {
+			server_fail(s, "cannot start TLS with server");
+			return;
+		}
+		server_handshake(s);
+		return;
+	}
+	if (a != 'N') {
+		server_fail(s, "invalid answer to SSL request from server");
+		return;
+	}
+	if (s->ctx->conf->server_tls_sslmode >= CONF_SSL_REQUIRE) {
+		server_fail(s, "server does not support TLS and server_tls_sslmode requires it");
+		return;
+	}
+	send_startup_plain(s);
+}
+
 static void process_login(struct proxy_server *s)
 {
 	struct proto_msg m;
+
+	if (s->tls_asked) {
+		tls_answer(s);
+		return;
+	}
 
 	while (s->state == PROXY_SV_LOGIN) {
 		int rc = proto_next(proto_buf_head(&s->io.in), proto_buf_avail(&s->io.in), false,
@@ -511,6 +587,7 @@ static bool inspect(struct proxy_server *s, uint8_t type, const uint8_t *body, s
 	switch (type) {
 	case 'Z':
 		s->status = len >= 1 ? (char)body[0] : 'I';
+		s->last_rfq = proxy_now(s->ctx);
 		s->in_copy_out = false;
 		if (c)
 			c->in_copy = false;
@@ -707,6 +784,10 @@ static void server_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	if (s->io.handshaking) {
+		server_handshake(s);
+		return;
+	}
 	n = proxy_io_read(&s->io);
 	if (n == -2)
 		return;
@@ -743,6 +824,10 @@ static void server_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 			return;
 		}
 		send_startup(s);
+		return;
+	}
+	if (s->io.handshaking) {
+		server_handshake(s);
 		return;
 	}
 	rc = proxy_io_flush(s->ctx, &s->io);
