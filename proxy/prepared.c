@@ -386,6 +386,12 @@ static int client_query(struct proxy_client *c, struct proxy_server *s, const ch
 			return -1;
 		return 1;
 	}
+	if (starts_with(sql, "listen")) {
+		/* notifications arrive on one server; the client would miss them */
+		if (pq_push(&s->pq, PROXY_PEND_FAKE, PROXY_PEND_FAKE_LISTEN, NULL, 0) < 0)
+			return -1;
+		return 1;
+	}
 	if (starts_with(sql, "discard")) {
 		proxy_client_stmts_free(c);
 		/* DISCARD ALL on the server drops its statements too */
@@ -615,6 +621,26 @@ int proxy_ps_take_fake(struct proxy_server *s, uint8_t *buf, size_t *len)
 	h = pq_at(q, 0);
 	if (h->kind != PROXY_PEND_FAKE)
 		return 0;
+	if (h->flags & PROXY_PEND_FAKE_LISTEN) {
+		struct proto_buf b;
+
+		proto_buf_init(&b);
+		if (proto_put_error(&b, "ERROR", "0A000",
+				    "LISTEN is not supported in transaction pooling mode",
+				    "notifications are delivered to one server connection, which "
+				    "this client does not keep",
+				    "connect through a database or user with pool_mode = session") < 0 ||
+		    proto_put_rfq(&b, s->status ? s->status : 'I') < 0 ||
+		    proto_buf_avail(&b) > PROXY_FAKE_MAX) {
+			proto_buf_free(&b);
+			return 0;
+		}
+		*len = proto_buf_avail(&b);
+		memcpy(buf, proto_buf_head(&b), *len);
+		proto_buf_free(&b);
+		pq_pop(q);
+		return 1;
+	}
 	memcpy(buf, h->bytes, h->len);
 	*len = h->len;
 	if (h->flags & PROXY_PEND_FAKE_RFQ)

@@ -101,6 +101,8 @@ enum proxy_pend_kind {
 
 #define PROXY_PEND_HIDE 1	/* reply to an injected request: drop it */
 #define PROXY_PEND_FAKE_RFQ 2	/* last byte is a ReadyForQuery status to fill in */
+#define PROXY_PEND_FAKE_LISTEN 4	/* the LISTEN-needs-session-mode error, then ReadyForQuery */
+#define PROXY_FAKE_MAX 320	/* largest locally made reply */
 
 struct proxy_pending {
 	uint8_t kind;		/* enum proxy_pend_kind */
@@ -335,7 +337,7 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, uint
 /* Account a server reply of <type>; 1 if it must be hidden from the client. */
 int proxy_ps_track_reply(struct proxy_server *s, uint8_t type);
 /* If a locally made reply is at the head of the queue, copy it to <buf>
- * (at least 64 bytes) and return 1. */
+ * (PROXY_FAKE_MAX bytes) and return 1. */
 int proxy_ps_take_fake(struct proxy_server *s, uint8_t *buf, size_t *len);
 /* At link: true if the server's statements are stale (DDL) and were dropped,
  * so a DEALLOCATE ALL must run. */

@@ -689,7 +689,7 @@ void proxy_server_process(struct proxy_server *s)
 		bool hide;
 
 		if (s->track && s->pass_left == 0 && c && s->internal == 0) {
-			uint8_t fake[64];
+			uint8_t fake[PROXY_FAKE_MAX];
 			size_t flen;
 			bool any = false;
 
@@ -893,7 +893,7 @@ void proxy_server_release(struct proxy_server *s, bool client_gone)
 void proxy_server_emit_fakes(struct proxy_server *s)
 {
 	struct proxy_client *c = s->client;
-	uint8_t fake[64];
+	uint8_t fake[PROXY_FAKE_MAX];
 	size_t flen;
 	bool any = false;
 
