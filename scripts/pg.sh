@@ -120,18 +120,24 @@ CREATE DATABASE "$_db" OWNER "$_u";
 EOF
 }
 
+# alive PID: the process exists and is not a zombie.
+alive() {
+	kill -0 "$1" 2>/dev/null || return 1
+	[ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]
+}
+
 # stop_pid PID [seconds]: SIGTERM, wait, then SIGKILL if it is still there.
 stop_pid() {
 	_pid=$1 _t=${2:-10}
 	[ -n "$_pid" ] || return 0
-	kill -0 "$_pid" 2>/dev/null || return 0
+	alive "$_pid" || return 0
 	kill -TERM "$_pid" 2>/dev/null
 	_i=0
-	while kill -0 "$_pid" 2>/dev/null && [ $_i -lt $((_t * 10)) ]; do
+	while alive "$_pid" && [ $_i -lt $((_t * 10)) ]; do
 		sleep 0.1
 		_i=$((_i + 1))
 	done
-	if kill -0 "$_pid" 2>/dev/null; then
+	if alive "$_pid"; then
 		kill -KILL "$_pid" 2>/dev/null
 		sleep 0.1
 	fi
@@ -143,29 +149,30 @@ pg_stop() {
 	_d=$1
 	_pid=$(pg_pid "$_d" 2>/dev/null) || return 0
 	[ -n "$_pid" ] || return 0
-	kill -0 "$_pid" 2>/dev/null || return 0
+	alive "$_pid" || return 0
 	kill -INT "$_pid" 2>/dev/null # fast shutdown
 	_i=0
-	while kill -0 "$_pid" 2>/dev/null && [ $_i -lt 300 ]; do
+	while alive "$_pid" && [ $_i -lt 300 ]; do
 		sleep 0.1
 		_i=$((_i + 1))
 	done
-	kill -0 "$_pid" 2>/dev/null && kill -QUIT "$_pid" 2>/dev/null
+	alive "$_pid" && kill -QUIT "$_pid" 2>/dev/null
 	sleep 0.2
 	return 0
 }
 
 # redis_start DIR PORT: a Redis without persistence, bound to 127.0.0.1.
-# Prints its pid; the log is DIR/redis.log.
+# Sets REDIS_PID (call it directly, not in $(...), so that this shell stays
+# its parent); the log is DIR/redis.log.
 redis_start() {
 	_d=$1 _port=$2
 	mkdir -p "$_d"
 	setsid redis-server --port "$_port" --bind 127.0.0.1 --save '' --appendonly no \
 		--dir "$_d" --logfile "$_d/redis.log" --daemonize no >/dev/null 2>&1 &
-	_rpid=$!
+	REDIS_PID=$!
 	_i=0
 	while ! port_busy "$_port"; do
-		if ! kill -0 "$_rpid" 2>/dev/null || [ $_i -gt 100 ]; then
+		if ! alive "$REDIS_PID" || [ $_i -gt 100 ]; then
 			echo "redis-server failed to start:" >&2
 			cat "$_d/redis.log" >&2 2>/dev/null
 			return 1
@@ -173,7 +180,6 @@ redis_start() {
 		sleep 0.1
 		_i=$((_i + 1))
 	done
-	echo "$_rpid"
 }
 
 # redis_stop PID
@@ -187,7 +193,7 @@ wait_port() {
 	_port=$1 _pid=$2 _t=${3:-10}
 	_i=0
 	while ! port_busy "$_port"; do
-		kill -0 "$_pid" 2>/dev/null || return 1
+		alive "$_pid" || return 1
 		[ $_i -ge $((_t * 10)) ] && return 1
 		sleep 0.1
 		_i=$((_i + 1))
