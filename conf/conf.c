@@ -1,0 +1,805 @@
+/*
+ * The ini file: read with inih, keys named as PgBouncer names them, every
+ * value checked. The first problem is reported as "file:line: message".
+ */
+#include "conf/conf.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Parsing state shared by the inih callbacks. */
+struct parse {
+	struct conf *c;
+	FILE *f;
+	int line;		/* line the reader handed out last */
+	bool long_line;		/* a line did not fit inih's buffer */
+	char err[256];		/* first error, without the file name */
+	int err_line;
+};
+
+static void fail(struct parse *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void fail(struct parse *p, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (p->err[0])
+		return;
+	va_start(ap, fmt);
+	vsnprintf(p->err, sizeof(p->err), fmt, ap);
+	va_end(ap);
+	p->err_line = p->line;
+}
+
+/* fgets that counts lines and notices lines too long for inih. */
+static char *reader(char *str, int num, void *stream)
+{
+	struct parse *p = stream;
+	char *r = fgets(str, num, p->f);
+
+	if (!r)
+		return NULL;
+	p->line++;
+	size_t n = strlen(r);
+	if (n > 0 && r[n - 1] != '\n' && !feof(p->f)) {
+		fail(p, "line longer than %d characters", num - 1);
+		/* Skip the rest of it so inih sees one (truncated) line. */
+		int ch;
+		while ((ch = fgetc(p->f)) != EOF && ch != '\n')
+			;
+	}
+	return r;
+}
+
+static char *xstrdup(const char *s)
+{
+	char *d = strdup(s);
+	if (!d) {
+		fputs("sluice: out of memory\n", stderr);
+		abort();
+	}
+	return d;
+}
+
+static void set_str(char **dst, const char *v)
+{
+	free(*dst);
+	*dst = xstrdup(v);
+}
+
+/* Optional strings: an empty value means "not set". */
+static void set_opt_str(char **dst, const char *v)
+{
+	free(*dst);
+	*dst = v[0] ? xstrdup(v) : NULL;
+}
+
+static bool parse_int(const char *v, long lo, long hi, int *out)
+{
+	char *end;
+	errno = 0;
+	long n = strtol(v, &end, 10);
+	if (end == v || *end || errno || n < lo || n > hi)
+		return false;
+	*out = (int)n;
+	return true;
+}
+
+static bool parse_bool(const char *v, bool *out)
+{
+	static const char *const yes[] = { "1", "yes", "true", "on" };
+	static const char *const no[] = { "0", "no", "false", "off" };
+
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(v, yes[i]) == 0) {
+			*out = true;
+			return true;
+		}
+		if (strcasecmp(v, no[i]) == 0) {
+			*out = false;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Seconds, optionally with a unit: 500ms, 10s, 5min, 1h. */
+static bool parse_duration(const char *v, double *out)
+{
+	char *end;
+	errno = 0;
+	double d = strtod(v, &end);
+	if (end == v || errno || !isfinite(d) || d < 0)
+		return false;
+	while (*end == ' ')
+		end++;
+	if (*end == 0 || strcmp(end, "s") == 0)
+		*out = d;
+	else if (strcmp(end, "ms") == 0)
+		*out = d / 1000.0;
+	else if (strcmp(end, "min") == 0)
+		*out = d * 60.0;
+	else if (strcmp(end, "h") == 0)
+		*out = d * 3600.0;
+	else
+		return false;
+	return true;
+}
+
+static bool parse_pool_mode(const char *v, enum conf_pool_mode *out)
+{
+	if (strcasecmp(v, "session") == 0)
+		*out = CONF_POOL_SESSION;
+	else if (strcasecmp(v, "transaction") == 0)
+		*out = CONF_POOL_TRANSACTION;
+	else if (strcasecmp(v, "statement") == 0)
+		*out = CONF_POOL_STATEMENT;
+	else
+		return false;
+	return true;
+}
+
+static bool parse_sslmode(const char *v, enum conf_sslmode *out)
+{
+	static const char *const names[] = { "disable", "allow",     "prefer",
+					     "require", "verify-ca", "verify-full" };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strcasecmp(v, names[i]) == 0) {
+			*out = (enum conf_sslmode)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+const char *conf_pool_mode_name(enum conf_pool_mode m)
+{
+	switch (m) {
+	case CONF_POOL_SESSION:
+		return "session";
+	case CONF_POOL_TRANSACTION:
+		return "transaction";
+	case CONF_POOL_STATEMENT:
+		return "statement";
+	default:
+		return "inherit";
+	}
+}
+
+static void free_list(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* Comma-separated names, blanks trimmed, empty items dropped. */
+static void set_list(char ***dst, size_t *n, const char *v)
+{
+	free_list(*dst, *n);
+	*dst = NULL;
+	*n = 0;
+	const char *p = v;
+	while (*p) {
+		while (*p == ' ' || *p == ',' || *p == '\t')
+			p++;
+		const char *s = p;
+		while (*p && *p != ',')
+			p++;
+		const char *e = p;
+		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if (e == s)
+			continue;
+		char **nv = realloc(*dst, (*n + 1) * sizeof(char *));
+		if (!nv)
+			abort();
+		*dst = nv;
+		(*dst)[(*n)++] = strndup(s, (size_t)(e - s));
+	}
+}
+
+/*
+ * libpq-style "key=value key='quoted value'" list. Calls <fn> per pair;
+ * returns false (after fail()) on a syntax error or when <fn> does.
+ */
+typedef bool (*kv_fn)(struct parse *p, void *target, const char *key, const char *val);
+
+static bool parse_kv(struct parse *p, const char *s, void *target, kv_fn fn)
+{
+	char key[64], val[1024];
+
+	for (;;) {
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (!*s)
+			return true;
+		size_t k = 0;
+		while (*s && *s != '=' && *s != ' ' && *s != '\t') {
+			if (k + 1 >= sizeof(key)) {
+				fail(p, "key too long");
+				return false;
+			}
+			key[k++] = *s++;
+		}
+		key[k] = 0;
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (*s != '=' || k == 0) {
+			fail(p, "expected key=value, got \"%s\"", key);
+			return false;
+		}
+		s++;
+		while (*s == ' ' || *s == '\t')
+			s++;
+		size_t n = 0;
+		if (*s == '\'') {
+			s++;
+			for (;;) {
+				if (!*s) {
+					fail(p, "unterminated quoted value for %s", key);
+					return false;
+				}
+				if (*s == '\\' && s[1]) {
+					s++;
+				} else if (*s == '\'') {
+					s++;
+					break;
+				}
+				if (n + 1 >= sizeof(val)) {
+					fail(p, "value of %s too long", key);
+					return false;
+				}
+				val[n++] = *s++;
+			}
+		} else {
+			while (*s && *s != ' ' && *s != '\t') {
+				if (n + 1 >= sizeof(val)) {
+					fail(p, "value of %s too long", key);
+					return false;
+				}
+				val[n++] = *s++;
+			}
+		}
+		val[n] = 0;
+		if (!fn(p, target, key, val))
+			return false;
+	}
+}
+
+static bool db_key(struct parse *p, void *target, const char *key, const char *val)
+{
+	struct conf_db *db = target;
+
+	if (strcmp(key, "host") == 0) {
+		set_str(&db->host, val);
+	} else if (strcmp(key, "port") == 0) {
+		if (!parse_int(val, 1, 65535, &db->port)) {
+			fail(p, "database \"%s\": port must be 1..65535, got \"%s\"", db->name, val);
+			return false;
+		}
+	} else if (strcmp(key, "dbname") == 0) {
+		set_str(&db->dbname, val);
+	} else if (strcmp(key, "user") == 0) {
+		set_str(&db->user, val);
+	} else if (strcmp(key, "password") == 0) {
+		set_str(&db->password, val);
+	} else if (strcmp(key, "pool_size") == 0 || strcmp(key, "min_pool_size") == 0 ||
+		   strcmp(key, "max_db_connections") == 0) {
+		int *dst = key[0] == 'p' ? &db->pool_size
+			   : key[1] == 'i' ? &db->min_pool_size
+					   : &db->max_db_connections;
+		if (!parse_int(val, 0, 100000, dst)) {
+			fail(p, "database \"%s\": %s must be a number 0..100000, got \"%s\"",
+			     db->name, key, val);
+			return false;
+		}
+	} else if (strcmp(key, "pool_mode") == 0) {
+		if (!parse_pool_mode(val, &db->pool_mode)) {
+			fail(p, "database \"%s\": pool_mode must be session, transaction or "
+				"statement, got \"%s\"",
+			     db->name, val);
+			return false;
+		}
+	} else if (strcmp(key, "connect_query") == 0) {
+		set_str(&db->connect_query, val);
+	} else if (strcmp(key, "application_name") == 0) {
+		set_str(&db->application_name, val);
+	} else if (strcmp(key, "client_encoding") == 0 || strcmp(key, "datestyle") == 0 ||
+		   strcmp(key, "timezone") == 0 || strcmp(key, "auth_user") == 0 ||
+		   strcmp(key, "reserve_pool") == 0 || strcmp(key, "auth_dbname") == 0) {
+		/* PgBouncer keys sluice accepts and does not act on. */
+	} else {
+		fail(p, "database \"%s\": unknown key \"%s\"", db->name, key);
+		return false;
+	}
+	return true;
+}
+
+static bool user_key(struct parse *p, void *target, const char *key, const char *val)
+{
+	struct conf_user *u = target;
+
+	if (strcmp(key, "pool_mode") == 0) {
+		if (!parse_pool_mode(val, &u->pool_mode)) {
+			fail(p, "user \"%s\": pool_mode must be session, transaction or statement, "
+				"got \"%s\"",
+			     u->name, val);
+			return false;
+		}
+	} else if (strcmp(key, "max_user_connections") == 0) {
+		if (!parse_int(val, 0, 100000, &u->max_user_connections)) {
+			fail(p, "user \"%s\": max_user_connections must be a number, got \"%s\"",
+			     u->name, val);
+			return false;
+		}
+	} else {
+		fail(p, "user \"%s\": unknown key \"%s\"", u->name, key);
+		return false;
+	}
+	return true;
+}
+
+static void add_db(struct parse *p, const char *name, const char *value)
+{
+	struct conf *c = p->c;
+
+	for (size_t i = 0; i < c->ndbs; i++) {
+		if (strcmp(c->dbs[i].name, name) == 0) {
+			fail(p, "database \"%s\" is defined twice (first on line %d)", name,
+			     c->dbs[i].line);
+			return;
+		}
+	}
+	struct conf_db *v = realloc(c->dbs, (c->ndbs + 1) * sizeof(*v));
+	if (!v)
+		abort();
+	c->dbs = v;
+	struct conf_db *db = &c->dbs[c->ndbs++];
+	memset(db, 0, sizeof(*db));
+	db->name = xstrdup(name);
+	db->host = xstrdup("127.0.0.1");
+	db->port = 5432;
+	db->pool_size = -1;
+	db->min_pool_size = -1;
+	db->pool_mode = CONF_POOL_UNSET;
+	db->line = p->line;
+	if (!parse_kv(p, value, db, db_key))
+		return;
+	if (!db->dbname && strcmp(name, "*") != 0)
+		db->dbname = xstrdup(name);
+	if (db->password && !db->user)
+		fail(p, "database \"%s\": password given without user", name);
+}
+
+static void add_user(struct parse *p, const char *name, const char *value)
+{
+	struct conf *c = p->c;
+
+	for (size_t i = 0; i < c->nusers; i++) {
+		if (strcmp(c->users[i].name, name) == 0) {
+			fail(p, "user \"%s\" is defined twice (first on line %d)", name,
+			     c->users[i].line);
+			return;
+		}
+	}
+	struct conf_user *v = realloc(c->users, (c->nusers + 1) * sizeof(*v));
+	if (!v)
+		abort();
+	c->users = v;
+	struct conf_user *u = &c->users[c->nusers++];
+	memset(u, 0, sizeof(*u));
+	u->name = xstrdup(name);
+	u->pool_mode = CONF_POOL_UNSET;
+	u->line = p->line;
+	parse_kv(p, value, u, user_key);
+}
+
+/* PgBouncer keys that sluice reads without acting on them, so an existing
+ * pgbouncer.ini loads. */
+static const char *const ignored_keys[] = {
+	"unix_socket_dir",
+	"unix_socket_mode",
+	"unix_socket_group",
+	"user",
+	"syslog",
+	"syslog_ident",
+	"syslog_facility",
+	"log_connections",
+	"log_disconnections",
+	"log_pooler_errors",
+	"log_stats",
+	"stats_period",
+	"autodb_idle_timeout",
+	"dns_max_ttl",
+	"dns_nxdomain_ttl",
+	"dns_zone_check_period",
+	"resolv_conf",
+	"listen_backlog",
+	"sbuf_loopcnt",
+	"so_reuseport",
+	"suspend_timeout",
+	"tcp_defer_accept",
+	"tcp_socket_buffer",
+	"tcp_keepalive",
+	"tcp_keepcnt",
+	"tcp_keepidle",
+	"tcp_keepintvl",
+	"tcp_user_timeout",
+	"disable_pqexec",
+	"application_name_add_host",
+	"conffile",
+	"service_name",
+	"job_name",
+	"auth_hba_file",
+	"auth_query",
+	"auth_user",
+	"auth_dbname",
+	"reserve_pool_size",
+	"reserve_pool_timeout",
+	"max_packet_size",
+	"server_round_robin",
+	"server_fast_close",
+	"client_tls_protocols",
+	"client_tls_ciphers",
+	"client_tls_ecdhcurve",
+	"client_tls_dheparams",
+	"server_tls_protocols",
+	"server_tls_ciphers",
+	"peer_id",
+	"server_check_delay_jitter",
+};
+
+enum kind { K_STR, K_OPT_STR, K_INT, K_BOOL, K_DUR, K_SIZE };
+
+struct key {
+	const char *name;
+	enum kind kind;
+	size_t off;
+	long lo, hi;
+};
+
+#define OFF(f) offsetof(struct conf, f)
+static const struct key main_keys[] = {
+	{ "listen_addr", K_STR, OFF(listen_addr), 0, 0 },
+	{ "listen_port", K_INT, OFF(listen_port), 1, 65535 },
+	{ "auth_file", K_OPT_STR, OFF(auth_file), 0, 0 },
+	{ "admin_db", K_STR, OFF(admin_db), 0, 0 },
+	{ "min_pool_size", K_INT, OFF(min_pool_size), 0, 100000 },
+	{ "default_pool_size", K_INT, OFF(default_pool_size), 1, 100000 },
+	{ "max_client_conn", K_INT, OFF(max_client_conn), 1, 1000000 },
+	{ "max_db_connections", K_INT, OFF(max_db_connections), 0, 100000 },
+	{ "max_user_connections", K_INT, OFF(max_user_connections), 0, 100000 },
+	{ "server_connect_timeout", K_DUR, OFF(server_connect_timeout), 0, 0 },
+	{ "server_login_retry", K_DUR, OFF(server_login_retry), 0, 0 },
+	{ "query_wait_timeout", K_DUR, OFF(query_wait_timeout), 0, 0 },
+	{ "server_idle_timeout", K_DUR, OFF(server_idle_timeout), 0, 0 },
+	{ "server_lifetime", K_DUR, OFF(server_lifetime), 0, 0 },
+	{ "server_check_delay", K_DUR, OFF(server_check_delay), 0, 0 },
+	{ "client_login_timeout", K_DUR, OFF(client_login_timeout), 0, 0 },
+	{ "client_idle_timeout", K_DUR, OFF(client_idle_timeout), 0, 0 },
+	{ "idle_transaction_timeout", K_DUR, OFF(idle_transaction_timeout), 0, 0 },
+	{ "query_timeout", K_DUR, OFF(query_timeout), 0, 0 },
+	{ "server_reset_query", K_STR, OFF(server_reset_query), 0, 0 },
+	{ "server_reset_query_always", K_BOOL, OFF(server_reset_query_always), 0, 0 },
+	{ "server_check_query", K_STR, OFF(server_check_query), 0, 0 },
+	{ "max_prepared_statements", K_INT, OFF(max_prepared_statements), 0, 100000 },
+	{ "track_extra_parameters", K_OPT_STR, OFF(track_extra_parameters), 0, 0 },
+	{ "ignore_startup_parameters", K_OPT_STR, OFF(ignore_startup_parameters), 0, 0 },
+	{ "stats_listen", K_STR, OFF(stats_listen), 0, 0 },
+	{ "logfile", K_OPT_STR, OFF(logfile), 0, 0 },
+	{ "pidfile", K_OPT_STR, OFF(pidfile), 0, 0 },
+	{ "verbose", K_INT, OFF(verbose), 0, 2 },
+	{ "pkt_buf", K_SIZE, OFF(pkt_buf), 512, 1 << 24 },
+	{ "client_tls_cert_file", K_OPT_STR, OFF(client_tls_cert_file), 0, 0 },
+	{ "client_tls_key_file", K_OPT_STR, OFF(client_tls_key_file), 0, 0 },
+	{ "client_tls_ca_file", K_OPT_STR, OFF(client_tls_ca_file), 0, 0 },
+	{ "server_tls_cert_file", K_OPT_STR, OFF(server_tls_cert_file), 0, 0 },
+	{ "server_tls_key_file", K_OPT_STR, OFF(server_tls_key_file), 0, 0 },
+	{ "server_tls_ca_file", K_OPT_STR, OFF(server_tls_ca_file), 0, 0 },
+};
+
+static void main_key(struct parse *p, const char *name, const char *v)
+{
+	struct conf *c = p->c;
+
+	for (size_t i = 0; i < sizeof(main_keys) / sizeof(main_keys[0]); i++) {
+		const struct key *k = &main_keys[i];
+		if (strcmp(k->name, name) != 0)
+			continue;
+		void *dst = (char *)c + k->off;
+		switch (k->kind) {
+		case K_STR:
+			set_str(dst, v);
+			break;
+		case K_OPT_STR:
+			set_opt_str(dst, v);
+			break;
+		case K_INT:
+			if (!parse_int(v, k->lo, k->hi, dst))
+				fail(p, "%s must be a whole number from %ld to %ld, got \"%s\"",
+				     name, k->lo, k->hi, v);
+			break;
+		case K_SIZE: {
+			int n;
+			if (!parse_int(v, k->lo, k->hi, &n))
+				fail(p, "%s must be a whole number from %ld to %ld, got \"%s\"",
+				     name, k->lo, k->hi, v);
+			else
+				*(size_t *)dst = (size_t)n;
+			break;
+		}
+		case K_BOOL:
+			if (!parse_bool(v, dst))
+				fail(p, "%s must be 0 or 1 (or yes/no, on/off), got \"%s\"", name, v);
+			break;
+		case K_DUR:
+			if (!parse_duration(v, dst))
+				fail(p, "%s must be a duration in seconds (like 30, 1.5, 500ms), "
+					"got \"%s\"",
+				     name, v);
+			break;
+		}
+		return;
+	}
+	if (strcmp(name, "auth_type") == 0) {
+		if (strcmp(v, "trust") == 0)
+			c->auth_type = CONF_AUTH_TRUST;
+		else if (strcmp(v, "md5") == 0)
+			c->auth_type = CONF_AUTH_MD5;
+		else if (strcmp(v, "scram-sha-256") == 0)
+			c->auth_type = CONF_AUTH_SCRAM;
+		else if (strcmp(v, "plain") == 0)
+			c->auth_type = CONF_AUTH_PLAIN;
+		else
+			fail(p, "auth_type must be trust, plain, md5 or scram-sha-256, got \"%s\"",
+			     v);
+	} else if (strcmp(name, "pool_mode") == 0) {
+		if (!parse_pool_mode(v, &c->pool_mode))
+			fail(p, "pool_mode must be session, transaction or statement, got \"%s\"",
+			     v);
+	} else if (strcmp(name, "admin_users") == 0) {
+		set_list(&c->admin_users, &c->nadmin_users, v);
+	} else if (strcmp(name, "stats_users") == 0) {
+		set_list(&c->stats_users, &c->nstats_users, v);
+	} else if (strcmp(name, "client_tls_sslmode") == 0) {
+		if (!parse_sslmode(v, &c->client_tls_sslmode))
+			fail(p, "client_tls_sslmode must be disable, allow, prefer, require, "
+				"verify-ca or verify-full, got \"%s\"",
+			     v);
+		else
+			set_str(&c->client_tls_sslmode_str, v);
+	} else if (strcmp(name, "server_tls_sslmode") == 0) {
+		if (!parse_sslmode(v, &c->server_tls_sslmode))
+			fail(p, "server_tls_sslmode must be disable, allow, prefer, require, "
+				"verify-ca or verify-full, got \"%s\"",
+			     v);
+	} else {
+		for (size_t i = 0; i < sizeof(ignored_keys) / sizeof(ignored_keys[0]); i++)
+			if (strcmp(ignored_keys[i], name) == 0)
+				return;
+		fail(p, "unknown key \"%s\" in [sluice]", name);
+	}
+}
+
+static void cache_key(struct parse *p, const char *name, const char *v)
+{
+	struct conf_cache *cc = &p->c->cache;
+	int n;
+
+	if (strcmp(name, "enabled") == 0) {
+		if (!parse_bool(v, &cc->enabled))
+			fail(p, "enabled must be 0 or 1, got \"%s\"", v);
+	} else if (strcmp(name, "redis_host") == 0) {
+		set_str(&cc->redis_host, v);
+	} else if (strcmp(name, "redis_port") == 0) {
+		if (!parse_int(v, 1, 65535, &cc->redis_port))
+			fail(p, "redis_port must be 1..65535, got \"%s\"", v);
+	} else if (strcmp(name, "default_ttl") == 0) {
+		if (!parse_duration(v, &cc->default_ttl))
+			fail(p, "default_ttl must be a duration in seconds, got \"%s\"", v);
+	} else if (strcmp(name, "l1_entries") == 0) {
+		if (!parse_int(v, 0, 10000000, &n))
+			fail(p, "l1_entries must be a whole number, got \"%s\"", v);
+		else
+			cc->l1_entries = (size_t)n;
+	} else {
+		fail(p, "unknown key \"%s\" in [cache]", name);
+	}
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct parse *p = user;
+
+	if (p->err[0])
+		return 1;
+	if (strcmp(section, "sluice") == 0 || strcmp(section, "pgbouncer") == 0)
+		main_key(p, name, value);
+	else if (strcmp(section, "databases") == 0)
+		add_db(p, name, value);
+	else if (strcmp(section, "users") == 0)
+		add_user(p, name, value);
+	else if (strcmp(section, "cache") == 0)
+		cache_key(p, name, value);
+	else if (strcmp(section, "peers") == 0)
+		; /* PgBouncer peering: not supported, accepted */
+	else if (section[0] == 0)
+		fail(p, "key \"%s\" outside any section (expected [sluice] first)", name);
+	else
+		fail(p, "unknown section [%s]", section);
+	return 1;
+}
+
+static void defaults(struct conf *c)
+{
+	c->listen_addr = xstrdup("127.0.0.1");
+	c->listen_port = 6432;
+	c->auth_type = CONF_AUTH_MD5;
+	c->admin_db = xstrdup("sluice");
+	c->pool_mode = CONF_POOL_SESSION;
+	c->min_pool_size = 5;
+	c->default_pool_size = 50;
+	c->max_client_conn = 1000;
+	c->server_connect_timeout = 15;
+	c->server_login_retry = 15;
+	c->query_wait_timeout = 120;
+	c->server_idle_timeout = 600;
+	c->server_lifetime = 3600;
+	c->server_check_delay = 30;
+	c->client_login_timeout = 60;
+	c->server_reset_query = xstrdup("DISCARD ALL");
+	c->server_check_query = xstrdup("select 1");
+	c->max_prepared_statements = 200;
+	c->stats_listen = xstrdup("127.0.0.1:9127");
+	c->pkt_buf = 8192;
+	c->client_tls_sslmode_str = xstrdup("disable");
+	c->cache.redis_host = xstrdup("127.0.0.1");
+	c->cache.redis_port = 6379;
+	c->cache.default_ttl = 60;
+	c->cache.l1_entries = 1024;
+}
+
+/* Checks across keys, once the whole file is read. */
+static void validate(struct parse *p)
+{
+	struct conf *c = p->c;
+
+	p->line = 0;
+	if (c->ndbs == 0)
+		fail(p, "no [databases] entries: clients would have nothing to connect to");
+	if (c->auth_type != CONF_AUTH_TRUST && !c->auth_file)
+		fail(p, "auth_type %s needs an auth_file with the users' passwords",
+		     c->auth_type == CONF_AUTH_MD5 ? "md5"
+		     : c->auth_type == CONF_AUTH_SCRAM ? "scram-sha-256"
+						       : "plain");
+	if (c->client_tls_sslmode != CONF_SSL_DISABLE &&
+	    (!c->client_tls_cert_file || !c->client_tls_key_file))
+		fail(p, "client_tls_sslmode needs client_tls_cert_file and client_tls_key_file");
+	if (c->client_tls_sslmode >= CONF_SSL_VERIFY_CA && !c->client_tls_ca_file)
+		fail(p, "client_tls_sslmode verify-ca/verify-full needs client_tls_ca_file");
+	if (c->server_tls_sslmode >= CONF_SSL_VERIFY_CA && !c->server_tls_ca_file)
+		fail(p, "server_tls_sslmode verify-ca/verify-full needs server_tls_ca_file");
+}
+
+int conf_load(const char *path, struct conf *c, char *err, size_t errlen)
+{
+	struct parse p;
+
+	memset(c, 0, sizeof(*c));
+	memset(&p, 0, sizeof(p));
+	p.c = c;
+	p.f = fopen(path, "r");
+	if (!p.f) {
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		return -1;
+	}
+	c->path = xstrdup(path);
+	defaults(c);
+	int rc = ini_parse_stream(reader, &p, handler, &p);
+	bool ioerr = ferror(p.f);
+	fclose(p.f);
+	if (rc > 0 && !p.err[0]) {
+		p.line = rc;
+		fail(&p, "syntax error: expected [section], key = value or a comment");
+	}
+	if (ioerr)
+		fail(&p, "read error");
+	if (!p.err[0])
+		validate(&p);
+	if (p.err[0]) {
+		if (p.err_line > 0)
+			snprintf(err, errlen, "%s:%d: %s", path, p.err_line, p.err);
+		else
+			snprintf(err, errlen, "%s: %s", path, p.err);
+		conf_free(c);
+		return -1;
+	}
+	return 0;
+}
+
+void conf_free(struct conf *c)
+{
+	free(c->path);
+	free(c->listen_addr);
+	free(c->auth_file);
+	free_list(c->admin_users, c->nadmin_users);
+	free_list(c->stats_users, c->nstats_users);
+	free(c->admin_db);
+	free(c->server_reset_query);
+	free(c->server_check_query);
+	free(c->track_extra_parameters);
+	free(c->ignore_startup_parameters);
+	free(c->stats_listen);
+	free(c->logfile);
+	free(c->pidfile);
+	free(c->client_tls_sslmode_str);
+	free(c->client_tls_cert_file);
+	free(c->client_tls_key_file);
+	free(c->client_tls_ca_file);
+	free(c->server_tls_cert_file);
+	free(c->server_tls_key_file);
+	free(c->server_tls_ca_file);
+	free(c->cache.redis_host);
+	for (size_t i = 0; i < c->ndbs; i++) {
+		struct conf_db *db = &c->dbs[i];
+		free(db->name);
+		free(db->host);
+		free(db->dbname);
+		free(db->user);
+		free(db->password);
+		free(db->connect_query);
+		free(db->application_name);
+	}
+	free(c->dbs);
+	for (size_t i = 0; i < c->nusers; i++)
+		free(c->users[i].name);
+	free(c->users);
+	memset(c, 0, sizeof(*c));
+}
+
+const struct conf_db *conf_find_db(const struct conf *c, const char *name)
+{
+	const struct conf_db *star = NULL;
+
+	for (size_t i = 0; i < c->ndbs; i++) {
+		if (strcmp(c->dbs[i].name, name) == 0)
+			return &c->dbs[i];
+		if (strcmp(c->dbs[i].name, "*") == 0)
+			star = &c->dbs[i];
+	}
+	return star;
+}
+
+const struct conf_user *conf_find_user(const struct conf *c, const char *name)
+{
+	for (size_t i = 0; i < c->nusers; i++)
+		if (strcmp(c->users[i].name, name) == 0)
+			return &c->users[i];
+	return NULL;
+}
+
+static bool in_list(char *const *v, size_t n, const char *user)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i], user) == 0)
+			return true;
+	return false;
+}
+
+bool conf_is_admin(const struct conf *c, const char *user)
+{
+	return in_list(c->admin_users, c->nadmin_users, user);
+}
+
+bool conf_is_stats_user(const struct conf *c, const char *user)
+{
+	return in_list(c->stats_users, c->nstats_users, user) || conf_is_admin(c, user);
+}
