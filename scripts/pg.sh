@@ -68,7 +68,7 @@ pg_init() {
 listen_addresses = '127.0.0.1'
 port = $_port
 unix_socket_directories = '$_d'
-max_connections = 300
+max_connections = ${PG_MAX_CONNECTIONS:-300}
 password_encryption = 'scram-sha-256'
 logging_collector = off
 EOF
