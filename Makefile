@@ -31,7 +31,7 @@ HDRS    := $(wildcard */*.h)
 all: sluice
 
 sluice: $(BUILD)/sluice
-	@cp $< $@
+	@cp $< $@.tmp && mv -f $@.tmp $@
 
 $(BUILD)/sluice: $(MAIN_OBJ) $(BUILD)/libsluice.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)

@@ -666,7 +666,7 @@ static void handle_startup(struct proxy_client *c, const struct proto_msg *m)
 	}
 	if (s.code == PROTO_SSL_REQUEST && ctx->tls_accept && !c->io.ssl) {
 		/* bytes after the request would be read as if they came over TLS */
-		if (proto_buf_avail(&c->io.in) != m->raw_len) {
+		if (proto_buf_avail(&c->io.in) != 0) {
 			proxy_client_fatal(c, "08P01", NULL,
 					   "unencrypted data after SSL request");
 			return;
@@ -1011,10 +1011,12 @@ static void client_process(struct proxy_client *c)
 						   "invalid startup packet length");
 				return;
 			}
+			/* consumed first: the handler may go on to process what follows
+			 * (the view <m> stays valid until the next read) */
+			proto_buf_consume(&c->io.in, m.raw_len);
 			handle_startup(c, &m);
 			if (c->state == PROXY_CL_CLOSING)
 				return;
-			proto_buf_consume(&c->io.in, m.raw_len);
 			continue;
 		case PROXY_CL_AUTH:
 			rc = proto_next(head, avail, false, PROTO_MAX_STARTUP_LEN, &m);
@@ -1025,10 +1027,12 @@ static void client_process(struct proxy_client *c)
 						   "invalid authentication message length");
 				return;
 			}
+			/* consumed first: the handler may go on to process what follows
+			 * (the view <m> stays valid until the next read) */
+			proto_buf_consume(&c->io.in, m.raw_len);
 			handle_password(c, &m);
 			if (c->state == PROXY_CL_CLOSING)
 				return;
-			proto_buf_consume(&c->io.in, m.raw_len);
 			continue;
 		case PROXY_CL_IDLE:
 			if (avail < 5)
@@ -1053,10 +1057,12 @@ static void client_process(struct proxy_client *c)
 						   "invalid message length");
 				return;
 			}
+			/* consumed first: the handler may go on to process what follows
+			 * (the view <m> stays valid until the next read) */
+			proto_buf_consume(&c->io.in, m.raw_len);
 			proxy_admin_message(c, &m);
 			if (c->state == PROXY_CL_CLOSING)
 				return;
-			proto_buf_consume(&c->io.in, m.raw_len);
 			continue;
 		default:
 			/* LOGIN, WAIT: input stays buffered until a server is linked */
