@@ -6,6 +6,8 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include <stdio.h>
+
 #include "pool/pool.h"
 
 struct item {
