@@ -1,10 +1,11 @@
 /*
  * Socket I/O shared by client and server connections.
  *
- * Sends go straight to the socket when nothing is queued, so the common
- * case relays bytes from one connection's input buffer to the other's
- * socket without a copy; whatever the socket does not take is queued and
- * the write watcher armed until it drains.
+ * Small sends are queued and written once per loop iteration, just before
+ * the loop sleeps (proxy_io_flush_dirty), so the several messages one
+ * read produces leave in one syscall. Large sends go straight to the
+ * socket when nothing is queued, without a copy. Whatever the socket does
+ * not take stays queued and the write watcher is armed until it drains.
  */
 #include "proxy/proxy.h"
 
@@ -16,12 +17,17 @@
 
 /* Read chunk: large enough that a busy relay needs few syscalls. */
 #define IO_READ_CHUNK (32 * 1024)
+/* Sends at least this large skip the queue when it is empty. */
+#define IO_DIRECT_MIN (16 * 1024)
 
 void proxy_io_init(struct proxy_io *io, int fd)
 {
 	io->fd = fd;
 	io->ssl = NULL;
 	io->handshaking = false;
+	io->dirty = false;
+	io->failed = false;
+	io->next_dirty = NULL;
 	proto_buf_init(&io->in);
 	proto_buf_init(&io->out);
 }
@@ -63,6 +69,10 @@ ssize_t proxy_io_read(struct proxy_io *io)
 {
 	ssize_t n, total = 0;
 
+	if (io->failed) {
+		errno = EPIPE;
+		return -1;
+	}
 	if (proto_buf_reserve(&io->in, IO_READ_CHUNK) < 0)
 		return -1;
 	if (io->ssl) {
@@ -113,15 +123,24 @@ static ssize_t write_some(struct proxy_io *io, const void *p, size_t n)
 	return w;
 }
 
+static void mark_dirty(struct proxy_ctx *ctx, struct proxy_io *io)
+{
+	if (io->dirty)
+		return;
+	io->dirty = true;
+	io->next_dirty = ctx->dirty;
+	ctx->dirty = io;
+}
+
 int proxy_io_send(struct proxy_ctx *ctx, struct proxy_io *io, const void *p, size_t n)
 {
 	ssize_t w = 0;
 
 	if (n == 0)
 		return 0;
-	if (io->fd < 0)
+	if (io->fd < 0 || io->failed)
 		return -1;
-	if (proto_buf_avail(&io->out) == 0 && !io->handshaking) {
+	if (proto_buf_avail(&io->out) == 0 && !io->handshaking && n >= IO_DIRECT_MIN) {
 		w = write_some(io, p, n);
 		if (w < 0)
 			return -1;
@@ -130,9 +149,33 @@ int proxy_io_send(struct proxy_ctx *ctx, struct proxy_io *io, const void *p, siz
 	}
 	if (proto_buf_append(&io->out, (const uint8_t *)p + w, n - (size_t)w) < 0)
 		return -1;
-	if (!ev_is_active(&io->wr))
-		ev_io_start(ctx->loop, &io->wr);
+	if (io->handshaking || w > 0) {
+		/* the socket is full (or not ready): wait until it is writable */
+		if (!ev_is_active(&io->wr))
+			ev_io_start(ctx->loop, &io->wr);
+	} else if (!ev_is_active(&io->wr)) {
+		mark_dirty(ctx, io);
+	}
 	return 0;
+}
+
+void proxy_io_flush_dirty(struct proxy_ctx *ctx)
+{
+	while (ctx->dirty) {
+		struct proxy_io *io = ctx->dirty;
+
+		ctx->dirty = io->next_dirty;
+		io->next_dirty = NULL;
+		io->dirty = false;
+		if (io->fd < 0 || io->handshaking || ev_is_active(&io->wr))
+			continue;
+		if (proxy_io_flush(ctx, io) < 0) {
+			/* Let the owner find out through its read callback. */
+			io->failed = true;
+			proto_buf_reset(&io->out);
+			ev_feed_event(ctx->loop, &io->rd, EV_READ);
+		}
+	}
 }
 
 int proxy_io_flush(struct proxy_ctx *ctx, struct proxy_io *io)
@@ -156,6 +199,16 @@ int proxy_io_flush(struct proxy_ctx *ctx, struct proxy_io *io)
 
 void proxy_io_close(struct proxy_ctx *ctx, struct proxy_io *io)
 {
+	if (io->dirty) {
+		for (struct proxy_io **pp = &ctx->dirty; *pp; pp = &(*pp)->next_dirty) {
+			if (*pp == io) {
+				*pp = io->next_dirty;
+				break;
+			}
+		}
+		io->dirty = false;
+		io->next_dirty = NULL;
+	}
 	if (ev_is_active(&io->rd))
 		ev_io_stop(ctx->loop, &io->rd);
 	if (ev_is_active(&io->wr))

@@ -51,6 +51,7 @@ static void reaper_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	proxy_io_flush_dirty(ctx);
 	while (ctx->zombies) {
 		struct proxy_zombie *z = ctx->zombies;
 

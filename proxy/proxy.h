@@ -50,6 +50,9 @@ struct proxy_io {
 	ev_io rd, wr;		/* wr armed only while out is non-empty */
 	struct proto_buf in;	/* owned: bytes read, not yet handled */
 	struct proto_buf out;	/* owned: bytes waiting for the socket */
+	bool dirty;		/* on ctx->dirty: out to be flushed before the loop sleeps */
+	bool failed;		/* a deferred write failed: the next read reports it */
+	struct proxy_io *next_dirty;
 };
 
 enum proxy_cl_state {
@@ -215,7 +218,8 @@ struct proxy_ctx {
 	SSL_CTX *tls_connect;		/* owned: TLS towards servers, NULL if disabled */
 	ev_signal sig_int, sig_term, sig_hup;
 	ev_timer janitor;		/* once a second: pool upkeep */
-	ev_prepare reaper;		/* frees closed connections */
+	ev_prepare reaper;		/* flushes queued output, frees closed connections */
+	struct proxy_io *dirty;		/* connections with output queued this loop iteration */
 
 	struct pool_set pools;
 	struct pool_list clients;	/* every client */
@@ -261,6 +265,8 @@ ssize_t proxy_io_read(struct proxy_io *io);
 int proxy_io_send(struct proxy_ctx *ctx, struct proxy_io *io, const void *p, size_t n) PROXY_WUR;
 /* Write queued bytes. 1 when all are out, 0 when some remain, -1 on error. */
 int proxy_io_flush(struct proxy_ctx *ctx, struct proxy_io *io) PROXY_WUR;
+/* Write out what sends queued during this loop iteration. */
+void proxy_io_flush_dirty(struct proxy_ctx *ctx);
 void proxy_io_close(struct proxy_ctx *ctx, struct proxy_io *io);
 
 /* tls.c */

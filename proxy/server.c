@@ -110,6 +110,8 @@ void proxy_server_close(struct proxy_server *s, const char *reason)
 		/* polite goodbye, so PostgreSQL does not log an unexpected EOF */
 		static const uint8_t term[5] = {'X', 0, 0, 0, 4};
 
+		if (proto_buf_avail(&s->io.out) > 0)
+			(void)!proxy_io_flush(ctx, &s->io);
 		if (proto_buf_avail(&s->io.out) == 0)
 			(void)!send(s->io.fd, term, sizeof(term), MSG_NOSIGNAL | MSG_DONTWAIT);
 	}
