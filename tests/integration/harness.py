@@ -32,6 +32,10 @@ class TestFailure(AssertionError):
     pass
 
 
+class Skip(Exception):
+    pass
+
+
 TESTS = []
 
 
@@ -376,7 +380,7 @@ class Sluice:
             self.proc.kill()
             self.proc.wait()
 
-    def log_tail(self, n=40):
+    def log_tail(self, n=15):
         return tail(self.log, n)
 
     # clients --------------------------------------------------------------
@@ -660,6 +664,7 @@ class Wire:
         self.params = {}
         self.backend_key = None
         self.status = None
+        self.auth_codes = []
 
     def close(self):
         try:
@@ -730,6 +735,7 @@ class Wire:
                 raise PgError(parse_fields(p))
             if t == b"R":
                 code = struct.unpack("!I", p[:4])[0]
+                self.auth_codes.append(code)
                 if code == 0:
                     continue
                 if code == 3:
@@ -774,7 +780,14 @@ class Wire:
         out = []
         seen = 0
         while seen < until_ready:
-            t, p = self.read_msg()
+            try:
+                t, p = self.read_msg()
+            except (Closed, ConnectionResetError) as e:
+                # an error sent just before closing still counts
+                for t, p in out:
+                    if t == b"E":
+                        raise PgError(parse_fields(p)) from e
+                raise Closed(str(e)) from e
             out.append((t, p))
             if t == b"Z":
                 seen += 1
@@ -826,3 +839,182 @@ def send_cancel(host, port, key):
             s.recv(1)
         except OSError:
             pass
+
+
+# --------------------------------------------------------------------------
+# Helpers shared by the tests
+# --------------------------------------------------------------------------
+
+def pgcode_of(fn):
+    """Run fn, which must raise a psycopg2 error; return its SQLSTATE."""
+    try:
+        fn()
+    except psycopg2.Error as e:
+        return e.pgcode
+    raise TestFailure("expected an error, got success")
+
+
+def run_with_deadline(fn, seconds, what):
+    """Run fn in a thread; fail if it takes longer than seconds. Returns its result."""
+    box = {}
+
+    def body():
+        try:
+            box["r"] = fn()
+        except BaseException as e:  # noqa: BLE001
+            box["e"] = e
+
+    t = threading.Thread(target=body, daemon=True)
+    t.start()
+    t.join(seconds)
+    if t.is_alive():
+        raise TestFailure(f"{what}: no answer within {seconds}s")
+    if "e" in box:
+        raise box["e"]
+    return box.get("r")
+
+
+class BackendSampler:
+    """Samples the number of PostgreSQL client backends of a user every 50 ms."""
+
+    def __init__(self, env, user="app", where=""):
+        self.env = env
+        self.user = user
+        self.where = where
+        self.samples = []
+        self.stop_ev = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        c = self.env.pg.connect()
+        cur = c.cursor()
+        sql = ("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+               "AND usename = %s " + self.where)
+        while not self.stop_ev.is_set():
+            cur.execute(sql, (self.user,))
+            self.samples.append(cur.fetchone()[0])
+            time.sleep(0.05)
+        c.close()
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *a):
+        self.stop_ev.set()
+        self.thread.join(5)
+
+    @property
+    def max(self):
+        return max(self.samples) if self.samples else 0
+
+
+def run_threads(n, fn):
+    """Run fn(i) in n threads; return the list of exceptions (as strings)."""
+    errors = []
+
+    def body(i):
+        try:
+            fn(i)
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"client {i}: {e!r}")
+
+    ts = [threading.Thread(target=body, args=(i,), daemon=True) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(120)
+    return errors
+
+
+def pgbench(s, *args, timeout=120):
+    r = subprocess.run(["pgbench", *args], env=s.pgenv(), stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    return r
+
+
+def pgbench_stats(out):
+    """(tps, failed transactions) from pgbench's report."""
+    import re
+    m = re.search(r"tps = ([0-9.]+)", out)
+    tps = float(m.group(1)) if m else 0.0
+    m = re.search(r"number of failed transactions: (\d+)", out)
+    failed = int(m.group(1)) if m else 0
+    return tps, failed
+
+
+def killed_client_releases_locks(env, s, marker):
+    """A psql holding an exclusive lock inside pg_sleep is killed: the lock and
+    the query must be gone within 3 s."""
+    env.ensure_pgbench()
+    p = subprocess.Popen(["psql", "-X", "-q"], env=s.pgenv(), stdin=subprocess.PIPE,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    try:
+        p.stdin.write("BEGIN;\nLOCK TABLE pgbench_accounts IN ACCESS EXCLUSIVE MODE;\n"
+                      f"SELECT '{marker}', pg_sleep(30);\n")
+        p.stdin.flush()
+        active_sql = ("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                      f"AND query LIKE '%{marker}%' AND pid <> pg_backend_pid()")
+        ok = wait_until(lambda: env.pg.query(active_sql)[0][0] == 1, 10)
+        check(ok, "the sleeping query never showed up in pg_stat_activity")
+    finally:
+        p.kill()
+        p.wait()
+    t0 = time.time()
+    c = s.connect(autocommit=False)
+    got = False
+    last = None
+    while time.time() - t0 < 3.0:
+        try:
+            c.cursor().execute("LOCK TABLE pgbench_accounts IN ACCESS EXCLUSIVE MODE NOWAIT")
+            got = True
+            c.rollback()
+            break
+        except psycopg2.Error as e:
+            last = e.pgcode
+            c.rollback()
+            time.sleep(0.1)
+    c.close()
+    check(got, f"lock still held 3 s after the client was killed (last SQLSTATE {last})")
+    left = wait_until(lambda: env.pg.query(active_sql)[0][0] == 0, max(0.1, 3.0 - (time.time() - t0)))
+    check(left, "the killed client's query is still running in PostgreSQL")
+    c = s.connect()
+    cur = c.cursor()
+    cur.execute("SELECT count(*) FROM pgbench_branches")
+    check(cur.fetchone()[0] >= 1, "pool unusable after the kill")
+    c.close()
+
+
+def cancel_reaches_own_query(env, s):
+    """conn.cancel() interrupts only that client's query."""
+    a = s.connect()
+    b = s.connect()
+    b_result = {}
+
+    def run_b():
+        try:
+            cur = b.cursor()
+            cur.execute("SELECT pg_sleep(1.5), 'b-done'")
+            b_result["v"] = cur.fetchone()[1]
+        except Exception as e:  # noqa: BLE001
+            b_result["e"] = e
+
+    tb = threading.Thread(target=run_b, daemon=True)
+    tb.start()
+    time.sleep(0.1)
+    timer = threading.Timer(0.5, a.cancel)
+    timer.start()
+    t0 = time.time()
+    code = pgcode_of(lambda: a.cursor().execute("SELECT pg_sleep(10)"))
+    dt = time.time() - t0
+    timer.join()
+    check(code == "57014", f"expected SQLSTATE 57014, got {code}")
+    check(dt < 2.0, f"cancel took {dt:.1f}s")
+    cur = a.cursor()
+    cur.execute("SELECT 1")
+    check(cur.fetchone() == (1,), "client unusable after its query was cancelled")
+    tb.join(10)
+    check("e" not in b_result, f"the other client was hit: {b_result.get('e')!r}")
+    check(b_result.get("v") == "b-done", "the other client got no result")
+    a.close()
+    b.close()

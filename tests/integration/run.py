@@ -22,13 +22,6 @@ import test_session  # noqa: E402,F401  (registers tests)
 import test_tx  # noqa: E402,F401
 
 
-class Skip(Exception):
-    pass
-
-
-harness.Skip = Skip
-
-
 def indent(text, prefix="    "):
     return "\n".join(prefix + line for line in text.splitlines())
 
@@ -41,7 +34,7 @@ def run_one(env, name, fn, timeout):
         try:
             fn(env)
             result["status"] = "ok"
-        except Skip as e:
+        except harness.Skip as e:
             result["status"] = "skip"
             result["detail"] = str(e)
         except Exception as e:  # noqa: BLE001 - every failure is reported the same way
@@ -155,7 +148,8 @@ def main():
     summary = f"{passed} passed, {failed} failed"
     if skipped:
         summary += f", {skipped} skipped"
-    print(f"{summary} ({time.time() - t_start:.0f}s)")
+    print(f"total time {time.time() - t_start:.0f}s", flush=True)
+    print(summary)
     return 1 if failed else 0
 
 
