@@ -947,6 +947,15 @@ def killed_client_releases_locks(env, s, marker):
     """A psql holding an exclusive lock inside pg_sleep is killed: the lock and
     the query must be gone within 3 s."""
     env.ensure_pgbench()
+    try:
+        _killed_client(env, s, marker)
+    finally:
+        # whatever happened, leave no sleeping lock holder to the next tests
+        env.pg.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     f"WHERE query LIKE '%{marker}%' AND pid <> pg_backend_pid()")
+
+
+def _killed_client(env, s, marker):
     p = subprocess.Popen(["psql", "-X", "-q"], env=s.pgenv(), stdin=subprocess.PIPE,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
     try:

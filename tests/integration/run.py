@@ -18,8 +18,24 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
-import test_session  # noqa: E402,F401  (registers tests)
-import test_tx  # noqa: E402,F401
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIRST = ["test_session", "test_tx"]
+
+
+def load_tests():
+    """Import the test modules (they register their tests); session and
+    transaction mode first, then any other test_*.py. Returns import errors."""
+    import importlib
+    others = sorted(f[:-3] for f in os.listdir(HERE)
+                    if f.startswith("test_") and f.endswith(".py") and f[:-3] not in FIRST)
+    errors = []
+    for mod in FIRST + others:
+        try:
+            importlib.import_module(mod)
+        except Exception:  # noqa: BLE001
+            errors.append((mod, traceback.format_exc().strip().splitlines()[-1]))
+    return errors
 
 
 def indent(text, prefix="    "):
@@ -82,6 +98,7 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--list", action="store_true", help="list test names and exit")
     args = ap.parse_args()
+    import_errors = load_tests()
 
     tests = [t for t in harness.TESTS if args.pattern is None or args.pattern in t[0]]
     if args.list:
@@ -116,6 +133,10 @@ def main():
 
     passed = failed = skipped = 0
     t_start = time.time()
+    for mod, err in import_errors:
+        if args.pattern is None or args.pattern in mod:
+            failed += 1
+            print(f"FAIL import {mod}: {err}", flush=True)
     try:
         try:
             env.setup()
