@@ -927,10 +927,14 @@ def run_threads(n, fn):
     return errors
 
 
-def pgbench(s, *args, timeout=120):
-    r = subprocess.run(["pgbench", *args], env=s.pgenv(), stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT, text=True, timeout=timeout)
-    return r
+def pgbench(s, *args, timeout=40):
+    try:
+        return subprocess.run(["pgbench", *args], env=s.pgenv(), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode("utf-8", "replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        raise TestFailure(f"pgbench {' '.join(args)} still running after {timeout}s "
+                          f"(hung); output:\n{out[-1000:]}")
 
 
 def pgbench_stats(out):
