@@ -90,11 +90,12 @@ void pool_apply_conf(struct pool *p, const struct conf *c, const struct conf_db 
 	p->min_size = db && db->min_pool_size >= 0 ? db->min_pool_size : c->min_pool_size;
 	if (p->min_size > p->pool_size)
 		p->min_size = p->pool_size;
+	/* most specific first, as PgBouncer: the user's, the database's, the default */
 	p->mode = c->pool_mode;
-	if (u && u->pool_mode != CONF_POOL_UNSET)
-		p->mode = u->pool_mode;
 	if (db && db->pool_mode != CONF_POOL_UNSET)
 		p->mode = db->pool_mode;
+	if (u && u->pool_mode != CONF_POOL_UNSET)
+		p->mode = u->pool_mode;
 }
 
 struct pool *pool_create(struct pool_set *s, const struct conf *c, const struct conf_db *db,

@@ -73,7 +73,11 @@ Test(pool, sizes_resolve_db_over_user_over_global)
 	pool_apply_conf(p, &c, &db);
 	cr_assert_eq(p->pool_size, 3);
 	cr_assert_eq(p->min_size, 3, "min is clamped to the pool size");
-	cr_assert_eq(p->mode, CONF_POOL_SESSION, "database entry overrides the user's");
+	cr_assert_eq(p->mode, CONF_POOL_TRANSACTION,
+		     "the user's entry overrides the database's, as in PgBouncer");
+	u.pool_mode = CONF_POOL_UNSET;
+	pool_apply_conf(p, &c, &db);
+	cr_assert_eq(p->mode, CONF_POOL_SESSION, "database entry overrides the global mode");
 
 	q = pool_find(&set, "app", "bob");
 	cr_assert_eq(q, p);
