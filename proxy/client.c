@@ -17,12 +17,13 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "stats/stats.h"
 
-static const char *const var_names[PROXY_NVARS] = {
+static const char *var_names[PROXY_NVARS] = {
 	[PROXY_VAR_CLIENT_ENCODING] = "client_encoding",
 	[PROXY_VAR_DATESTYLE] = "DateStyle",
 	[PROXY_VAR_TIMEZONE] = "TimeZone",
@@ -38,10 +39,52 @@ const char *proxy_var_name(enum proxy_var v)
 
 int proxy_var_index(const char *name)
 {
-	for (int i = 0; i < PROXY_NVARS; i++)
+	for (int i = 0; i < PROXY_NVARS && var_names[i]; i++)
 		if (strcasecmp(var_names[i], name) == 0)
 			return i;
 	return -1;
+}
+
+void proxy_vars_track(const char *list)
+{
+	const char *p = list;
+
+	while (p && *p) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		const char *e = p;
+		while (*e && *e != ',')
+			e++;
+		const char *t = e;
+		while (t > p && t[-1] == ' ')
+			t--;
+		if (t > p) {
+			char name[64];
+			size_t n = (size_t)(t - p) < sizeof(name) - 1 ? (size_t)(t - p)
+								       : sizeof(name) - 1;
+			memcpy(name, p, n);
+			name[n] = 0;
+			bool ok = true;
+			for (size_t i = 0; i < n; i++)
+				if (!isalnum((unsigned char)name[i]) && name[i] != '_' && name[i] != '.')
+					ok = false;
+			if (!ok) {
+				log_warn("track_extra_parameters: \"%s\" is not a parameter name", name);
+			} else if (proxy_var_index(name) < 0) {
+				int slot = PROXY_NBUILTIN_VARS;
+				while (slot < PROXY_NVARS && var_names[slot])
+					slot++;
+				if (slot == PROXY_NVARS) {
+					log_warn("track_extra_parameters: no room for \"%s\" (at most "
+						 "%d)",
+						 name, PROXY_NVARS - PROXY_NBUILTIN_VARS);
+					return;
+				}
+				var_names[slot] = strdup(name);
+			}
+		}
+		p = e;
+	}
 }
 
 static const char *const state_names[] = {
@@ -375,6 +418,11 @@ static void send_welcome(struct proxy_client *c)
 		if (v >= 0 && c->vars[v]) {
 			val = c->vars[v];
 			sent[v] = true;
+		} else if (v >= 0) {
+			/* the client starts from the server default and keeps it, so
+			 * it never inherits what an earlier client set on a server */
+			c->vars[v] = strdup(val);
+			sent[v] = c->vars[v] != NULL;
 		}
 		rc = proto_put_param_status(&b, p->params[i].name, val);
 	}
@@ -935,7 +983,7 @@ void proxy_client_resume(struct proxy_client *c)
 void proxy_client_link(struct proxy_client *c, struct proxy_server *s)
 {
 	struct proxy_ctx *ctx = c->ctx;
-	char sql[1024];
+	char sql[8192];
 	size_t len = 0;
 
 	if (c->state == PROXY_CL_WAIT) {
@@ -957,6 +1005,17 @@ void proxy_client_link(struct proxy_client *c, struct proxy_server *s)
 		char q[300];
 		size_t qi = 0;
 
+		if (!want && s->vars[v] && v >= PROXY_NBUILTIN_VARS) {
+			/* set by an earlier client, not reported by PostgreSQL: reset */
+			int w = snprintf(sql + len, sizeof(sql) - len, "RESET %s;", var_names[v]);
+
+			if (w < 0 || (size_t)w >= sizeof(sql) - len)
+				break;
+			len += (size_t)w;
+			free(s->vars[v]);
+			s->vars[v] = NULL;
+			continue;
+		}
 		if (!want || (s->vars[v] && strcmp(s->vars[v], want) == 0))
 			continue;
 		for (const char *x = want; *x && qi < sizeof(q) - 3; x++) {
@@ -965,11 +1024,17 @@ void proxy_client_link(struct proxy_client *c, struct proxy_server *s)
 			q[qi++] = *x;
 		}
 		q[qi] = '\0';
-		int w = snprintf(sql + len, sizeof(sql) - len, "SET %s TO '%s';", var_names[v], q);
+		/* set_config takes the value as a startup parameter gives it (a
+		 * list such as "a, b" stays a list, unlike SET x TO 'a, b') */
+		int w = snprintf(sql + len, sizeof(sql) - len,
+				 "SELECT pg_catalog.set_config('%s', '%s', false);", var_names[v], q);
 
 		if (w < 0 || (size_t)w >= sizeof(sql) - len)
 			break;
 		len += (size_t)w;
+		/* PostgreSQL reports most of these back; for the rest, remember */
+		free(s->vars[v]);
+		s->vars[v] = strdup(want);
 	}
 	if (len > 0) {
 		struct proto_buf b;

@@ -172,6 +172,7 @@ int proxy_ctx_init(struct proxy_ctx *ctx, struct ev_loop *loop, const char *conf
 		return -1;
 	if (load_auth(ctx->conf, &ctx->auth, err, errlen) < 0)
 		return -1;
+	proxy_vars_track(ctx->conf->track_extra_parameters);
 	if (proxy_tls_init(ctx, ctx->conf, err, errlen) < 0)
 		return -1;
 	ctx->started_at = ev_now(loop);
@@ -233,6 +234,7 @@ void proxy_reload(struct proxy_ctx *ctx)
 
 		pool_apply_conf(p, nc, db);
 	}
+	proxy_vars_track(nc->track_extra_parameters);
 	conf_free_auth(&ctx->auth);
 	ctx->auth = na;
 	conf_free(ctx->conf);

@@ -39,7 +39,9 @@ enum proxy_var {
 	PROXY_VAR_INTERVALSTYLE,
 	PROXY_VAR_STD_STRINGS,
 	PROXY_VAR_APPLICATION_NAME,
-	PROXY_NVARS,
+	PROXY_NBUILTIN_VARS,
+	/* then slots for track_extra_parameters */
+	PROXY_NVARS = PROXY_NBUILTIN_VARS + 10,
 };
 
 /* Socket plus buffers shared by clients and servers. */
@@ -303,6 +305,9 @@ void proxy_client_set_state(struct proxy_client *c, enum proxy_cl_state st);
 void proxy_client_check_timeouts(struct proxy_client *c, double now);
 const char *proxy_var_name(enum proxy_var v);
 int proxy_var_index(const char *name);
+/* Add the names in <list> (comma-separated) to the tracked parameters;
+ * names are never removed, so values held by connections keep their slot. */
+void proxy_vars_track(const char *list);
 
 /* server.c */
 /* Open a new server connection for <p>. -1 (with <p>->last_error set) if it

@@ -885,6 +885,11 @@ void proxy_server_release(struct proxy_server *s, bool client_gone)
 			return;
 		}
 		s->internal++;
+		/* the reset undoes what sluice SET and PostgreSQL does not report */
+		for (int v = PROXY_NBUILTIN_VARS; v < PROXY_NVARS; v++) {
+			free(s->vars[v]);
+			s->vars[v] = NULL;
+		}
 		proxy_server_set_state(s, PROXY_SV_RESET);
 		proxy_io_start_read(s->ctx, &s->io);
 		return;

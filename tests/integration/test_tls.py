@@ -158,3 +158,30 @@ def t_big_result(env):
     check(after - before < 16 * 1024,
           f"sluice peak RSS grew by {(after - before) // 1024} MB relaying 1 GB "
           f"({before} kB -> {after} kB)")
+
+
+@test("tx.tracked_parameters_follow_each_client")
+def t_tracked_parameters(env):
+    """search_path given at connect (track_extra_parameters) and DateStyle set
+    with SET follow their client on a one-server pool; another client on the
+    same server never sees them."""
+    from harness import Wire, PASSWORDS
+    env.pg.query("CREATE SCHEMA IF NOT EXISTS tracked AUTHORIZATION app", dbname="app")
+    s = env.sluice(settings={"pool_mode": "transaction", "default_pool_size": "1",
+                             "min_pool_size": "1",
+                             "track_extra_parameters": "search_path"}, fresh=True)
+    a = Wire("127.0.0.1", s.port)
+    a.user_for_md5 = "app"
+    a.login("app", "app", PASSWORDS["app"], extra={"search_path": "tracked, public"})
+    b = s.wire()
+    check(b.query("SET DateStyle = 'SQL, DMY'") is not None, "SET failed")
+    for _ in range(5):
+        check(a.query("SHOW search_path") == [["tracked, public"]],
+              "client A lost the search_path it connected with")
+        check(b.query("SHOW search_path") == [['"$user", public']],
+              "client B sees client A's search_path")
+        check(a.query("SHOW DateStyle") == [["ISO, MDY"]], "client A sees B's DateStyle")
+        check(b.query("SHOW DateStyle") == [["SQL, DMY"]], "client B lost its DateStyle")
+    a.close()
+    b.close()
+    env.drop_sluice()
