@@ -107,6 +107,7 @@ class Postgres:
         self.sockdir = root
         self.port = free_port()
         self.running = False
+        self.closed = False
 
     def _run_pg(self, args, **kw):
         return subprocess.run(["runuser", "-u", "postgres", "--"] + args,
@@ -144,6 +145,8 @@ log_min_messages = warning
             f.write("host all md5user 127.0.0.1/32 md5\n" + old)
 
     def start(self):
+        if self.closed:
+            raise TestFailure("the run is being stopped")
         r = self._run_pg([f"{PG_BIN}/pg_ctl", "-D", self.data, "-l", self.log,
                           "-w", "-t", "60", "start"], timeout=90)
         if r.returncode != 0:
@@ -319,6 +322,7 @@ class Sluice:
         self.userlist.update(userlist or {})
         self.proc = None
         self.stopped_on_purpose = False
+        self.killed = False
         self.write_config()
 
     # config ---------------------------------------------------------------
@@ -341,11 +345,15 @@ class Sluice:
 
     # process --------------------------------------------------------------
     def start(self, timeout=15):
-        logf = open(self.log, "ab")
-        self.proc = subprocess.Popen([self.env.sluice_bin, self.conf], stdout=logf,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     cwd=self.dir)
-        logf.close()
+        with self.env.lock:
+            if self.env.closing:
+                raise TestFailure("the run is being stopped")
+            logf = open(self.log, "ab")
+            self.proc = subprocess.Popen([self.env.sluice_bin, self.conf], stdout=logf,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         cwd=self.dir)
+            logf.close()
+            self.env.started.append(self)
         if not wait_port(self.port, timeout, self.proc):
             rc = self.proc.poll()
             self.kill()
@@ -377,6 +385,7 @@ class Sluice:
 
     def kill(self):
         if self.proc is not None and self.proc.poll() is None:
+            self.killed = True
             self.proc.kill()
             self.proc.wait()
 
@@ -434,6 +443,9 @@ class Env:
         self.cache_key = None
         self.pgbench_ready = False
         self.lock = threading.Lock()
+        self.closing = False
+        self.started = []         # every sluice process, to be sure none outlives the run
+        self.shutdown_problems = []
 
     def setup(self):
         try:
@@ -451,14 +463,19 @@ class Env:
         self.redis.start()
 
     def teardown(self):
+        with self.lock:
+            self.closing = True
         for s in [self.current] + self.extra:
             if s is not None:
-                s.stop(5)
+                self.stop_checked(s)
         self.current = None
         self.extra = []
+        for s in self.started:
+            s.kill()
         if self.redis is not None:
             self.redis.stop()
         if self.pg is not None:
+            self.pg.closed = True
             self.pg.stop()
         if self.root and not self.keep:
             shutil.rmtree(self.root, ignore_errors=True)
@@ -486,9 +503,22 @@ class Env:
         self.current = None
         self.cache_key = None
         if cur is not None:
-            cur.stop(5)
+            self.stop_checked(cur)
             # let the server connections of the old process go away
             self.wait_backends(lambda n: n == 0, 5)
+
+    def stop_checked(self, s):
+        """Stop s with SIGTERM; a status other than 0 is kept for the report
+        (a crash or a sanitizer report at exit)."""
+        if s.proc is None or s.stopped_on_purpose or s.killed:
+            s.stop(5)
+            return
+        died_before = s.proc.poll() is not None
+        rc = s.stop(5)
+        if rc != 0 and not s.killed:
+            why = "had exited" if died_before else "on SIGTERM"
+            self.shutdown_problems.append((s.name, f"exit status {rc} ({why})",
+                                           s.log_tail(25)))
 
     def start_extra(self, **kw):
         """A second sluice beside the current one (not cached)."""

@@ -90,6 +90,17 @@ def run_one(env, name, fn, timeout):
     return status, detail, log
 
 
+def report_shutdowns(env):
+    """One FAIL line per sluice that did not exit cleanly when stopped."""
+    n = 0
+    while env.shutdown_problems:
+        name, why, log = env.shutdown_problems.pop(0)
+        n += 1
+        print(f"FAIL shutdown of {name}: {why}", flush=True)
+        print(indent("sluice log:\n" + log), flush=True)
+    return n
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sluice", required=True, help="path to the sluice binary")
@@ -128,6 +139,7 @@ def main():
     def on_signal(signum, frame):
         raise KeyboardInterrupt
 
+    signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
 
@@ -161,11 +173,13 @@ def main():
                     print(indent("sluice log:\n" + log), flush=True)
                 # the next test gets a new sluice
                 env.drop_sluice()
+            failed += report_shutdowns(env)
     except KeyboardInterrupt:
         print("interrupted", flush=True)
         failed += 1
     finally:
         cleanup()
+    failed += report_shutdowns(env)
     summary = f"{passed} passed, {failed} failed"
     if skipped:
         summary += f", {skipped} skipped"
