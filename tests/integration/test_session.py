@@ -5,7 +5,6 @@ import signal
 import socket
 import struct
 import subprocess
-import threading
 import time
 
 import psycopg2
@@ -13,9 +12,9 @@ import psycopg2
 from harness import (GSSENC_REQUEST, PROTOCOL_3, SSL_REQUEST, Closed, PgError, M_SYNC,
                      TestFailure, Wire, check, cancel_reaches_own_query, free_port,
                      killed_client_releases_locks, login_wire, m_bind, m_execute, m_parse,
-                     m_query, parse_datarow, parse_fields, pgbench, pgbench_stats, pgcode_of,
+                     m_query, parse_datarow, parse_fields, pgbench, pgbench_stats,
                      run_threads, run_with_deadline, BackendSampler, sqlstate_of_connect,
-                     startup_packet, test, wait_port, wait_until)
+                     test, wait_port, wait_until)
 
 
 def psql_one(s, sql, **kw):

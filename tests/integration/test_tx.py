@@ -8,7 +8,7 @@ import time
 
 import psycopg2
 
-from harness import (M_SYNC, BackendSampler, PgError, Skip, TestFailure, cancel_reaches_own_query,
+from harness import (M_SYNC, BackendSampler, Skip, TestFailure, cancel_reaches_own_query,
                      check, killed_client_releases_locks, m_bind, m_close, m_describe,
                      m_execute, m_parse, parse_datarow, parse_fields, pgbench, pgbench_stats,
                      run_threads, test)
