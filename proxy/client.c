@@ -1107,6 +1107,14 @@ static void client_process(struct proxy_client *c)
 				proxy_client_close(c);
 				return;
 			}
+			if (c->pool->mode != CONF_POOL_SESSION && proxy_ps_answer_idle(c) < 0)
+				return;
+			if (proto_buf_avail(&c->io.in) < 5)
+				return;
+			if (proto_buf_head(&c->io.in)[0] == 'X') {
+				proxy_client_close(c);
+				return;
+			}
 			/* a query: get a server; input waits in the buffer meanwhile */
 			proxy_io_stop_read(c->ctx, &c->io);
 			proxy_pool_request(c);

@@ -35,6 +35,7 @@ struct proxy_stmt {
 	char *query;		/* owned */
 	uint8_t *types;		/* owned: int16 count + int32 OIDs, as on the wire */
 	size_t types_len;
+	uint64_t valid_epoch;	/* ctx->ddl_epoch + 1 when a server last accepted it */
 	UT_hash_handle hh;
 	struct proxy_stmt *next_same;	/* hash collisions */
 };
@@ -103,18 +104,33 @@ void proxy_pq_free(struct proxy_pq *q)
 
 /* ---- statement registry ---- */
 
+static struct proxy_stmt *stmt_find(struct proxy_ctx *ctx, const char *query,
+				    const uint8_t *types, size_t types_len, uint64_t *hash,
+				    struct proxy_stmt **head)
+{
+	size_t qlen = strlen(query);
+	uint64_t h = XXH64(query, qlen, 0) ^ XXH64(types, types_len, 1);
+	struct proxy_stmt *st;
+
+	*hash = h;
+	*head = NULL;
+	HASH_FIND(hh, ctx->stmts, &h, sizeof(h), *head);
+	for (st = *head; st; st = st->next_same)
+		if (st->types_len == types_len && memcmp(st->types, types, types_len) == 0 &&
+		    strcmp(st->query, query) == 0)
+			return st;
+	return NULL;
+}
+
 static struct proxy_stmt *stmt_get(struct proxy_ctx *ctx, const char *query,
 				   const uint8_t *types, size_t types_len)
 {
 	size_t qlen = strlen(query);
-	uint64_t h = XXH64(query, qlen, 0) ^ XXH64(types, types_len, 1);
-	struct proxy_stmt *head = NULL, *st;
+	uint64_t h;
+	struct proxy_stmt *head, *st = stmt_find(ctx, query, types, types_len, &h, &head);
 
-	HASH_FIND(hh, ctx->stmts, &h, sizeof(h), head);
-	for (st = head; st; st = st->next_same)
-		if (st->types_len == types_len && memcmp(st->types, types, types_len) == 0 &&
-		    strcmp(st->query, query) == 0)
-			return st;
+	if (st)
+		return st;
 	st = calloc(1, sizeof(*st));
 	if (!st)
 		return NULL;
@@ -585,6 +601,17 @@ int proxy_ps_track_reply(struct proxy_server *s, uint8_t type)
 		} while (q->n > 0 && pq_at(q, 0)->kind != PROXY_PEND_SYNC);
 		return hide ? 1 : 0;
 	case '1':
+		if (h->kind == PROXY_PEND_PARSE && h->len == sizeof(uint64_t)) {
+			/* a server accepted it: later Parses of it may be answered here */
+			struct proxy_sv_stmt *ss = NULL;
+			uint64_t id;
+
+			memcpy(&id, h->bytes, sizeof(id));
+			HASH_FIND(hh, s->stmts, &id, sizeof(id), ss);
+			if (ss)
+				ss->stmt->valid_epoch = s->ctx->ddl_epoch + 1;
+		}
+		/* fall through */
 	case '2':
 	case '3':
 	case 'n':
@@ -647,4 +674,97 @@ int proxy_ps_take_fake(struct proxy_server *s, uint8_t *buf, size_t *len)
 		buf[*len - 1] = (uint8_t)(s->status ? s->status : 'I');
 	pq_pop(q);
 	return 1;
+}
+
+/*
+ * A client without a server sent statement management only: Parse of
+ * statements a server has already accepted, Close of statements, then
+ * Sync. Answer it here, as PostgreSQL would, without taking a server: a
+ * client that prepares synchronously while its neighbours hold every
+ * server in a transaction (pgbench -M prepared with one thread) must not
+ * wait for them. Consumes what it answers; anything else is left for the
+ * server. Returns -1 if the client was closed.
+ */
+int proxy_ps_answer_idle(struct proxy_client *c)
+{
+	struct proxy_ctx *ctx = c->ctx;
+
+	for (;;) {
+		const uint8_t *p = proto_buf_head(&c->io.in);
+		size_t n = proto_buf_avail(&c->io.in), off = 0;
+		bool synced = false;
+
+		/* first pass: is there a whole group of such messages up to a Sync? */
+		while (!synced) {
+			struct proto_msg m;
+			struct proto_reader r;
+
+			if (proto_next(p + off, n - off, false, PROXY_INSPECT_MAX, &m) != PROTO_OK)
+				return 0;
+			proto_reader_init(&r, m.body, m.body_len);
+			if (m.type == 'S') {
+				synced = true;
+			} else if (m.type == 'P') {
+				const char *name = proto_get_str(&r), *query = proto_get_str(&r);
+				uint64_t h;
+				struct proxy_stmt *head, *st;
+
+				if (!name || !query || !*name)
+					return 0;
+				st = stmt_find(ctx, query, r.p, r.n, &h, &head);
+				if (!st || st->valid_epoch != ctx->ddl_epoch + 1)
+					return 0;
+			} else if (m.type == 'C') {
+				uint8_t kind = proto_get_u8(&r);
+				const char *name = proto_get_str(&r);
+
+				if (r.err || kind != 'S' || !name || !*name)
+					return 0;
+			} else {
+				return 0;
+			}
+			off += m.raw_len;
+		}
+		/* second pass: apply and answer */
+		struct proto_buf out;
+		size_t done = 0;
+		int rc = 0;
+
+		proto_buf_init(&out);
+		while (done < off && rc == 0) {
+			struct proto_msg m;
+			struct proto_reader r;
+
+			(void)proto_next(p + done, off - done, false, PROXY_INSPECT_MAX, &m);
+			proto_reader_init(&r, m.body, m.body_len);
+			if (m.type == 'S') {
+				rc = proto_put_rfq(&out, 'I');
+			} else if (m.type == 'P') {
+				const char *name = proto_get_str(&r), *query = proto_get_str(&r);
+				uint64_t h;
+				struct proxy_stmt *head, *st = stmt_find(ctx, query, r.p, r.n, &h, &head);
+
+				rc = cl_set(c, name, st);
+				if (rc == 0)
+					rc = proto_buf_append(&out, parse_complete, sizeof(parse_complete));
+			} else {
+				struct proxy_cl_stmt *cs;
+
+				(void)proto_get_u8(&r);
+				cs = cl_find(c, proto_get_str(&r));
+				if (cs)
+					cl_remove(c, cs);
+				rc = proto_buf_append(&out, close_complete, sizeof(close_complete));
+			}
+			done += m.raw_len;
+		}
+		if (rc == 0)
+			rc = proxy_io_send(ctx, &c->io, proto_buf_head(&out), proto_buf_avail(&out));
+		proto_buf_free(&out);
+		if (rc < 0) {
+			proxy_client_close(c);
+			return -1;
+		}
+		proto_buf_consume(&c->io.in, off);
+	}
 }

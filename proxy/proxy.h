@@ -353,6 +353,7 @@ int proxy_ps_take_fake(struct proxy_server *s, uint8_t *buf, size_t *len);
 /* At link: true if the server's statements are stale (DDL) and were dropped,
  * so a DEALLOCATE ALL must run. */
 bool proxy_ps_on_link(struct proxy_server *s);
+int proxy_ps_answer_idle(struct proxy_client *c);
 void proxy_pq_free(struct proxy_pq *q);
 void proxy_stmts_free(struct proxy_ctx *ctx);
 void proxy_client_stmts_free(struct proxy_client *c);

@@ -307,3 +307,20 @@ def t_cancel(env):
     cur.execute("SELECT 1")
     check(cur.fetchone() == (1,), "client unusable")
     a.close()
+
+
+@test("tx.prepare_while_others_hold_every_server", timeout=90)
+def t_prepare_without_server(env):
+    """pgbench -M prepared with one thread prepares synchronously; with more
+    clients than servers, the other clients of that thread hold every
+    server in a transaction meanwhile. Preparing a statement a server has
+    already accepted must not need a server, or the run deadlocks."""
+    env.ensure_pgbench()
+    s = env.sluice(settings={"pool_mode": "transaction", "default_pool_size": "1",
+                             "min_pool_size": "1"}, fresh=True)
+    for _ in range(2):  # the second run meets statements known from the first
+        r = pgbench(s, "-n", "-c", "4", "-j", "1", "-T", "2", "-M", "prepared", timeout=30)
+        check(r.returncode == 0, f"exit {r.returncode}:\n{r.stdout[-1500:]}")
+        tps, failed = pgbench_stats(r.stdout)
+        check(failed == 0 and tps > 0, f"tps {tps}, {failed} failed")
+    env.drop_sluice()
