@@ -1058,6 +1058,27 @@ void proxy_client_link(struct proxy_client *c, struct proxy_server *s)
 
 /* ---- event callbacks ---- */
 
+/*
+ * Frame the next login-phase message and consume it at once: the handler
+ * may go on to process what follows, and the view <m> stays valid until
+ * the next read. 1 framed, 0 incomplete, -1 closed.
+ */
+static int next_login_msg(struct proxy_client *c, bool startup, struct proto_msg *m)
+{
+	int rc = proto_next(proto_buf_head(&c->io.in), proto_buf_avail(&c->io.in), startup,
+			    PROTO_MAX_STARTUP_LEN, m);
+
+	if (rc == PROTO_NEED_MORE)
+		return 0;
+	if (rc != PROTO_OK) {
+		proxy_client_fatal(c, "08P01", NULL, "invalid %s length",
+				   startup ? "startup packet" : "authentication message");
+		return -1;
+	}
+	proto_buf_consume(&c->io.in, m->raw_len);
+	return 1;
+}
+
 static void client_process(struct proxy_client *c)
 {
 	struct proto_msg m;
@@ -1069,44 +1090,22 @@ static void client_process(struct proxy_client *c)
 
 		switch (c->state) {
 		case PROXY_CL_STARTUP:
-			rc = proto_next(head, avail, true, PROTO_MAX_STARTUP_LEN, &m);
-			if (rc == PROTO_NEED_MORE)
+		case PROXY_CL_AUTH: {
+			bool startup = c->state == PROXY_CL_STARTUP;
+
+			if (next_login_msg(c, startup, &m) <= 0)
 				return;
-			if (rc != PROTO_OK) {
-				proxy_client_fatal(c, "08P01", NULL,
-						   "invalid startup packet length");
-				return;
-			}
-			/* consumed first: the handler may go on to process what follows
-			 * (the view <m> stays valid until the next read) */
-			proto_buf_consume(&c->io.in, m.raw_len);
-			handle_startup(c, &m);
+			if (startup)
+				handle_startup(c, &m);
+			else
+				handle_password(c, &m);
 			if (c->state == PROXY_CL_CLOSING)
 				return;
 			continue;
-		case PROXY_CL_AUTH:
-			rc = proto_next(head, avail, false, PROTO_MAX_STARTUP_LEN, &m);
-			if (rc == PROTO_NEED_MORE)
-				return;
-			if (rc != PROTO_OK) {
-				proxy_client_fatal(c, "08P01", NULL,
-						   "invalid authentication message length");
-				return;
-			}
-			/* consumed first: the handler may go on to process what follows
-			 * (the view <m> stays valid until the next read) */
-			proto_buf_consume(&c->io.in, m.raw_len);
-			handle_password(c, &m);
-			if (c->state == PROXY_CL_CLOSING)
-				return;
-			continue;
+		}
 		case PROXY_CL_IDLE:
 			if (avail < 5)
 				return;
-			if (head[0] == 'X') {
-				proxy_client_close(c);
-				return;
-			}
 			if (c->pool->mode != CONF_POOL_SESSION && proxy_ps_answer_idle(c) < 0)
 				return;
 			if (proto_buf_avail(&c->io.in) < 5)
