@@ -82,7 +82,7 @@ log() { echo "$*" | tee -a "$REPORT" >&2; }
 # cpu_ticks PID: utime+stime (fields 14 and 15 of /proc/PID/stat). The
 # command name is cut off first: it is in parentheses and may hold spaces.
 cpu_ticks() {
-	sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+	sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13, $12 }'
 }
 
 rss_kb() {
@@ -210,27 +210,29 @@ bench_one() {
 	direct) _port=$PG_PORT _pid= ;;
 	esac
 	_log=$W/run-$_scen-$_tgt-$_round.log
-	[ -n "$_pid" ] && _b=$(cpu_ticks "$_pid")
+	[ -n "$_pid" ] && read -r _b _bu <<<"$(cpu_ticks "$_pid")"
 	PGPASSWORD=app $PIN_CLI "$PGBENCH" -h 127.0.0.1 -p "$_port" -U app -n -S \
 		-M "$_proto" -c "$_c" -j 2 -T "$_t" app >"$_log" 2>&1
 	_rc=$?
-	[ -n "$_pid" ] && _a=$(cpu_ticks "$_pid")
+	[ -n "$_pid" ] && read -r _a _au <<<"$(cpu_ticks "$_pid")"
 	_tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$_log")
 	_n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$_log")
 	_fail=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$_log")
 	if [ $_rc -ne 0 ] || [ -z "$_tps" ] || [ -z "$_n" ] || [ "$_n" = 0 ]; then
 		log "  $_scen $_tgt round $_round: pgbench failed (rc $_rc):"
 		tail -n 5 "$_log" | sed 's/^/    /' | tee -a "$REPORT" >&2
-		_tps=NA _cpu=NA
+		_tps=NA _cpu=NA _ucpu=NA
 	elif [ -n "$_pid" ]; then
 		_cpu=$(awk -v d=$((_a - _b)) -v hz="$TICKS" -v n="$_n" \
 			'BEGIN { printf "%.2f", d / hz * 1e6 / n }')
+		_ucpu=$(awk -v d=$((_au - _bu)) -v hz="$TICKS" -v n="$_n" \
+			'BEGIN { printf "%.2f", d / hz * 1e6 / n }')
 	else
-		_cpu=NA
+		_cpu=NA _ucpu=NA
 	fi
 	[ -n "$_fail" ] && [ "$_fail" != 0 ] && log "  $_scen $_tgt round $_round: $_fail failed transactions"
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$_mode" "$_scen" "$_tgt" "$_round" \
-		"$_tps" "${_n:-0}" "$_cpu" "$_proto" >>"$RESULTS"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$_mode" "$_scen" "$_tgt" "$_round" \
+		"$_tps" "${_n:-0}" "$_cpu" "$_proto" "$_ucpu" >>"$RESULTS"
 	printf '  %-22s %-10s round %s: tps %-12s cpu/txn %s us\n' "$_scen" "$_tgt" "$_round" "$_tps" "$_cpu" >&2
 }
 
@@ -291,12 +293,14 @@ from collections import OrderedDict
 
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 scen = OrderedDict()
-for mode, name, tgt, rnd, tps, n, cpu, proto in rows:
-    d = scen.setdefault(name, {}).setdefault(tgt, {"tps": [], "cpu": [], "proto": proto})
+for mode, name, tgt, rnd, tps, n, cpu, proto, ucpu in rows:
+    d = scen.setdefault(name, {}).setdefault(tgt, {"tps": [], "cpu": [], "ucpu": [],
+                                                   "proto": proto})
     if tps != "NA":
         d["tps"].append(float(tps))
     if cpu != "NA":
         d["cpu"].append(float(cpu))
+        d["ucpu"].append(float(ucpu))
 
 def med(v):
     return statistics.median(v) if v else None
@@ -310,17 +314,20 @@ def ratio(a, b):
 print()
 for name, t in scen.items():
     print(f"{name}")
-    print(f"  {'':10} {'protocol':9} {'median tps':>12} {'cpu us/txn':>11} {'runs':>5}")
+    print(f"  {'':10} {'protocol':9} {'median tps':>12} {'cpu us/txn':>11} "
+          f"{'of it user':>11} {'runs':>5}")
     m = {}
     for tgt in ("sluice", "pgbouncer", "direct"):
         if tgt not in t:
             continue
         d = t[tgt]
-        m[tgt] = (med(d["tps"]), med(d["cpu"]))
-        print(f"  {tgt:10} {d['proto']:9} {fmt(m[tgt][0]):>12} {fmt(m[tgt][1], 2):>11} {len(d['tps']):>5}")
-    s = m.get("sluice", (None, None))
-    b = m.get("pgbouncer", (None, None))
-    print(f"  sluice/pgbouncer: tps {ratio(s[0], b[0])}, cpu/txn {ratio(s[1], b[1])}")
+        m[tgt] = (med(d["tps"]), med(d["cpu"]), med(d["ucpu"]))
+        print(f"  {tgt:10} {d['proto']:9} {fmt(m[tgt][0]):>12} {fmt(m[tgt][1], 2):>11} "
+              f"{fmt(m[tgt][2], 2):>11} {len(d['tps']):>5}")
+    s = m.get("sluice", (None, None, None))
+    b = m.get("pgbouncer", (None, None, None))
+    print(f"  sluice/pgbouncer: tps {ratio(s[0], b[0])}, cpu/txn {ratio(s[1], b[1])}, "
+          f"user cpu/txn {ratio(s[2], b[2])}")
     print()
 print(f"RSS at the end: sluice {sys.argv[2]} kB, pgbouncer {sys.argv[3]} kB")
 EOF

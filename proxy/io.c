@@ -159,6 +159,19 @@ int proxy_io_send(struct proxy_ctx *ctx, struct proxy_io *io, const void *p, siz
 	return 0;
 }
 
+void proxy_io_push(struct proxy_ctx *ctx, struct proxy_io *io)
+{
+	if (io->fd < 0 || io->handshaking || ev_is_active(&io->wr) ||
+	    proto_buf_avail(&io->out) == 0)
+		return;
+	if (proxy_io_flush(ctx, io) < 0) {
+		/* Let the owner find out through its read callback. */
+		io->failed = true;
+		proto_buf_reset(&io->out);
+		ev_feed_event(ctx->loop, &io->rd, EV_READ);
+	}
+}
+
 void proxy_io_flush_dirty(struct proxy_ctx *ctx)
 {
 	while (ctx->dirty) {
@@ -167,14 +180,7 @@ void proxy_io_flush_dirty(struct proxy_ctx *ctx)
 		ctx->dirty = io->next_dirty;
 		io->next_dirty = NULL;
 		io->dirty = false;
-		if (io->fd < 0 || io->handshaking || ev_is_active(&io->wr))
-			continue;
-		if (proxy_io_flush(ctx, io) < 0) {
-			/* Let the owner find out through its read callback. */
-			io->failed = true;
-			proto_buf_reset(&io->out);
-			ev_feed_event(ctx->loop, &io->rd, EV_READ);
-		}
+		proxy_io_push(ctx, io);
 	}
 }
 

@@ -269,6 +269,8 @@ int proxy_io_send(struct proxy_ctx *ctx, struct proxy_io *io, const void *p, siz
 int proxy_io_flush(struct proxy_ctx *ctx, struct proxy_io *io) PROXY_WUR;
 /* Write out what sends queued during this loop iteration. */
 void proxy_io_flush_dirty(struct proxy_ctx *ctx);
+/* Write out what is queued on <io> now (a whole batch of relayed messages). */
+void proxy_io_push(struct proxy_ctx *ctx, struct proxy_io *io);
 void proxy_io_close(struct proxy_ctx *ctx, struct proxy_io *io);
 
 /* tls.c */

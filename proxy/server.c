@@ -771,8 +771,11 @@ void proxy_server_process(struct proxy_server *s)
 		proxy_pool_server_ready(s);
 		return;
 	}
-	if (s->client && proto_buf_avail(&s->client->io.out) > PROXY_HIGH_WATER)
-		proxy_io_stop_read(ctx, &s->io); /* backpressure: client is slow */
+	if (s->client) {
+		proxy_io_push(ctx, &s->client->io); /* what this read produced, at once */
+		if (proto_buf_avail(&s->client->io.out) > PROXY_HIGH_WATER)
+			proxy_io_stop_read(ctx, &s->io); /* backpressure: client is slow */
+	}
 	maybe_release(s);
 	return;
 client_failed:

@@ -576,3 +576,36 @@ def t_admin(env):
     check(r.returncode != 0, "user app got into the admin console")
     c.cursor().execute("SELECT 1")
     c.close()
+
+
+@test("session.idle_timeout_and_lifetime_keep_the_minimum", timeout=60)
+def t_idle_timeout(env):
+    """server_idle_timeout closes surplus idle servers, server_lifetime
+    replaces old ones; neither goes below min_pool_size."""
+    s = env.sluice(settings={"pool_mode": "transaction", "min_pool_size": "2",
+                             "server_idle_timeout": "1", "server_lifetime": "2"}, fresh=True)
+
+    def busy(i):
+        c = s.connect()
+        c.cursor().execute("SELECT pg_sleep(0.3)")
+        c.close()
+
+    errors = run_threads(8, busy)
+    check(not errors, f"clients failed: {errors[:3]}")
+    check(env.backends() >= 6, f"only {env.backends()} servers for 8 concurrent sleepers")
+    pids_before = {r[0] for r in env.pg.query(
+        "SELECT pid FROM pg_stat_activity WHERE usename = 'app' "
+        "AND backend_type = 'client backend'")}
+    check(env.wait_backends(lambda n: n == 2, 6),
+          f"{env.backends()} servers after server_idle_timeout=1, min_pool_size=2")
+    time.sleep(3.5)  # past server_lifetime: the two kept ones are replaced
+    check(env.backends() == 2, f"{env.backends()} servers, min_pool_size=2")
+    pids_after = {r[0] for r in env.pg.query(
+        "SELECT pid FROM pg_stat_activity WHERE usename = 'app' "
+        "AND backend_type = 'client backend'")}
+    check(not (pids_after & pids_before),
+          f"servers older than server_lifetime=2 were kept: {pids_after & pids_before}")
+    c = s.connect()
+    c.cursor().execute("SELECT 1")
+    c.close()
+    env.drop_sluice()
