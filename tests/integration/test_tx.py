@@ -324,3 +324,46 @@ def t_prepare_without_server(env):
         tps, failed = pgbench_stats(r.stdout)
         check(failed == 0 and tps > 0, f"tps {tps}, {failed} failed")
     env.drop_sluice()
+
+
+@test("tx.pipeline_error_skips_to_sync_and_portal_row_limits")
+def t_pipeline_error_and_portals(env):
+    s = env.sluice(settings={"pool_mode": "transaction", "default_pool_size": "2"})
+    w = s.wire()
+    # a named statement, then an error in the middle of a pipeline
+    data = (m_parse("div", "SELECT 10 / $1::int") +
+            m_bind("", "div", ["5"]) + m_execute() +
+            m_bind("", "div", ["0"]) + m_execute() +      # division by zero
+            m_bind("", "div", ["2"]) + m_execute() +      # skipped by the server
+            M_SYNC)
+    w.send(data)
+    msgs = w.collect()
+    types = b"".join(t for t, _ in msgs)
+    check(types == b"12DCE" + b"Z", f"pipeline replies {types!r}")
+    err = parse_fields(msgs[4][1])
+    check(err.get("C") == "22012", f"expected division_by_zero, got {err}")
+    check(w.status == b"I", f"status after the failed pipeline {w.status!r}")
+    # the statement is still usable, on whatever server comes next
+    w.send(m_bind("", "div", ["2"]) + m_execute() + M_SYNC)
+    rows = [parse_datarow(p) for t, p in w.collect() if t == b"D"]
+    check(rows == [["5"]], f"after the error: {rows}")
+    # a portal with a row limit inside a transaction: PortalSuspended, then the rest
+    w.query("BEGIN")
+    w.send(m_parse("", "SELECT g FROM generate_series(1, 5) g") + m_bind("p1", "") +
+           m_execute("p1", 2) + M_SYNC)
+    msgs = w.collect()
+    check([t for t, _ in msgs] == [b"1", b"2", b"D", b"D", b"s", b"Z"],
+          f"first batch {[t for t, _ in msgs]}")
+    check(w.status == b"T", "transaction should still be open")
+    w.send(m_execute("p1", 2) + M_SYNC)
+    msgs = w.collect()
+    check([parse_datarow(p)[0] for t, p in msgs if t == b"D"] == ["3", "4"],
+          "second batch of the portal")
+    check(any(t == b"s" for t, _ in msgs), "no PortalSuspended for the second batch")
+    w.send(m_execute("p1", 0) + M_SYNC)
+    msgs = w.collect()
+    check([parse_datarow(p)[0] for t, p in msgs if t == b"D"] == ["5"], "rest of the portal")
+    check(any(t == b"C" for t, _ in msgs), "no CommandComplete at the end of the portal")
+    w.query("COMMIT")
+    check(w.status == b"I", "status after COMMIT")
+    w.close()
