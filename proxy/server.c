@@ -671,12 +671,48 @@ static void maybe_release(struct proxy_server *s)
 	proxy_pool_server_ready(s);
 }
 
+/*
+ * Statement mode hands the server on after every statement, so a statement
+ * that opened a transaction block is rolled back (hidden from the client)
+ * and the client gets an error in place of its ReadyForQuery.
+ */
+static int statement_abort(struct proxy_server *s)
+{
+	struct proto_buf b;
+	int rc;
+
+	proto_buf_init(&b);
+	rc = proto_put_error(&b, "ERROR", "0A000",
+			     "transaction blocks are not allowed in statement pooling mode", NULL,
+			     "use pool_mode = transaction (or session) for this database or user");
+	if (rc == 0)
+		rc = proto_put_rfq(&b, 'I');
+	if (rc == 0)
+		rc = proxy_io_send(s->ctx, &s->client->io, proto_buf_head(&b), proto_buf_avail(&b));
+	proto_buf_free(&b);
+	if (rc < 0)
+		return -1;
+	proto_buf_init(&b);
+	if (proto_put_query(&b, "ROLLBACK") < 0) {
+		proto_buf_free(&b);
+		proxy_server_close(s, "cannot send ROLLBACK");
+		return 0;
+	}
+	if (send_buf(s, &b) < 0) {
+		proxy_server_close(s, "cannot send ROLLBACK");
+		return 0;
+	}
+	s->internal++;
+	return 0;
+}
+
 void proxy_server_process(struct proxy_server *s)
 {
 	struct proxy_ctx *ctx = s->ctx;
 	const uint8_t *p, *fwd;
 	size_t n;
 	bool reset_done = false;
+	bool stmt_abort = false;
 
 	if (s->state == PROXY_SV_LOGIN) {
 		process_login(s);
@@ -736,6 +772,12 @@ void proxy_server_process(struct proxy_server *s)
 			}
 			hide = s->track && s->internal == 0 && proxy_ps_track_reply(s, type);
 			hide = inspect(s, type, p + 5, len - 4) || hide;
+			if (type == 'Z' && !hide && c && s->pool->mode == CONF_POOL_STATEMENT &&
+			    s->status != 'I' && s->outstanding == 0) {
+				/* a transaction block: refused, see statement_abort() */
+				hide = true;
+				stmt_abort = true;
+			}
 			if (type == 'Z' && s->state == PROXY_SV_RESET && s->internal == 0)
 				reset_done = true;
 			if (hide) {
@@ -771,6 +813,8 @@ void proxy_server_process(struct proxy_server *s)
 		proxy_pool_server_ready(s);
 		return;
 	}
+	if (stmt_abort && s->client && statement_abort(s) < 0)
+		goto client_failed;
 	if (s->client) {
 		proxy_io_push(ctx, &s->client->io); /* what this read produced, at once */
 		if (proto_buf_avail(&s->client->io.out) > PROXY_HIGH_WATER)

@@ -367,3 +367,29 @@ def t_pipeline_error_and_portals(env):
     w.query("COMMIT")
     check(w.status == b"I", "status after COMMIT")
     w.close()
+
+
+@test("statement_mode_refuses_transaction_blocks")
+def t_statement_mode(env):
+    s = env.sluice(settings={"pool_mode": "statement", "default_pool_size": "2"}, fresh=True)
+    c = s.connect()
+    cur = c.cursor()
+    cur.execute("SELECT 1")
+    check(cur.fetchone()[0] == 1, "single statement in statement mode")
+    try:
+        cur.execute("BEGIN")
+        cur.execute("SELECT 2")
+        check(False, "a transaction block was allowed in statement mode")
+    except psycopg2.Error as e:
+        check("statement pooling mode" in str(e), f"unclear error: {e}")
+    # the session goes on: the block was rolled back, not left open
+    cur.execute("SELECT 2")
+    check(cur.fetchone()[0] == 2, "session unusable after the refused block")
+    c.close()
+    n = env.pg.query("SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' "
+                     "AND state LIKE 'idle in transaction%'")[0][0]
+    check(n == 0, f"{n} servers left idle in transaction")
+    c = s.connect()
+    c.cursor().execute("SELECT 3")
+    c.close()
+    env.drop_sluice()
