@@ -200,10 +200,10 @@ report_rss() {
 
 # ---- runs -----------------------------------------------------------------
 
-# bench_one MODE SCENARIO TARGET ROUND CLIENTS PROTOCOL [T]
+# bench_one MODE SCENARIO TARGET ROUND CLIENTS PROTOCOL [T] [PGBENCH FLAGS]
 # TARGET: sluice | pgbouncer | direct. Appends a line to $RESULTS.
 bench_one() {
-	_mode=$1 _scen=$2 _tgt=$3 _round=$4 _c=$5 _proto=$6 _t=${7:-$DURATION}
+	_mode=$1 _scen=$2 _tgt=$3 _round=$4 _c=$5 _proto=$6 _t=${7:-$DURATION} _extra=${8:-}
 	case $_tgt in
 	sluice) _port=$SLUICE_PORT _pid=$SLUICE_PID ;;
 	pgbouncer) _port=$PGB_PORT _pid=$PGB_PID ;;
@@ -212,10 +212,10 @@ bench_one() {
 	_log=$W/run-$_scen-$_tgt-$_round.log
 	[ -n "$_pid" ] && read -r _b _bu <<<"$(cpu_ticks "$_pid")"
 	PGPASSWORD=app $PIN_CLI "$PGBENCH" -h 127.0.0.1 -p "$_port" -U app -n -S \
-		-M "$_proto" -c "$_c" -j 2 -T "$_t" app >"$_log" 2>&1
+		-M "$_proto" -c "$_c" -j 2 -T "$_t" $_extra app >"$_log" 2>&1
 	_rc=$?
 	[ -n "$_pid" ] && read -r _a _au <<<"$(cpu_ticks "$_pid")"
-	_tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$_log")
+	_tps=$(sed -n 's/^tps = \([0-9.]*\) (\(without initial connection time\|including reconnection times\)).*/\1/p' "$_log")
 	_n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$_log")
 	_fail=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$_log")
 	if [ $_rc -ne 0 ] || [ -z "$_tps" ] || [ -z "$_n" ] || [ "$_n" = 0 ]; then
@@ -278,6 +278,10 @@ for r in $(seq 1 "$ROUNDS"); do
 		bench_one transaction "tx-prepared-c$c" sluice "$r" "$c" prepared
 		bench_one transaction "tx-prepared-c$c" pgbouncer "$r" "$c" extended
 		bench_one transaction "tx-prepared-c$c" direct "$r" "$c" prepared
+	done
+	# a new connection per transaction (pgbench -C): what logins cost
+	for tgt in sluice pgbouncer direct; do
+		bench_one transaction "tx-connect-per-txn-c4" "$tgt" "$r" 4 simple "" -C
 	done
 done
 report_rss transaction

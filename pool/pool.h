@@ -74,6 +74,10 @@ struct pool {
 	/* SCRAM keys recovered from a client's proof, for server logins. */
 	struct proto_scram_secret scram_keys;
 	bool have_scram_keys;
+	/* keys derived from the configured password for PostgreSQL's salt:
+	 * later server logins skip the key derivation */
+	struct proto_scram_secret server_keys;
+	bool have_server_keys;
 
 	/* Last server connection failure, to fail fast and to pace retries. */
 	char last_error[256];

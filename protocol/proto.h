@@ -287,6 +287,10 @@ struct proto_scram_client {
 	char client_first_bare[512];
 	uint8_t server_signature[PROTO_SCRAM_KEY_LEN];
 	int step;
+	/* keys derived from the password in step 2, for the caller to keep
+	 * (next time they spare the key derivation) */
+	bool has_derived;
+	struct proto_scram_secret derived;
 };
 
 /* Step 1: client-first message ("n,,n=,r=<nonce>") into <out>. */
@@ -295,9 +299,9 @@ int proto_scram_client_first(struct proto_scram_client *st, char *out, size_t ou
 
 /*
  * Step 2: from the server-first message, build client-final with proof.
- * Uses <password> when non-NULL; otherwise <keys> must carry ClientKey
- * and ServerKey whose salt and iteration count match the server's (else
- * -1 with <*err>).
+ * Uses <keys> when they carry a ClientKey for the server's salt and
+ * iteration count; otherwise derives the keys from <password> (and leaves
+ * them in st->derived); with neither, -1 with <*err>.
  */
 int proto_scram_client_final(struct proto_scram_client *st, const char *password,
 			     const struct proto_scram_secret *keys,

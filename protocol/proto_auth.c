@@ -440,20 +440,22 @@ int proto_scram_client_final(struct proto_scram_client *st, const char *password
 		return -1;
 	}
 	struct proto_scram_secret sec;
-	if (password) {
+	bool keys_match = keys && keys->has_client_key && keys->iterations == iter &&
+			  keys->salt_len == (size_t)salt_len &&
+			  memcmp(keys->salt, salt, (size_t)salt_len) == 0;
+	if (keys_match) {
+		sec = *keys;
+	} else if (password) {
 		if (proto_scram_secret_from_password(password, salt, (size_t)salt_len, (int)iter,
 						     &sec) < 0) {
 			*err = "could not derive SCRAM keys";
 			return -1;
 		}
+		st->derived = sec;
+		st->has_derived = true;
 	} else {
-		if (!keys || !keys->has_client_key || keys->iterations != iter ||
-		    keys->salt_len != (size_t)salt_len ||
-		    memcmp(keys->salt, salt, (size_t)salt_len) != 0) {
-			*err = "no SCRAM keys matching the server's salt and iteration count";
-			return -1;
-		}
-		sec = *keys;
+		*err = "no SCRAM keys matching the server's salt and iteration count";
+		return -1;
 	}
 	char without[300];
 	int wn = snprintf(without, sizeof(without), "c=biws,r=%.*s", (int)rlen, r);

@@ -21,6 +21,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/sha.h>
+
 #include "stats/stats.h"
 
 static const char *var_names[PROXY_NVARS] = {
@@ -521,6 +523,64 @@ static void begin_auth(struct proxy_client *c, bool known_user)
 		proxy_client_close(c);
 }
 
+/*
+ * A plaintext password in auth_file is turned into a SCRAM secret once per
+ * user (with a random salt kept from then on, as PostgreSQL keeps its
+ * own), not at every login: the key derivation is the dearest part of a
+ * login. A changed password (reload) makes a new one.
+ */
+struct proxy_scram_cache {
+	char *user;	/* owned, key */
+	uint8_t pw_digest[SHA256_DIGEST_LENGTH];	/* of the plaintext it was made from */
+	struct proto_scram_secret secret;
+	UT_hash_handle hh;
+};
+
+static int scram_secret_from_plaintext(struct proxy_ctx *ctx, const char *user,
+				       const char *password, struct proto_scram_secret *sec)
+{
+	struct proxy_scram_cache *e = NULL;
+	uint8_t digest[SHA256_DIGEST_LENGTH], salt[16];
+
+	SHA256((const unsigned char *)password, strlen(password), digest);
+	HASH_FIND_STR(ctx->scram_cache, user, e);
+	if (e && proto_ct_equal(e->pw_digest, digest, sizeof(digest))) {
+		*sec = e->secret;
+		sec->has_client_key = false;
+		return 0;
+	}
+	if (proto_random(salt, sizeof(salt)) < 0 ||
+	    proto_scram_secret_from_password(password, salt, sizeof(salt),
+					     PROTO_SCRAM_DEFAULT_ITER, sec) < 0)
+		return -1;
+	if (!e) {
+		e = calloc(1, sizeof(*e));
+		if (!e || !(e->user = strdup(user))) {
+			free(e);
+			return 0; /* no cache this time; the secret is still good */
+		}
+		HASH_ADD_KEYPTR(hh, ctx->scram_cache, e->user, strlen(e->user), e);
+	}
+	memcpy(e->pw_digest, digest, sizeof(digest));
+	e->secret = *sec;
+	/* only what a stored verifier holds: the ClientKey would be a password equivalent */
+	e->secret.has_client_key = false;
+	explicit_bzero(e->secret.client_key, sizeof(e->secret.client_key));
+	return 0;
+}
+
+void proxy_scram_cache_free(struct proxy_ctx *ctx)
+{
+	struct proxy_scram_cache *e, *tmp;
+
+	HASH_ITER(hh, ctx->scram_cache, e, tmp) {
+		HASH_DEL(ctx->scram_cache, e);
+		free(e->user);
+		explicit_bzero(&e->secret, sizeof(e->secret));
+		free(e);
+	}
+}
+
 /* Build the SCRAM secret the exchange verifies against. */
 static int scram_secret_for(struct proxy_client *c, struct proto_scram_secret *sec)
 {
@@ -532,12 +592,7 @@ static int scram_secret_for(struct proxy_client *c, struct proto_scram_secret *s
 			 (unsigned long long)c->id, c->user);
 		return -1;
 	}
-	uint8_t salt[16];
-
-	if (proto_random(salt, sizeof(salt)) < 0)
-		return -1;
-	return proto_scram_secret_from_password(c->secret, salt, sizeof(salt),
-						PROTO_SCRAM_DEFAULT_ITER, sec);
+	return scram_secret_from_plaintext(c->ctx, c->user, c->secret, sec);
 }
 
 static void handle_password(struct proxy_client *c, const struct proto_msg *m)

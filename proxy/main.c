@@ -233,6 +233,7 @@ void proxy_reload(struct proxy_ctx *ctx)
 		const struct conf_db *db = conf_find_db(nc, p->db_name);
 
 		pool_apply_conf(p, nc, db);
+		p->have_server_keys = false; /* the password may have changed */
 	}
 	proxy_vars_track(nc->track_extra_parameters);
 	conf_free_auth(&ctx->auth);
@@ -283,6 +284,7 @@ void proxy_ctx_destroy(struct proxy_ctx *ctx)
 	}
 	HASH_CLEAR(hh_cancel, ctx->by_cancel);
 	proxy_stmts_free(ctx);
+	proxy_scram_cache_free(ctx);
 	conf_free_auth(&ctx->auth);
 	proxy_tls_free(ctx);
 	if (ctx->conf) {

@@ -230,6 +230,7 @@ struct proxy_ctx {
 	struct proxy_zombie *zombies;	/* closed, to free */
 
 	struct proxy_stmt *stmts;	/* every distinct prepared statement (uthash) */
+	struct proxy_scram_cache *scram_cache;	/* SCRAM secrets made from plaintext passwords */
 	uint64_t next_stmt_id;
 	uint64_t ddl_epoch;		/* bumped when DDL passes through */
 
@@ -356,6 +357,7 @@ int proxy_ps_take_fake(struct proxy_server *s, uint8_t *buf, size_t *len);
  * so a DEALLOCATE ALL must run. */
 bool proxy_ps_on_link(struct proxy_server *s);
 int proxy_ps_answer_idle(struct proxy_client *c);
+void proxy_scram_cache_free(struct proxy_ctx *ctx);
 void proxy_pq_free(struct proxy_pq *q);
 void proxy_stmts_free(struct proxy_ctx *ctx);
 void proxy_client_stmts_free(struct proxy_client *c);

@@ -77,6 +77,8 @@ static void server_free(void *obj)
 		free(s->vars[i]);
 	proxy_server_stmts_free(s);
 	proxy_pq_free(&s->pq);
+	if (s->scram)
+		explicit_bzero(s->scram, sizeof(*s->scram));
 	free(s->scram);
 	free(s);
 }
@@ -385,10 +387,13 @@ static void handle_auth(struct proxy_server *s, const struct proto_msg *m)
 			server_fail(s, "unexpected SASLContinue from server");
 			return;
 		}
-		if (secret && !proto_is_scram_secret(secret) && !proto_is_md5_secret(secret))
+		if (secret && !proto_is_scram_secret(secret) && !proto_is_md5_secret(secret)) {
 			pw = secret;
-		else if (s->pool->have_scram_keys)
+			if (s->pool->have_server_keys)
+				keys = &s->pool->server_keys;
+		} else if (s->pool->have_scram_keys) {
 			keys = &s->pool->scram_keys;
+		}
 		if (!pw && !keys) {
 			server_fail(s, "no password for server login of user \"%s\": put a "
 				       "plaintext password in auth_file or password= in [databases], "
@@ -410,6 +415,10 @@ static void handle_auth(struct proxy_server *s, const struct proto_msg *m)
 			server_fail(s, "server's SCRAM signature is invalid: %s",
 				    err ? err : "mismatch");
 			return;
+		}
+		if (s->scram->has_derived) {
+			s->pool->server_keys = s->scram->derived;
+			s->pool->have_server_keys = true;
 		}
 		proto_buf_free(&b);
 		return;
@@ -442,6 +451,8 @@ static void login_done(struct proxy_server *s)
 	struct pool_node *n;
 
 	ev_timer_stop(s->ctx->loop, &s->timer);
+	if (s->scram)
+		explicit_bzero(s->scram, sizeof(*s->scram));
 	free(s->scram);
 	s->scram = NULL;
 	p->have_params = true;

@@ -609,3 +609,21 @@ def t_idle_timeout(env):
     c.cursor().execute("SELECT 1")
     c.close()
     env.drop_sluice()
+
+
+@test("session.password_change_on_reload")
+def t_password_change(env):
+    """Secrets made from plaintext passwords are kept between logins; a new
+    password in auth_file (SIGHUP) replaces the old one at once."""
+    s = env.sluice(userlist={"admin": "admin"}, fresh=True)
+    for _ in range(2):
+        w = s.wire(user="admin", dbname="sluice", password="admin")
+        w.close()
+    s.userlist["admin"] = "admin-new"
+    s.reload()
+    time.sleep(0.5)
+    code = sqlstate_of_connect(lambda: s.wire(user="admin", dbname="sluice", password="admin"))
+    check(code == "28P01", f"old password after reload: {code}")
+    w = s.wire(user="admin", dbname="sluice", password="admin-new")
+    w.close()
+    env.drop_sluice()

@@ -222,3 +222,49 @@ Test(scram, full_exchange_both_sides)
 		     0);
 	cr_assert_eq(proto_scram_server_final(&sv, (uint8_t *)a, al, b, sizeof(b), &bl, &err), -1);
 }
+
+Test(scram, client_keeps_derived_keys_and_reuses_them)
+{
+	struct proto_scram_client st;
+	struct proto_scram_secret derived;
+	char out[512];
+	size_t outlen;
+	const char *err = NULL;
+
+	/* with the password: the derived keys are handed back */
+	cr_assert_eq(proto_scram_client_first(&st, out, sizeof(out), &outlen), 0);
+	strcpy(st.client_nonce, "rOprNGfwEbeRWgbNEkqO");
+	strcpy(st.client_first_bare, "n=user,r=rOprNGfwEbeRWgbNEkqO");
+	cr_assert_eq(proto_scram_client_final(&st, "pencil", NULL,
+					      (const uint8_t *)rfc_server_first,
+					      strlen(rfc_server_first), out, sizeof(out), &outlen,
+					      &err),
+		     0);
+	cr_assert(st.has_derived);
+	derived = st.derived;
+
+	/* keys that match the server's salt win over a (wrong) password */
+	cr_assert_eq(proto_scram_client_first(&st, out, sizeof(out), &outlen), 0);
+	strcpy(st.client_nonce, "rOprNGfwEbeRWgbNEkqO");
+	strcpy(st.client_first_bare, "n=user,r=rOprNGfwEbeRWgbNEkqO");
+	cr_assert_eq(proto_scram_client_final(&st, "not-the-password", &derived,
+					      (const uint8_t *)rfc_server_first,
+					      strlen(rfc_server_first), out, sizeof(out), &outlen,
+					      &err),
+		     0);
+	cr_assert_not(st.has_derived, "the keys were used, nothing derived");
+	cr_assert_str_eq(out, rfc_client_final);
+
+	/* keys for another salt: the password is used instead */
+	derived.salt[0] ^= 1;
+	cr_assert_eq(proto_scram_client_first(&st, out, sizeof(out), &outlen), 0);
+	strcpy(st.client_nonce, "rOprNGfwEbeRWgbNEkqO");
+	strcpy(st.client_first_bare, "n=user,r=rOprNGfwEbeRWgbNEkqO");
+	cr_assert_eq(proto_scram_client_final(&st, "pencil", &derived,
+					      (const uint8_t *)rfc_server_first,
+					      strlen(rfc_server_first), out, sizeof(out), &outlen,
+					      &err),
+		     0);
+	cr_assert(st.has_derived);
+	cr_assert_str_eq(out, rfc_client_final);
+}
