@@ -47,9 +47,11 @@ int proxy_var_index(const char *name)
 	return -1;
 }
 
-void proxy_vars_track(const char *list)
+/* Next item of a comma-separated list, blanks trimmed: its start and
+ * length, or NULL at the end. Advances <*pp>. */
+static const char *list_next(const char **pp, size_t *len)
 {
-	const char *p = list;
+	const char *p = *pp;
 
 	while (p && *p) {
 		while (*p == ' ' || *p == ',')
@@ -60,32 +62,46 @@ void proxy_vars_track(const char *list)
 		const char *t = e;
 		while (t > p && t[-1] == ' ')
 			t--;
+		*pp = e;
 		if (t > p) {
-			char name[64];
-			size_t n = (size_t)(t - p) < sizeof(name) - 1 ? (size_t)(t - p)
-								       : sizeof(name) - 1;
-			memcpy(name, p, n);
-			name[n] = 0;
-			bool ok = true;
-			for (size_t i = 0; i < n; i++)
-				if (!isalnum((unsigned char)name[i]) && name[i] != '_' && name[i] != '.')
-					ok = false;
-			if (!ok) {
-				log_warn("track_extra_parameters: \"%s\" is not a parameter name", name);
-			} else if (proxy_var_index(name) < 0) {
-				int slot = PROXY_NBUILTIN_VARS;
-				while (slot < PROXY_NVARS && var_names[slot])
-					slot++;
-				if (slot == PROXY_NVARS) {
-					log_warn("track_extra_parameters: no room for \"%s\" (at most "
-						 "%d)",
-						 name, PROXY_NVARS - PROXY_NBUILTIN_VARS);
-					return;
-				}
-				var_names[slot] = strdup(name);
-			}
+			*len = (size_t)(t - p);
+			return p;
 		}
 		p = e;
+	}
+	return NULL;
+}
+
+void proxy_vars_track(const char *list)
+{
+	const char *item;
+	size_t len;
+
+	while ((item = list_next(&list, &len))) {
+		char name[64];
+		size_t n = len < sizeof(name) - 1 ? len : sizeof(name) - 1;
+		bool ok = true;
+
+		memcpy(name, item, n);
+		name[n] = 0;
+		for (size_t i = 0; i < n; i++)
+			if (!isalnum((unsigned char)name[i]) && name[i] != '_' && name[i] != '.')
+				ok = false;
+		if (!ok) {
+			log_warn("track_extra_parameters: \"%s\" is not a parameter name", name);
+			continue;
+		}
+		if (proxy_var_index(name) >= 0)
+			continue;
+		int slot = PROXY_NBUILTIN_VARS;
+		while (slot < PROXY_NVARS && var_names[slot])
+			slot++;
+		if (slot == PROXY_NVARS) {
+			log_warn("track_extra_parameters: no room for \"%s\" (at most %d)", name,
+				 PROXY_NVARS - PROXY_NBUILTIN_VARS);
+			return;
+		}
+		var_names[slot] = strdup(name);
 	}
 }
 
@@ -715,25 +731,12 @@ static void handle_password(struct proxy_client *c, const struct proto_msg *m)
 
 static bool in_list(const char *list, const char *name)
 {
-	size_t n = strlen(name);
+	size_t n = strlen(name), len;
+	const char *item;
 
-	if (!list)
-		return false;
-	for (const char *p = list; *p;) {
-		while (*p == ' ' || *p == ',')
-			p++;
-		const char *e = p;
-
-		while (*e && *e != ',')
-			e++;
-		const char *t = e;
-
-		while (t > p && t[-1] == ' ')
-			t--;
-		if ((size_t)(t - p) == n && strncasecmp(p, name, n) == 0)
+	while ((item = list_next(&list, &len)))
+		if (len == n && strncasecmp(item, name, n) == 0)
 			return true;
-		p = e;
-	}
 	return false;
 }
 

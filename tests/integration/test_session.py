@@ -627,3 +627,28 @@ def t_password_change(env):
     w = s.wire(user="admin", dbname="sluice", password="admin-new")
     w.close()
     env.drop_sluice()
+
+
+@test("session.ignore_startup_parameters")
+def t_ignore_startup_parameters(env):
+    """An unknown startup parameter is refused with a hint, unless listed in
+    ignore_startup_parameters."""
+    s = env.sluice(fresh=True)
+    w = Wire("127.0.0.1", s.port)
+    w.user_for_md5 = "app"
+    try:
+        w.login("app", "app", "app", extra={"extra_setting": "x"})
+        check(False, "unknown startup parameter accepted")
+    except PgError as e:
+        check(e.code == "08P01" and "ignore_startup_parameters" in str(e.fields),
+              f"unclear refusal: {e.fields}")
+    finally:
+        w.close()
+    s = env.sluice(settings={"ignore_startup_parameters": "extra_setting, options"},
+                   fresh=True)
+    w = Wire("127.0.0.1", s.port)
+    w.user_for_md5 = "app"
+    w.login("app", "app", "app", extra={"extra_setting": "x"})
+    check(w.query("SELECT 1") == [["1"]], "query after an ignored parameter")
+    w.close()
+    env.drop_sluice()
