@@ -68,9 +68,9 @@ int conf_load_auth_file(const char *path, struct conf_authlist *out, char *err, 
 		if (!user || !secret || !user[0]) {
 			/* Never echo the line: it may hold a password. */
 			snprintf(err, errlen,
-				 "%s:%d: expected \"user\" \"password-or-secret\" (both in double "
-				 "quotes)",
-				 path, lineno);
+			         "%s:%d: expected \"user\" \"password-or-secret\" (both in double "
+			         "quotes)",
+			         path, lineno);
 			free(user);
 			free(secret);
 			goto fail;

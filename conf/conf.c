@@ -17,9 +17,9 @@
 struct parse {
 	struct conf *c;
 	FILE *f;
-	int line;		/* line the reader handed out last */
-	bool long_line;		/* a line did not fit inih's buffer */
-	char err[256];		/* first error, without the file name */
+	int line;       /* line the reader handed out last */
+	bool long_line; /* a line did not fit inih's buffer */
+	char err[256];  /* first error, without the file name */
 	int err_line;
 };
 
@@ -93,8 +93,8 @@ static bool parse_int(const char *v, long lo, long hi, int *out)
 
 static bool parse_bool(const char *v, bool *out)
 {
-	static const char *const yes[] = { "1", "yes", "true", "on" };
-	static const char *const no[] = { "0", "no", "false", "off" };
+	static const char *const yes[] = {"1", "yes", "true", "on"};
+	static const char *const no[] = {"0", "no", "false", "off"};
 
 	for (size_t i = 0; i < 4; i++) {
 		if (strcasecmp(v, yes[i]) == 0) {
@@ -147,8 +147,8 @@ static bool parse_pool_mode(const char *v, enum conf_pool_mode *out)
 
 static bool parse_sslmode(const char *v, enum conf_sslmode *out)
 {
-	static const char *const names[] = { "disable", "allow",     "prefer",
-					     "require", "verify-ca", "verify-full" };
+	static const char *const names[] = {"disable", "allow",     "prefer",
+	                                    "require", "verify-ca", "verify-full"};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if (strcasecmp(v, names[i]) == 0) {
@@ -282,7 +282,8 @@ static bool db_key(struct parse *p, void *target, const char *key, const char *v
 		set_str(&db->host, val);
 	} else if (strcmp(key, "port") == 0) {
 		if (!parse_int(val, 1, 65535, &db->port)) {
-			fail(p, "database \"%s\": port must be 1..65535, got \"%s\"", db->name, val);
+			fail(p, "database \"%s\": port must be 1..65535, got \"%s\"", db->name,
+			     val);
 			return false;
 		}
 	} else if (strcmp(key, "dbname") == 0) {
@@ -292,10 +293,10 @@ static bool db_key(struct parse *p, void *target, const char *key, const char *v
 	} else if (strcmp(key, "password") == 0) {
 		set_str(&db->password, val);
 	} else if (strcmp(key, "pool_size") == 0 || strcmp(key, "min_pool_size") == 0 ||
-		   strcmp(key, "max_db_connections") == 0) {
-		int *dst = key[0] == 'p' ? &db->pool_size
-			   : key[1] == 'i' ? &db->min_pool_size
-					   : &db->max_db_connections;
+	           strcmp(key, "max_db_connections") == 0) {
+		int *dst = key[0] == 'p'   ? &db->pool_size
+		           : key[1] == 'i' ? &db->min_pool_size
+		                           : &db->max_db_connections;
 		if (!parse_int(val, 0, 100000, dst)) {
 			fail(p, "database \"%s\": %s must be a number 0..100000, got \"%s\"",
 			     db->name, key, val);
@@ -303,8 +304,9 @@ static bool db_key(struct parse *p, void *target, const char *key, const char *v
 		}
 	} else if (strcmp(key, "pool_mode") == 0) {
 		if (!parse_pool_mode(val, &db->pool_mode)) {
-			fail(p, "database \"%s\": pool_mode must be session, transaction or "
-				"statement, got \"%s\"",
+			fail(p,
+			     "database \"%s\": pool_mode must be session, transaction or "
+			     "statement, got \"%s\"",
 			     db->name, val);
 			return false;
 		}
@@ -313,8 +315,8 @@ static bool db_key(struct parse *p, void *target, const char *key, const char *v
 	} else if (strcmp(key, "application_name") == 0) {
 		set_str(&db->application_name, val);
 	} else if (strcmp(key, "client_encoding") == 0 || strcmp(key, "datestyle") == 0 ||
-		   strcmp(key, "timezone") == 0 || strcmp(key, "auth_user") == 0 ||
-		   strcmp(key, "reserve_pool") == 0 || strcmp(key, "auth_dbname") == 0) {
+	           strcmp(key, "timezone") == 0 || strcmp(key, "auth_user") == 0 ||
+	           strcmp(key, "reserve_pool") == 0 || strcmp(key, "auth_dbname") == 0) {
 		/* PgBouncer keys sluice accepts and does not act on. */
 	} else {
 		fail(p, "database \"%s\": unknown key \"%s\"", db->name, key);
@@ -329,8 +331,9 @@ static bool user_key(struct parse *p, void *target, const char *key, const char 
 
 	if (strcmp(key, "pool_mode") == 0) {
 		if (!parse_pool_mode(val, &u->pool_mode)) {
-			fail(p, "user \"%s\": pool_mode must be session, transaction or statement, "
-				"got \"%s\"",
+			fail(p,
+			     "user \"%s\": pool_mode must be session, transaction or statement, "
+			     "got \"%s\"",
 			     u->name, val);
 			return false;
 		}
@@ -405,56 +408,56 @@ static void add_user(struct parse *p, const char *name, const char *value)
 /* PgBouncer keys that sluice reads without acting on them, so an existing
  * pgbouncer.ini loads. */
 static const char *const ignored_keys[] = {
-	"unix_socket_dir",
-	"unix_socket_mode",
-	"unix_socket_group",
-	"user",
-	"syslog",
-	"syslog_ident",
-	"syslog_facility",
-	"log_connections",
-	"log_disconnections",
-	"log_pooler_errors",
-	"log_stats",
-	"stats_period",
-	"autodb_idle_timeout",
-	"dns_max_ttl",
-	"dns_nxdomain_ttl",
-	"dns_zone_check_period",
-	"resolv_conf",
-	"listen_backlog",
-	"sbuf_loopcnt",
-	"so_reuseport",
-	"suspend_timeout",
-	"tcp_defer_accept",
-	"tcp_socket_buffer",
-	"tcp_keepalive",
-	"tcp_keepcnt",
-	"tcp_keepidle",
-	"tcp_keepintvl",
-	"tcp_user_timeout",
-	"disable_pqexec",
-	"application_name_add_host",
-	"conffile",
-	"service_name",
-	"job_name",
-	"auth_hba_file",
-	"auth_query",
-	"auth_user",
-	"auth_dbname",
-	"reserve_pool_size",
-	"reserve_pool_timeout",
-	"max_packet_size",
-	"server_round_robin",
-	"server_fast_close",
-	"client_tls_protocols",
-	"client_tls_ciphers",
-	"client_tls_ecdhcurve",
-	"client_tls_dheparams",
-	"server_tls_protocols",
-	"server_tls_ciphers",
-	"peer_id",
-	"server_check_delay_jitter",
+        "unix_socket_dir",
+        "unix_socket_mode",
+        "unix_socket_group",
+        "user",
+        "syslog",
+        "syslog_ident",
+        "syslog_facility",
+        "log_connections",
+        "log_disconnections",
+        "log_pooler_errors",
+        "log_stats",
+        "stats_period",
+        "autodb_idle_timeout",
+        "dns_max_ttl",
+        "dns_nxdomain_ttl",
+        "dns_zone_check_period",
+        "resolv_conf",
+        "listen_backlog",
+        "sbuf_loopcnt",
+        "so_reuseport",
+        "suspend_timeout",
+        "tcp_defer_accept",
+        "tcp_socket_buffer",
+        "tcp_keepalive",
+        "tcp_keepcnt",
+        "tcp_keepidle",
+        "tcp_keepintvl",
+        "tcp_user_timeout",
+        "disable_pqexec",
+        "application_name_add_host",
+        "conffile",
+        "service_name",
+        "job_name",
+        "auth_hba_file",
+        "auth_query",
+        "auth_user",
+        "auth_dbname",
+        "reserve_pool_size",
+        "reserve_pool_timeout",
+        "max_packet_size",
+        "server_round_robin",
+        "server_fast_close",
+        "client_tls_protocols",
+        "client_tls_ciphers",
+        "client_tls_ecdhcurve",
+        "client_tls_dheparams",
+        "server_tls_protocols",
+        "server_tls_ciphers",
+        "peer_id",
+        "server_check_delay_jitter",
 };
 
 enum kind { K_STR, K_OPT_STR, K_INT, K_BOOL, K_DUR, K_SIZE };
@@ -468,42 +471,42 @@ struct key {
 
 #define OFF(f) offsetof(struct conf, f)
 static const struct key main_keys[] = {
-	{ "listen_addr", K_STR, OFF(listen_addr), 0, 0 },
-	{ "listen_port", K_INT, OFF(listen_port), 1, 65535 },
-	{ "auth_file", K_OPT_STR, OFF(auth_file), 0, 0 },
-	{ "admin_db", K_STR, OFF(admin_db), 0, 0 },
-	{ "min_pool_size", K_INT, OFF(min_pool_size), 0, 100000 },
-	{ "default_pool_size", K_INT, OFF(default_pool_size), 1, 100000 },
-	{ "max_client_conn", K_INT, OFF(max_client_conn), 1, 1000000 },
-	{ "max_db_connections", K_INT, OFF(max_db_connections), 0, 100000 },
-	{ "max_user_connections", K_INT, OFF(max_user_connections), 0, 100000 },
-	{ "server_connect_timeout", K_DUR, OFF(server_connect_timeout), 0, 0 },
-	{ "server_login_retry", K_DUR, OFF(server_login_retry), 0, 0 },
-	{ "query_wait_timeout", K_DUR, OFF(query_wait_timeout), 0, 0 },
-	{ "server_idle_timeout", K_DUR, OFF(server_idle_timeout), 0, 0 },
-	{ "server_lifetime", K_DUR, OFF(server_lifetime), 0, 0 },
-	{ "server_check_delay", K_DUR, OFF(server_check_delay), 0, 0 },
-	{ "client_login_timeout", K_DUR, OFF(client_login_timeout), 0, 0 },
-	{ "client_idle_timeout", K_DUR, OFF(client_idle_timeout), 0, 0 },
-	{ "idle_transaction_timeout", K_DUR, OFF(idle_transaction_timeout), 0, 0 },
-	{ "query_timeout", K_DUR, OFF(query_timeout), 0, 0 },
-	{ "server_reset_query", K_STR, OFF(server_reset_query), 0, 0 },
-	{ "server_reset_query_always", K_BOOL, OFF(server_reset_query_always), 0, 0 },
-	{ "server_check_query", K_STR, OFF(server_check_query), 0, 0 },
-	{ "max_prepared_statements", K_INT, OFF(max_prepared_statements), 0, 100000 },
-	{ "track_extra_parameters", K_OPT_STR, OFF(track_extra_parameters), 0, 0 },
-	{ "ignore_startup_parameters", K_OPT_STR, OFF(ignore_startup_parameters), 0, 0 },
-	{ "stats_listen", K_STR, OFF(stats_listen), 0, 0 },
-	{ "logfile", K_OPT_STR, OFF(logfile), 0, 0 },
-	{ "pidfile", K_OPT_STR, OFF(pidfile), 0, 0 },
-	{ "verbose", K_INT, OFF(verbose), 0, 2 },
-	{ "pkt_buf", K_SIZE, OFF(pkt_buf), 512, 1 << 24 },
-	{ "client_tls_cert_file", K_OPT_STR, OFF(client_tls_cert_file), 0, 0 },
-	{ "client_tls_key_file", K_OPT_STR, OFF(client_tls_key_file), 0, 0 },
-	{ "client_tls_ca_file", K_OPT_STR, OFF(client_tls_ca_file), 0, 0 },
-	{ "server_tls_cert_file", K_OPT_STR, OFF(server_tls_cert_file), 0, 0 },
-	{ "server_tls_key_file", K_OPT_STR, OFF(server_tls_key_file), 0, 0 },
-	{ "server_tls_ca_file", K_OPT_STR, OFF(server_tls_ca_file), 0, 0 },
+        {"listen_addr", K_STR, OFF(listen_addr), 0, 0},
+        {"listen_port", K_INT, OFF(listen_port), 1, 65535},
+        {"auth_file", K_OPT_STR, OFF(auth_file), 0, 0},
+        {"admin_db", K_STR, OFF(admin_db), 0, 0},
+        {"min_pool_size", K_INT, OFF(min_pool_size), 0, 100000},
+        {"default_pool_size", K_INT, OFF(default_pool_size), 1, 100000},
+        {"max_client_conn", K_INT, OFF(max_client_conn), 1, 1000000},
+        {"max_db_connections", K_INT, OFF(max_db_connections), 0, 100000},
+        {"max_user_connections", K_INT, OFF(max_user_connections), 0, 100000},
+        {"server_connect_timeout", K_DUR, OFF(server_connect_timeout), 0, 0},
+        {"server_login_retry", K_DUR, OFF(server_login_retry), 0, 0},
+        {"query_wait_timeout", K_DUR, OFF(query_wait_timeout), 0, 0},
+        {"server_idle_timeout", K_DUR, OFF(server_idle_timeout), 0, 0},
+        {"server_lifetime", K_DUR, OFF(server_lifetime), 0, 0},
+        {"server_check_delay", K_DUR, OFF(server_check_delay), 0, 0},
+        {"client_login_timeout", K_DUR, OFF(client_login_timeout), 0, 0},
+        {"client_idle_timeout", K_DUR, OFF(client_idle_timeout), 0, 0},
+        {"idle_transaction_timeout", K_DUR, OFF(idle_transaction_timeout), 0, 0},
+        {"query_timeout", K_DUR, OFF(query_timeout), 0, 0},
+        {"server_reset_query", K_STR, OFF(server_reset_query), 0, 0},
+        {"server_reset_query_always", K_BOOL, OFF(server_reset_query_always), 0, 0},
+        {"server_check_query", K_STR, OFF(server_check_query), 0, 0},
+        {"max_prepared_statements", K_INT, OFF(max_prepared_statements), 0, 100000},
+        {"track_extra_parameters", K_OPT_STR, OFF(track_extra_parameters), 0, 0},
+        {"ignore_startup_parameters", K_OPT_STR, OFF(ignore_startup_parameters), 0, 0},
+        {"stats_listen", K_STR, OFF(stats_listen), 0, 0},
+        {"logfile", K_OPT_STR, OFF(logfile), 0, 0},
+        {"pidfile", K_OPT_STR, OFF(pidfile), 0, 0},
+        {"verbose", K_INT, OFF(verbose), 0, 2},
+        {"pkt_buf", K_SIZE, OFF(pkt_buf), 512, 1 << 24},
+        {"client_tls_cert_file", K_OPT_STR, OFF(client_tls_cert_file), 0, 0},
+        {"client_tls_key_file", K_OPT_STR, OFF(client_tls_key_file), 0, 0},
+        {"client_tls_ca_file", K_OPT_STR, OFF(client_tls_ca_file), 0, 0},
+        {"server_tls_cert_file", K_OPT_STR, OFF(server_tls_cert_file), 0, 0},
+        {"server_tls_key_file", K_OPT_STR, OFF(server_tls_key_file), 0, 0},
+        {"server_tls_ca_file", K_OPT_STR, OFF(server_tls_ca_file), 0, 0},
 };
 
 static void main_key(struct parse *p, const char *name, const char *v)
@@ -538,12 +541,14 @@ static void main_key(struct parse *p, const char *name, const char *v)
 		}
 		case K_BOOL:
 			if (!parse_bool(v, dst))
-				fail(p, "%s must be 0 or 1 (or yes/no, on/off), got \"%s\"", name, v);
+				fail(p, "%s must be 0 or 1 (or yes/no, on/off), got \"%s\"", name,
+				     v);
 			break;
 		case K_DUR:
 			if (!parse_duration(v, dst))
-				fail(p, "%s must be a duration in seconds (like 30, 1.5, 500ms), "
-					"got \"%s\"",
+				fail(p,
+				     "%s must be a duration in seconds (like 30, 1.5, 500ms), "
+				     "got \"%s\"",
 				     name, v);
 			break;
 		}
@@ -571,15 +576,17 @@ static void main_key(struct parse *p, const char *name, const char *v)
 		set_list(&c->stats_users, &c->nstats_users, v);
 	} else if (strcmp(name, "client_tls_sslmode") == 0) {
 		if (!parse_sslmode(v, &c->client_tls_sslmode))
-			fail(p, "client_tls_sslmode must be disable, allow, prefer, require, "
-				"verify-ca or verify-full, got \"%s\"",
+			fail(p,
+			     "client_tls_sslmode must be disable, allow, prefer, require, "
+			     "verify-ca or verify-full, got \"%s\"",
 			     v);
 		else
 			set_str(&c->client_tls_sslmode_str, v);
 	} else if (strcmp(name, "server_tls_sslmode") == 0) {
 		if (!parse_sslmode(v, &c->server_tls_sslmode))
-			fail(p, "server_tls_sslmode must be disable, allow, prefer, require, "
-				"verify-ca or verify-full, got \"%s\"",
+			fail(p,
+			     "server_tls_sslmode must be disable, allow, prefer, require, "
+			     "verify-ca or verify-full, got \"%s\"",
 			     v);
 	} else {
 		for (size_t i = 0; i < sizeof(ignored_keys) / sizeof(ignored_keys[0]); i++)
@@ -677,9 +684,9 @@ static void validate(struct parse *p)
 		fail(p, "no [databases] entries: clients would have nothing to connect to");
 	if (c->auth_type != CONF_AUTH_TRUST && !c->auth_file)
 		fail(p, "auth_type %s needs an auth_file with the users' passwords",
-		     c->auth_type == CONF_AUTH_MD5 ? "md5"
+		     c->auth_type == CONF_AUTH_MD5     ? "md5"
 		     : c->auth_type == CONF_AUTH_SCRAM ? "scram-sha-256"
-						       : "plain");
+		                                       : "plain");
 	if (c->client_tls_sslmode != CONF_SSL_DISABLE &&
 	    (!c->client_tls_cert_file || !c->client_tls_key_file))
 		fail(p, "client_tls_sslmode needs client_tls_cert_file and client_tls_key_file");

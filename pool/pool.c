@@ -99,7 +99,7 @@ void pool_apply_conf(struct pool *p, const struct conf *c, const struct conf_db 
 }
 
 struct pool *pool_create(struct pool_set *s, const struct conf *c, const struct conf_db *db,
-			 const char *db_name, const char *user, const char *server_user)
+                         const char *db_name, const char *user, const char *server_user)
 {
 	struct pool *p = calloc(1, sizeof(*p));
 

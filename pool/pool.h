@@ -24,12 +24,12 @@
 /* Intrusive doubly linked list node; <owner> points at the embedding object. */
 struct pool_node {
 	struct pool_node *prev, *next;
-	void *owner;		/* borrowed: the client or server that embeds this node */
+	void *owner; /* borrowed: the client or server that embeds this node */
 };
 
 /* List head with a count, so limits are O(1). */
 struct pool_list {
-	struct pool_node head;	/* sentinel */
+	struct pool_node head; /* sentinel */
 	size_t n;
 };
 
@@ -51,20 +51,20 @@ struct pool_param {
 };
 
 struct pool {
-	char *db_name;		/* owned: the database name clients use */
-	char *user;		/* owned: the client-side user name */
-	char *server_user;	/* owned: the login user towards PostgreSQL */
-	const struct conf_db *db;	/* borrowed from the current config; refreshed on reload */
+	char *db_name;            /* owned: the database name clients use */
+	char *user;               /* owned: the client-side user name */
+	char *server_user;        /* owned: the login user towards PostgreSQL */
+	const struct conf_db *db; /* borrowed from the current config; refreshed on reload */
 
-	int pool_size;		/* ceiling of server connections */
-	int min_size;		/* kept open even when idle */
+	int pool_size; /* ceiling of server connections */
+	int min_size;  /* kept open even when idle */
 	enum conf_pool_mode mode;
 
-	struct pool_list idle;	/* servers ready for a client (LIFO: warm ones first) */
-	struct pool_list used;	/* servers linked to a client or being reset */
-	struct pool_list connecting;	/* servers in connect/login */
-	struct pool_list waiting;	/* clients queued for a server (FIFO) */
-	struct pool_list logins;	/* clients waiting for the first server login (ParameterStatus) */
+	struct pool_list idle;       /* servers ready for a client (LIFO: warm ones first) */
+	struct pool_list used;       /* servers linked to a client or being reset */
+	struct pool_list connecting; /* servers in connect/login */
+	struct pool_list waiting;    /* clients queued for a server (FIFO) */
+	struct pool_list logins; /* clients waiting for the first server login (ParameterStatus) */
 
 	/* ParameterStatus of the first server that logged in: sent to clients at login. */
 	struct pool_param params[POOL_MAX_PARAMS];
@@ -81,25 +81,25 @@ struct pool {
 
 	/* Last server connection failure, to fail fast and to pace retries. */
 	char last_error[256];
-	double last_error_at;	/* ev_now() time, 0 = none */
+	double last_error_at; /* ev_now() time, 0 = none */
 	double last_connect_at;
 
 	/* Counters (since start or RESET STATS). */
 	uint64_t n_server_connects;
 	uint64_t n_server_failures;
 	uint64_t n_wait_timeouts;
-	uint64_t n_clients;	/* clients currently logged in to this pool */
-	double total_wait_time;	/* seconds clients spent queued */
+	uint64_t n_clients;     /* clients currently logged in to this pool */
+	double total_wait_time; /* seconds clients spent queued */
 	uint64_t n_waited;
 
-	UT_hash_handle hh;	/* key: db_name "\0" user */
-	char *key;		/* owned */
+	UT_hash_handle hh; /* key: db_name "\0" user */
+	char *key;         /* owned */
 	size_t key_len;
 };
 
 /* All pools of a process. */
 struct pool_set {
-	struct pool *by_key;	/* uthash head */
+	struct pool *by_key; /* uthash head */
 };
 
 /* Find the pool for (<db_name>, <user>) or NULL. */
@@ -111,7 +111,7 @@ struct pool *pool_find(struct pool_set *s, const char *db_name, const char *user
  * user towards PostgreSQL. NULL on OOM.
  */
 struct pool *pool_create(struct pool_set *s, const struct conf *c, const struct conf_db *db,
-			 const char *db_name, const char *user, const char *server_user);
+                         const char *db_name, const char *user, const char *server_user);
 
 /* Re-resolve sizes and mode after a config reload; <db> may have moved. */
 void pool_apply_conf(struct pool *p, const struct conf *c, const struct conf_db *db);
@@ -133,7 +133,7 @@ bool pool_can_open(const struct pool *p);
  * previous value of the same name). -1 on OOM or when the set is full.
  */
 int pool_set_param(struct pool *p, const char *name, const char *value)
-	__attribute__((warn_unused_result));
+        __attribute__((warn_unused_result));
 const char *pool_get_param(const struct pool *p, const char *name);
 void pool_clear_params(struct pool *p);
 

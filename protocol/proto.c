@@ -98,8 +98,7 @@ int proto_peek_header(const uint8_t *p, size_t n, uint8_t *type, uint32_t *len)
 	return PROTO_OK;
 }
 
-int proto_next(const uint8_t *p, size_t n, bool startup, uint32_t max_len,
-	       struct proto_msg *m)
+int proto_next(const uint8_t *p, size_t n, bool startup, uint32_t max_len, struct proto_msg *m)
 {
 	size_t hdr = startup ? 4 : 5;
 
@@ -272,7 +271,7 @@ int proto_put_u8(struct proto_buf *b, uint8_t v)
 
 int proto_put_u16(struct proto_buf *b, uint16_t v)
 {
-	uint8_t p[2] = { (uint8_t)(v >> 8), (uint8_t)v };
+	uint8_t p[2] = {(uint8_t)(v >> 8), (uint8_t)v};
 	return proto_buf_append(b, p, 2);
 }
 
@@ -297,17 +296,17 @@ int proto_put_bytes(struct proto_buf *b, const void *p, size_t n)
  * Builders write into the buffer and, on OOM half way, roll the buffer
  * back so no partial message is ever left behind.
  */
-#define BUILD(b, type, body)                                  \
-	do {                                                  \
-		size_t start_ = proto_msg_begin((b), (type)); \
-		if (start_ == (size_t)-1)                     \
-			return -1;                            \
-		if ((body) < 0) {                             \
-			(b)->len = start_;                    \
-			return -1;                            \
-		}                                             \
-		proto_msg_end((b), start_);                   \
-		return 0;                                     \
+#define BUILD(b, type, body)                                                                       \
+	do {                                                                                       \
+		size_t start_ = proto_msg_begin((b), (type));                                      \
+		if (start_ == (size_t)-1)                                                          \
+			return -1;                                                                 \
+		if ((body) < 0) {                                                                  \
+			(b)->len = start_;                                                         \
+			return -1;                                                                 \
+		}                                                                                  \
+		proto_msg_end((b), start_);                                                        \
+		return 0;                                                                          \
 	} while (0)
 
 int proto_put_msg(struct proto_buf *b, uint8_t type, const void *body, size_t len)
@@ -325,7 +324,7 @@ static int put_field(struct proto_buf *b, char code, const char *v)
 }
 
 static int put_fields(struct proto_buf *b, const char *severity, const char *sqlstate,
-		      const char *msg, const char *detail, const char *hint)
+                      const char *msg, const char *detail, const char *hint)
 {
 	if (put_field(b, 'S', severity) < 0 || put_field(b, 'V', severity) < 0 ||
 	    put_field(b, 'C', sqlstate) < 0 || put_field(b, 'M', msg) < 0 ||
@@ -335,13 +334,13 @@ static int put_fields(struct proto_buf *b, const char *severity, const char *sql
 }
 
 int proto_put_error(struct proto_buf *b, const char *severity, const char *sqlstate,
-		    const char *msg, const char *detail, const char *hint)
+                    const char *msg, const char *detail, const char *hint)
 {
 	BUILD(b, 'E', put_fields(b, severity, sqlstate, msg, detail, hint));
 }
 
 int proto_put_notice(struct proto_buf *b, const char *severity, const char *sqlstate,
-		     const char *msg, const char *detail, const char *hint)
+                     const char *msg, const char *detail, const char *hint)
 {
 	BUILD(b, 'N', put_fields(b, severity, sqlstate, msg, detail, hint));
 }
@@ -416,7 +415,7 @@ static void untyped_end(struct proto_buf *b, size_t start)
 }
 
 static int put_startup_body(struct proto_buf *b, const char *const *names,
-			    const char *const *values, size_t n)
+                            const char *const *values, size_t n)
 {
 	if (proto_put_u32(b, PROTO_V3) < 0)
 		return -1;
@@ -426,8 +425,8 @@ static int put_startup_body(struct proto_buf *b, const char *const *names,
 	return proto_put_u8(b, 0);
 }
 
-int proto_put_startup(struct proto_buf *b, const char *const *names,
-		      const char *const *values, size_t n)
+int proto_put_startup(struct proto_buf *b, const char *const *names, const char *const *values,
+                      size_t n)
 {
 	size_t start = untyped_begin(b);
 	if (start == (size_t)-1)
@@ -463,16 +462,15 @@ int proto_put_password(struct proto_buf *b, const char *pw)
 	BUILD(b, 'p', proto_put_str(b, pw));
 }
 
-static int put_sasl_initial_body(struct proto_buf *b, const char *mechanism,
-				 const void *data, size_t len)
+static int put_sasl_initial_body(struct proto_buf *b, const char *mechanism, const void *data,
+                                 size_t len)
 {
 	if (proto_put_str(b, mechanism) < 0 || proto_put_u32(b, (uint32_t)len) < 0)
 		return -1;
 	return proto_put_bytes(b, data, len);
 }
 
-int proto_put_sasl_initial(struct proto_buf *b, const char *mechanism, const void *data,
-			   size_t len)
+int proto_put_sasl_initial(struct proto_buf *b, const char *mechanism, const void *data, size_t len)
 {
 	BUILD(b, 'p', put_sasl_initial_body(b, mechanism, data, len));
 }

@@ -16,32 +16,32 @@
 
 #define PROTO_WUR __attribute__((warn_unused_result))
 
-#define PROTO_MAX_MSG_LEN (1u << 30)	/* 1 GiB: PostgreSQL's own limit */
-#define PROTO_MAX_STARTUP_LEN 10000	/* as PostgreSQL's MAX_STARTUP_PACKET_LENGTH */
+#define PROTO_MAX_MSG_LEN        (1u << 30) /* 1 GiB: PostgreSQL's own limit */
+#define PROTO_MAX_STARTUP_LEN    10000      /* as PostgreSQL's MAX_STARTUP_PACKET_LENGTH */
 #define PROTO_MAX_STARTUP_PARAMS 64
 
-#define PROTO_V3 196608u		/* 3.0 */
+#define PROTO_V3             196608u /* 3.0 */
 #define PROTO_CANCEL_REQUEST 80877102u
-#define PROTO_SSL_REQUEST 80877103u
+#define PROTO_SSL_REQUEST    80877103u
 #define PROTO_GSSENC_REQUEST 80877104u
 
 /* Authentication request codes ('R' messages). */
-#define PROTO_AUTH_OK 0
-#define PROTO_AUTH_CLEARTEXT 3
-#define PROTO_AUTH_MD5 5
-#define PROTO_AUTH_SASL 10
+#define PROTO_AUTH_OK            0
+#define PROTO_AUTH_CLEARTEXT     3
+#define PROTO_AUTH_MD5           5
+#define PROTO_AUTH_SASL          10
 #define PROTO_AUTH_SASL_CONTINUE 11
-#define PROTO_AUTH_SASL_FINAL 12
+#define PROTO_AUTH_SASL_FINAL    12
 
 /*
  * Growable byte buffer. Valid bytes are data[off .. len). Consuming advances
  * <off>; the buffer compacts itself when it needs room.
  */
 struct proto_buf {
-	uint8_t *data;	/* owned */
-	size_t off;	/* first unconsumed byte */
-	size_t len;	/* end of valid bytes */
-	size_t cap;	/* allocated size */
+	uint8_t *data; /* owned */
+	size_t off;    /* first unconsumed byte */
+	size_t len;    /* end of valid bytes */
+	size_t cap;    /* allocated size */
 };
 
 void proto_buf_init(struct proto_buf *b);
@@ -67,10 +67,10 @@ static inline uint8_t *proto_buf_head(const struct proto_buf *b)
 /* ---- framing ---- */
 
 enum proto_rc {
-	PROTO_OK = 0,		/* one whole message framed */
-	PROTO_NEED_MORE = 1,	/* incomplete: read more bytes */
-	PROTO_ERR = -1,		/* malformed length field */
-	PROTO_TOO_BIG = -2,	/* length over the caller's limit */
+	PROTO_OK = 0,        /* one whole message framed */
+	PROTO_NEED_MORE = 1, /* incomplete: read more bytes */
+	PROTO_ERR = -1,      /* malformed length field */
+	PROTO_TOO_BIG = -2,  /* length over the caller's limit */
 };
 
 /*
@@ -78,12 +78,12 @@ enum proto_rc {
  * For startup-phase packets (no type byte) <type> is 0.
  */
 struct proto_msg {
-	uint8_t type;		/* type byte, 0 for startup packets */
-	uint32_t len;		/* value of the length field (counts itself) */
-	const uint8_t *body;	/* bytes after the length field */
-	size_t body_len;	/* len - 4 */
-	const uint8_t *raw;	/* first byte of the whole message */
-	size_t raw_len;		/* body_len + 5, or + 4 for startup packets */
+	uint8_t type;        /* type byte, 0 for startup packets */
+	uint32_t len;        /* value of the length field (counts itself) */
+	const uint8_t *body; /* bytes after the length field */
+	size_t body_len;     /* len - 4 */
+	const uint8_t *raw;  /* first byte of the whole message */
+	size_t raw_len;      /* body_len + 5, or + 4 for startup packets */
 };
 
 /*
@@ -93,8 +93,7 @@ struct proto_msg {
  * Works for any split of the stream: with fewer bytes than a whole message
  * it returns PROTO_NEED_MORE and touches nothing.
  */
-int proto_next(const uint8_t *p, size_t n, bool startup, uint32_t max_len,
-	       struct proto_msg *m);
+int proto_next(const uint8_t *p, size_t n, bool startup, uint32_t max_len, struct proto_msg *m);
 
 /*
  * Read just the header (type byte and length) of a typed message.
@@ -121,15 +120,15 @@ const uint8_t *proto_get_bytes(struct proto_reader *r, size_t len);
 /* ---- startup phase ---- */
 
 struct proto_startup {
-	uint32_t code;		/* PROTO_V3, PROTO_*_REQUEST, or other (unsupported) */
-	uint32_t cancel_pid;	/* for PROTO_CANCEL_REQUEST */
+	uint32_t code;       /* PROTO_V3, PROTO_*_REQUEST, or other (unsupported) */
+	uint32_t cancel_pid; /* for PROTO_CANCEL_REQUEST */
 	uint32_t cancel_key;
-	size_t nparams;		/* for PROTO_V3: name/value pairs (views into the message) */
+	size_t nparams; /* for PROTO_V3: name/value pairs (views into the message) */
 	const char *names[PROTO_MAX_STARTUP_PARAMS];
 	const char *values[PROTO_MAX_STARTUP_PARAMS];
-	const char *user;	/* view; NULL if absent */
-	const char *database;	/* view; defaults to <user> */
-	const char *options;	/* view of "options"; NULL if absent */
+	const char *user;     /* view; NULL if absent */
+	const char *database; /* view; defaults to <user> */
+	const char *options;  /* view of "options"; NULL if absent */
 };
 
 /*
@@ -140,7 +139,7 @@ struct proto_startup {
  * <*err> set.
  */
 int proto_parse_startup(const struct proto_msg *m, struct proto_startup *s,
-			const char **err) PROTO_WUR;
+                        const char **err) PROTO_WUR;
 
 /* ---- builders: each appends one whole message; -1 on OOM ---- */
 
@@ -158,10 +157,10 @@ int proto_put_bytes(struct proto_buf *b, const void *p, size_t n) PROTO_WUR;
 int proto_put_msg(struct proto_buf *b, uint8_t type, const void *body, size_t len) PROTO_WUR;
 /* 'E' with S, V, C, M and optional D (detail) and H (hint). */
 int proto_put_error(struct proto_buf *b, const char *severity, const char *sqlstate,
-		    const char *msg, const char *detail, const char *hint) PROTO_WUR;
+                    const char *msg, const char *detail, const char *hint) PROTO_WUR;
 /* 'N' notice, same fields. */
 int proto_put_notice(struct proto_buf *b, const char *severity, const char *sqlstate,
-		     const char *msg, const char *detail, const char *hint) PROTO_WUR;
+                     const char *msg, const char *detail, const char *hint) PROTO_WUR;
 /* 'R' with a code and optional payload. */
 int proto_put_auth(struct proto_buf *b, uint32_t code, const void *data, size_t len) PROTO_WUR;
 /* 'R' AuthenticationSASL advertising one mechanism. */
@@ -170,14 +169,14 @@ int proto_put_param_status(struct proto_buf *b, const char *name, const char *va
 int proto_put_backend_key(struct proto_buf *b, uint32_t pid, uint32_t key) PROTO_WUR;
 int proto_put_rfq(struct proto_buf *b, char status) PROTO_WUR;
 /* Untyped v3 StartupMessage with <n> name/value pairs. */
-int proto_put_startup(struct proto_buf *b, const char *const *names,
-		      const char *const *values, size_t n) PROTO_WUR;
+int proto_put_startup(struct proto_buf *b, const char *const *names, const char *const *values,
+                      size_t n) PROTO_WUR;
 int proto_put_ssl_request(struct proto_buf *b) PROTO_WUR;
 int proto_put_cancel(struct proto_buf *b, uint32_t pid, uint32_t key) PROTO_WUR;
 /* 'p' PasswordMessage (cleartext or md5 response). */
 int proto_put_password(struct proto_buf *b, const char *pw) PROTO_WUR;
-int proto_put_sasl_initial(struct proto_buf *b, const char *mechanism,
-			   const void *data, size_t len) PROTO_WUR;
+int proto_put_sasl_initial(struct proto_buf *b, const char *mechanism, const void *data,
+                           size_t len) PROTO_WUR;
 int proto_put_sasl_response(struct proto_buf *b, const void *data, size_t len) PROTO_WUR;
 int proto_put_query(struct proto_buf *b, const char *sql) PROTO_WUR;
 int proto_put_terminate(struct proto_buf *b) PROTO_WUR;
@@ -189,9 +188,9 @@ int proto_put_command_complete(struct proto_buf *b, const char *tag) PROTO_WUR;
 
 /* ErrorResponse / NoticeResponse fields (views into the message body). */
 struct proto_error {
-	const char *severity;	/* V (non-localized) or S; "" if absent */
-	const char *sqlstate;	/* C; "" if absent */
-	const char *message;	/* M; "" if absent */
+	const char *severity; /* V (non-localized) or S; "" if absent */
+	const char *sqlstate; /* C; "" if absent */
+	const char *message;  /* M; "" if absent */
 };
 
 int proto_parse_error(const struct proto_msg *m, struct proto_error *e) PROTO_WUR;
@@ -210,18 +209,17 @@ int proto_random(void *p, size_t n) PROTO_WUR;
  * plaintext password or a stored "md5" + 32-hex hash. <out> gets 35 chars
  * plus NUL.
  */
-void proto_md5_response(const char *user, const char *secret, const uint8_t salt[4],
-			char out[36]);
+void proto_md5_response(const char *user, const char *secret, const uint8_t salt[4], char out[36]);
 
 /*
  * Verify a client's MD5 response against <secret> (plaintext or "md5..."
  * hash) in constant time.
  */
 bool proto_md5_verify(const char *user, const char *secret, const uint8_t salt[4],
-		      const char *response);
+                      const char *response);
 
-#define PROTO_SCRAM_KEY_LEN 32
-#define PROTO_SCRAM_MAX_SALT 64
+#define PROTO_SCRAM_KEY_LEN      32
+#define PROTO_SCRAM_MAX_SALT     64
 #define PROTO_SCRAM_DEFAULT_ITER 4096
 
 /* A SCRAM-SHA-256 secret: PostgreSQL's stored form, optionally with the
@@ -246,16 +244,15 @@ bool proto_is_md5_secret(const char *s);
 int proto_scram_parse_secret(const char *verifier, struct proto_scram_secret *s) PROTO_WUR;
 
 /* Derive a secret (with ClientKey) from a plaintext password. */
-int proto_scram_secret_from_password(const char *password, const uint8_t *salt,
-				     size_t salt_len, int iterations,
-				     struct proto_scram_secret *s) PROTO_WUR;
+int proto_scram_secret_from_password(const char *password, const uint8_t *salt, size_t salt_len,
+                                     int iterations, struct proto_scram_secret *s) PROTO_WUR;
 
 /* Exchange state, verifier side (sluice authenticating a client). */
 struct proto_scram_server {
 	struct proto_scram_secret secret;
 	char client_first_bare[512];
 	char server_first[512];
-	char nonce[128];	/* combined client + server nonce */
+	char nonce[128]; /* combined client + server nonce */
 	int step;
 };
 
@@ -264,11 +261,9 @@ struct proto_scram_server {
  * message), produce the server-first message in <out> (NUL-terminated,
  * length in <*outlen>). Channel binding is refused ("p=" gs2 flag).
  */
-int proto_scram_server_first(struct proto_scram_server *st,
-			     const struct proto_scram_secret *secret,
-			     const uint8_t *client_first, size_t len,
-			     char *out, size_t outsz, size_t *outlen,
-			     const char **err) PROTO_WUR;
+int proto_scram_server_first(struct proto_scram_server *st, const struct proto_scram_secret *secret,
+                             const uint8_t *client_first, size_t len, char *out, size_t outsz,
+                             size_t *outlen, const char **err) PROTO_WUR;
 
 /*
  * Step 2: take the client-final message, verify nonce and proof in
@@ -276,10 +271,8 @@ int proto_scram_server_first(struct proto_scram_server *st,
  * stores the recovered ClientKey in st->secret (has_client_key = true).
  * Returns -1 with <*err> if the proof is wrong or the message malformed.
  */
-int proto_scram_server_final(struct proto_scram_server *st,
-			     const uint8_t *client_final, size_t len,
-			     char *out, size_t outsz, size_t *outlen,
-			     const char **err) PROTO_WUR;
+int proto_scram_server_final(struct proto_scram_server *st, const uint8_t *client_final, size_t len,
+                             char *out, size_t outsz, size_t *outlen, const char **err) PROTO_WUR;
 
 /* Exchange state, client side (sluice logging in to PostgreSQL). */
 struct proto_scram_client {
@@ -295,7 +288,7 @@ struct proto_scram_client {
 
 /* Step 1: client-first message ("n,,n=,r=<nonce>") into <out>. */
 int proto_scram_client_first(struct proto_scram_client *st, char *out, size_t outsz,
-			     size_t *outlen) PROTO_WUR;
+                             size_t *outlen) PROTO_WUR;
 
 /*
  * Step 2: from the server-first message, build client-final with proof.
@@ -304,13 +297,12 @@ int proto_scram_client_first(struct proto_scram_client *st, char *out, size_t ou
  * them in st->derived); with neither, -1 with <*err>.
  */
 int proto_scram_client_final(struct proto_scram_client *st, const char *password,
-			     const struct proto_scram_secret *keys,
-			     const uint8_t *server_first, size_t len,
-			     char *out, size_t outsz, size_t *outlen,
-			     const char **err) PROTO_WUR;
+                             const struct proto_scram_secret *keys, const uint8_t *server_first,
+                             size_t len, char *out, size_t outsz, size_t *outlen,
+                             const char **err) PROTO_WUR;
 
 /* Step 3: check the server's signature in server-final ("v=..."). */
 int proto_scram_client_verify(struct proto_scram_client *st, const uint8_t *server_final,
-			      size_t len, const char **err) PROTO_WUR;
+                              size_t len, const char **err) PROTO_WUR;
 
 #endif /* SLUICE_PROTO_H */

@@ -62,8 +62,7 @@ bool proto_is_md5_secret(const char *s)
 	return true;
 }
 
-void proto_md5_response(const char *user, const char *secret, const uint8_t salt[4],
-			char out[36])
+void proto_md5_response(const char *user, const char *secret, const uint8_t salt[4], char out[36])
 {
 	char inner[33];
 
@@ -76,7 +75,7 @@ void proto_md5_response(const char *user, const char *secret, const uint8_t salt
 }
 
 bool proto_md5_verify(const char *user, const char *secret, const uint8_t salt[4],
-		      const char *response)
+                      const char *response)
 {
 	char want[36];
 
@@ -111,7 +110,7 @@ static int b64_decode(const char *in, size_t n, uint8_t *out, size_t outsz)
 }
 
 static void hmac(const uint8_t *key, size_t klen, const void *data, size_t n,
-		 uint8_t out[PROTO_SCRAM_KEY_LEN])
+                 uint8_t out[PROTO_SCRAM_KEY_LEN])
 {
 	unsigned int len = PROTO_SCRAM_KEY_LEN;
 	HMAC(EVP_sha256(), key, (int)klen, data, n, out, &len);
@@ -160,9 +159,8 @@ int proto_scram_parse_secret(const char *v, struct proto_scram_secret *s)
 	return 0;
 }
 
-int proto_scram_secret_from_password(const char *password, const uint8_t *salt,
-				     size_t salt_len, int iterations,
-				     struct proto_scram_secret *s)
+int proto_scram_secret_from_password(const char *password, const uint8_t *salt, size_t salt_len,
+                                     int iterations, struct proto_scram_secret *s)
 {
 	uint8_t salted[PROTO_SCRAM_KEY_LEN];
 
@@ -170,7 +168,7 @@ int proto_scram_secret_from_password(const char *password, const uint8_t *salt,
 	if (salt_len == 0 || salt_len > PROTO_SCRAM_MAX_SALT || iterations < 1)
 		return -1;
 	if (PKCS5_PBKDF2_HMAC(password, (int)strlen(password), salt, (int)salt_len, iterations,
-			      EVP_sha256(), sizeof(salted), salted) != 1)
+	                      EVP_sha256(), sizeof(salted), salted) != 1)
 		return -1;
 	s->iterations = iterations;
 	memcpy(s->salt, salt, salt_len);
@@ -222,9 +220,9 @@ static int make_nonce(char *out, size_t outsz)
 }
 
 static void client_signature(const uint8_t stored_key[PROTO_SCRAM_KEY_LEN], const char *a,
-			     const char *b, const char *c, size_t clen,
-			     uint8_t out[PROTO_SCRAM_KEY_LEN], const uint8_t *server_key,
-			     uint8_t server_sig[PROTO_SCRAM_KEY_LEN])
+                             const char *b, const char *c, size_t clen,
+                             uint8_t out[PROTO_SCRAM_KEY_LEN], const uint8_t *server_key,
+                             uint8_t server_sig[PROTO_SCRAM_KEY_LEN])
 {
 	/* AuthMessage = client-first-bare "," server-first "," client-final-without-proof */
 	size_t alen = strlen(a), blen = strlen(b);
@@ -251,9 +249,9 @@ static void client_signature(const uint8_t stored_key[PROTO_SCRAM_KEY_LEN], cons
 	free(msg);
 }
 
-int proto_scram_server_first(struct proto_scram_server *st,
-			     const struct proto_scram_secret *secret, const uint8_t *client_first,
-			     size_t len, char *out, size_t outsz, size_t *outlen, const char **err)
+int proto_scram_server_first(struct proto_scram_server *st, const struct proto_scram_secret *secret,
+                             const uint8_t *client_first, size_t len, char *out, size_t outsz,
+                             size_t *outlen, const char **err)
 {
 	const char *m = (const char *)client_first;
 
@@ -263,7 +261,7 @@ int proto_scram_server_first(struct proto_scram_server *st,
 	/* gs2-header: ("n" / "y" / "p=...") "," [authzid] "," */
 	if (len < 3 || (m[0] != 'n' && m[0] != 'y')) {
 		*err = m && len > 0 && m[0] == 'p' ? "channel binding is not supported"
-						   : "malformed SCRAM client-first message";
+		                                   : "malformed SCRAM client-first message";
 		return -1;
 	}
 	if (m[1] != ',') {
@@ -305,7 +303,7 @@ int proto_scram_server_first(struct proto_scram_server *st,
 		return -1;
 	}
 	int n = snprintf(st->server_first, sizeof(st->server_first), "r=%s,s=%s,i=%d", st->nonce,
-			 salt, secret->iterations);
+	                 salt, secret->iterations);
 	if (n < 0 || (size_t)n >= sizeof(st->server_first) || (size_t)n + 1 > outsz) {
 		*err = "SCRAM message too long";
 		return -1;
@@ -316,8 +314,8 @@ int proto_scram_server_first(struct proto_scram_server *st,
 	return 0;
 }
 
-int proto_scram_server_final(struct proto_scram_server *st, const uint8_t *client_final,
-			     size_t len, char *out, size_t outsz, size_t *outlen, const char **err)
+int proto_scram_server_final(struct proto_scram_server *st, const uint8_t *client_final, size_t len,
+                             char *out, size_t outsz, size_t *outlen, const char **err)
 {
 	const char *m = (const char *)client_final;
 
@@ -358,9 +356,9 @@ int proto_scram_server_final(struct proto_scram_server *st, const uint8_t *clien
 		return -1;
 	}
 	uint8_t sig[PROTO_SCRAM_KEY_LEN], ssig[PROTO_SCRAM_KEY_LEN], key[PROTO_SCRAM_KEY_LEN],
-		stored[PROTO_SCRAM_KEY_LEN];
+	        stored[PROTO_SCRAM_KEY_LEN];
 	client_signature(st->secret.stored_key, st->client_first_bare, st->server_first, m,
-			 without_len, sig, st->secret.server_key, ssig);
+	                 without_len, sig, st->secret.server_key, ssig);
 	for (int i = 0; i < PROTO_SCRAM_KEY_LEN; i++)
 		key[i] = proof[i] ^ sig[i];
 	sha256(key, sizeof(key), stored);
@@ -384,14 +382,12 @@ int proto_scram_server_final(struct proto_scram_server *st, const uint8_t *clien
 	return 0;
 }
 
-int proto_scram_client_first(struct proto_scram_client *st, char *out, size_t outsz,
-			     size_t *outlen)
+int proto_scram_client_first(struct proto_scram_client *st, char *out, size_t outsz, size_t *outlen)
 {
 	memset(st, 0, sizeof(*st));
 	if (make_nonce(st->client_nonce, sizeof(st->client_nonce)) < 0)
 		return -1;
-	snprintf(st->client_first_bare, sizeof(st->client_first_bare), "n=,r=%s",
-		 st->client_nonce);
+	snprintf(st->client_first_bare, sizeof(st->client_first_bare), "n=,r=%s", st->client_nonce);
 	int n = snprintf(out, outsz, "n,,%s", st->client_first_bare);
 	if (n < 0 || (size_t)n >= outsz)
 		return -1;
@@ -401,8 +397,8 @@ int proto_scram_client_first(struct proto_scram_client *st, char *out, size_t ou
 }
 
 int proto_scram_client_final(struct proto_scram_client *st, const char *password,
-			     const struct proto_scram_secret *keys, const uint8_t *server_first,
-			     size_t len, char *out, size_t outsz, size_t *outlen, const char **err)
+                             const struct proto_scram_secret *keys, const uint8_t *server_first,
+                             size_t len, char *out, size_t outsz, size_t *outlen, const char **err)
 {
 	const char *m = (const char *)server_first;
 	char sf[512];
@@ -441,13 +437,13 @@ int proto_scram_client_final(struct proto_scram_client *st, const char *password
 	}
 	struct proto_scram_secret sec;
 	bool keys_match = keys && keys->has_client_key && keys->iterations == iter &&
-			  keys->salt_len == (size_t)salt_len &&
-			  memcmp(keys->salt, salt, (size_t)salt_len) == 0;
+	                  keys->salt_len == (size_t)salt_len &&
+	                  memcmp(keys->salt, salt, (size_t)salt_len) == 0;
 	if (keys_match) {
 		sec = *keys;
 	} else if (password) {
 		if (proto_scram_secret_from_password(password, salt, (size_t)salt_len, (int)iter,
-						     &sec) < 0) {
+		                                     &sec) < 0) {
 			*err = "could not derive SCRAM keys";
 			return -1;
 		}
@@ -465,7 +461,7 @@ int proto_scram_client_final(struct proto_scram_client *st, const char *password
 	}
 	uint8_t sig[PROTO_SCRAM_KEY_LEN], proof[PROTO_SCRAM_KEY_LEN];
 	client_signature(sec.stored_key, st->client_first_bare, sf, without, (size_t)wn, sig,
-			 sec.server_key, st->server_signature);
+	                 sec.server_key, st->server_signature);
 	for (int k = 0; k < PROTO_SCRAM_KEY_LEN; k++)
 		proof[k] = sec.client_key[k] ^ sig[k];
 	char pb[64];
@@ -484,7 +480,7 @@ int proto_scram_client_final(struct proto_scram_client *st, const char *password
 }
 
 int proto_scram_client_verify(struct proto_scram_client *st, const uint8_t *server_final,
-			      size_t len, const char **err)
+                              size_t len, const char **err)
 {
 	const char *m = (const char *)server_final;
 	size_t vlen;

@@ -68,14 +68,14 @@ static void send_tag(struct proxy_client *c, const char *tag)
 void proxy_admin_welcome(struct proxy_client *c)
 {
 	static const char *const params[][2] = {
-		{"server_version", "15.0 (sluice 0.1.0)"},
-		{"server_encoding", "UTF8"},
-		{"client_encoding", "UTF8"},
-		{"DateStyle", "ISO, MDY"},
-		{"TimeZone", "UTC"},
-		{"integer_datetimes", "on"},
-		{"standard_conforming_strings", "on"},
-		{"is_superuser", "off"},
+	        {"server_version", "15.0 (sluice 0.1.0)"},
+	        {"server_encoding", "UTF8"},
+	        {"client_encoding", "UTF8"},
+	        {"DateStyle", "ISO, MDY"},
+	        {"TimeZone", "UTC"},
+	        {"integer_datetimes", "on"},
+	        {"standard_conforming_strings", "on"},
+	        {"is_superuser", "off"},
 	};
 	struct proto_buf b;
 	int rc = 0;
@@ -94,8 +94,7 @@ void proxy_admin_welcome(struct proxy_client *c)
 		proxy_client_close(c);
 		return;
 	}
-	log_info("C-%llu %s@%s: admin console login", (unsigned long long)c->id, c->user,
-		 c->addr);
+	log_info("C-%llu %s@%s: admin console login", (unsigned long long)c->id, c->user, c->addr);
 	proxy_client_set_state(c, PROXY_CL_ADMIN);
 }
 
@@ -140,10 +139,22 @@ static void fmt_time(double t, char *out, size_t len)
 static void show_pools(struct proxy_client *c)
 {
 	static const char *const cols[] = {
-		"database",	"user",	     "cl_active",  "cl_waiting",
-		"cl_active_cancel_req", "cl_waiting_cancel_req", "sv_active",  "sv_active_cancel",
-		"sv_being_canceled", "sv_idle", "sv_used", "sv_tested",
-		"sv_login",	"maxwait",   "maxwait_us", "pool_mode",
+	        "database",
+	        "user",
+	        "cl_active",
+	        "cl_waiting",
+	        "cl_active_cancel_req",
+	        "cl_waiting_cancel_req",
+	        "sv_active",
+	        "sv_active_cancel",
+	        "sv_being_canceled",
+	        "sv_idle",
+	        "sv_used",
+	        "sv_tested",
+	        "sv_login",
+	        "maxwait",
+	        "maxwait_us",
+	        "pool_mode",
 	};
 	struct proxy_ctx *ctx = c->ctx;
 	struct result r;
@@ -151,7 +162,8 @@ static void show_pools(struct proxy_client *c)
 	double now = proxy_now(ctx);
 
 	res_begin(&r, cols, 16);
-	HASH_ITER(hh, ctx->pools.by_key, p, tmp) {
+	HASH_ITER(hh, ctx->pools.by_key, p, tmp)
+	{
 		size_t active = 0, waiting = p->waiting.n + p->logins.n, sv_active = 0, sv_used = 0;
 		double maxwait = 0;
 		struct pool_node *n;
@@ -161,7 +173,8 @@ static void show_pools(struct proxy_client *c)
 		for (n = ctx->clients.head.next; n != &ctx->clients.head; n = n->next) {
 			struct proxy_client *cl = n->owner;
 
-			if (cl->pool == p && (cl->state == PROXY_CL_ACTIVE || cl->state == PROXY_CL_IDLE))
+			if (cl->pool == p &&
+			    (cl->state == PROXY_CL_ACTIVE || cl->state == PROXY_CL_IDLE))
 				active++;
 		}
 		for (n = p->waiting.head.next; n != &p->waiting.head; n = n->next) {
@@ -198,10 +211,19 @@ static void show_pools(struct proxy_client *c)
 static void show_databases(struct proxy_client *c)
 {
 	static const char *const cols[] = {
-		"name",	    "host",	   "port",	      "database",
-		"force_user", "pool_size", "min_pool_size", "reserve_pool",
-		"pool_mode", "max_connections", "current_connections", "paused",
-		"disabled",
+	        "name",
+	        "host",
+	        "port",
+	        "database",
+	        "force_user",
+	        "pool_size",
+	        "min_pool_size",
+	        "reserve_pool",
+	        "pool_mode",
+	        "max_connections",
+	        "current_connections",
+	        "paused",
+	        "disabled",
 	};
 	const struct conf *cf = c->ctx->conf;
 	struct result r;
@@ -214,14 +236,16 @@ static void show_databases(struct proxy_client *c)
 		struct pool *p, *tmp;
 		const char *vals[13];
 
-		HASH_ITER(hh, c->ctx->pools.by_key, p, tmp) {
+		HASH_ITER(hh, c->ctx->pools.by_key, p, tmp)
+		{
 			if (p->db == db)
 				current += pool_server_count(p);
 		}
 		snprintf(port, sizeof(port), "%d", db->port);
-		snprintf(ps, sizeof(ps), "%d", db->pool_size >= 0 ? db->pool_size : cf->default_pool_size);
+		snprintf(ps, sizeof(ps), "%d",
+		         db->pool_size >= 0 ? db->pool_size : cf->default_pool_size);
 		snprintf(mps, sizeof(mps), "%d",
-			 db->min_pool_size >= 0 ? db->min_pool_size : cf->min_pool_size);
+		         db->min_pool_size >= 0 ? db->min_pool_size : cf->min_pool_size);
 		snprintf(maxc, sizeof(maxc), "%d", db->max_db_connections);
 		snprintf(cur, sizeof(cur), "%zu", current);
 		vals[0] = db->name;
@@ -232,7 +256,8 @@ static void show_databases(struct proxy_client *c)
 		vals[5] = ps;
 		vals[6] = mps;
 		vals[7] = "0";
-		vals[8] = db->pool_mode == CONF_POOL_UNSET ? NULL : conf_pool_mode_name(db->pool_mode);
+		vals[8] = db->pool_mode == CONF_POOL_UNSET ? NULL
+		                                           : conf_pool_mode_name(db->pool_mode);
 		vals[9] = maxc;
 		vals[10] = cur;
 		vals[11] = "0";
@@ -245,9 +270,9 @@ static void show_databases(struct proxy_client *c)
 static void show_clients(struct proxy_client *c)
 {
 	static const char *const cols[] = {
-		"type",	 "user", "database", "state", "addr", "port", "connect_time",
-		"request_time", "wait", "wait_us", "ptr", "link", "remote_pid", "tls",
-		"application_name",
+	        "type", "user",         "database",     "state", "addr",
+	        "port", "connect_time", "request_time", "wait",  "wait_us",
+	        "ptr",  "link",         "remote_pid",   "tls",   "application_name",
 	};
 	struct proxy_ctx *ctx = c->ctx;
 	struct result r;
@@ -271,7 +296,7 @@ static void show_clients(struct proxy_client *c)
 		snprintf(wu, sizeof(wu), "%d", (int)((wait - (int)wait) * 1e6));
 		snprintf(ptr, sizeof(ptr), "C-%llu", (unsigned long long)cl->id);
 		snprintf(link, sizeof(link), "S-%llu",
-			 cl->server ? (unsigned long long)cl->server->id : 0ULL);
+		         cl->server ? (unsigned long long)cl->server->id : 0ULL);
 		vals[0] = "C";
 		vals[1] = cl->user;
 		vals[2] = cl->db_name;
@@ -286,7 +311,9 @@ static void show_clients(struct proxy_client *c)
 		vals[11] = cl->server ? link : "";
 		vals[12] = "0";
 		vals[13] = NULL;
-		vals[14] = cl->vars[PROXY_VAR_APPLICATION_NAME] ? cl->vars[PROXY_VAR_APPLICATION_NAME] : "";
+		vals[14] = cl->vars[PROXY_VAR_APPLICATION_NAME]
+		                   ? cl->vars[PROXY_VAR_APPLICATION_NAME]
+		                   : "";
 		res_row(&r, vals);
 	}
 	res_end(c, &r, "SHOW");
@@ -295,9 +322,9 @@ static void show_clients(struct proxy_client *c)
 static void show_servers(struct proxy_client *c)
 {
 	static const char *const cols[] = {
-		"type",	 "user", "database", "state", "addr", "port", "connect_time",
-		"request_time", "wait", "wait_us", "ptr", "link", "remote_pid", "tls",
-		"application_name",
+	        "type", "user",         "database",     "state", "addr",
+	        "port", "connect_time", "request_time", "wait",  "wait_us",
+	        "ptr",  "link",         "remote_pid",   "tls",   "application_name",
 	};
 	struct proxy_ctx *ctx = c->ctx;
 	struct result r;
@@ -315,7 +342,7 @@ static void show_servers(struct proxy_client *c)
 		fmt_time(s->last_used, rt, sizeof(rt));
 		snprintf(ptr, sizeof(ptr), "S-%llu", (unsigned long long)s->id);
 		snprintf(link, sizeof(link), "C-%llu",
-			 s->client ? (unsigned long long)s->client->id : 0ULL);
+		         s->client ? (unsigned long long)s->client->id : 0ULL);
 		snprintf(pid, sizeof(pid), "%u", s->be_pid);
 		vals[0] = "S";
 		vals[1] = s->pool->server_user;
@@ -331,7 +358,8 @@ static void show_servers(struct proxy_client *c)
 		vals[11] = s->client ? link : "";
 		vals[12] = pid;
 		vals[13] = NULL;
-		vals[14] = s->vars[PROXY_VAR_APPLICATION_NAME] ? s->vars[PROXY_VAR_APPLICATION_NAME] : "";
+		vals[14] = s->vars[PROXY_VAR_APPLICATION_NAME] ? s->vars[PROXY_VAR_APPLICATION_NAME]
+		                                               : "";
 		res_row(&r, vals);
 	}
 	res_end(c, &r, "SHOW");
@@ -399,8 +427,9 @@ static void run_command(struct proxy_client *c, const char *sql)
 		show_version(c);
 	else if (strcmp(cmd, "reload") == 0 || strcmp(cmd, "shutdown") == 0) {
 		if (!c->admin) {
-			proxy_client_error(c, "42501", "permission denied: only admin_users may run this command",
-					   NULL);
+			proxy_client_error(
+			        c, "42501",
+			        "permission denied: only admin_users may run this command", NULL);
 			return;
 		}
 		if (cmd[0] == 'r') {
@@ -415,8 +444,8 @@ static void run_command(struct proxy_client *c, const char *sql)
 
 		snprintf(msg, sizeof(msg), "unknown admin command: %s", cmd);
 		proxy_client_error(c, "42601", msg,
-				   "try SHOW POOLS, SHOW DATABASES, SHOW CLIENTS, SHOW SERVERS, "
-				   "SHOW VERSION, RELOAD or SHUTDOWN");
+		                   "try SHOW POOLS, SHOW DATABASES, SHOW CLIENTS, SHOW SERVERS, "
+		                   "SHOW VERSION, RELOAD or SHUTDOWN");
 	}
 }
 
@@ -439,9 +468,10 @@ void proxy_admin_message(struct proxy_client *c, const struct proto_msg *m)
 		proxy_client_close(c);
 		return;
 	default:
-		proxy_client_fatal(c, "0A000", "use psql or another client of the simple query protocol",
-				   "the admin console supports only simple queries (got message '%c')",
-				   m->type >= 32 && m->type < 127 ? m->type : '?');
+		proxy_client_fatal(
+		        c, "0A000", "use psql or another client of the simple query protocol",
+		        "the admin console supports only simple queries (got message '%c')",
+		        m->type >= 32 && m->type < 127 ? m->type : '?');
 		return;
 	}
 }

@@ -26,12 +26,12 @@
 #include "stats/stats.h"
 
 static const char *var_names[PROXY_NVARS] = {
-	[PROXY_VAR_CLIENT_ENCODING] = "client_encoding",
-	[PROXY_VAR_DATESTYLE] = "DateStyle",
-	[PROXY_VAR_TIMEZONE] = "TimeZone",
-	[PROXY_VAR_INTERVALSTYLE] = "IntervalStyle",
-	[PROXY_VAR_STD_STRINGS] = "standard_conforming_strings",
-	[PROXY_VAR_APPLICATION_NAME] = "application_name",
+        [PROXY_VAR_CLIENT_ENCODING] = "client_encoding",
+        [PROXY_VAR_DATESTYLE] = "DateStyle",
+        [PROXY_VAR_TIMEZONE] = "TimeZone",
+        [PROXY_VAR_INTERVALSTYLE] = "IntervalStyle",
+        [PROXY_VAR_STD_STRINGS] = "standard_conforming_strings",
+        [PROXY_VAR_APPLICATION_NAME] = "application_name",
 };
 
 const char *proxy_var_name(enum proxy_var v)
@@ -98,7 +98,7 @@ void proxy_vars_track(const char *list)
 			slot++;
 		if (slot == PROXY_NVARS) {
 			log_warn("track_extra_parameters: no room for \"%s\" (at most %d)", name,
-				 PROXY_NVARS - PROXY_NBUILTIN_VARS);
+			         PROXY_NVARS - PROXY_NBUILTIN_VARS);
 			return;
 		}
 		var_names[slot] = strdup(name);
@@ -106,7 +106,7 @@ void proxy_vars_track(const char *list)
 }
 
 static const char *const state_names[] = {
-	"startup", "auth", "login", "idle", "wait", "active", "admin", "closing",
+        "startup", "auth", "login", "idle", "wait", "active", "admin", "closing",
 };
 
 static void client_read_cb(struct ev_loop *loop, ev_io *w, int revents);
@@ -130,8 +130,8 @@ void proxy_client_set_state(struct proxy_client *c, enum proxy_cl_state st)
 	if (c->state == st)
 		return;
 	log_debug("C-%llu %s/%s@%s: %s -> %s", (unsigned long long)c->id,
-		  c->db_name ? c->db_name : "", c->user ? c->user : "", c->addr,
-		  state_names[c->state], state_names[st]);
+	          c->db_name ? c->db_name : "", c->user ? c->user : "", c->addr,
+	          state_names[c->state], state_names[st]);
 	c->state = st;
 	switch (st) {
 	case PROXY_CL_WAIT:
@@ -211,7 +211,7 @@ static void drain_input(int fd)
 }
 
 void proxy_client_fatal(struct proxy_client *c, const char *sqlstate, const char *hint,
-			const char *fmt, ...)
+                        const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -222,7 +222,7 @@ void proxy_client_fatal(struct proxy_client *c, const char *sqlstate, const char
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	log_info("C-%llu %s/%s@%s: closing: %s (%s)", (unsigned long long)c->id,
-		 c->db_name ? c->db_name : "-", c->user ? c->user : "-", c->addr, msg, sqlstate);
+	         c->db_name ? c->db_name : "-", c->user ? c->user : "-", c->addr, msg, sqlstate);
 	if (c->io.fd >= 0) {
 		drain_input(c->io.fd);
 		if (proto_put_error(&c->io.out, "FATAL", sqlstate, msg, NULL, hint) < 0)
@@ -233,7 +233,7 @@ void proxy_client_fatal(struct proxy_client *c, const char *sqlstate, const char
 
 /* A non-fatal ErrorResponse followed by ReadyForQuery: the session goes on. */
 static void client_error(struct proxy_client *c, const char *sqlstate, const char *msg,
-			 const char *hint)
+                         const char *hint)
 {
 	struct proto_buf b;
 
@@ -260,7 +260,7 @@ void proxy_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		struct proxy_client *c;
 		int one = 1;
 		int fd = accept4(ctx->listen_fd, (struct sockaddr *)&ss, &sl,
-				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		                 SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
@@ -316,7 +316,7 @@ static void auth_failed(struct proxy_client *c)
 {
 	c->ctx->n_login_failures++;
 	proxy_client_fatal(c, "28P01", NULL, "password authentication failed for user \"%s\"",
-			   c->user);
+	                   c->user);
 }
 
 static int send_auth(struct proxy_client *c, uint32_t code, const void *data, size_t len)
@@ -383,8 +383,8 @@ static void client_authenticated(struct proxy_client *c)
 	if (c->pool->connecting.n == 0) {
 		if (!pool_can_open(c->pool)) {
 			proxy_client_fatal(c, "53300", NULL,
-					   "pool \"%s/%s\" has no room for a server connection",
-					   c->pool->db_name, c->pool->user);
+			                   "pool \"%s/%s\" has no room for a server connection",
+			                   c->pool->db_name, c->pool->user);
 			return;
 		}
 		if (proxy_server_open(ctx, c->pool) < 0)
@@ -413,7 +413,7 @@ static int new_cancel_key(struct proxy_client *c)
 		c->cancel_hkey = ((uint64_t)c->cancel_pid << 32) | c->cancel_key;
 		other = NULL;
 		HASH_FIND(hh_cancel, c->ctx->by_cancel, &c->cancel_hkey, sizeof(c->cancel_hkey),
-			  other);
+		          other);
 		if (c->cancel_hkey != 0 && !other)
 			return 0;
 	}
@@ -463,7 +463,7 @@ static void send_welcome(struct proxy_client *c)
 		return;
 	}
 	log_debug("C-%llu %s/%s@%s: login", (unsigned long long)c->id, c->db_name, c->user,
-		  c->addr);
+	          c->addr);
 	proxy_client_set_state(c, PROXY_CL_IDLE);
 	proxy_io_start_read(ctx, &c->io);
 	if (proto_buf_avail(&c->io.in) > 0)
@@ -512,7 +512,7 @@ static void begin_auth(struct proxy_client *c, bool known_user)
 		if (!known_user && cf->auth_file) {
 			c->ctx->n_login_failures++;
 			proxy_client_fatal(c, "28000", NULL,
-					   "no such user: \"%s\" is not in auth_file", c->user);
+			                   "no such user: \"%s\" is not in auth_file", c->user);
 			return;
 		}
 		client_authenticated(c);
@@ -546,14 +546,14 @@ static void begin_auth(struct proxy_client *c, bool known_user)
  * login. A changed password (reload) makes a new one.
  */
 struct proxy_scram_cache {
-	char *user;	/* owned, key */
-	uint8_t pw_digest[SHA256_DIGEST_LENGTH];	/* of the plaintext it was made from */
+	char *user;                              /* owned, key */
+	uint8_t pw_digest[SHA256_DIGEST_LENGTH]; /* of the plaintext it was made from */
 	struct proto_scram_secret secret;
 	UT_hash_handle hh;
 };
 
 static int scram_secret_from_plaintext(struct proxy_ctx *ctx, const char *user,
-				       const char *password, struct proto_scram_secret *sec)
+                                       const char *password, struct proto_scram_secret *sec)
 {
 	struct proxy_scram_cache *e = NULL;
 	uint8_t digest[SHA256_DIGEST_LENGTH], salt[16];
@@ -566,8 +566,8 @@ static int scram_secret_from_plaintext(struct proxy_ctx *ctx, const char *user,
 		return 0;
 	}
 	if (proto_random(salt, sizeof(salt)) < 0 ||
-	    proto_scram_secret_from_password(password, salt, sizeof(salt),
-					     PROTO_SCRAM_DEFAULT_ITER, sec) < 0)
+	    proto_scram_secret_from_password(password, salt, sizeof(salt), PROTO_SCRAM_DEFAULT_ITER,
+	                                     sec) < 0)
 		return -1;
 	if (!e) {
 		e = calloc(1, sizeof(*e));
@@ -589,7 +589,8 @@ void proxy_scram_cache_free(struct proxy_ctx *ctx)
 {
 	struct proxy_scram_cache *e, *tmp;
 
-	HASH_ITER(hh, ctx->scram_cache, e, tmp) {
+	HASH_ITER(hh, ctx->scram_cache, e, tmp)
+	{
 		HASH_DEL(ctx->scram_cache, e);
 		free(e->user);
 		explicit_bzero(&e->secret, sizeof(e->secret));
@@ -604,8 +605,8 @@ static int scram_secret_for(struct proxy_client *c, struct proto_scram_secret *s
 		return proto_scram_parse_secret(c->secret, sec);
 	if (proto_is_md5_secret(c->secret)) {
 		log_warn("C-%llu: user \"%s\" has an md5 secret in auth_file; SCRAM needs a "
-			 "plaintext password or a SCRAM verifier",
-			 (unsigned long long)c->id, c->user);
+		         "plaintext password or a SCRAM verifier",
+		         (unsigned long long)c->id, c->user);
 		return -1;
 	}
 	return scram_secret_from_plaintext(c->ctx, c->user, c->secret, sec);
@@ -620,8 +621,8 @@ static void handle_password(struct proxy_client *c, const struct proto_msg *m)
 
 	if (m->type != 'p') {
 		proxy_client_fatal(c, "08P01", NULL,
-				   "expected a password message, got message type '%c'",
-				   m->type >= 32 && m->type < 127 ? m->type : '?');
+		                   "expected a password message, got message type '%c'",
+		                   m->type >= 32 && m->type < 127 ? m->type : '?');
 		return;
 	}
 	proto_reader_init(&r, m->body, m->body_len);
@@ -640,9 +641,9 @@ static void handle_password(struct proxy_client *c, const struct proto_msg *m)
 
 			if (proto_scram_parse_secret(c->secret, &stored) < 0 ||
 			    proto_scram_secret_from_password(pw, stored.salt, stored.salt_len,
-							     stored.iterations, &mine) < 0 ||
+			                                     stored.iterations, &mine) < 0 ||
 			    !proto_ct_equal(stored.stored_key, mine.stored_key,
-					    sizeof(stored.stored_key))) {
+			                    sizeof(stored.stored_key))) {
 				auth_failed(c);
 				return;
 			}
@@ -680,9 +681,9 @@ static void handle_password(struct proxy_client *c, const struct proto_msg *m)
 		}
 		if (strcmp(mech, "SCRAM-SHA-256") != 0) {
 			proxy_client_fatal(c, "28000", NULL,
-					   "client selected an invalid SASL authentication "
-					   "mechanism \"%s\"",
-					   mech);
+			                   "client selected an invalid SASL authentication "
+			                   "mechanism \"%s\"",
+			                   mech);
 			return;
 		}
 		if (scram_secret_for(c, &sec) < 0) {
@@ -690,16 +691,15 @@ static void handle_password(struct proxy_client *c, const struct proto_msg *m)
 			return;
 		}
 		c->scram = calloc(1, sizeof(*c->scram));
-		if (!c->scram ||
-		    proto_scram_server_first(c->scram, &sec, data, len, out, sizeof(out), &outlen,
-					     &err) < 0) {
+		if (!c->scram || proto_scram_server_first(c->scram, &sec, data, len, out,
+		                                          sizeof(out), &outlen, &err) < 0) {
 			explicit_bzero(&sec, sizeof(sec));
 			if (!c->scram) {
 				proxy_client_fatal(c, "53200", NULL, "out of memory");
 				return;
 			}
 			proxy_client_fatal(c, "08P01", NULL, "invalid SCRAM exchange: %s",
-					   err ? err : "malformed client-first message");
+			                   err ? err : "malformed client-first message");
 			return;
 		}
 		explicit_bzero(&sec, sizeof(sec));
@@ -710,7 +710,7 @@ static void handle_password(struct proxy_client *c, const struct proto_msg *m)
 	}
 	case PROXY_AUTH_SASL_CONT:
 		if (proto_scram_server_final(c->scram, m->body, m->body_len, out, sizeof(out),
-					     &outlen, &err) < 0) {
+		                             &outlen, &err) < 0) {
 			auth_failed(c);
 			return;
 		}
@@ -750,7 +750,7 @@ static void handle_cancel(struct proxy_client *c, const struct proto_startup *s)
 	if (target && target->server) {
 		ctx->n_cancels++;
 		log_debug("C-%llu: cancel request for C-%llu", (unsigned long long)c->id,
-			  (unsigned long long)target->id);
+		          (unsigned long long)target->id);
 		proxy_server_cancel(target->server);
 	}
 	/* PostgreSQL closes without a reply, whatever the outcome */
@@ -767,14 +767,13 @@ static void handle_startup(struct proxy_client *c, const struct proto_msg *m)
 
 	if (proto_parse_startup(m, &s, &err) < 0) {
 		proxy_client_fatal(c, "08P01", NULL, "invalid startup packet: %s",
-				   err ? err : "malformed");
+		                   err ? err : "malformed");
 		return;
 	}
 	if (s.code == PROTO_SSL_REQUEST && ctx->tls_accept && !c->io.ssl) {
 		/* bytes after the request would be read as if they came over TLS */
 		if (proto_buf_avail(&c->io.in) != 0) {
-			proxy_client_fatal(c, "08P01", NULL,
-					   "unencrypted data after SSL request");
+			proxy_client_fatal(c, "08P01", NULL, "unencrypted data after SSL request");
 			return;
 		}
 		/* the 'S' must leave in clear, before the handshake takes the socket */
@@ -797,21 +796,21 @@ static void handle_startup(struct proxy_client *c, const struct proto_msg *m)
 	}
 	if ((s.code >> 16) != 3) {
 		proxy_client_fatal(c, "0A000", NULL,
-				   "unsupported frontend protocol %u.%u: sluice supports 3.0",
-				   s.code >> 16, s.code & 0xffff);
+		                   "unsupported frontend protocol %u.%u: sluice supports 3.0",
+		                   s.code >> 16, s.code & 0xffff);
 		return;
 	}
 	if (!c->io.ssl && cf->client_tls_sslmode >= CONF_SSL_REQUIRE) {
 		proxy_client_fatal(c, "28000", "connect with sslmode=require (or stricter)",
-				   "TLS is required by sluice (client_tls_sslmode = require)");
+		                   "TLS is required by sluice (client_tls_sslmode = require)");
 		return;
 	}
 	if (ctx->nclients > (size_t)cf->max_client_conn) {
 		proxy_client_fatal(c, "53300",
-				   "raise max_client_conn in the configuration or use fewer "
-				   "client connections",
-				   "too many client connections (max_client_conn = %d)",
-				   cf->max_client_conn);
+		                   "raise max_client_conn in the configuration or use fewer "
+		                   "client connections",
+		                   "too many client connections (max_client_conn = %d)",
+		                   cf->max_client_conn);
 		return;
 	}
 	if (ctx->shutting_down) {
@@ -838,9 +837,9 @@ static void handle_startup(struct proxy_client *c, const struct proto_msg *m)
 		    in_list(cf->ignore_startup_parameters, n))
 			continue;
 		proxy_client_fatal(c, "08P01",
-				   "add it to ignore_startup_parameters, or set it with SET "
-				   "after connecting",
-				   "unsupported startup parameter: %s", n);
+		                   "add it to ignore_startup_parameters, or set it with SET "
+		                   "after connecting",
+		                   "unsupported startup parameter: %s", n);
 		return;
 	}
 	if (strcmp(c->db_name, cf->admin_db) == 0) {
@@ -849,14 +848,14 @@ static void handle_startup(struct proxy_client *c, const struct proto_msg *m)
 		if (!c->admin && !c->stats_only) {
 			ctx->n_login_failures++;
 			proxy_client_fatal(c, "28000", NULL,
-					   "user \"%s\" may not use the admin console: not in "
-					   "admin_users or stats_users",
-					   c->user);
+			                   "user \"%s\" may not use the admin console: not in "
+			                   "admin_users or stats_users",
+			                   c->user);
 			return;
 		}
 	} else if (!conf_find_db(cf, c->db_name)) {
 		proxy_client_fatal(c, "3D000", "add it to [databases] in the configuration",
-				   "database \"%s\" does not exist in sluice", c->db_name);
+		                   "database \"%s\" does not exist in sluice", c->db_name);
 		return;
 	}
 	secret = conf_auth_lookup(&ctx->auth, c->user);
@@ -867,7 +866,7 @@ static void handle_startup(struct proxy_client *c, const struct proto_msg *m)
 	}
 	if (!secret && cf->auth_type != CONF_AUTH_TRUST)
 		log_info("C-%llu: unknown user \"%s\" (not in auth_file)",
-			 (unsigned long long)c->id, c->user);
+		         (unsigned long long)c->id, c->user);
 	begin_auth(c, secret != NULL);
 }
 
@@ -950,14 +949,14 @@ static bool relay_to_server(struct proxy_client *c)
 		len = get_be32(p + 1);
 		if (len < 4) {
 			proxy_client_fatal(c, "08P01", NULL,
-					   "invalid message length %u (type '%c')", len,
-					   type >= 32 && type < 127 ? type : '?');
+			                   "invalid message length %u (type '%c')", len,
+			                   type >= 32 && type < 127 ? type : '?');
 			return false;
 		}
 		if (len > PROTO_MAX_MSG_LEN) {
 			proxy_client_fatal(c, "54000", NULL,
-					   "message of %u bytes exceeds the limit of %u bytes", len,
-					   PROTO_MAX_MSG_LEN);
+			                   "message of %u bytes exceeds the limit of %u bytes", len,
+			                   PROTO_MAX_MSG_LEN);
 			return false;
 		}
 		if (type == 'X') {
@@ -990,7 +989,7 @@ static bool relay_to_server(struct proxy_client *c)
 				start = p;
 			} else {
 				if (proxy_io_send(ctx, &s->io, proto_buf_head(&rew),
-						  proto_buf_avail(&rew)) < 0) {
+				                  proto_buf_avail(&rew)) < 0) {
 					proto_buf_free(&rew);
 					goto server_failed;
 				}
@@ -1017,7 +1016,7 @@ static bool relay_to_server(struct proxy_client *c)
 	}
 	if (s->track)
 		proxy_server_emit_fakes(s); /* replies made here may be due now */
-	proxy_io_push(ctx, &s->io); /* the batch is complete: no need to wait */
+	proxy_io_push(ctx, &s->io);         /* the batch is complete: no need to wait */
 	if (c->state != PROXY_CL_ACTIVE)
 		return false;
 	if (proto_buf_avail(&s->io.out) > PROXY_HIGH_WATER)
@@ -1086,7 +1085,8 @@ void proxy_client_link(struct proxy_client *c, struct proxy_server *s)
 		/* set_config takes the value as a startup parameter gives it (a
 		 * list such as "a, b" stays a list, unlike SET x TO 'a, b') */
 		int w = snprintf(sql + len, sizeof(sql) - len,
-				 "SELECT pg_catalog.set_config('%s', '%s', false);", var_names[v], q);
+		                 "SELECT pg_catalog.set_config('%s', '%s', false);", var_names[v],
+		                 q);
 
 		if (w < 0 || (size_t)w >= sizeof(sql) - len)
 			break;
@@ -1125,13 +1125,13 @@ void proxy_client_link(struct proxy_client *c, struct proxy_server *s)
 static int next_login_msg(struct proxy_client *c, bool startup, struct proto_msg *m)
 {
 	int rc = proto_next(proto_buf_head(&c->io.in), proto_buf_avail(&c->io.in), startup,
-			    PROTO_MAX_STARTUP_LEN, m);
+	                    PROTO_MAX_STARTUP_LEN, m);
 
 	if (rc == PROTO_NEED_MORE)
 		return 0;
 	if (rc != PROTO_OK) {
 		proxy_client_fatal(c, "08P01", NULL, "invalid %s length",
-				   startup ? "startup packet" : "authentication message");
+		                   startup ? "startup packet" : "authentication message");
 		return -1;
 	}
 	proto_buf_consume(&c->io.in, m->raw_len);
@@ -1186,7 +1186,7 @@ static void client_process(struct proxy_client *c)
 				return;
 			if (rc == PROTO_TOO_BIG || rc == PROTO_ERR) {
 				proxy_client_fatal(c, rc == PROTO_ERR ? "08P01" : "54000", NULL,
-						   "invalid message length");
+				                   "invalid message length");
 				return;
 			}
 			/* consumed first: the handler may go on to process what follows
@@ -1233,7 +1233,7 @@ static void client_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	if (n <= 0) {
 		if (n < 0)
 			log_debug("C-%llu: read error: %s", (unsigned long long)c->id,
-				  strerror(errno));
+			          strerror(errno));
 		proxy_client_close(c);
 		return;
 	}
@@ -1277,22 +1277,22 @@ static void client_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	case PROXY_CL_AUTH:
 	case PROXY_CL_LOGIN:
 		proxy_client_fatal(c, "57014", NULL,
-				   "client_login_timeout: login not completed within %g s",
-				   cf->client_login_timeout);
+		                   "client_login_timeout: login not completed within %g s",
+		                   cf->client_login_timeout);
 		break;
 	case PROXY_CL_WAIT:
 		c->pool->n_wait_timeouts++;
 		proxy_client_fatal(c, "57014",
-				   "raise default_pool_size or query_wait_timeout, or see what "
-				   "holds the connections with SHOW SERVERS on the admin console",
-				   "query_wait_timeout: no server connection of pool \"%s/%s\" "
-				   "became free within %g s",
-				   c->pool->db_name, c->pool->user, cf->query_wait_timeout);
+		                   "raise default_pool_size or query_wait_timeout, or see what "
+		                   "holds the connections with SHOW SERVERS on the admin console",
+		                   "query_wait_timeout: no server connection of pool \"%s/%s\" "
+		                   "became free within %g s",
+		                   c->pool->db_name, c->pool->user, cf->query_wait_timeout);
 		break;
 	case PROXY_CL_IDLE:
 		proxy_client_fatal(c, "57P05", NULL,
-				   "client_idle_timeout: connection idle for more than %g s",
-				   cf->client_idle_timeout);
+		                   "client_idle_timeout: connection idle for more than %g s",
+		                   cf->client_idle_timeout);
 		break;
 	default:
 		break;
@@ -1300,7 +1300,7 @@ static void client_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 void proxy_client_error(struct proxy_client *c, const char *sqlstate, const char *msg,
-			const char *hint)
+                        const char *hint)
 {
 	client_error(c, sqlstate, msg, hint);
 }
@@ -1312,25 +1312,27 @@ void proxy_client_check_timeouts(struct proxy_client *c, double now)
 
 	if (c->state != PROXY_CL_ACTIVE || !s)
 		return;
-	if (cf->query_timeout > 0 && s->outstanding > 0 && now - s->busy_since > cf->query_timeout) {
+	if (cf->query_timeout > 0 && s->outstanding > 0 &&
+	    now - s->busy_since > cf->query_timeout) {
 		proxy_client_fatal(c, "57014", "raise query_timeout, or make the query faster",
-				   "query_timeout: query ran longer than %g s and was canceled",
-				   cf->query_timeout);
+		                   "query_timeout: query ran longer than %g s and was canceled",
+		                   cf->query_timeout);
 		return;
 	}
 	if (s->outstanding > 0 || s->pq.n > 0)
 		return;
 	if (cf->idle_transaction_timeout > 0 && s->status != 'I' &&
 	    now - s->last_rfq > cf->idle_transaction_timeout) {
-		proxy_client_fatal(c, "25P03", "end transactions promptly, or raise "
-				   "idle_transaction_timeout",
-				   "idle_transaction_timeout: transaction idle for more than %g s",
-				   cf->idle_transaction_timeout);
+		proxy_client_fatal(c, "25P03",
+		                   "end transactions promptly, or raise "
+		                   "idle_transaction_timeout",
+		                   "idle_transaction_timeout: transaction idle for more than %g s",
+		                   cf->idle_transaction_timeout);
 		return;
 	}
 	if (cf->client_idle_timeout > 0 && s->status == 'I' &&
 	    now - c->last_active > cf->client_idle_timeout)
 		proxy_client_fatal(c, "57P05", NULL,
-				   "client_idle_timeout: connection idle for more than %g s",
-				   cf->client_idle_timeout);
+		                   "client_idle_timeout: connection idle for more than %g s",
+		                   cf->client_idle_timeout);
 }

@@ -102,7 +102,7 @@ int proxy_listen(struct proxy_ctx *ctx, char *err, size_t errlen)
 	gai = getaddrinfo(host, port, &hints, &res);
 	if (gai != 0) {
 		snprintf(err, errlen, "cannot resolve listen_addr \"%s\": %s", cf->listen_addr,
-			 gai_strerror(gai));
+		         gai_strerror(gai));
 		return -1;
 	}
 	for (ai = res; ai; ai = ai->ai_next) {
@@ -113,7 +113,7 @@ int proxy_listen(struct proxy_ctx *ctx, char *err, size_t errlen)
 		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0)
 			break;
 		snprintf(err, errlen, "cannot listen on %s:%d: %s", cf->listen_addr,
-			 cf->listen_port, strerror(errno));
+		         cf->listen_port, strerror(errno));
 		close(fd);
 		fd = -1;
 	}
@@ -154,8 +154,8 @@ static void create_static_pools(struct proxy_ctx *ctx)
 	}
 }
 
-int proxy_ctx_init(struct proxy_ctx *ctx, struct ev_loop *loop, const char *conf_path,
-		   char *err, size_t errlen)
+int proxy_ctx_init(struct proxy_ctx *ctx, struct ev_loop *loop, const char *conf_path, char *err,
+                   size_t errlen)
 {
 	memset(ctx, 0, sizeof(*ctx));
 	ctx->loop = loop;
@@ -229,7 +229,8 @@ void proxy_reload(struct proxy_ctx *ctx)
 	    strcmp(nc->listen_addr, ctx->conf->listen_addr) != 0)
 		log_warn("listen_addr/listen_port changes need a restart");
 	/* pools point into the configuration: move them over first */
-	HASH_ITER(hh, ctx->pools.by_key, p, tmp) {
+	HASH_ITER(hh, ctx->pools.by_key, p, tmp)
+	{
 		const struct conf_db *db = conf_find_db(nc, p->db_name);
 
 		pool_apply_conf(p, nc, db);
@@ -263,7 +264,7 @@ void proxy_shutdown(struct proxy_ctx *ctx)
 	}
 	while ((n = pool_list_first(&ctx->clients)))
 		proxy_client_fatal(n->owner, "57P01", NULL,
-				   "terminating connection: sluice is shutting down");
+		                   "terminating connection: sluice is shutting down");
 	while ((n = pool_list_first(&ctx->servers)))
 		proxy_server_close(n->owner, "shutting down");
 	ev_timer_stop(ctx->loop, &ctx->janitor);
@@ -279,7 +280,8 @@ void proxy_ctx_destroy(struct proxy_ctx *ctx)
 		z->fn(z->obj);
 		free(z);
 	}
-	HASH_ITER(hh, ctx->pools.by_key, p, tmp) {
+	HASH_ITER(hh, ctx->pools.by_key, p, tmp)
+	{
 		pool_destroy(&ctx->pools, p);
 	}
 	HASH_CLEAR(hh_cancel, ctx->by_cancel);
@@ -296,8 +298,9 @@ void proxy_ctx_destroy(struct proxy_ctx *ctx)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: sluice [-h] [-V] CONFIG.ini\n"
-		   "PostgreSQL connection pooler with per-statement statistics and a read cache.\n");
+	fprintf(f,
+	        "usage: sluice [-h] [-V] CONFIG.ini\n"
+	        "PostgreSQL connection pooler with per-statement statistics and a read cache.\n");
 }
 
 int main(int argc, char **argv)
@@ -340,7 +343,7 @@ int main(int argc, char **argv)
 	log_set_verbose(ctx.conf->verbose);
 	if (ctx.conf->logfile && log_open(ctx.conf->logfile) < 0) {
 		fprintf(stderr, "sluice: cannot open logfile \"%s\": %s\n", ctx.conf->logfile,
-			strerror(errno));
+		        strerror(errno));
 		proxy_ctx_destroy(&ctx);
 		return 2;
 	}

@@ -17,7 +17,7 @@
 #include "stats/stats.h"
 
 struct pool *proxy_pool_for(struct proxy_ctx *ctx, const char *db_name, const char *user,
-			    const char **sqlstate, char *msg, size_t msglen)
+                            const char **sqlstate, char *msg, size_t msglen)
 {
 	const struct conf_db *db = conf_find_db(ctx->conf, db_name);
 	struct pool *p = pool_find(&ctx->pools, db_name, user);
@@ -37,15 +37,14 @@ struct pool *proxy_pool_for(struct proxy_ctx *ctx, const char *db_name, const ch
 		snprintf(msg, msglen, "database \"%s\" does not exist in sluice", db_name);
 		return NULL;
 	}
-	p = pool_create(&ctx->pools, ctx->conf, db, db_name, user,
-			db->user ? db->user : user);
+	p = pool_create(&ctx->pools, ctx->conf, db, db_name, user, db->user ? db->user : user);
 	if (!p) {
 		*sqlstate = "53200";
 		snprintf(msg, msglen, "out of memory creating pool \"%s/%s\"", db_name, user);
 		return NULL;
 	}
 	log_info("pool %s/%s created: size %d, min %d, %s mode", db_name, user, p->pool_size,
-		 p->min_size, conf_pool_mode_name(p->mode));
+	         p->min_size, conf_pool_mode_name(p->mode));
 	return p;
 }
 
@@ -108,14 +107,14 @@ static void fail_list(struct pool *p, struct pool_list *l)
 	char hint[160];
 
 	snprintf(hint, sizeof(hint),
-		 "check that PostgreSQL is running and accepts connections at %s:%d",
-		 p->db && p->db->host ? p->db->host : "?", p->db ? p->db->port : 0);
+	         "check that PostgreSQL is running and accepts connections at %s:%d",
+	         p->db && p->db->host ? p->db->host : "?", p->db ? p->db->port : 0);
 	while ((n = pool_list_first(l))) {
 		struct proxy_client *c = n->owner;
 
-		proxy_client_fatal(c, "08006", hint, "cannot connect to the server for \"%s/%s\": %s",
-				   p->db_name, p->user,
-				   p->last_error[0] ? p->last_error : "unknown error");
+		proxy_client_fatal(c, "08006", hint,
+		                   "cannot connect to the server for \"%s/%s\": %s", p->db_name,
+		                   p->user, p->last_error[0] ? p->last_error : "unknown error");
 	}
 }
 
@@ -147,7 +146,7 @@ static void trim_idle(struct proxy_ctx *ctx, struct pool *p, double now)
 		else if (lifetime_over(s) && !surplus && pool_can_open(p))
 			proxy_server_close(s, "server_lifetime reached; replaced");
 		else if (cf->server_idle_timeout > 0 && surplus &&
-			 now - s->last_used > cf->server_idle_timeout)
+		         now - s->last_used > cf->server_idle_timeout)
 			proxy_server_close(s, "server_idle_timeout reached");
 		else if (pool_server_count(p) > (size_t)p->pool_size)
 			proxy_server_close(s, "pool size lowered");
@@ -166,8 +165,8 @@ static void fill(struct proxy_ctx *ctx, struct pool *p, double now)
 	if (p->last_error_at > 0 && now - p->last_error_at < retry && p->connecting.n == 0 &&
 	    p->waiting.n == 0)
 		return; /* PostgreSQL was unreachable a moment ago: pace retries */
-	while (pool_can_open(p) && (pool_server_count(p) < (size_t)p->min_size ||
-				    p->connecting.n < p->waiting.n)) {
+	while (pool_can_open(p) &&
+	       (pool_server_count(p) < (size_t)p->min_size || p->connecting.n < p->waiting.n)) {
 		if (proxy_server_open(ctx, p) < 0) {
 			proxy_pool_connect_failed(p);
 			break;
@@ -186,7 +185,8 @@ void proxy_pool_janitor(struct proxy_ctx *ctx)
 		next = n->next; /* the client may be closed */
 		proxy_client_check_timeouts(n->owner, now);
 	}
-	HASH_ITER(hh, ctx->pools.by_key, p, tmp) {
+	HASH_ITER(hh, ctx->pools.by_key, p, tmp)
+	{
 		trim_idle(ctx, p, now);
 		fill(ctx, p, now);
 	}

@@ -29,27 +29,27 @@
 #include "stats/stats.h"
 
 struct proxy_stmt {
-	uint64_t hash;		/* key: hash of query + types */
+	uint64_t hash; /* key: hash of query + types */
 	uint64_t id;
-	char name[32];		/* server-side name */
-	char *query;		/* owned */
-	uint8_t *types;		/* owned: int16 count + int32 OIDs, as on the wire */
+	char name[32];  /* server-side name */
+	char *query;    /* owned */
+	uint8_t *types; /* owned: int16 count + int32 OIDs, as on the wire */
 	size_t types_len;
-	uint64_t valid_epoch;	/* ctx->ddl_epoch + 1 when a server last accepted it */
+	uint64_t valid_epoch; /* ctx->ddl_epoch + 1 when a server last accepted it */
 	UT_hash_handle hh;
-	struct proxy_stmt *next_same;	/* hash collisions */
+	struct proxy_stmt *next_same; /* hash collisions */
 };
 
 struct proxy_cl_stmt {
-	char *name;		/* owned: the client's name */
-	struct proxy_stmt *stmt;	/* borrowed from ctx */
+	char *name;              /* owned: the client's name */
+	struct proxy_stmt *stmt; /* borrowed from ctx */
 	UT_hash_handle hh;
 };
 
 struct proxy_sv_stmt {
-	uint64_t id;		/* key: proxy_stmt id */
-	struct proxy_stmt *stmt;	/* borrowed */
-	struct pool_node lru;	/* most recently used at the front */
+	uint64_t id;             /* key: proxy_stmt id */
+	struct proxy_stmt *stmt; /* borrowed */
+	struct pool_node lru;    /* most recently used at the front */
 	UT_hash_handle hh;
 };
 
@@ -60,8 +60,7 @@ static struct proxy_pending *pq_at(struct proxy_pq *q, size_t i)
 	return &q->v[(q->head + i) % q->cap];
 }
 
-static int pq_push(struct proxy_pq *q, uint8_t kind, uint8_t flags, const void *bytes,
-		   size_t len)
+static int pq_push(struct proxy_pq *q, uint8_t kind, uint8_t flags, const void *bytes, size_t len)
 {
 	struct proxy_pending *e;
 
@@ -104,9 +103,8 @@ void proxy_pq_free(struct proxy_pq *q)
 
 /* ---- statement registry ---- */
 
-static struct proxy_stmt *stmt_find(struct proxy_ctx *ctx, const char *query,
-				    const uint8_t *types, size_t types_len, uint64_t *hash,
-				    struct proxy_stmt **head)
+static struct proxy_stmt *stmt_find(struct proxy_ctx *ctx, const char *query, const uint8_t *types,
+                                    size_t types_len, uint64_t *hash, struct proxy_stmt **head)
 {
 	size_t qlen = strlen(query);
 	uint64_t h = XXH64(query, qlen, 0) ^ XXH64(types, types_len, 1);
@@ -122,8 +120,8 @@ static struct proxy_stmt *stmt_find(struct proxy_ctx *ctx, const char *query,
 	return NULL;
 }
 
-static struct proxy_stmt *stmt_get(struct proxy_ctx *ctx, const char *query,
-				   const uint8_t *types, size_t types_len)
+static struct proxy_stmt *stmt_get(struct proxy_ctx *ctx, const char *query, const uint8_t *types,
+                                   size_t types_len)
 {
 	size_t qlen = strlen(query);
 	uint64_t h;
@@ -161,7 +159,8 @@ void proxy_stmts_free(struct proxy_ctx *ctx)
 {
 	struct proxy_stmt *st, *tmp;
 
-	HASH_ITER(hh, ctx->stmts, st, tmp) {
+	HASH_ITER(hh, ctx->stmts, st, tmp)
+	{
 		HASH_DEL(ctx->stmts, st);
 		while (st) {
 			struct proxy_stmt *next = st->next_same;
@@ -193,7 +192,8 @@ void proxy_client_stmts_free(struct proxy_client *c)
 {
 	struct proxy_cl_stmt *cs, *tmp;
 
-	HASH_ITER(hh, c->stmts, cs, tmp) {
+	HASH_ITER(hh, c->stmts, cs, tmp)
+	{
 		cl_remove(c, cs);
 	}
 }
@@ -238,7 +238,8 @@ void proxy_server_stmts_free(struct proxy_server *s)
 {
 	struct proxy_sv_stmt *ss, *tmp;
 
-	HASH_ITER(hh, s->stmts, ss, tmp) {
+	HASH_ITER(hh, s->stmts, ss, tmp)
+	{
 		sv_remove(s, ss);
 	}
 }
@@ -419,7 +420,7 @@ static int client_query(struct proxy_client *c, struct proxy_server *s, const ch
 }
 
 int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, uint8_t type,
-			    const uint8_t *body, size_t blen, struct proto_buf *out)
+                            const uint8_t *body, size_t blen, struct proto_buf *out)
 {
 	struct proto_reader r;
 
@@ -512,9 +513,9 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, uint
 		const char *name = proto_get_str(&r);
 		struct proxy_cl_stmt *cs;
 		size_t start;
-		uint8_t pend = type == 'D' ? (kind == 'S' ? PROXY_PEND_DESCRIBE_S
-							  : PROXY_PEND_DESCRIBE_P)
-					   : PROXY_PEND_CLOSE;
+		uint8_t pend =
+		        type == 'D' ? (kind == 'S' ? PROXY_PEND_DESCRIBE_S : PROXY_PEND_DESCRIBE_P)
+		                    : PROXY_PEND_CLOSE;
 
 		if (r.err || kind != 'S' || !*name || !(cs = cl_find(c, name))) {
 			if (type == 'C' && kind == 'S' && name && *name) {
@@ -653,10 +654,11 @@ int proxy_ps_take_fake(struct proxy_server *s, uint8_t *buf, size_t *len)
 
 		proto_buf_init(&b);
 		if (proto_put_error(&b, "ERROR", "0A000",
-				    "LISTEN is not supported in transaction pooling mode",
-				    "notifications are delivered to one server connection, which "
-				    "this client does not keep",
-				    "connect through a database or user with pool_mode = session") < 0 ||
+		                    "LISTEN is not supported in transaction pooling mode",
+		                    "notifications are delivered to one server connection, which "
+		                    "this client does not keep",
+		                    "connect through a database or user with pool_mode = session") <
+		            0 ||
 		    proto_put_rfq(&b, s->status ? s->status : 'I') < 0 ||
 		    proto_buf_avail(&b) > PROXY_FAKE_MAX) {
 			proto_buf_free(&b);
@@ -742,11 +744,13 @@ int proxy_ps_answer_idle(struct proxy_client *c)
 			} else if (m.type == 'P') {
 				const char *name = proto_get_str(&r), *query = proto_get_str(&r);
 				uint64_t h;
-				struct proxy_stmt *head, *st = stmt_find(ctx, query, r.p, r.n, &h, &head);
+				struct proxy_stmt *head,
+				        *st = stmt_find(ctx, query, r.p, r.n, &h, &head);
 
 				rc = cl_set(c, name, st);
 				if (rc == 0)
-					rc = proto_buf_append(&out, parse_complete, sizeof(parse_complete));
+					rc = proto_buf_append(&out, parse_complete,
+					                      sizeof(parse_complete));
 			} else {
 				struct proxy_cl_stmt *cs;
 
@@ -759,7 +763,8 @@ int proxy_ps_answer_idle(struct proxy_client *c)
 			done += m.raw_len;
 		}
 		if (rc == 0)
-			rc = proxy_io_send(ctx, &c->io, proto_buf_head(&out), proto_buf_avail(&out));
+			rc = proxy_io_send(ctx, &c->io, proto_buf_head(&out),
+			                   proto_buf_avail(&out));
 		proto_buf_free(&out);
 		if (rc < 0) {
 			proxy_client_close(c);

@@ -46,43 +46,43 @@ enum proxy_var {
 
 /* Socket plus buffers shared by clients and servers. */
 struct proxy_io {
-	int fd;			/* owned; -1 when closed */
-	SSL *ssl;		/* owned; NULL for plain connections */
-	bool handshaking;	/* TLS handshake under way: no application data yet */
-	ev_io rd, wr;		/* wr armed only while out is non-empty */
-	struct proto_buf in;	/* owned: bytes read, not yet handled */
-	struct proto_buf out;	/* owned: bytes waiting for the socket */
-	bool dirty;		/* on ctx->dirty: out to be flushed before the loop sleeps */
-	bool failed;		/* a deferred write failed: the next read reports it */
+	int fd;               /* owned; -1 when closed */
+	SSL *ssl;             /* owned; NULL for plain connections */
+	bool handshaking;     /* TLS handshake under way: no application data yet */
+	ev_io rd, wr;         /* wr armed only while out is non-empty */
+	struct proto_buf in;  /* owned: bytes read, not yet handled */
+	struct proto_buf out; /* owned: bytes waiting for the socket */
+	bool dirty;           /* on ctx->dirty: out to be flushed before the loop sleeps */
+	bool failed;          /* a deferred write failed: the next read reports it */
 	struct proxy_io *next_dirty;
 };
 
 enum proxy_cl_state {
-	PROXY_CL_STARTUP,	/* waiting for SSLRequest/StartupMessage */
-	PROXY_CL_AUTH,		/* password or SASL exchange with the client */
-	PROXY_CL_LOGIN,		/* authenticated; waiting for the pool's first server */
-	PROXY_CL_IDLE,		/* logged in, no server linked */
-	PROXY_CL_WAIT,		/* queued in the pool for a server */
-	PROXY_CL_ACTIVE,	/* linked to a server, relaying */
-	PROXY_CL_ADMIN,		/* logged in to the admin console */
-	PROXY_CL_CLOSING,	/* [terminal] watchers stopped; reaper frees */
+	PROXY_CL_STARTUP, /* waiting for SSLRequest/StartupMessage */
+	PROXY_CL_AUTH,    /* password or SASL exchange with the client */
+	PROXY_CL_LOGIN,   /* authenticated; waiting for the pool's first server */
+	PROXY_CL_IDLE,    /* logged in, no server linked */
+	PROXY_CL_WAIT,    /* queued in the pool for a server */
+	PROXY_CL_ACTIVE,  /* linked to a server, relaying */
+	PROXY_CL_ADMIN,   /* logged in to the admin console */
+	PROXY_CL_CLOSING, /* [terminal] watchers stopped; reaper frees */
 };
 
 enum proxy_sv_state {
-	PROXY_SV_CONNECTING,	/* TCP connect in progress */
-	PROXY_SV_LOGIN,		/* startup and auth exchange with PostgreSQL */
-	PROXY_SV_IDLE,		/* on the pool's idle list */
-	PROXY_SV_ACTIVE,	/* linked to a client */
-	PROXY_SV_RESET,		/* running server_reset_query before reuse */
-	PROXY_SV_CLOSING,	/* [terminal] watchers stopped; reaper frees */
+	PROXY_SV_CONNECTING, /* TCP connect in progress */
+	PROXY_SV_LOGIN,      /* startup and auth exchange with PostgreSQL */
+	PROXY_SV_IDLE,       /* on the pool's idle list */
+	PROXY_SV_ACTIVE,     /* linked to a client */
+	PROXY_SV_RESET,      /* running server_reset_query before reuse */
+	PROXY_SV_CLOSING,    /* [terminal] watchers stopped; reaper frees */
 };
 
 enum proxy_auth_step {
 	PROXY_AUTH_NONE,
-	PROXY_AUTH_CLEARTEXT,	/* sent AuthenticationCleartextPassword */
-	PROXY_AUTH_MD5,		/* sent AuthenticationMD5Password */
-	PROXY_AUTH_SASL_INIT,	/* sent AuthenticationSASL */
-	PROXY_AUTH_SASL_CONT,	/* sent AuthenticationSASLContinue */
+	PROXY_AUTH_CLEARTEXT, /* sent AuthenticationCleartextPassword */
+	PROXY_AUTH_MD5,       /* sent AuthenticationMD5Password */
+	PROXY_AUTH_SASL_INIT, /* sent AuthenticationSASL */
+	PROXY_AUTH_SASL_CONT, /* sent AuthenticationSASLContinue */
 };
 
 struct proxy_ctx;
@@ -93,65 +93,65 @@ struct proxy_sv_stmt;
 
 /* Requests whose replies the relay must match, in transaction mode. */
 enum proxy_pend_kind {
-	PROXY_PEND_PARSE = 1,	/* ParseComplete or error */
-	PROXY_PEND_BIND,	/* BindComplete or error */
-	PROXY_PEND_DESCRIBE_S,	/* ParameterDescription, then RowDescription/NoData */
-	PROXY_PEND_DESCRIBE_P,	/* RowDescription or NoData */
-	PROXY_PEND_EXECUTE,	/* rows, then CommandComplete/PortalSuspended/EmptyQuery */
-	PROXY_PEND_CLOSE,	/* CloseComplete */
-	PROXY_PEND_SYNC,	/* ReadyForQuery */
-	PROXY_PEND_QUERY,	/* anything up to ReadyForQuery */
-	PROXY_PEND_FAKE,	/* a reply made by the proxy: emit <bytes> at the head */
+	PROXY_PEND_PARSE = 1,  /* ParseComplete or error */
+	PROXY_PEND_BIND,       /* BindComplete or error */
+	PROXY_PEND_DESCRIBE_S, /* ParameterDescription, then RowDescription/NoData */
+	PROXY_PEND_DESCRIBE_P, /* RowDescription or NoData */
+	PROXY_PEND_EXECUTE,    /* rows, then CommandComplete/PortalSuspended/EmptyQuery */
+	PROXY_PEND_CLOSE,      /* CloseComplete */
+	PROXY_PEND_SYNC,       /* ReadyForQuery */
+	PROXY_PEND_QUERY,      /* anything up to ReadyForQuery */
+	PROXY_PEND_FAKE,       /* a reply made by the proxy: emit <bytes> at the head */
 };
 
-#define PROXY_PEND_HIDE 1	/* reply to an injected request: drop it */
-#define PROXY_PEND_FAKE_RFQ 2	/* last byte is a ReadyForQuery status to fill in */
-#define PROXY_PEND_FAKE_LISTEN 4	/* the LISTEN-needs-session-mode error, then ReadyForQuery */
-#define PROXY_FAKE_MAX 320	/* largest locally made reply */
+#define PROXY_PEND_HIDE        1   /* reply to an injected request: drop it */
+#define PROXY_PEND_FAKE_RFQ    2   /* last byte is a ReadyForQuery status to fill in */
+#define PROXY_PEND_FAKE_LISTEN 4   /* the LISTEN-needs-session-mode error, then ReadyForQuery */
+#define PROXY_FAKE_MAX         320 /* largest locally made reply */
 
 struct proxy_pending {
-	uint8_t kind;		/* enum proxy_pend_kind */
-	uint8_t flags;		/* PROXY_PEND_* */
-	uint8_t len;		/* bytes used */
-	uint8_t bytes[61];	/* FAKE: the reply; PARSE: the statement id (8 bytes) */
+	uint8_t kind;      /* enum proxy_pend_kind */
+	uint8_t flags;     /* PROXY_PEND_* */
+	uint8_t len;       /* bytes used */
+	uint8_t bytes[61]; /* FAKE: the reply; PARSE: the statement id (8 bytes) */
 };
 
 /* FIFO of pending replies (ring buffer). */
 struct proxy_pq {
-	struct proxy_pending *v;	/* owned */
+	struct proxy_pending *v; /* owned */
 	size_t head, n, cap;
 };
 
 /* What to do with a client message (proxy_ps_client_message). */
 enum proxy_ps_action {
-	PROXY_PS_FORWARD = 0,	/* send it as it is */
-	PROXY_PS_REPLACE,	/* send the bytes built instead */
-	PROXY_PS_DROP,		/* answered locally */
+	PROXY_PS_FORWARD = 0, /* send it as it is */
+	PROXY_PS_REPLACE,     /* send the bytes built instead */
+	PROXY_PS_DROP,        /* answered locally */
 };
 
 struct proxy_client {
 	struct proxy_io io;
-	struct proxy_ctx *ctx;	/* borrowed */
+	struct proxy_ctx *ctx; /* borrowed */
 	uint64_t id;
 	enum proxy_cl_state state;
-	ev_timer timer;		/* login, wait and idle timeouts */
-	char addr[64];		/* peer address for logs */
+	ev_timer timer; /* login, wait and idle timeouts */
+	char addr[64];  /* peer address for logs */
 
-	char *user;		/* owned */
-	char *db_name;		/* owned */
-	struct pool *pool;	/* borrowed; NULL before login and for the admin console */
-	struct proxy_server *server;	/* borrowed from the pool while ACTIVE */
-	struct pool_node wait_node;	/* on pool->waiting while WAIT */
-	struct pool_node all_node;	/* on ctx->clients */
-	bool admin;		/* may run admin commands */
-	bool stats_only;	/* may run SHOW commands only */
+	char *user;                  /* owned */
+	char *db_name;               /* owned */
+	struct pool *pool;           /* borrowed; NULL before login and for the admin console */
+	struct proxy_server *server; /* borrowed from the pool while ACTIVE */
+	struct pool_node wait_node;  /* on pool->waiting while WAIT */
+	struct pool_node all_node;   /* on ctx->clients */
+	bool admin;                  /* may run admin commands */
+	bool stats_only;             /* may run SHOW commands only */
 
 	/* Authentication. */
 	enum proxy_auth_step auth_step;
 	uint8_t md5_salt[4];
-	char *secret;		/* owned copy of the stored secret, wiped on free */
-	struct proto_scram_server *scram;	/* owned, during SASL */
-	bool scram_ok;		/* SCRAM keys recovered, hand to the pool */
+	char *secret;                     /* owned copy of the stored secret, wiped on free */
+	struct proto_scram_server *scram; /* owned, during SASL */
+	bool scram_ok;                    /* SCRAM keys recovered, hand to the pool */
 
 	/* Cancel key data the client got from us. */
 	uint32_t cancel_pid, cancel_key;
@@ -162,77 +162,77 @@ struct proxy_client {
 	char *vars[PROXY_NVARS];
 
 	/* Relay state of client -> server bytes. */
-	uint32_t pass_left;	/* bytes of the current message still to forward */
-	bool unsynced;		/* extended-protocol messages sent since the last Sync */
-	bool in_copy;		/* server is in COPY FROM STDIN for us */
-	struct proxy_cl_stmt *stmts;	/* owned: named prepared statements (transaction mode) */
-	double wait_since;	/* ev_now() when queued */
-	double last_active;	/* ev_now() of the last message */
+	uint32_t pass_left;          /* bytes of the current message still to forward */
+	bool unsynced;               /* extended-protocol messages sent since the last Sync */
+	bool in_copy;                /* server is in COPY FROM STDIN for us */
+	struct proxy_cl_stmt *stmts; /* owned: named prepared statements (transaction mode) */
+	double wait_since;           /* ev_now() when queued */
+	double last_active;          /* ev_now() of the last message */
 };
 
 struct proxy_server {
 	struct proxy_io io;
-	struct proxy_ctx *ctx;	/* borrowed */
+	struct proxy_ctx *ctx; /* borrowed */
 	uint64_t id;
 	enum proxy_sv_state state;
-	ev_timer timer;		/* connect/login timeout */
-	struct pool *pool;	/* borrowed */
-	struct proxy_client *client;	/* borrowed while ACTIVE */
-	struct pool_node node;	/* on one of pool's lists */
-	struct pool_node all_node;	/* on ctx->servers */
+	ev_timer timer;              /* connect/login timeout */
+	struct pool *pool;           /* borrowed */
+	struct proxy_client *client; /* borrowed while ACTIVE */
+	struct pool_node node;       /* on one of pool's lists */
+	struct pool_node all_node;   /* on ctx->servers */
 
-	struct sockaddr_storage addr;	/* where it connected, for cancel requests */
+	struct sockaddr_storage addr; /* where it connected, for cancel requests */
 	socklen_t addrlen;
-	uint32_t be_pid, be_key;	/* BackendKeyData from PostgreSQL */
-	struct proto_scram_client *scram;	/* owned during login */
-	char *vars[PROXY_NVARS];	/* owned: reported values of tracked parameters */
+	uint32_t be_pid, be_key;          /* BackendKeyData from PostgreSQL */
+	struct proto_scram_client *scram; /* owned during login */
+	char *vars[PROXY_NVARS];          /* owned: reported values of tracked parameters */
 
-	char status;		/* last ReadyForQuery status: 'I', 'T' or 'E' */
-	int outstanding;	/* client Query/Sync messages not yet answered by ReadyForQuery */
-	int internal;		/* our own queries (reset, SET) whose replies are hidden */
-	bool in_copy_out;	/* server is sending COPY data */
-	uint32_t pass_left;	/* bytes of the current message still to relay */
-	bool pass_hide;		/* drop (rather than relay) the current message */
-	bool saw_fatal;		/* server sent a FATAL ErrorResponse */
-	bool tls_asked;		/* SSLRequest sent, answer not yet read */
-	bool track;		/* transaction mode: rewrite statements, match replies */
-	struct proxy_pq pq;	/* replies expected, in order (when <track>) */
-	struct proxy_sv_stmt *stmts;	/* owned: statements prepared here, by id */
-	struct pool_list stmt_lru;	/* same, most recently used first */
-	uint64_t ddl_epoch;	/* ctx->ddl_epoch when its statements were last valid */
-	double created_at;	/* ev_now() at connect */
-	double last_used;	/* ev_now() when last released */
-	double busy_since;	/* ev_now() when outstanding went from 0 to 1 */
-	double last_rfq;	/* ev_now() of the last ReadyForQuery */
+	char status;        /* last ReadyForQuery status: 'I', 'T' or 'E' */
+	int outstanding;    /* client Query/Sync messages not yet answered by ReadyForQuery */
+	int internal;       /* our own queries (reset, SET) whose replies are hidden */
+	bool in_copy_out;   /* server is sending COPY data */
+	uint32_t pass_left; /* bytes of the current message still to relay */
+	bool pass_hide;     /* drop (rather than relay) the current message */
+	bool saw_fatal;     /* server sent a FATAL ErrorResponse */
+	bool tls_asked;     /* SSLRequest sent, answer not yet read */
+	bool track;         /* transaction mode: rewrite statements, match replies */
+	struct proxy_pq pq; /* replies expected, in order (when <track>) */
+	struct proxy_sv_stmt *stmts; /* owned: statements prepared here, by id */
+	struct pool_list stmt_lru;   /* same, most recently used first */
+	uint64_t ddl_epoch;          /* ctx->ddl_epoch when its statements were last valid */
+	double created_at;           /* ev_now() at connect */
+	double last_used;            /* ev_now() when last released */
+	double busy_since;           /* ev_now() when outstanding went from 0 to 1 */
+	double last_rfq;             /* ev_now() of the last ReadyForQuery */
 };
 
 struct proxy_zombie;
 
 struct proxy_ctx {
-	struct ev_loop *loop;		/* borrowed */
-	struct conf *conf;		/* owned */
-	struct conf_authlist auth;	/* owned */
-	char *conf_path;		/* owned */
+	struct ev_loop *loop;      /* borrowed */
+	struct conf *conf;         /* owned */
+	struct conf_authlist auth; /* owned */
+	char *conf_path;           /* owned */
 
 	int listen_fd;
 	ev_io listen_io;
-	SSL_CTX *tls_accept;		/* owned: TLS towards clients, NULL if disabled */
-	SSL_CTX *tls_connect;		/* owned: TLS towards servers, NULL if disabled */
+	SSL_CTX *tls_accept;  /* owned: TLS towards clients, NULL if disabled */
+	SSL_CTX *tls_connect; /* owned: TLS towards servers, NULL if disabled */
 	ev_signal sig_int, sig_term, sig_hup;
-	ev_timer janitor;		/* once a second: pool upkeep */
-	ev_prepare reaper;		/* flushes queued output, frees closed connections */
-	struct proxy_io *dirty;		/* connections with output queued this loop iteration */
+	ev_timer janitor;       /* once a second: pool upkeep */
+	ev_prepare reaper;      /* flushes queued output, frees closed connections */
+	struct proxy_io *dirty; /* connections with output queued this loop iteration */
 
 	struct pool_set pools;
-	struct pool_list clients;	/* every client */
-	struct pool_list servers;	/* every server connection */
-	struct proxy_client *by_cancel;	/* uthash on cancel_hkey */
-	struct proxy_zombie *zombies;	/* closed, to free */
+	struct pool_list clients;       /* every client */
+	struct pool_list servers;       /* every server connection */
+	struct proxy_client *by_cancel; /* uthash on cancel_hkey */
+	struct proxy_zombie *zombies;   /* closed, to free */
 
-	struct proxy_stmt *stmts;	/* every distinct prepared statement (uthash) */
-	struct proxy_scram_cache *scram_cache;	/* SCRAM secrets made from plaintext passwords */
+	struct proxy_stmt *stmts;              /* every distinct prepared statement (uthash) */
+	struct proxy_scram_cache *scram_cache; /* SCRAM secrets made from plaintext passwords */
 	uint64_t next_stmt_id;
-	uint64_t ddl_epoch;		/* bumped when DDL passes through */
+	uint64_t ddl_epoch; /* bumped when DDL passes through */
 
 	uint64_t next_id;
 	size_t nclients;
@@ -246,8 +246,8 @@ struct proxy_ctx {
 };
 
 /* main.c / ctx.c */
-int proxy_ctx_init(struct proxy_ctx *ctx, struct ev_loop *loop, const char *conf_path,
-		   char *err, size_t errlen) PROXY_WUR;
+int proxy_ctx_init(struct proxy_ctx *ctx, struct ev_loop *loop, const char *conf_path, char *err,
+                   size_t errlen) PROXY_WUR;
 void proxy_ctx_destroy(struct proxy_ctx *ctx);
 int proxy_listen(struct proxy_ctx *ctx, char *err, size_t errlen) PROXY_WUR;
 void proxy_reload(struct proxy_ctx *ctx);
@@ -276,13 +276,13 @@ void proxy_io_close(struct proxy_ctx *ctx, struct proxy_io *io);
 
 /* tls.c */
 /* Build the TLS contexts the configuration asks for. -1 with <err>. */
-int proxy_tls_init(struct proxy_ctx *ctx, const struct conf *cf, char *err, size_t errlen)
-	PROXY_WUR;
+int proxy_tls_init(struct proxy_ctx *ctx, const struct conf *cf, char *err,
+                   size_t errlen) PROXY_WUR;
 void proxy_tls_free(struct proxy_ctx *ctx);
 /* Start TLS on <io> (accepting when <accept>, else connecting to <host>,
  * checked as the sslmode asks). -1 on failure. */
-int proxy_tls_start(struct proxy_ctx *ctx, struct proxy_io *io, bool accept, const char *host)
-	PROXY_WUR;
+int proxy_tls_start(struct proxy_ctx *ctx, struct proxy_io *io, bool accept,
+                    const char *host) PROXY_WUR;
 /* Drive the handshake: 1 done, 0 in progress (watchers armed), -1 failed
  * (<err> says why). */
 int proxy_tls_handshake(struct proxy_ctx *ctx, struct proxy_io *io, char *err, size_t errlen);
@@ -291,11 +291,11 @@ int proxy_tls_handshake(struct proxy_ctx *ctx, struct proxy_io *io, char *err, s
 void proxy_accept_cb(struct ev_loop *loop, ev_io *w, int revents);
 /* Send a FATAL ErrorResponse (best effort) and close. */
 void proxy_client_fatal(struct proxy_client *c, const char *sqlstate, const char *hint,
-			const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+                        const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void proxy_client_close(struct proxy_client *c);
 /* ErrorResponse + ReadyForQuery: the session goes on. */
 void proxy_client_error(struct proxy_client *c, const char *sqlstate, const char *msg,
-			const char *hint);
+                        const char *hint);
 /* The pool's server login finished: welcome a client in LOGIN state. */
 void proxy_client_login_done(struct proxy_client *c);
 /* Link a WAIT/IDLE client with a ready server and start relaying. */
@@ -338,7 +338,7 @@ void proxy_pool_connect_failed(struct pool *p);
 void proxy_pool_janitor(struct proxy_ctx *ctx);
 /* Get (or create) the pool for a client; NULL with a logged reason. */
 struct pool *proxy_pool_for(struct proxy_ctx *ctx, const char *db_name, const char *user,
-			    const char **sqlstate, char *msg, size_t msglen);
+                            const char **sqlstate, char *msg, size_t msglen);
 
 /* prepared.c */
 /*
@@ -347,7 +347,7 @@ struct pool *proxy_pool_for(struct proxy_ctx *ctx, const char *db_name, const ch
  * to <out>). Returns enum proxy_ps_action, or -1 on OOM.
  */
 int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, uint8_t type,
-			    const uint8_t *body, size_t blen, struct proto_buf *out);
+                            const uint8_t *body, size_t blen, struct proto_buf *out);
 /* Account a server reply of <type>; 1 if it must be hidden from the client. */
 int proxy_ps_track_reply(struct proxy_server *s, uint8_t type);
 /* If a locally made reply is at the head of the queue, copy it to <buf>

@@ -24,7 +24,7 @@
 #include "stats/stats.h"
 
 static const char *const state_names[] = {
-	"connecting", "login", "idle", "active", "reset", "closing",
+        "connecting", "login", "idle", "active", "reset", "closing",
 };
 
 static void server_read_cb(struct ev_loop *loop, ev_io *w, int revents);
@@ -55,7 +55,7 @@ void proxy_server_set_state(struct proxy_server *s, enum proxy_sv_state st)
 	if (s->state == st)
 		return;
 	log_debug("S-%llu %s/%s: %s -> %s", (unsigned long long)s->id, s->pool->db_name,
-		  s->pool->user, state_names[s->state], state_names[st]);
+	          s->pool->user, state_names[s->state], state_names[st]);
 	s->state = st;
 	if (from != to) {
 		if (from)
@@ -93,7 +93,7 @@ void proxy_server_close(struct proxy_server *s, const char *reason)
 	if (s->state == PROXY_SV_CLOSING)
 		return;
 	log_info("S-%llu %s/%s: closing: %s", (unsigned long long)s->id, p->db_name, p->user,
-		 reason);
+	         reason);
 	s->client = NULL;
 	if (c) {
 		c->server = NULL;
@@ -102,9 +102,10 @@ void proxy_server_close(struct proxy_server *s, const char *reason)
 				proxy_client_close(c); /* the FATAL itself was relayed */
 			else
 				proxy_client_fatal(c, "08006",
-						   "PostgreSQL may have restarted or dropped the "
-						   "connection; reconnect",
-						   "server connection closed unexpectedly: %s", reason);
+				                   "PostgreSQL may have restarted or dropped the "
+				                   "connection; reconnect",
+				                   "server connection closed unexpectedly: %s",
+				                   reason);
 		}
 	}
 	ev_timer_stop(ctx->loop, &s->timer);
@@ -127,7 +128,7 @@ void proxy_server_close(struct proxy_server *s, const char *reason)
 
 /* Connection or login failed: remember why, for the clients that wait. */
 static void server_fail(struct proxy_server *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+        __attribute__((format(printf, 2, 3)));
 static void server_fail(struct proxy_server *s, const char *fmt, ...)
 {
 	struct pool *p = s->pool;
@@ -138,8 +139,7 @@ static void server_fail(struct proxy_server *s, const char *fmt, ...)
 	va_end(ap);
 	p->last_error_at = proxy_now(s->ctx);
 	p->n_server_failures++;
-	log_warn("S-%llu %s/%s: %s", (unsigned long long)s->id, p->db_name, p->user,
-		 p->last_error);
+	log_warn("S-%llu %s/%s: %s", (unsigned long long)s->id, p->db_name, p->user, p->last_error);
 	proxy_server_close(s, p->last_error);
 }
 
@@ -221,7 +221,7 @@ int proxy_server_open(struct proxy_ctx *ctx, struct pool *p)
 
 	if (!db) {
 		snprintf(p->last_error, sizeof(p->last_error),
-			 "database \"%s\" is no longer in the configuration", p->db_name);
+		         "database \"%s\" is no longer in the configuration", p->db_name);
 		p->last_error_at = proxy_now(ctx);
 		return -1;
 	}
@@ -234,8 +234,7 @@ int proxy_server_open(struct proxy_ctx *ctx, struct pool *p)
 		struct sockaddr_un *un = (struct sockaddr_un *)&s->addr;
 
 		un->sun_family = AF_UNIX;
-		snprintf(un->sun_path, sizeof(un->sun_path), "%s/.s.PGSQL.%d", db->host,
-			 db->port);
+		snprintf(un->sun_path, sizeof(un->sun_path), "%s/.s.PGSQL.%d", db->host, db->port);
 		s->addrlen = sizeof(*un);
 	} else {
 		struct addrinfo hints = {0}, *res = NULL;
@@ -248,7 +247,7 @@ int proxy_server_open(struct proxy_ctx *ctx, struct pool *p)
 		gai = getaddrinfo(db->host ? db->host : "127.0.0.1", port, &hints, &res);
 		if (gai != 0 || !res) {
 			snprintf(p->last_error, sizeof(p->last_error),
-				 "cannot resolve host \"%s\": %s", db->host, gai_strerror(gai));
+			         "cannot resolve host \"%s\": %s", db->host, gai_strerror(gai));
 			p->last_error_at = proxy_now(ctx);
 			p->n_server_failures++;
 			free(s);
@@ -261,7 +260,7 @@ int proxy_server_open(struct proxy_ctx *ctx, struct pool *p)
 	fd = socket(s->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		snprintf(p->last_error, sizeof(p->last_error), "cannot create socket: %s",
-			 strerror(errno));
+		         strerror(errno));
 		p->last_error_at = proxy_now(ctx);
 		free(s);
 		return -1;
@@ -338,9 +337,10 @@ static void handle_auth(struct proxy_server *s, const struct proto_msg *m)
 		return;
 	case PROTO_AUTH_CLEARTEXT:
 		if (!secret || proto_is_md5_secret(secret) || proto_is_scram_secret(secret)) {
-			server_fail(s, "server asks for a cleartext password for user \"%s\" and "
-				       "no plaintext password is configured",
-				    s->pool->server_user);
+			server_fail(s,
+			            "server asks for a cleartext password for user \"%s\" and "
+			            "no plaintext password is configured",
+			            s->pool->server_user);
 			return;
 		}
 		rc = proto_put_password(&b, secret);
@@ -350,9 +350,10 @@ static void handle_auth(struct proxy_server *s, const struct proto_msg *m)
 		char resp[36];
 
 		if (!salt || !secret || proto_is_scram_secret(secret)) {
-			server_fail(s, "server asks for an md5 password for user \"%s\" and no "
-				       "plaintext or md5 password is configured",
-				    s->pool->server_user);
+			server_fail(s,
+			            "server asks for an md5 password for user \"%s\" and no "
+			            "plaintext or md5 password is configured",
+			            s->pool->server_user);
 			return;
 		}
 		proto_md5_response(s->pool->server_user, secret, salt, resp);
@@ -372,7 +373,8 @@ static void handle_auth(struct proxy_server *s, const struct proto_msg *m)
 			return;
 		}
 		s->scram = calloc(1, sizeof(*s->scram));
-		if (!s->scram || proto_scram_client_first(s->scram, out, sizeof(out), &outlen) < 0) {
+		if (!s->scram ||
+		    proto_scram_client_first(s->scram, out, sizeof(out), &outlen) < 0) {
 			server_fail(s, "cannot start SCRAM exchange");
 			return;
 		}
@@ -395,16 +397,17 @@ static void handle_auth(struct proxy_server *s, const struct proto_msg *m)
 			keys = &s->pool->scram_keys;
 		}
 		if (!pw && !keys) {
-			server_fail(s, "no password for server login of user \"%s\": put a "
-				       "plaintext password in auth_file or password= in [databases], "
-				       "or log in once with SCRAM",
-				    s->pool->server_user);
+			server_fail(s,
+			            "no password for server login of user \"%s\": put a "
+			            "plaintext password in auth_file or password= in [databases], "
+			            "or log in once with SCRAM",
+			            s->pool->server_user);
 			return;
 		}
 		if (proto_scram_client_final(s->scram, pw, keys, r.p, r.n, out, sizeof(out),
-					     &outlen, &err) < 0) {
+		                             &outlen, &err) < 0) {
 			server_fail(s, "SCRAM exchange with server failed: %s",
-				    err ? err : "invalid server-first message");
+			            err ? err : "invalid server-first message");
 			return;
 		}
 		rc = proto_put_sasl_response(&b, out, outlen);
@@ -413,7 +416,7 @@ static void handle_auth(struct proxy_server *s, const struct proto_msg *m)
 	case PROTO_AUTH_SASL_FINAL:
 		if (!s->scram || proto_scram_client_verify(s->scram, r.p, r.n, &err) < 0) {
 			server_fail(s, "server's SCRAM signature is invalid: %s",
-				    err ? err : "mismatch");
+			            err ? err : "mismatch");
 			return;
 		}
 		if (s->scram->has_derived) {
@@ -457,8 +460,8 @@ static void login_done(struct proxy_server *s)
 	s->scram = NULL;
 	p->have_params = true;
 	p->last_error[0] = '\0';
-	log_debug("S-%llu %s/%s: login done, backend pid %u", (unsigned long long)s->id,
-		  p->db_name, p->user, s->be_pid);
+	log_debug("S-%llu %s/%s: login done, backend pid %u", (unsigned long long)s->id, p->db_name,
+	          p->user, s->be_pid);
 	while ((n = pool_list_first(&p->logins)))
 		proxy_client_login_done(n->owner);
 	proxy_pool_server_ready(s);
@@ -510,7 +513,7 @@ static void process_login(struct proxy_server *s)
 
 	while (s->state == PROXY_SV_LOGIN) {
 		int rc = proto_next(proto_buf_head(&s->io.in), proto_buf_avail(&s->io.in), false,
-				    PROXY_INSPECT_MAX, &m);
+		                    PROXY_INSPECT_MAX, &m);
 
 		if (rc == PROTO_NEED_MORE)
 			return;
@@ -533,8 +536,8 @@ static void process_login(struct proxy_server *s)
 				break;
 			set_var(s, name, value);
 			if (!s->pool->have_params && pool_set_param(s->pool, name, value) < 0)
-				log_warn("S-%llu: cannot keep parameter %s", (unsigned long long)s->id,
-					 name);
+				log_warn("S-%llu: cannot keep parameter %s",
+				         (unsigned long long)s->id, name);
 			break;
 		}
 		case 'K': {
@@ -551,7 +554,7 @@ static void process_login(struct proxy_server *s)
 			if (proto_parse_error(&m, &e) < 0)
 				e.message = "malformed error", e.sqlstate = "";
 			server_fail(s, "server login failed: %s (SQLSTATE %s)", e.message,
-				    e.sqlstate);
+			            e.sqlstate);
 			return;
 		}
 		case 'Z':
@@ -620,8 +623,8 @@ static bool inspect(struct proxy_server *s, uint8_t type, const uint8_t *body, s
 			s->saw_fatal = true;
 		if (s->internal > 0 || s->state != PROXY_SV_ACTIVE) {
 			log_warn("S-%llu %s/%s: error from an internal query: %s",
-				 (unsigned long long)s->id, s->pool->db_name, s->pool->user,
-				 proto_parse_error(&m, &e) == 0 ? e.message : "?");
+			         (unsigned long long)s->id, s->pool->db_name, s->pool->user,
+			         proto_parse_error(&m, &e) == 0 ? e.message : "?");
 			return true;
 		}
 		return false;
@@ -694,8 +697,8 @@ static int statement_abort(struct proxy_server *s)
 
 	proto_buf_init(&b);
 	rc = proto_put_error(&b, "ERROR", "0A000",
-			     "transaction blocks are not allowed in statement pooling mode", NULL,
-			     "use pool_mode = transaction (or session) for this database or user");
+	                     "transaction blocks are not allowed in statement pooling mode", NULL,
+	                     "use pool_mode = transaction (or session) for this database or user");
 	if (rc == 0)
 		rc = proto_put_rfq(&b, 'I');
 	if (rc == 0)
@@ -856,7 +859,7 @@ static void server_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 			server_fail(s, "server closed the connection during login");
 		else
 			proxy_server_close(s, n == 0 ? "server closed the connection"
-						     : strerror(errno));
+			                             : strerror(errno));
 		return;
 	}
 	proxy_server_process(s);
@@ -879,8 +882,9 @@ static void server_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 		if (err) {
 			const struct conf_db *db = s->pool->db;
 
-			server_fail(s, "cannot connect to %s:%d: %s", db && db->host ? db->host : "",
-				    db ? db->port : 0, strerror(err));
+			server_fail(s, "cannot connect to %s:%d: %s",
+			            db && db->host ? db->host : "", db ? db->port : 0,
+			            strerror(err));
 			return;
 		}
 		send_startup(s);
@@ -907,7 +911,7 @@ static void server_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	if (s->state == PROXY_SV_CONNECTING || s->state == PROXY_SV_LOGIN)
 		server_fail(s, "server_connect_timeout: no login within %g s",
-			    s->ctx->conf->server_connect_timeout);
+		            s->ctx->conf->server_connect_timeout);
 }
 
 void proxy_server_release(struct proxy_server *s, bool client_gone)
@@ -918,8 +922,8 @@ void proxy_server_release(struct proxy_server *s, bool client_gone)
 
 	(void)client_gone;
 	clean = s->status == 'I' && s->outstanding == 0 && s->internal == 0 && !s->in_copy_out &&
-		s->pass_left == 0 && proto_buf_avail(&s->io.in) == 0 &&
-		proto_buf_avail(&s->io.out) == 0 && !s->saw_fatal && s->pq.n == 0;
+	        s->pass_left == 0 && proto_buf_avail(&s->io.in) == 0 &&
+	        proto_buf_avail(&s->io.out) == 0 && !s->saw_fatal && s->pq.n == 0;
 	if (c) {
 		clean = clean && !c->in_copy && !c->unsynced && c->pass_left == 0;
 		c->server = NULL;
@@ -1049,7 +1053,7 @@ void proxy_server_cancel(struct proxy_server *s)
 	proto_buf_free(&b);
 	cr->fd = socket(s->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (cr->fd < 0 || (connect(cr->fd, (struct sockaddr *)&s->addr, s->addrlen) < 0 &&
-			   errno != EINPROGRESS)) {
+	                   errno != EINPROGRESS)) {
 		log_warn("cannot connect for cancel request: %s", strerror(errno));
 		if (cr->fd >= 0)
 			close(cr->fd);

@@ -29,7 +29,7 @@ static void ssl_error(char *err, size_t errlen, const char *what)
 }
 
 static SSL_CTX *make_ctx(bool server, enum conf_sslmode mode, const char *cert, const char *key,
-			 const char *ca, const char *side, char *err, size_t errlen)
+                         const char *ca, const char *side, char *err, size_t errlen)
 {
 	SSL_CTX *sc = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
 	char what[256];
@@ -42,7 +42,7 @@ static SSL_CTX *make_ctx(bool server, enum conf_sslmode mode, const char *cert, 
 	SSL_CTX_set_mode(sc, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	if (server && (!cert || !key)) {
 		snprintf(err, errlen, "%s_tls_sslmode needs %s_tls_cert_file and %s_tls_key_file",
-			 side, side, side);
+		         side, side, side);
 		goto fail;
 	}
 	if (cert && SSL_CTX_use_certificate_chain_file(sc, cert) != 1) {
@@ -65,12 +65,11 @@ static SSL_CTX *make_ctx(bool server, enum conf_sslmode mode, const char *cert, 
 			SSL_CTX_set_default_verify_paths(sc);
 		if (!ca && server) {
 			snprintf(err, errlen, "%s_tls_sslmode %s needs %s_tls_ca_file", side,
-				 mode == CONF_SSL_VERIFY_CA ? "verify-ca" : "verify-full", side);
+			         mode == CONF_SSL_VERIFY_CA ? "verify-ca" : "verify-full", side);
 			goto fail;
 		}
-		SSL_CTX_set_verify(sc,
-				   SSL_VERIFY_PEER | (server ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
-				   NULL);
+		SSL_CTX_set_verify(
+		        sc, SSL_VERIFY_PEER | (server ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0), NULL);
 	} else {
 		SSL_CTX_set_verify(sc, SSL_VERIFY_NONE, NULL);
 	}
@@ -86,15 +85,15 @@ int proxy_tls_init(struct proxy_ctx *ctx, const struct conf *cf, char *err, size
 
 	if (cf->client_tls_sslmode != CONF_SSL_DISABLE) {
 		acc = make_ctx(true, cf->client_tls_sslmode, cf->client_tls_cert_file,
-			       cf->client_tls_key_file, cf->client_tls_ca_file, "client", err,
-			       errlen);
+		               cf->client_tls_key_file, cf->client_tls_ca_file, "client", err,
+		               errlen);
 		if (!acc)
 			return -1;
 	}
 	if (cf->server_tls_sslmode != CONF_SSL_DISABLE) {
 		con = make_ctx(false, cf->server_tls_sslmode, cf->server_tls_cert_file,
-			       cf->server_tls_key_file, cf->server_tls_ca_file, "server", err,
-			       errlen);
+		               cf->server_tls_key_file, cf->server_tls_ca_file, "server", err,
+		               errlen);
 		if (!con) {
 			SSL_CTX_free(acc);
 			return -1;
@@ -166,7 +165,7 @@ int proxy_tls_handshake(struct proxy_ctx *ctx, struct proxy_io *io, char *err, s
 
 		if (v != X509_V_OK)
 			snprintf(err, errlen, "TLS handshake failed: certificate verify failed: %s",
-				 X509_verify_cert_error_string(v));
+			         X509_verify_cert_error_string(v));
 		else
 			ssl_error(err, errlen, "TLS handshake failed");
 		return -1;

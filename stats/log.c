@@ -52,7 +52,9 @@ void log_reopen(void)
 
 void log_set_verbose(int verbose)
 {
-	log_current_level = verbose >= 2 ? LOG_LVL_TRACE : verbose == 1 ? LOG_LVL_DEBUG : LOG_LVL_INFO;
+	log_current_level = verbose >= 2   ? LOG_LVL_TRACE
+	                    : verbose == 1 ? LOG_LVL_DEBUG
+	                                   : LOG_LVL_INFO;
 }
 
 void log_write(enum log_level lvl, const char *fmt, ...)
@@ -69,7 +71,7 @@ void log_write(enum log_level lvl, const char *fmt, ...)
 	gmtime_r(&tv.tv_sec, &tm);
 	n = strftime(line, sizeof(line), "%Y-%m-%d %H:%M:%S", &tm);
 	n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03d UTC [%d] %s ",
-			      (int)(tv.tv_usec / 1000), (int)getpid(), level_names[lvl]);
+	                      (int)(tv.tv_usec / 1000), (int)getpid(), level_names[lvl]);
 	va_start(ap, fmt);
 	vsnprintf(line + n, sizeof(line) - n, fmt, ap);
 	va_end(ap);

@@ -15,8 +15,8 @@ enum log_level {
 	LOG_LVL_ERROR = 0,
 	LOG_LVL_WARN,
 	LOG_LVL_INFO,
-	LOG_LVL_DEBUG,	/* verbose = 1 */
-	LOG_LVL_TRACE,	/* verbose = 2 */
+	LOG_LVL_DEBUG, /* verbose = 1 */
+	LOG_LVL_TRACE, /* verbose = 2 */
 };
 
 extern enum log_level log_current_level;
@@ -30,17 +30,17 @@ void log_set_verbose(int verbose);
 void log_write(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_error(...) log_write(LOG_LVL_ERROR, __VA_ARGS__)
-#define log_warn(...)                                                                             \
+#define log_warn(...)                                                                              \
 	do {                                                                                       \
 		if (log_current_level >= LOG_LVL_WARN)                                             \
 			log_write(LOG_LVL_WARN, __VA_ARGS__);                                      \
 	} while (0)
-#define log_info(...)                                                                             \
+#define log_info(...)                                                                              \
 	do {                                                                                       \
 		if (log_current_level >= LOG_LVL_INFO)                                             \
 			log_write(LOG_LVL_INFO, __VA_ARGS__);                                      \
 	} while (0)
-#define log_debug(...)                                                                            \
+#define log_debug(...)                                                                             \
 	do {                                                                                       \
 		if (log_current_level >= LOG_LVL_DEBUG)                                            \
 			log_write(LOG_LVL_DEBUG, __VA_ARGS__);                                     \

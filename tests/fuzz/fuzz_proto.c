@@ -14,7 +14,7 @@ static void frame_all(const uint8_t *data, size_t size, bool startup)
 
 	while (off < size) {
 		int rc = proto_next(data + off, size - off, startup,
-				    startup ? PROTO_MAX_STARTUP_LEN : PROTO_MAX_MSG_LEN, &m);
+		                    startup ? PROTO_MAX_STARTUP_LEN : PROTO_MAX_MSG_LEN, &m);
 		if (rc != PROTO_OK)
 			return;
 		if (startup) {
@@ -57,14 +57,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t outlen;
 		const char *err;
 		if (!init) {
-			const uint8_t salt[16] = { 1 };
+			const uint8_t salt[16] = {1};
 			init = proto_scram_secret_from_password("pw", salt, 16, 1, &sec) == 0;
 		}
 		size_t cut = size / 2;
 		if (proto_scram_server_first(&st, &sec, data, cut, out, sizeof(out), &outlen,
-					     &err) == 0)
+		                             &err) == 0)
 			(void)!proto_scram_server_final(&st, data + cut, size - cut, out,
-							sizeof(out), &outlen, &err);
+			                                sizeof(out), &outlen, &err);
 		break;
 	}
 	default: {

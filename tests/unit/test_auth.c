@@ -9,9 +9,9 @@ Test(md5, known_answer)
 {
 	/* The plaintext and the stored-hash forms of a secret give the same
 	 * response, and only the right password and salt verify. */
-	const uint8_t salt[4] = { 1, 2, 3, 4 };
+	const uint8_t salt[4] = {1, 2, 3, 4};
 	char from_plain[36], from_hash[36], stored[36];
-	const uint8_t zero[4] = { 0 };
+	const uint8_t zero[4] = {0};
 
 	proto_md5_response("alice", "secret", salt, from_plain);
 	cr_assert_eq(strlen(from_plain), 35);
@@ -38,7 +38,7 @@ Test(md5, rfc1321_vector)
 {
 	/* md5("") = d41d8cd98f00b204e9800998ecf8427e: with an empty password and
 	 * user the inner hash is that, so the response is md5(inner + salt). */
-	const uint8_t salt[4] = { 'a', 'b', 'c', 'd' };
+	const uint8_t salt[4] = {'a', 'b', 'c', 'd'};
 	char out[36];
 	unsigned char d[16];
 	unsigned int dl;
@@ -55,10 +55,9 @@ Test(md5, rfc1321_vector)
 static const char *rfc_salt_b64 = "W22ZaJ0SNY7soEsUEjb6gQ==";
 static const char *rfc_client_first = "n,,n=user,r=rOprNGfwEbeRWgbNEkqO";
 static const char *rfc_server_first =
-	"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
-static const char *rfc_client_final =
-	"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
-	"p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
+        "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+static const char *rfc_client_final = "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+                                      "p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
 static const char *rfc_server_final = "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
 
 static struct proto_scram_secret rfc_secret(void)
@@ -82,16 +81,15 @@ Test(scram, rfc7677_client_side)
 	cr_assert_eq(proto_scram_client_first(&st, out, sizeof(out), &outlen), 0);
 	strcpy(st.client_nonce, "rOprNGfwEbeRWgbNEkqO");
 	strcpy(st.client_first_bare, "n=user,r=rOprNGfwEbeRWgbNEkqO");
-	cr_assert_eq(proto_scram_client_final(&st, "pencil", NULL,
-					      (const uint8_t *)rfc_server_first,
-					      strlen(rfc_server_first), out, sizeof(out), &outlen,
-					      &err),
-		     0, "%s", err ? err : "");
+	cr_assert_eq(
+	        proto_scram_client_final(&st, "pencil", NULL, (const uint8_t *)rfc_server_first,
+	                                 strlen(rfc_server_first), out, sizeof(out), &outlen, &err),
+	        0, "%s", err ? err : "");
 	cr_assert_str_eq(out, rfc_client_final);
 	cr_assert_eq(outlen, strlen(rfc_client_final));
 	cr_assert_eq(proto_scram_client_verify(&st, (const uint8_t *)rfc_server_final,
-					       strlen(rfc_server_final), &err),
-		     0);
+	                                       strlen(rfc_server_final), &err),
+	             0);
 }
 
 Test(scram, rfc7677_client_side_with_keys)
@@ -106,9 +104,9 @@ Test(scram, rfc7677_client_side_with_keys)
 	strcpy(st.client_nonce, "rOprNGfwEbeRWgbNEkqO");
 	strcpy(st.client_first_bare, "n=user,r=rOprNGfwEbeRWgbNEkqO");
 	cr_assert_eq(proto_scram_client_final(&st, NULL, &keys, (const uint8_t *)rfc_server_first,
-					      strlen(rfc_server_first), out, sizeof(out), &outlen,
-					      &err),
-		     0);
+	                                      strlen(rfc_server_first), out, sizeof(out), &outlen,
+	                                      &err),
+	             0);
 	cr_assert_str_eq(out, rfc_client_final);
 }
 
@@ -121,16 +119,16 @@ Test(scram, rfc7677_server_side_and_stored_verifier)
 	const char *err = NULL;
 
 	cr_assert_eq(proto_scram_server_first(&st, &sec, (const uint8_t *)rfc_client_first,
-					      strlen(rfc_client_first), out, sizeof(out), &outlen,
-					      &err),
-		     0);
+	                                      strlen(rfc_client_first), out, sizeof(out), &outlen,
+	                                      &err),
+	             0);
 	/* Replace our random server nonce with the RFC's to replay its exchange. */
 	strcpy(st.nonce, "rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0");
 	strcpy(st.server_first, rfc_server_first);
 	cr_assert_eq(proto_scram_server_final(&st, (const uint8_t *)rfc_client_final,
-					      strlen(rfc_client_final), out, sizeof(out), &outlen,
-					      &err),
-		     0, "%s", err ? err : "");
+	                                      strlen(rfc_client_final), out, sizeof(out), &outlen,
+	                                      &err),
+	             0, "%s", err ? err : "");
 	cr_assert_str_eq(out, rfc_server_final);
 	cr_assert(st.secret.has_client_key);
 	cr_assert(proto_ct_equal(st.secret.client_key, sec.client_key, 32));
@@ -145,16 +143,16 @@ Test(scram, wrong_proof_rejected)
 	const char *err = NULL;
 
 	cr_assert_eq(proto_scram_server_first(&st, &sec, (const uint8_t *)rfc_client_first,
-					      strlen(rfc_client_first), out, sizeof(out), &outlen,
-					      &err),
-		     0);
+	                                      strlen(rfc_client_first), out, sizeof(out), &outlen,
+	                                      &err),
+	             0);
 	strcpy(st.nonce, "rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0");
 	strcpy(st.server_first, rfc_server_first);
 	strcpy(bad, rfc_client_final);
 	bad[strlen(bad) - 5] ^= 1; /* flip a bit of the proof */
 	cr_assert_eq(proto_scram_server_final(&st, (const uint8_t *)bad, strlen(bad), out,
-					      sizeof(out), &outlen, &err),
-		     -1);
+	                                      sizeof(out), &outlen, &err),
+	             -1);
 	cr_assert_not(st.secret.has_client_key);
 }
 
@@ -168,8 +166,8 @@ Test(scram, channel_binding_refused)
 	const char *cf = "p=tls-server-end-point,,n=,r=abc";
 
 	cr_assert_eq(proto_scram_server_first(&st, &sec, (const uint8_t *)cf, strlen(cf), out,
-					      sizeof(out), &outlen, &err),
-		     -1);
+	                                      sizeof(out), &outlen, &err),
+	             -1);
 	cr_assert_not_null(err);
 }
 
@@ -195,7 +193,7 @@ Test(scram, parse_postgres_verifier)
 
 Test(scram, full_exchange_both_sides)
 {
-	uint8_t salt[16] = { 9, 8, 7 };
+	uint8_t salt[16] = {9, 8, 7};
 	struct proto_scram_secret sec;
 	struct proto_scram_server sv;
 	struct proto_scram_client cl;
@@ -206,20 +204,20 @@ Test(scram, full_exchange_both_sides)
 	cr_assert_eq(proto_scram_secret_from_password("s3cret", salt, 16, 4096, &sec), 0);
 	cr_assert_eq(proto_scram_client_first(&cl, a, sizeof(a), &al), 0);
 	cr_assert_eq(proto_scram_server_first(&sv, &sec, (uint8_t *)a, al, b, sizeof(b), &bl, &err),
-		     0);
+	             0);
 	cr_assert_eq(proto_scram_client_final(&cl, "s3cret", NULL, (uint8_t *)b, bl, a, sizeof(a),
-					      &al, &err),
-		     0);
+	                                      &al, &err),
+	             0);
 	cr_assert_eq(proto_scram_server_final(&sv, (uint8_t *)a, al, b, sizeof(b), &bl, &err), 0);
 	cr_assert_eq(proto_scram_client_verify(&cl, (uint8_t *)b, bl, &err), 0);
 
 	/* a different password fails at the server */
 	cr_assert_eq(proto_scram_client_first(&cl, a, sizeof(a), &al), 0);
 	cr_assert_eq(proto_scram_server_first(&sv, &sec, (uint8_t *)a, al, b, sizeof(b), &bl, &err),
-		     0);
+	             0);
 	cr_assert_eq(proto_scram_client_final(&cl, "wrong", NULL, (uint8_t *)b, bl, a, sizeof(a),
-					      &al, &err),
-		     0);
+	                                      &al, &err),
+	             0);
 	cr_assert_eq(proto_scram_server_final(&sv, (uint8_t *)a, al, b, sizeof(b), &bl, &err), -1);
 }
 
@@ -235,11 +233,10 @@ Test(scram, client_keeps_derived_keys_and_reuses_them)
 	cr_assert_eq(proto_scram_client_first(&st, out, sizeof(out), &outlen), 0);
 	strcpy(st.client_nonce, "rOprNGfwEbeRWgbNEkqO");
 	strcpy(st.client_first_bare, "n=user,r=rOprNGfwEbeRWgbNEkqO");
-	cr_assert_eq(proto_scram_client_final(&st, "pencil", NULL,
-					      (const uint8_t *)rfc_server_first,
-					      strlen(rfc_server_first), out, sizeof(out), &outlen,
-					      &err),
-		     0);
+	cr_assert_eq(
+	        proto_scram_client_final(&st, "pencil", NULL, (const uint8_t *)rfc_server_first,
+	                                 strlen(rfc_server_first), out, sizeof(out), &outlen, &err),
+	        0);
 	cr_assert(st.has_derived);
 	derived = st.derived;
 
@@ -247,11 +244,10 @@ Test(scram, client_keeps_derived_keys_and_reuses_them)
 	cr_assert_eq(proto_scram_client_first(&st, out, sizeof(out), &outlen), 0);
 	strcpy(st.client_nonce, "rOprNGfwEbeRWgbNEkqO");
 	strcpy(st.client_first_bare, "n=user,r=rOprNGfwEbeRWgbNEkqO");
-	cr_assert_eq(proto_scram_client_final(&st, "not-the-password", &derived,
-					      (const uint8_t *)rfc_server_first,
-					      strlen(rfc_server_first), out, sizeof(out), &outlen,
-					      &err),
-		     0);
+	cr_assert_eq(proto_scram_client_final(
+	                     &st, "not-the-password", &derived, (const uint8_t *)rfc_server_first,
+	                     strlen(rfc_server_first), out, sizeof(out), &outlen, &err),
+	             0);
 	cr_assert_not(st.has_derived, "the keys were used, nothing derived");
 	cr_assert_str_eq(out, rfc_client_final);
 
@@ -260,11 +256,10 @@ Test(scram, client_keeps_derived_keys_and_reuses_them)
 	cr_assert_eq(proto_scram_client_first(&st, out, sizeof(out), &outlen), 0);
 	strcpy(st.client_nonce, "rOprNGfwEbeRWgbNEkqO");
 	strcpy(st.client_first_bare, "n=user,r=rOprNGfwEbeRWgbNEkqO");
-	cr_assert_eq(proto_scram_client_final(&st, "pencil", &derived,
-					      (const uint8_t *)rfc_server_first,
-					      strlen(rfc_server_first), out, sizeof(out), &outlen,
-					      &err),
-		     0);
+	cr_assert_eq(
+	        proto_scram_client_final(&st, "pencil", &derived, (const uint8_t *)rfc_server_first,
+	                                 strlen(rfc_server_first), out, sizeof(out), &outlen, &err),
+	        0);
 	cr_assert(st.has_derived);
 	cr_assert_str_eq(out, rfc_client_final);
 }

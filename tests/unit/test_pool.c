@@ -53,8 +53,8 @@ static void base_conf(struct conf *c)
 Test(pool, sizes_resolve_db_over_user_over_global)
 {
 	struct conf c;
-	struct conf_db db = {.name = "app", .pool_size = -1, .min_pool_size = -1,
-			     .pool_mode = CONF_POOL_UNSET};
+	struct conf_db db = {
+	        .name = "app", .pool_size = -1, .min_pool_size = -1, .pool_mode = CONF_POOL_UNSET};
 	struct conf_user u = {.name = "bob", .pool_mode = CONF_POOL_TRANSACTION};
 	struct pool_set set = {0};
 	struct pool *p, *q;
@@ -74,7 +74,7 @@ Test(pool, sizes_resolve_db_over_user_over_global)
 	cr_assert_eq(p->pool_size, 3);
 	cr_assert_eq(p->min_size, 3, "min is clamped to the pool size");
 	cr_assert_eq(p->mode, CONF_POOL_TRANSACTION,
-		     "the user's entry overrides the database's, as in PgBouncer");
+	             "the user's entry overrides the database's, as in PgBouncer");
 	u.pool_mode = CONF_POOL_UNSET;
 	pool_apply_conf(p, &c, &db);
 	cr_assert_eq(p->mode, CONF_POOL_SESSION, "database entry overrides the global mode");
@@ -91,8 +91,8 @@ Test(pool, sizes_resolve_db_over_user_over_global)
 Test(pool, params_replace_and_lookup)
 {
 	struct conf c;
-	struct conf_db db = {.name = "app", .pool_size = -1, .min_pool_size = -1,
-			     .pool_mode = CONF_POOL_UNSET};
+	struct conf_db db = {
+	        .name = "app", .pool_size = -1, .min_pool_size = -1, .pool_mode = CONF_POOL_UNSET};
 	struct pool_set set = {0};
 	struct pool *p;
 

@@ -10,8 +10,7 @@ static struct proto_buf sample_stream(void)
 	proto_buf_init(&b);
 	cr_assert_eq(proto_put_query(&b, "select 1"), 0);
 	cr_assert_eq(proto_put_msg(&b, 'S', NULL, 0), 0);
-	cr_assert_eq(proto_put_error(&b, "ERROR", "42P01", "no such table", NULL, "create it"),
-		     0);
+	cr_assert_eq(proto_put_error(&b, "ERROR", "42P01", "no such table", NULL, "create it"), 0);
 	cr_assert_eq(proto_put_rfq(&b, 'I'), 0);
 	return b;
 }
@@ -27,12 +26,13 @@ static size_t frame_split(const struct proto_buf *stream, size_t cut, char *type
 	proto_buf_init(&in);
 	const uint8_t *all = proto_buf_head(stream);
 	size_t total = proto_buf_avail(stream);
-	size_t parts[2][2] = { { 0, cut }, { cut, total } };
+	size_t parts[2][2] = {{0, cut}, {cut, total}};
 	for (int i = 0; i < 2; i++) {
-		cr_assert_eq(proto_buf_append(&in, all + parts[i][0], parts[i][1] - parts[i][0]), 0);
+		cr_assert_eq(proto_buf_append(&in, all + parts[i][0], parts[i][1] - parts[i][0]),
+		             0);
 		for (;;) {
 			int rc = proto_next(proto_buf_head(&in), proto_buf_avail(&in), false,
-					    PROTO_MAX_MSG_LEN, &m);
+			                    PROTO_MAX_MSG_LEN, &m);
 			if (rc == PROTO_NEED_MORE)
 				break;
 			cr_assert_eq(rc, PROTO_OK);
@@ -81,12 +81,12 @@ Test(frame, one_byte_at_a_time)
 Test(frame, bad_and_oversized_lengths)
 {
 	struct proto_msg m;
-	const uint8_t short_len[] = { 'Q', 0, 0, 0, 3 };
-	const uint8_t huge[] = { 'Q', 0x7f, 0xff, 0xff, 0xff };
-	const uint8_t startup_short[] = { 0, 0, 0, 7, 0, 0, 0 };
+	const uint8_t short_len[] = {'Q', 0, 0, 0, 3};
+	const uint8_t huge[] = {'Q', 0x7f, 0xff, 0xff, 0xff};
+	const uint8_t startup_short[] = {0, 0, 0, 7, 0, 0, 0};
 
 	cr_assert_eq(proto_next(short_len, sizeof(short_len), false, PROTO_MAX_MSG_LEN, &m),
-		     PROTO_ERR);
+	             PROTO_ERR);
 	cr_assert_eq(proto_next(huge, sizeof(huge), false, PROTO_MAX_MSG_LEN, &m), PROTO_TOO_BIG);
 	cr_assert_eq(proto_next(startup_short, sizeof(startup_short), true, 10000, &m), PROTO_ERR);
 	cr_assert_eq(proto_next(huge, 3, false, PROTO_MAX_MSG_LEN, &m), PROTO_NEED_MORE);
@@ -101,7 +101,7 @@ Test(frame, error_fields_round_trip)
 	proto_buf_init(&b);
 	cr_assert_eq(proto_put_error(&b, "FATAL", "08P01", "bad", "detail", NULL), 0);
 	cr_assert_eq(proto_next(proto_buf_head(&b), proto_buf_avail(&b), false, 1000, &m),
-		     PROTO_OK);
+	             PROTO_OK);
 	cr_assert_eq(m.type, 'E');
 	cr_assert_eq(proto_parse_error(&m, &e), 0);
 	cr_assert_str_eq(e.severity, "FATAL");
@@ -112,7 +112,7 @@ Test(frame, error_fields_round_trip)
 
 Test(reader, sticky_error)
 {
-	const uint8_t body[] = { 0, 1, 'a', 'b' };
+	const uint8_t body[] = {0, 1, 'a', 'b'};
 	struct proto_reader r;
 
 	proto_reader_init(&r, body, sizeof(body));
@@ -132,8 +132,8 @@ static int frame_startup(struct proto_buf *b, struct proto_startup *s, const cha
 
 Test(startup, parameters_and_defaults)
 {
-	const char *names[] = { "user", "application_name" };
-	const char *values[] = { "alice", "psql" };
+	const char *names[] = {"user", "application_name"};
+	const char *values[] = {"alice", "psql"};
 	struct proto_buf b;
 	struct proto_startup s;
 	const char *err = NULL;
@@ -151,8 +151,8 @@ Test(startup, parameters_and_defaults)
 
 Test(startup, missing_user_and_unterminated)
 {
-	const char *names[] = { "database" };
-	const char *values[] = { "app" };
+	const char *names[] = {"database"};
+	const char *values[] = {"app"};
 	struct proto_buf b;
 	struct proto_startup s;
 	const char *err = NULL;
@@ -164,8 +164,8 @@ Test(startup, missing_user_and_unterminated)
 
 	/* drop the final NUL and fix up the length */
 	proto_buf_reset(&b);
-	const char *n2[] = { "user" };
-	const char *v2[] = { "bob" };
+	const char *n2[] = {"user"};
+	const char *v2[] = {"bob"};
 	cr_assert_eq(proto_put_startup(&b, n2, v2, 1), 0);
 	b.len--;
 	b.data[3]--;
@@ -195,7 +195,7 @@ Test(startup, cancel_and_ssl_requests)
 
 	/* a cancel request with a trailing byte is malformed */
 	proto_buf_reset(&b);
-	const uint8_t bad[] = { 0, 0, 0, 17, 0x04, 0xd2, 0x16, 0x2e, 0, 0, 0, 1, 0, 0, 0, 2, 9 };
+	const uint8_t bad[] = {0, 0, 0, 17, 0x04, 0xd2, 0x16, 0x2e, 0, 0, 0, 1, 0, 0, 0, 2, 9};
 	cr_assert_eq(proto_buf_append(&b, bad, sizeof(bad)), 0);
 	cr_assert_eq(frame_startup(&b, &s, &err), -1);
 	proto_buf_free(&b);
