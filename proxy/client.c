@@ -776,8 +776,7 @@ static void handle_startup(struct proxy_client *c, const struct proto_msg *m)
 			proxy_client_fatal(c, "08P01", NULL, "unencrypted data after SSL request");
 			return;
 		}
-		/* the 'S' must leave in clear, before the handshake takes the socket */
-		if (proxy_io_send(ctx, &c->io, "S", 1) < 0 || proxy_io_flush(ctx, &c->io) != 1 ||
+		if (proxy_io_send(ctx, &c->io, "S", 1) < 0 ||
 		    proxy_tls_start(ctx, &c->io, true, NULL) < 0) {
 			proxy_client_close(c);
 			return;

@@ -114,6 +114,11 @@ void proxy_tls_free(struct proxy_ctx *ctx)
 
 int proxy_tls_start(struct proxy_ctx *ctx, struct proxy_io *io, bool accept, const char *host)
 {
+	/* what is queued (the 'S' answer) leaves in clear, before the handshake
+	 * takes the socket */
+	if (proto_buf_avail(&io->out) > 0 && proxy_io_flush(ctx, io) != 1)
+		return -1;
+
 	SSL *ssl = SSL_new(accept ? ctx->tls_accept : ctx->tls_connect);
 
 	if (!ssl)

@@ -70,6 +70,17 @@ static struct proto_scram_secret rfc_secret(void)
 	return s;
 }
 
+/* Step 1 of the client side, with the RFC's nonce in place of a random one. */
+static void rfc_client_first_step(struct proto_scram_client *st)
+{
+	char out[512];
+	size_t outlen;
+
+	cr_assert_eq(proto_scram_client_first(st, out, sizeof(out), &outlen), 0);
+	strcpy(st->client_nonce, "rOprNGfwEbeRWgbNEkqO");
+	strcpy(st->client_first_bare, "n=user,r=rOprNGfwEbeRWgbNEkqO");
+}
+
 Test(scram, rfc7677_client_side)
 {
 	struct proto_scram_client st;
@@ -77,10 +88,7 @@ Test(scram, rfc7677_client_side)
 	size_t outlen;
 	const char *err = NULL;
 
-	/* Use the RFC's client nonce instead of a random one. */
-	cr_assert_eq(proto_scram_client_first(&st, out, sizeof(out), &outlen), 0);
-	strcpy(st.client_nonce, "rOprNGfwEbeRWgbNEkqO");
-	strcpy(st.client_first_bare, "n=user,r=rOprNGfwEbeRWgbNEkqO");
+	rfc_client_first_step(&st);
 	cr_assert_eq(
 	        proto_scram_client_final(&st, "pencil", NULL, (const uint8_t *)rfc_server_first,
 	                                 strlen(rfc_server_first), out, sizeof(out), &outlen, &err),
@@ -100,9 +108,7 @@ Test(scram, rfc7677_client_side_with_keys)
 	size_t outlen;
 	const char *err = NULL;
 
-	cr_assert_eq(proto_scram_client_first(&st, out, sizeof(out), &outlen), 0);
-	strcpy(st.client_nonce, "rOprNGfwEbeRWgbNEkqO");
-	strcpy(st.client_first_bare, "n=user,r=rOprNGfwEbeRWgbNEkqO");
+	rfc_client_first_step(&st);
 	cr_assert_eq(proto_scram_client_final(&st, NULL, &keys, (const uint8_t *)rfc_server_first,
 	                                      strlen(rfc_server_first), out, sizeof(out), &outlen,
 	                                      &err),
@@ -230,9 +236,7 @@ Test(scram, client_keeps_derived_keys_and_reuses_them)
 	const char *err = NULL;
 
 	/* with the password: the derived keys are handed back */
-	cr_assert_eq(proto_scram_client_first(&st, out, sizeof(out), &outlen), 0);
-	strcpy(st.client_nonce, "rOprNGfwEbeRWgbNEkqO");
-	strcpy(st.client_first_bare, "n=user,r=rOprNGfwEbeRWgbNEkqO");
+	rfc_client_first_step(&st);
 	cr_assert_eq(
 	        proto_scram_client_final(&st, "pencil", NULL, (const uint8_t *)rfc_server_first,
 	                                 strlen(rfc_server_first), out, sizeof(out), &outlen, &err),
@@ -241,9 +245,7 @@ Test(scram, client_keeps_derived_keys_and_reuses_them)
 	derived = st.derived;
 
 	/* keys that match the server's salt win over a (wrong) password */
-	cr_assert_eq(proto_scram_client_first(&st, out, sizeof(out), &outlen), 0);
-	strcpy(st.client_nonce, "rOprNGfwEbeRWgbNEkqO");
-	strcpy(st.client_first_bare, "n=user,r=rOprNGfwEbeRWgbNEkqO");
+	rfc_client_first_step(&st);
 	cr_assert_eq(proto_scram_client_final(
 	                     &st, "not-the-password", &derived, (const uint8_t *)rfc_server_first,
 	                     strlen(rfc_server_first), out, sizeof(out), &outlen, &err),
@@ -253,9 +255,7 @@ Test(scram, client_keeps_derived_keys_and_reuses_them)
 
 	/* keys for another salt: the password is used instead */
 	derived.salt[0] ^= 1;
-	cr_assert_eq(proto_scram_client_first(&st, out, sizeof(out), &outlen), 0);
-	strcpy(st.client_nonce, "rOprNGfwEbeRWgbNEkqO");
-	strcpy(st.client_first_bare, "n=user,r=rOprNGfwEbeRWgbNEkqO");
+	rfc_client_first_step(&st);
 	cr_assert_eq(
 	        proto_scram_client_final(&st, "pencil", &derived, (const uint8_t *)rfc_server_first,
 	                                 strlen(rfc_server_first), out, sizeof(out), &outlen, &err),
