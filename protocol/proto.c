@@ -544,6 +544,7 @@ int proto_parse_error(const struct proto_msg *m, struct proto_error *e)
 	e->severity = "";
 	e->sqlstate = "";
 	e->message = "";
+	e->routine = "";
 	proto_reader_init(&r, m->body, m->body_len);
 	for (;;) {
 		uint8_t code = proto_get_u8(&r);
@@ -568,6 +569,9 @@ int proto_parse_error(const struct proto_msg *m, struct proto_error *e)
 			break;
 		case 'M':
 			e->message = v;
+			break;
+		case 'R':
+			e->routine = v;
 			break;
 		default:
 			break;

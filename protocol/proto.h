@@ -191,6 +191,7 @@ struct proto_error {
 	const char *severity; /* V (non-localized) or S; "" if absent */
 	const char *sqlstate; /* C; "" if absent */
 	const char *message;  /* M; "" if absent */
+	const char *routine;  /* R: the server function that raised it; "" if absent */
 };
 
 int proto_parse_error(const struct proto_msg *m, struct proto_error *e) PROTO_WUR;

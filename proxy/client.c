@@ -942,6 +942,17 @@ static bool relay_to_server(struct proxy_client *c)
 			c->pass_left -= (uint32_t)take;
 			continue;
 		}
+		if (c->drop_left > 0) {
+			/* after a failed shape check: the server skips these too */
+			size_t take = n < c->drop_left ? n : c->drop_left;
+
+			proto_buf_consume(&c->io.in, take);
+			p += take;
+			n -= take;
+			start = p;
+			c->drop_left -= (uint32_t)take;
+			continue;
+		}
 		if (n < 5)
 			break;
 		type = p[0];
@@ -962,6 +973,20 @@ static bool relay_to_server(struct proxy_client *c)
 			terminate = true;
 			break;
 		}
+		if (c->skip_to_sync) {
+			if (type != 'S') {
+				if (p > start) {
+					if (proxy_io_send(ctx, &s->io, start, (size_t)(p - start)) <
+					    0)
+						goto server_failed;
+					proto_buf_consume(&c->io.in, (size_t)(p - start));
+					start = p;
+				}
+				c->drop_left = len + 1;
+				continue;
+			}
+			c->skip_to_sync = false;
+		}
 		if (s->track && tracked_type(type)) {
 			struct proto_buf rew;
 			int act;
@@ -979,6 +1004,21 @@ static bool relay_to_server(struct proxy_client *c)
 				proto_buf_free(&rew);
 				proxy_client_fatal(c, "53200", NULL, "out of memory");
 				return false;
+			}
+			if (act == PROXY_PS_STALL) {
+				/* the message stays buffered until the server has answered */
+				if (proxy_io_send(ctx, &s->io, proto_buf_head(&rew),
+				                  proto_buf_avail(&rew)) < 0) {
+					proto_buf_free(&rew);
+					goto server_failed;
+				}
+				proto_buf_free(&rew);
+				start = p; /* what came before is sent and consumed */
+				c->stalled = true;
+				c->unsynced =
+				        true; /* the injected batch waits for the client's Sync */
+				proxy_io_stop_read(ctx, &c->io);
+				break;
 			}
 			if (act != PROXY_PS_DROP)
 				count_request(c, s, type);
@@ -1028,11 +1068,11 @@ server_failed:
 
 void proxy_client_resume(struct proxy_client *c)
 {
-	if (c->state != PROXY_CL_ACTIVE)
+	if (c->state != PROXY_CL_ACTIVE || c->stalled)
 		return;
 	if (proto_buf_avail(&c->io.in) > 0 && !relay_to_server(c))
 		return;
-	if (c->state == PROXY_CL_ACTIVE && c->server &&
+	if (c->state == PROXY_CL_ACTIVE && c->server && !c->stalled &&
 	    proto_buf_avail(&c->server->io.out) <= PROXY_HIGH_WATER)
 		proxy_io_start_read(c->ctx, &c->io);
 }
@@ -1051,6 +1091,7 @@ void proxy_client_link(struct proxy_client *c, struct proxy_server *s)
 	c->server = s;
 	s->client = c;
 	s->track = c->pool->mode != CONF_POOL_SESSION;
+	s->pq.check_failed = false;
 	proxy_server_set_state(s, PROXY_SV_ACTIVE);
 	if (s->track && proxy_ps_on_link(s))
 		len = (size_t)snprintf(sql, sizeof(sql), "DEALLOCATE ALL;");

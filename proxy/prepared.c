@@ -40,16 +40,31 @@ struct proxy_stmt {
 	struct proxy_stmt *next_same; /* hash collisions */
 };
 
+/*
+ * A statement's shape is a hash of the RowDescription (less the format
+ * codes, which the Bind chooses) that Describe reports for it or for a
+ * portal bound to it. A client that described it may rely on that shape
+ * (PgJDBC decodes later rows by it without asking again), so it must
+ * never get rows of another shape: when DDL changed what the text returns,
+ * PostgreSQL answers "cached plan must not change result type", and so does
+ * sluice when the statement would be prepared anew on another server.
+ */
 struct proxy_cl_stmt {
 	char *name;              /* owned: the client's name */
 	struct proxy_stmt *stmt; /* borrowed from ctx */
+	uint64_t serial;         /* tells this naming apart from earlier ones of the name */
+	uint64_t shape;          /* what the client was told, if has_shape */
+	bool has_shape;
+	bool stale; /* the server-side statement no longer has that shape */
 	UT_hash_handle hh;
 };
 
 struct proxy_sv_stmt {
 	uint64_t id;             /* key: proxy_stmt id */
 	struct proxy_stmt *stmt; /* borrowed */
-	struct pool_node lru;    /* most recently used at the front */
+	uint64_t shape;          /* as this server reported it, if has_shape */
+	bool has_shape;
+	struct pool_node lru; /* most recently used at the front */
 	UT_hash_handle hh;
 };
 
@@ -91,6 +106,8 @@ static void pq_pop(struct proxy_pq *q)
 {
 	if (q->n == 0)
 		return;
+	if (pq_at(q, 0)->flags & PROXY_PEND_SHAPE_CHECK)
+		q->checks--;
 	q->head = (q->head + 1) % q->cap;
 	q->n--;
 }
@@ -202,21 +219,36 @@ static int cl_set(struct proxy_client *c, const char *name, struct proxy_stmt *s
 {
 	struct proxy_cl_stmt *cs = cl_find(c, name);
 
-	if (cs) {
-		cs->stmt = st;
-		return 0;
-	}
-	cs = calloc(1, sizeof(*cs));
-	if (!cs)
-		return -1;
-	cs->name = strdup(name);
-	if (!cs->name) {
-		free(cs);
-		return -1;
+	if (!cs) {
+		cs = calloc(1, sizeof(*cs));
+		if (!cs)
+			return -1;
+		cs->name = strdup(name);
+		if (!cs->name) {
+			free(cs);
+			return -1;
+		}
+		HASH_ADD_KEYPTR(hh, c->stmts, cs->name, strlen(cs->name), cs);
 	}
 	cs->stmt = st;
-	HASH_ADD_KEYPTR(hh, c->stmts, cs->name, strlen(cs->name), cs);
+	cs->serial = ++c->ctx->next_cl_stmt_serial;
+	cs->has_shape = false;
+	cs->stale = false;
 	return 0;
+}
+
+static struct proxy_cl_stmt *cl_find_serial(struct proxy_client *c, uint64_t serial)
+{
+	struct proxy_cl_stmt *cs, *tmp;
+
+	if (!c)
+		return NULL;
+	HASH_ITER(hh, c->stmts, cs, tmp)
+	{
+		if (cs->serial == serial)
+			return cs;
+	}
+	return NULL;
 }
 
 static struct proxy_sv_stmt *sv_find(struct proxy_server *s, const struct proxy_stmt *st)
@@ -252,6 +284,16 @@ static int put_parse(struct proto_buf *b, const char *name, const struct proxy_s
 
 	if (start == (size_t)-1 || proto_put_str(b, name) < 0 || proto_put_str(b, st->query) < 0 ||
 	    proto_put_bytes(b, st->types, st->types_len) < 0)
+		return -1;
+	proto_msg_end(b, start);
+	return 0;
+}
+
+static int put_describe_stmt(struct proto_buf *b, const char *name)
+{
+	size_t start = proto_msg_begin(b, 'D');
+
+	if (start == (size_t)-1 || proto_put_u8(b, 'S') < 0 || proto_put_str(b, name) < 0)
 		return -1;
 	proto_msg_end(b, start);
 	return 0;
@@ -302,6 +344,94 @@ static int ensure_prepared(struct proxy_server *s, struct proxy_stmt *st, struct
 	}
 	HASH_ADD(hh, s->stmts, id, sizeof(ss->id), ss);
 	pool_list_push_front(&s->stmt_lru, &ss->lru);
+	return 0;
+}
+
+/* What a shape Describe is for (the bytes of its pending entry). */
+struct shape_ref {
+	uint64_t serial;   /* the client's statement */
+	uint64_t expected; /* its shape (SHAPE_CHECK) */
+	uint64_t stmt_id;  /* the server-side statement */
+};
+
+/* No statement of sluice's has this name: describing it fails at once. */
+#define STALE_NAME "sluice_stale"
+
+enum shape_gate { SHAPE_GO = 0, SHAPE_STALL, SHAPE_STALE };
+
+/*
+ * May a client statement be used on <s>? SHAPE_GO if the client never
+ * described it or the server's copy has the shape the client knows;
+ * SHAPE_STALE if the shape changed; SHAPE_STALL when the server's shape is
+ * not known yet: a Parse (if needed) and a Describe are injected, and the
+ * client's message waits for the answer. -1 on OOM.
+ */
+static int shape_gate(struct proxy_server *s, struct proxy_cl_stmt *cs, struct proto_buf *out)
+{
+	struct proxy_sv_stmt *ss;
+	struct shape_ref ref;
+
+	if (cs->stale)
+		return SHAPE_STALE;
+	if (!cs->has_shape)
+		return SHAPE_GO;
+	ss = sv_find(s, cs->stmt);
+	if (ss && ss->has_shape) {
+		if (ss->shape == cs->shape)
+			return SHAPE_GO;
+		cs->stale = true;
+		return SHAPE_STALE;
+	}
+	ref.serial = cs->serial;
+	ref.expected = cs->shape;
+	ref.stmt_id = cs->stmt->id;
+	if (ensure_prepared(s, cs->stmt, out) < 0 || put_describe_stmt(out, cs->stmt->name) < 0 ||
+	    proto_put_msg(out, 'H', NULL, 0) < 0 ||
+	    pq_push(&s->pq, PROXY_PEND_DESCRIBE_S, PROXY_PEND_HIDE | PROXY_PEND_SHAPE_CHECK, &ref,
+	            sizeof(ref)) < 0)
+		return -1;
+	s->pq.checks++;
+	return SHAPE_STALL;
+}
+
+/* In place of a statement whose shape changed: a Describe that fails, so
+ * that PostgreSQL itself ends the pipeline and its transaction as it would
+ * for "cached plan must not change result type"; the error is swapped. */
+static int put_stale(struct proxy_server *s, uint8_t kind, struct proto_buf *out)
+{
+	if (put_describe_stmt(out, STALE_NAME) < 0 ||
+	    pq_push(&s->pq, kind, PROXY_PEND_STALE, NULL, 0) < 0)
+		return -1;
+	return PROXY_PS_REPLACE;
+}
+
+/*
+ * PostgreSQL's own error, with its routine name: drivers that heal it by
+ * preparing the statement again (PgJDBC) recognise it by that.
+ */
+int proxy_ps_put_stale_error(struct proto_buf *b)
+{
+	static const char *const fields[][2] = {
+	        {"S", "ERROR"},
+	        {"V", "ERROR"},
+	        {"C", "0A000"},
+	        {"M", "cached plan must not change result type"},
+	        {"D", "A table or type this prepared statement uses was altered since the "
+	              "statement was described."},
+	        {"H", "Prepare the statement again: Close it and Parse it anew."},
+	        {"R", "RevalidateCachedQuery"},
+	};
+	size_t start = proto_msg_begin(b, 'E');
+
+	if (start == (size_t)-1)
+		return -1;
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		if (proto_put_u8(b, (uint8_t)fields[i][0][0]) < 0 ||
+		    proto_put_str(b, fields[i][1]) < 0)
+			return -1;
+	if (proto_put_u8(b, 0) < 0)
+		return -1;
+	proto_msg_end(b, start);
 	return 0;
 }
 
@@ -491,13 +621,28 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, uint
 		struct proxy_cl_stmt *cs;
 		size_t start;
 
+		c->bound_serial = 0;
 		if (!portal || !name || !*name || !(cs = cl_find(c, name))) {
 			if (pq_push(&s->pq, PROXY_PEND_BIND, 0, NULL, 0) < 0)
 				return -1;
 			return PROXY_PS_FORWARD;
 		}
+		switch (shape_gate(s, cs, out)) {
+		case SHAPE_GO:
+			break;
+		case SHAPE_STALL:
+			return PROXY_PS_STALL;
+		case SHAPE_STALE:
+			return put_stale(s, PROXY_PEND_BIND, out);
+		default:
+			return -1;
+		}
 		if (ensure_prepared(s, cs->stmt, out) < 0)
 			return -1;
+		/* a Describe of this portal reports the statement's shape */
+		c->bound_portal = XXH64(portal, strlen(portal), 0);
+		c->bound_serial = cs->serial;
+		c->bound_stmt_id = cs->stmt->id;
 		start = proto_msg_begin(out, 'B');
 		if (start == (size_t)-1 || proto_put_str(out, portal) < 0 ||
 		    proto_put_str(out, cs->stmt->name) < 0 || proto_put_bytes(out, r.p, r.n) < 0)
@@ -512,11 +657,18 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, uint
 		uint8_t kind = proto_get_u8(&r);
 		const char *name = proto_get_str(&r);
 		struct proxy_cl_stmt *cs;
-		size_t start;
 		uint8_t pend =
 		        type == 'D' ? (kind == 'S' ? PROXY_PEND_DESCRIBE_S : PROXY_PEND_DESCRIBE_P)
 		                    : PROXY_PEND_CLOSE;
 
+		if (type == 'D' && kind == 'P' && name && c->bound_serial &&
+		    XXH64(name, strlen(name), 0) == c->bound_portal) {
+			struct shape_ref ref = {c->bound_serial, 0, c->bound_stmt_id};
+
+			if (pq_push(&s->pq, pend, PROXY_PEND_SHAPE_KEEP, &ref, sizeof(ref)) < 0)
+				return -1;
+			return PROXY_PS_FORWARD;
+		}
 		if (r.err || kind != 'S' || !*name || !(cs = cl_find(c, name))) {
 			if (type == 'C' && kind == 'S' && name && *name) {
 				/* closing an unknown name is not an error in PostgreSQL */
@@ -535,14 +687,21 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, uint
 				return -1;
 			return PROXY_PS_DROP;
 		}
-		if (ensure_prepared(s, cs->stmt, out) < 0)
+		switch (shape_gate(s, cs, out)) {
+		case SHAPE_GO:
+			break;
+		case SHAPE_STALL:
+			return PROXY_PS_STALL;
+		case SHAPE_STALE:
+			return put_stale(s, pend, out);
+		default:
 			return -1;
-		start = proto_msg_begin(out, 'D');
-		if (start == (size_t)-1 || proto_put_u8(out, 'S') < 0 ||
-		    proto_put_str(out, cs->stmt->name) < 0)
-			return -1;
-		proto_msg_end(out, start);
-		if (pq_push(&s->pq, pend, 0, NULL, 0) < 0)
+		}
+		struct shape_ref ref = {cs->serial, 0, cs->stmt->id};
+
+		if (ensure_prepared(s, cs->stmt, out) < 0 ||
+		    put_describe_stmt(out, cs->stmt->name) < 0 ||
+		    pq_push(&s->pq, pend, PROXY_PEND_SHAPE_KEEP, &ref, sizeof(ref)) < 0)
 			return -1;
 		return PROXY_PS_REPLACE;
 	}
@@ -576,7 +735,85 @@ static void forget_parse(struct proxy_server *s, const struct proxy_pending *h)
 		sv_remove(s, ss);
 }
 
-int proxy_ps_track_reply(struct proxy_server *s, uint8_t type)
+bool proxy_ps_wants_body(const struct proxy_server *s, uint8_t type)
+{
+	const struct proxy_pending *h;
+
+	if (s->pq.n == 0 || type != 'T')
+		return false;
+	h = &s->pq.v[s->pq.head];
+	return (h->kind == PROXY_PEND_DESCRIBE_S || h->kind == PROXY_PEND_DESCRIBE_P) &&
+	       (h->flags & (PROXY_PEND_SHAPE_KEEP | PROXY_PEND_SHAPE_CHECK));
+}
+
+/* Is this ErrorResponse PostgreSQL's "cached plan must not change result
+ * type"? Told by SQLSTATE and routine, as the message may be translated. */
+static bool plan_changed(const uint8_t *body, size_t len)
+{
+	struct proto_msg m = {.type = 'E', .body = body, .body_len = len};
+	struct proto_error e;
+
+	return proto_parse_error(&m, &e) == 0 && strcmp(e.sqlstate, "0A000") == 0 &&
+	       strcmp(e.routine, "RevalidateCachedQuery") == 0;
+}
+
+/* The shape of a RowDescription body (NULL: NoData); false if malformed. */
+static bool row_shape(const uint8_t *body, size_t len, uint64_t *shape)
+{
+	struct proto_reader r;
+	uint16_t nfields;
+	uint64_t h = 0x5eed;
+
+	if (!body) {
+		*shape = 0x6e6f64617461; /* NoData */
+		return true;
+	}
+	proto_reader_init(&r, body, len);
+	nfields = proto_get_u16(&r);
+	for (uint16_t i = 0; i < nfields && !r.err; i++) {
+		const uint8_t *field = r.p;
+
+		/* name, table OID, column, type OID, size, modifier; then the format */
+		if (!proto_get_str(&r) || !proto_get_bytes(&r, 16))
+			return false;
+		h = XXH64(field, (size_t)(r.p - field), h);
+		(void)proto_get_u16(&r);
+	}
+	if (r.err || r.n != 0)
+		return false;
+	*shape = h ^ nfields;
+	return true;
+}
+
+/* The Describe at the head of the queue reported its RowDescription (or
+ * NoData): <known> is false when the reply was too large to read whole. */
+static void shape_done(struct proxy_server *s, const struct proxy_pending *h, bool known,
+                       uint64_t shape)
+{
+	struct shape_ref ref;
+	struct proxy_sv_stmt *ss = NULL;
+	struct proxy_cl_stmt *cs;
+
+	if (!(h->flags & (PROXY_PEND_SHAPE_KEEP | PROXY_PEND_SHAPE_CHECK)) || h->len != sizeof(ref))
+		return;
+	memcpy(&ref, h->bytes, sizeof(ref));
+	HASH_FIND(hh, s->stmts, &ref.stmt_id, sizeof(ref.stmt_id), ss);
+	if (ss && known) {
+		ss->shape = shape;
+		ss->has_shape = true;
+	}
+	cs = cl_find_serial(s->client, ref.serial);
+	if (!cs)
+		return;
+	if (h->flags & PROXY_PEND_SHAPE_KEEP) {
+		cs->shape = shape;
+		cs->has_shape = known;
+	} else if (!known || shape != ref.expected) {
+		cs->stale = true;
+	}
+}
+
+int proxy_ps_track_reply(struct proxy_server *s, uint8_t type, const uint8_t *body, size_t len)
 {
 	struct proxy_pq *q = &s->pq;
 	struct proxy_pending *h;
@@ -587,20 +824,28 @@ int proxy_ps_track_reply(struct proxy_server *s, uint8_t type)
 	h = pq_at(q, 0);
 	hide = (h->flags & PROXY_PEND_HIDE) != 0;
 	switch (type) {
-	case 'E':
+	case 'E': {
+		int rc;
+
+		if (body && plan_changed(body, len))
+			ddl_seen(s->ctx); /* DDL passed by another way: prepare everything anew */
 		if (h->kind == PROXY_PEND_QUERY)
 			return 0;
 		/* the client must learn why its statement fails, even if we injected it */
 		if (h->kind == PROXY_PEND_PARSE)
 			hide = false;
+		rc = (h->flags & PROXY_PEND_STALE) ? PROXY_PS_STALE_ERROR : hide ? 1 : 0;
 		/* the failed request, then everything up to Sync is skipped */
 		do {
 			h = pq_at(q, 0);
 			if (h->kind == PROXY_PEND_PARSE && h->len == sizeof(uint64_t))
 				forget_parse(s, h);
+			if (h->flags & PROXY_PEND_SHAPE_CHECK)
+				q->check_failed = true;
 			pq_pop(q);
 		} while (q->n > 0 && pq_at(q, 0)->kind != PROXY_PEND_SYNC);
-		return hide ? 1 : 0;
+		return rc;
+	}
 	case '1':
 		if (h->kind == PROXY_PEND_PARSE && h->len == sizeof(uint64_t)) {
 			/* a server accepted it: later Parses of it may be answered here */
@@ -615,15 +860,30 @@ int proxy_ps_track_reply(struct proxy_server *s, uint8_t type)
 		/* fall through */
 	case '2':
 	case '3':
-	case 'n':
 		if (h->kind == PROXY_PEND_QUERY)
 			return 0;
 		pq_pop(q);
 		return hide ? 1 : 0;
+	case 't':
+		/* ParameterDescription comes first in the answer to a Describe */
+		return h->kind == PROXY_PEND_DESCRIBE_S && hide ? 1 : 0;
 	case 'T':
-		if (h->kind == PROXY_PEND_DESCRIBE_S || h->kind == PROXY_PEND_DESCRIBE_P)
-			pq_pop(q);
-		return 0;
+	case 'n': {
+		uint64_t shape = 0;
+		bool known;
+
+		if (h->kind != PROXY_PEND_DESCRIBE_S && h->kind != PROXY_PEND_DESCRIBE_P) {
+			/* a Query's RowDescription; NoData only answers a Describe */
+			if (type == 'n' && h->kind != PROXY_PEND_QUERY)
+				pq_pop(q);
+			return 0;
+		}
+		/* a RowDescription too large to read whole has no known shape */
+		known = (type == 'n' || body) && row_shape(type == 'n' ? NULL : body, len, &shape);
+		shape_done(s, h, known, shape);
+		pq_pop(q);
+		return hide ? 1 : 0;
+	}
 	case 'C':
 	case 's':
 	case 'I':

@@ -107,6 +107,9 @@ enum proxy_pend_kind {
 #define PROXY_PEND_HIDE        1   /* reply to an injected request: drop it */
 #define PROXY_PEND_FAKE_RFQ    2   /* last byte is a ReadyForQuery status to fill in */
 #define PROXY_PEND_FAKE_LISTEN 4   /* the LISTEN-needs-session-mode error, then ReadyForQuery */
+#define PROXY_PEND_SHAPE_KEEP  8   /* Describe of a statement: remember the shape it reports */
+#define PROXY_PEND_SHAPE_CHECK 16  /* Describe injected to compare a statement's shape */
+#define PROXY_PEND_STALE       32  /* its error stands for "cached plan must not change" */
 #define PROXY_FAKE_MAX         320 /* largest locally made reply */
 
 struct proxy_pending {
@@ -120,6 +123,8 @@ struct proxy_pending {
 struct proxy_pq {
 	struct proxy_pending *v; /* owned */
 	size_t head, n, cap;
+	size_t checks;     /* PROXY_PEND_SHAPE_CHECK entries queued */
+	bool check_failed; /* one was skipped by an error before its answer came */
 };
 
 /* What to do with a client message (proxy_ps_client_message). */
@@ -127,6 +132,7 @@ enum proxy_ps_action {
 	PROXY_PS_FORWARD = 0, /* send it as it is */
 	PROXY_PS_REPLACE,     /* send the bytes built instead */
 	PROXY_PS_DROP,        /* answered locally */
+	PROXY_PS_STALL,       /* send the bytes built, keep the message until the server answers */
 };
 
 struct proxy_client {
@@ -165,6 +171,12 @@ struct proxy_client {
 	uint32_t pass_left;          /* bytes of the current message still to forward */
 	bool unsynced;               /* extended-protocol messages sent since the last Sync */
 	bool in_copy;                /* server is in COPY FROM STDIN for us */
+	bool stalled;                /* a statement's shape is being checked: relay nothing */
+	bool skip_to_sync;           /* that check failed: drop messages up to the Sync */
+	uint32_t drop_left;          /* bytes of the current message still to drop */
+	uint64_t bound_portal;       /* hash of the portal name of the last Bind */
+	uint64_t bound_serial;       /* its named statement (proxy_cl_stmt serial), or 0 */
+	uint64_t bound_stmt_id;      /* and that statement's server-side id */
 	struct proxy_cl_stmt *stmts; /* owned: named prepared statements (transaction mode) */
 	double wait_since;           /* ev_now() when queued */
 	double last_active;          /* ev_now() of the last message */
@@ -232,6 +244,7 @@ struct proxy_ctx {
 	struct proxy_stmt *stmts;              /* every distinct prepared statement (uthash) */
 	struct proxy_scram_cache *scram_cache; /* SCRAM secrets made from plaintext passwords */
 	uint64_t next_stmt_id;
+	uint64_t next_cl_stmt_serial;
 	uint64_t ddl_epoch; /* bumped when DDL passes through */
 
 	uint64_t next_id;
@@ -348,8 +361,15 @@ struct pool *proxy_pool_for(struct proxy_ctx *ctx, const char *db_name, const ch
  */
 int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, uint8_t type,
                             const uint8_t *body, size_t blen, struct proto_buf *out);
-/* Account a server reply of <type>; 1 if it must be hidden from the client. */
-int proxy_ps_track_reply(struct proxy_server *s, uint8_t type);
+/* Account a server reply of <type> (its <body>, or NULL when it was not
+ * read whole): 0 relay it, 1 hide it, PROXY_PS_STALE_ERROR hide it and send
+ * the client the stale-statement error in its place. */
+#define PROXY_PS_STALE_ERROR 2
+int proxy_ps_track_reply(struct proxy_server *s, uint8_t type, const uint8_t *body, size_t len);
+/* Must the relay read this reply whole and pass its body to track_reply? */
+bool proxy_ps_wants_body(const struct proxy_server *s, uint8_t type);
+/* Append the stale-statement ErrorResponse to <b>. */
+int proxy_ps_put_stale_error(struct proto_buf *b);
 /* If a locally made reply is at the head of the queue, copy it to <buf>
  * (PROXY_FAKE_MAX bytes) and return 1. */
 int proxy_ps_take_fake(struct proxy_server *s, uint8_t *buf, size_t *len);

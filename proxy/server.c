@@ -667,6 +667,19 @@ static bool inspect(struct proxy_server *s, uint8_t type, const uint8_t *body, s
 
 /* Transaction pooling: give the server back once the client's transaction
  * is over and nothing more is in flight. */
+static int send_stale_error(struct proxy_client *c)
+{
+	struct proto_buf b;
+	int rc;
+
+	proto_buf_init(&b);
+	rc = proxy_ps_put_stale_error(&b);
+	if (rc == 0)
+		rc = proxy_io_send(c->ctx, &c->io, proto_buf_head(&b), proto_buf_avail(&b));
+	proto_buf_free(&b);
+	return rc;
+}
+
 static void maybe_release(struct proxy_server *s)
 {
 	struct proxy_client *c = s->client;
@@ -779,13 +792,18 @@ void proxy_server_process(struct proxy_server *s)
 			proxy_server_close(s, "invalid message length from server");
 			return;
 		}
-		if (must_inspect(type) && len <= PROXY_INSPECT_MAX) {
+		if ((must_inspect(type) ||
+		     (s->track && s->internal == 0 && proxy_ps_wants_body(s, type))) &&
+		    len <= PROXY_INSPECT_MAX) {
+			int tr = 0;
+
 			if (n < (size_t)len + 1) {
 				/* wait for the whole message; make room for it */
 				break;
 			}
-			hide = s->track && s->internal == 0 && proxy_ps_track_reply(s, type);
-			hide = inspect(s, type, p + 5, len - 4) || hide;
+			if (s->track && s->internal == 0)
+				tr = proxy_ps_track_reply(s, type, p + 5, len - 4);
+			hide = inspect(s, type, p + 5, len - 4) || tr != 0;
 			if (type == 'Z' && !hide && c && s->pool->mode == CONF_POOL_STATEMENT &&
 			    s->status != 'I' && s->outstanding == 0) {
 				/* a transaction block: refused, see statement_abort() */
@@ -799,13 +817,15 @@ void proxy_server_process(struct proxy_server *s)
 				    proxy_io_send(ctx, &c->io, fwd, (size_t)(p - fwd)) < 0)
 					goto client_failed;
 				fwd = p + len + 1;
+				if (tr == PROXY_PS_STALE_ERROR && c && send_stale_error(c) < 0)
+					goto client_failed;
 			}
 			p += len + 1;
 			n -= len + 1;
 			continue;
 		}
 		hide = s->internal > 0 || s->state != PROXY_SV_ACTIVE;
-		if (s->track && s->internal == 0 && proxy_ps_track_reply(s, type))
+		if (s->track && s->internal == 0 && proxy_ps_track_reply(s, type, NULL, 0))
 			hide = true;
 		if (hide) {
 			if (p > fwd && c && proxy_io_send(ctx, &c->io, fwd, (size_t)(p - fwd)) < 0)
@@ -833,6 +853,16 @@ void proxy_server_process(struct proxy_server *s)
 		proxy_io_push(ctx, &s->client->io); /* what this read produced, at once */
 		if (proto_buf_avail(&s->client->io.out) > PROXY_HIGH_WATER)
 			proxy_io_stop_read(ctx, &s->io); /* backpressure: client is slow */
+	}
+	if (s->client && s->client->stalled && s->pq.checks == 0) {
+		/* the shape check is answered: go on with the client's messages */
+		struct proxy_client *c = s->client;
+
+		c->stalled = false;
+		c->skip_to_sync = s->pq.check_failed; /* the server skips to Sync too */
+		s->pq.check_failed = false;
+		proxy_client_resume(c);
+		return;
 	}
 	maybe_release(s);
 	return;

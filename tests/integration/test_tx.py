@@ -1,5 +1,6 @@
 """Transaction-mode tests (pool_mode=transaction, default_pool_size=5)."""
 import io
+import struct
 import os
 import shutil
 import subprocess
@@ -271,6 +272,18 @@ def t_driver_node(env):
     run_driver(s, [node, os.path.join(ndir, "test.js")])
 
 
+JDBC_JAR = "/usr/share/java/postgresql.jar"
+
+
+@test("tx.driver_jdbc", timeout=300)
+def t_driver_jdbc(env):
+    java = shutil.which("java")
+    check(java is not None, "java is not installed (make test installs it)")
+    check(os.path.exists(JDBC_JAR), f"{JDBC_JAR} missing (Debian libpostgresql-jdbc-java)")
+    s = tx_sluice(env)
+    run_driver(s, [java, "-cp", JDBC_JAR, os.path.join(REPO, "tests/drivers/jdbc/JdbcTest.java")])
+
+
 @test("tx.client_killed_mid_transaction")
 def t_killed(env):
     s = tx_sluice(env)
@@ -393,3 +406,93 @@ def t_statement_mode(env):
     c.cursor().execute("SELECT 3")
     c.close()
     env.drop_sluice()
+
+
+def shape_exchange(w, data):
+    """Send <data> ending in Sync; returns (field counts of RowDescriptions,
+    rows, SQLSTATEs and messages of errors, last ReadyForQuery status)."""
+    w.send(data)
+    msgs = w.collect()
+    fields = [struct.unpack("!H", p[:2])[0] for t, p in msgs if t == b"T"]
+    rows = [parse_datarow(p) for t, p in msgs if t == b"D"]
+    errors = [(parse_fields(p).get("C"), parse_fields(p).get("M")) for t, p in msgs if t == b"E"]
+    return fields, rows, errors, msgs[-1][1]
+
+
+STALE = ("0A000", "cached plan must not change result type")
+
+
+@test("tx.prepared_statement_changes_shape")
+def t_statement_shape(env):
+    """A client that described a named statement never gets rows of another
+    shape after DDL: it gets PostgreSQL's "cached plan must not change
+    result type", as on a direct connection, until it prepares again."""
+    s = env.sluice(settings=TX)
+    d = s.wire()
+    d.query("DROP TABLE IF EXISTS shape_t, shape_log")
+    d.query("CREATE TABLE shape_t (a int); INSERT INTO shape_t VALUES (1); "
+            "CREATE TABLE shape_log (x int)")
+    prepare = m_parse("s1", "SELECT * FROM shape_t") + m_describe(b"S", "s1") + M_SYNC
+    run = m_bind("", "s1") + m_execute() + M_SYNC
+    a, b = s.wire(), s.wire()
+    for w in (a, b):
+        fields, _, errors, _ = shape_exchange(w, prepare)
+        check(fields == [1] and not errors, f"prepare: {fields} {errors}")
+        _, rows, errors, _ = shape_exchange(w, run)
+        check(rows == [["1"]] and not errors, f"before DDL: {rows} {errors}")
+
+    d.query("ALTER TABLE shape_t ADD COLUMN b text DEFAULT 'new'")
+    # a: the statement fails inside a pipeline, and the pipeline's insert goes too
+    _, rows, errors, status = shape_exchange(
+        a, m_parse("", "INSERT INTO shape_log VALUES (1)") + m_bind("", "") + m_execute()
+        + run[:-len(M_SYNC)] + M_SYNC)
+    check(not rows and errors == [STALE], f"after DDL: rows {rows}, errors {errors}")
+    check(status == b"I", f"ReadyForQuery status {status!r} after the error")
+    n = env.pg.query("SELECT count(*) FROM shape_log", dbname="app")[0][0]
+    check(n == 0, "the insert before the failed statement was committed")
+    # and keeps failing, for b too, while nobody prepares again
+    for w, who in ((a, "a again"), (b, "b")):
+        _, rows, errors, _ = shape_exchange(w, run)
+        check(not rows and errors == [STALE], f"{who}: rows {rows}, errors {errors}")
+    # Describe of it fails the same way
+    _, _, errors, _ = shape_exchange(b, m_describe(b"S", "s1") + M_SYNC)
+    check(errors == [STALE], f"Describe after DDL: {errors}")
+    # preparing again heals it
+    for w in (a, b):
+        fields, _, errors, _ = shape_exchange(w, m_close(b"S", "s1") + prepare)
+        check(fields == [2] and not errors, f"prepare again: {fields} {errors}")
+        _, rows, errors, _ = shape_exchange(w, run)
+        check(rows == [["1", "new"]] and not errors, f"after preparing again: {rows} {errors}")
+
+    # DDL that does not pass through sluice: PostgreSQL or sluice says so,
+    # whichever server the statement runs on, and preparing again heals it
+    env.pg.query("ALTER TABLE shape_t ALTER COLUMN b DROP DEFAULT, ALTER COLUMN b TYPE int USING 7", dbname="app")
+    _, rows, errors, _ = shape_exchange(a, run)
+    check(not rows and errors == [STALE], f"after direct DDL: rows {rows}, errors {errors}")
+    for _ in range(3):  # whichever server comes next
+        fields, _, errors, _ = shape_exchange(a, m_close(b"S", "s1") + prepare)
+        check(fields == [2] and not errors, f"prepare after direct DDL: {fields} {errors}")
+        _, rows, errors, _ = shape_exchange(a, run)
+        check(rows == [["1", "7"]] and not errors, f"after direct DDL: {rows} {errors}")
+
+    # a portal Describe also tells the shape (PgJDBC's way)
+    c = s.wire()
+    fields, rows, errors, _ = shape_exchange(
+        c, m_parse("s2", "SELECT a FROM shape_t") + m_bind("", "s2") + m_describe(b"P", "")
+        + m_execute() + M_SYNC)
+    check(fields == [1] and rows == [["1"]] and not errors, f"portal describe: {rows} {errors}")
+    # and a statement on another table, described too
+    d.query("INSERT INTO shape_log VALUES (5)")
+    fields, _, errors, _ = shape_exchange(
+        b, m_parse("s3", "SELECT x FROM shape_log") + m_describe(b"S", "s3") + M_SYNC)
+    check(fields == [1] and not errors, f"prepare s3: {fields} {errors}")
+    d.query("ALTER TABLE shape_t ALTER COLUMN a TYPE text")
+    _, rows, errors, _ = shape_exchange(c, m_bind("", "s2") + m_execute() + M_SYNC)
+    check(not rows and errors == [STALE], f"portal-described after DDL: {rows} {errors}")
+    # a statement whose shape did not change goes on working
+    for _ in range(3):
+        _, rows, errors, _ = shape_exchange(b, m_bind("", "s3") + m_execute() + M_SYNC)
+        check(rows == [["5"]] and not errors, f"unchanged shape after DDL: {rows} {errors}")
+    d.query("DROP TABLE shape_t, shape_log")
+    for w in (a, b, c, d):
+        w.close()

@@ -107,7 +107,24 @@ Test(frame, error_fields_round_trip)
 	cr_assert_str_eq(e.severity, "FATAL");
 	cr_assert_str_eq(e.sqlstate, "08P01");
 	cr_assert_str_eq(e.message, "bad");
+	cr_assert_str_eq(e.routine, "");
 	proto_buf_free(&b);
+}
+
+Test(frame, error_routine_field)
+{
+	/* as PostgreSQL sends it: S, V, C, M, F, L, R */
+	static const uint8_t msg[] = "E\0\0\0\x6c"
+	                             "SERROR\0VERROR\0C0A000\0Mcached plan must not change "
+	                             "result type\0Fplancache.c\0L740\0RRevalidateCachedQuery\0";
+	struct proto_msg m;
+	struct proto_error e;
+
+	cr_assert_eq(proto_next(msg, sizeof(msg), false, 1000, &m), PROTO_OK);
+	cr_assert_eq(m.raw_len, sizeof(msg)); /* the last NUL ends the fields */
+	cr_assert_eq(proto_parse_error(&m, &e), 0);
+	cr_assert_str_eq(e.sqlstate, "0A000");
+	cr_assert_str_eq(e.routine, "RevalidateCachedQuery");
 }
 
 Test(reader, sticky_error)
