@@ -639,10 +639,12 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, uint
 		}
 		if (ensure_prepared(s, cs->stmt, out) < 0)
 			return -1;
-		/* a Describe of this portal reports the statement's shape */
-		c->bound_portal = XXH64(portal, strlen(portal), 0);
-		c->bound_serial = cs->serial;
-		c->bound_stmt_id = cs->stmt->id;
+		if (!cs->has_shape) {
+			/* a Describe of this portal reports the statement's shape */
+			c->bound_portal = XXH64(portal, strlen(portal), 0);
+			c->bound_serial = cs->serial;
+			c->bound_stmt_id = cs->stmt->id;
+		}
 		start = proto_msg_begin(out, 'B');
 		if (start == (size_t)-1 || proto_put_str(out, portal) < 0 ||
 		    proto_put_str(out, cs->stmt->name) < 0 || proto_put_bytes(out, r.p, r.n) < 0)
@@ -665,6 +667,7 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, uint
 		    XXH64(name, strlen(name), 0) == c->bound_portal) {
 			struct shape_ref ref = {c->bound_serial, 0, c->bound_stmt_id};
 
+			c->bound_serial = 0; /* once is enough */
 			if (pq_push(&s->pq, pend, PROXY_PEND_SHAPE_KEEP, &ref, sizeof(ref)) < 0)
 				return -1;
 			return PROXY_PS_FORWARD;

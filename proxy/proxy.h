@@ -175,7 +175,7 @@ struct proxy_client {
 	bool skip_to_sync;           /* that check failed: drop messages up to the Sync */
 	uint32_t drop_left;          /* bytes of the current message still to drop */
 	uint64_t bound_portal;       /* hash of the portal name of the last Bind */
-	uint64_t bound_serial;       /* its named statement (proxy_cl_stmt serial), or 0 */
+	uint64_t bound_serial;       /* its named statement, if its shape is not known yet */
 	uint64_t bound_stmt_id;      /* and that statement's server-side id */
 	struct proxy_cl_stmt *stmts; /* owned: named prepared statements (transaction mode) */
 	double wait_since;           /* ev_now() when queued */
