@@ -4,7 +4,7 @@
 #
 # PostgreSQL and both poolers run on CPU 0, pgbench on CPU 1. Every scenario
 # is run ROUNDS times, interleaved (sluice, pgbouncer, direct, next scenario,
-# ...); the tables show medians. Pooler CPU is utime+stime from
+# ..., in an order rotated each round); the tables show medians. Pooler CPU is utime+stime from
 # /proc/PID/stat around each run, divided by the transactions pgbench made.
 #
 #   ROUNDS=3         rounds per scenario
@@ -236,6 +236,17 @@ bench_one() {
 	printf '  %-22s %-10s round %s: tps %-12s cpu/txn %s us\n' "$_scen" "$_tgt" "$_round" "$_tps" "$_cpu" >&2
 }
 
+# order ROUND: the targets, rotated each round, so that none always runs
+# right after another (a direct run's backends are still exiting when the
+# next run starts).
+order() {
+	case $(($1 % 3)) in
+	1) echo sluice pgbouncer direct ;;
+	2) echo pgbouncer direct sluice ;;
+	0) echo direct sluice pgbouncer ;;
+	esac
+}
+
 warm_up() {
 	for _tgt in sluice pgbouncer; do
 		bench_one warmup warmup "$_tgt" 0 "$1" simple 2 >/dev/null 2>&1
@@ -254,7 +265,7 @@ start_pgbouncer session "$SESSION_POOL"
 warm_up 100
 for r in $(seq 1 "$ROUNDS"); do
 	for c in 10 100; do
-		for tgt in sluice pgbouncer direct; do
+		for tgt in $(order "$r"); do
 			bench_one session "session-simple-c$c" "$tgt" "$r" "$c" simple
 		done
 	done
@@ -270,17 +281,19 @@ start_pgbouncer transaction "$TX_POOL"
 warm_up 100
 for r in $(seq 1 "$ROUNDS"); do
 	for c in 10 100; do
-		for tgt in sluice pgbouncer direct; do
+		for tgt in $(order "$r"); do
 			bench_one transaction "tx-extended-c$c" "$tgt" "$r" "$c" extended
 		done
 		# PgBouncer 1.18 cannot run -M prepared in transaction mode: its
 		# column runs -M extended.
-		bench_one transaction "tx-prepared-c$c" sluice "$r" "$c" prepared
-		bench_one transaction "tx-prepared-c$c" pgbouncer "$r" "$c" extended
-		bench_one transaction "tx-prepared-c$c" direct "$r" "$c" prepared
+		for tgt in $(order "$r"); do
+			proto=prepared
+			[ "$tgt" = pgbouncer ] && proto=extended
+			bench_one transaction "tx-prepared-c$c" "$tgt" "$r" "$c" "$proto"
+		done
 	done
 	# a new connection per transaction (pgbench -C): what logins cost
-	for tgt in sluice pgbouncer direct; do
+	for tgt in $(order "$r"); do
 		bench_one transaction "tx-connect-per-txn-c4" "$tgt" "$r" 4 simple "" -C
 	done
 done

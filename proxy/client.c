@@ -1015,8 +1015,8 @@ static bool relay_to_server(struct proxy_client *c)
 				proto_buf_free(&rew);
 				start = p; /* what came before is sent and consumed */
 				c->stalled = true;
-				c->unsynced =
-				        true; /* the injected batch waits for the client's Sync */
+				/* the injected batch waits for the client's Sync */
+				c->unsynced = true;
 				proxy_io_stop_read(ctx, &c->io);
 				break;
 			}

@@ -665,8 +665,8 @@ static bool inspect(struct proxy_server *s, uint8_t type, const uint8_t *body, s
 	return s->internal > 0 || s->state != PROXY_SV_ACTIVE;
 }
 
-/* Transaction pooling: give the server back once the client's transaction
- * is over and nothing more is in flight. */
+/* In place of a hidden server error: "cached plan must not change result
+ * type" (see prepared.c). */
 static int send_stale_error(struct proxy_client *c)
 {
 	struct proto_buf b;
@@ -680,6 +680,8 @@ static int send_stale_error(struct proxy_client *c)
 	return rc;
 }
 
+/* Transaction pooling: give the server back once the client's transaction
+ * is over and nothing more is in flight. */
 static void maybe_release(struct proxy_server *s)
 {
 	struct proxy_client *c = s->client;
