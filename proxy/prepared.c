@@ -357,43 +357,6 @@ struct shape_ref {
 /* No statement of sluice's has this name: describing it fails at once. */
 #define STALE_NAME "sluice_stale"
 
-enum shape_gate { SHAPE_GO = 0, SHAPE_STALL, SHAPE_STALE };
-
-/*
- * May a client statement be used on <s>? SHAPE_GO if the client never
- * described it or the server's copy has the shape the client knows;
- * SHAPE_STALE if the shape changed; SHAPE_STALL when the server's shape is
- * not known yet: a Parse (if needed) and a Describe are injected, and the
- * client's message waits for the answer. -1 on OOM.
- */
-static int shape_gate(struct proxy_server *s, struct proxy_cl_stmt *cs, struct proto_buf *out)
-{
-	struct proxy_sv_stmt *ss;
-	struct shape_ref ref;
-
-	if (cs->stale)
-		return SHAPE_STALE;
-	if (!cs->has_shape)
-		return SHAPE_GO;
-	ss = sv_find(s, cs->stmt);
-	if (ss && ss->has_shape) {
-		if (ss->shape == cs->shape)
-			return SHAPE_GO;
-		cs->stale = true;
-		return SHAPE_STALE;
-	}
-	ref.serial = cs->serial;
-	ref.expected = cs->shape;
-	ref.stmt_id = cs->stmt->id;
-	if (ensure_prepared(s, cs->stmt, out) < 0 || put_describe_stmt(out, cs->stmt->name) < 0 ||
-	    proto_put_msg(out, 'H', NULL, 0) < 0 ||
-	    pq_push(&s->pq, PROXY_PEND_DESCRIBE_S, PROXY_PEND_HIDE | PROXY_PEND_SHAPE_CHECK, &ref,
-	            sizeof(ref)) < 0)
-		return -1;
-	s->pq.checks++;
-	return SHAPE_STALL;
-}
-
 /* In place of a statement whose shape changed: a Describe that fails, so
  * that PostgreSQL itself ends the pipeline and its transaction as it would
  * for "cached plan must not change result type"; the error is swapped. */
@@ -406,9 +369,42 @@ static int put_stale(struct proxy_server *s, uint8_t kind, struct proto_buf *out
 }
 
 /*
- * PostgreSQL's own error, with its routine name: drivers that heal it by
- * preparing the statement again (PgJDBC) recognise it by that.
+ * May a client statement be used on <s> (for a request whose reply is of
+ * <kind>)? 0 to go on: the client never described it, or the server's copy
+ * has the shape the client knows. If the shape changed, the request is
+ * replaced by a failing one (PROXY_PS_REPLACE). If the server's shape is not
+ * known yet, a Parse (if needed) and a Describe are injected and the
+ * request waits for their answer (PROXY_PS_STALL). -1 on OOM.
  */
+static int shape_gate(struct proxy_server *s, struct proxy_cl_stmt *cs, uint8_t kind,
+                      struct proto_buf *out)
+{
+	struct proxy_sv_stmt *ss;
+	struct shape_ref ref;
+
+	if (cs->stale)
+		return put_stale(s, kind, out);
+	if (!cs->has_shape)
+		return 0;
+	ss = sv_find(s, cs->stmt);
+	if (ss && ss->has_shape) {
+		if (ss->shape == cs->shape)
+			return 0;
+		cs->stale = true;
+		return put_stale(s, kind, out);
+	}
+	ref.serial = cs->serial;
+	ref.expected = cs->shape;
+	ref.stmt_id = cs->stmt->id;
+	if (ensure_prepared(s, cs->stmt, out) < 0 || put_describe_stmt(out, cs->stmt->name) < 0 ||
+	    proto_put_msg(out, 'H', NULL, 0) < 0 ||
+	    pq_push(&s->pq, PROXY_PEND_DESCRIBE_S, PROXY_PEND_HIDE | PROXY_PEND_SHAPE_CHECK, &ref,
+	            sizeof(ref)) < 0)
+		return -1;
+	s->pq.checks++;
+	return PROXY_PS_STALL;
+}
+
 int proxy_ps_put_stale_error(struct proto_buf *b)
 {
 	static const char *const fields[][2] = {
@@ -553,6 +549,7 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, uint
                             const uint8_t *body, size_t blen, struct proto_buf *out)
 {
 	struct proto_reader r;
+	int act;
 
 	proto_reader_init(&r, body, blen);
 	switch (type) {
@@ -627,16 +624,8 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, uint
 				return -1;
 			return PROXY_PS_FORWARD;
 		}
-		switch (shape_gate(s, cs, out)) {
-		case SHAPE_GO:
-			break;
-		case SHAPE_STALL:
-			return PROXY_PS_STALL;
-		case SHAPE_STALE:
-			return put_stale(s, PROXY_PEND_BIND, out);
-		default:
-			return -1;
-		}
+		if ((act = shape_gate(s, cs, PROXY_PEND_BIND, out)) != 0)
+			return act;
 		if (ensure_prepared(s, cs->stmt, out) < 0)
 			return -1;
 		if (!cs->has_shape) {
@@ -690,16 +679,8 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, uint
 				return -1;
 			return PROXY_PS_DROP;
 		}
-		switch (shape_gate(s, cs, out)) {
-		case SHAPE_GO:
-			break;
-		case SHAPE_STALL:
-			return PROXY_PS_STALL;
-		case SHAPE_STALE:
-			return put_stale(s, pend, out);
-		default:
-			return -1;
-		}
+		if ((act = shape_gate(s, cs, pend, out)) != 0)
+			return act;
 		struct shape_ref ref = {cs->serial, 0, cs->stmt->id};
 
 		if (ensure_prepared(s, cs->stmt, out) < 0 ||
