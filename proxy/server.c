@@ -852,7 +852,12 @@ void proxy_server_process(struct proxy_server *s)
 	if (stmt_abort && s->client && statement_abort(s) < 0)
 		goto client_failed;
 	if (s->client) {
-		proxy_io_push(ctx, &s->client->io); /* what this read produced, at once */
+		/* What this read produced for the client is not sent yet: replies
+		 * for all clients leave together when the loop iteration ends, so
+		 * that a process serving many connections (a pgbench thread, an
+		 * application's pool) is woken once per batch rather than once per
+		 * reply. Waking a sleeping reader is the sender's cost, and the
+		 * largest share of a pooler's. */
 		if (proto_buf_avail(&s->client->io.out) > PROXY_HIGH_WATER)
 			proxy_io_stop_read(ctx, &s->io); /* backpressure: client is slow */
 	}
