@@ -1055,7 +1055,7 @@ static bool relay_to_server(struct proxy_client *c)
 	}
 	if (s->track)
 		proxy_server_emit_fakes(s); /* replies made here may be due now */
-	proxy_io_push(ctx, &s->io);         /* the batch is complete: no need to wait */
+	/* what was relayed leaves when the loop iteration ends (proxy_io_flush_dirty) */
 	if (c->state != PROXY_CL_ACTIVE)
 		return false;
 	if (proto_buf_avail(&s->io.out) > PROXY_HIGH_WATER)

@@ -159,7 +159,8 @@ int proxy_io_send(struct proxy_ctx *ctx, struct proxy_io *io, const void *p, siz
 	return 0;
 }
 
-void proxy_io_push(struct proxy_ctx *ctx, struct proxy_io *io)
+/* Write out what is queued on <io> now. */
+static void io_push(struct proxy_ctx *ctx, struct proxy_io *io)
 {
 	if (io->fd < 0 || io->handshaking || ev_is_active(&io->wr) ||
 	    proto_buf_avail(&io->out) == 0)
@@ -172,15 +173,38 @@ void proxy_io_push(struct proxy_ctx *ctx, struct proxy_io *io)
 	}
 }
 
+/*
+ * Before the loop sleeps: write what this iteration queued. Replies to
+ * clients go first, queries to servers after. Each write that wakes a
+ * sleeping reader costs the writer most of what a round trip costs it, so
+ * replies for many connections of one client process are written together
+ * (it wakes once), and a server process woken by its query (on the same
+ * core, it may preempt the pooler at once) no longer holds up the replies.
+ */
 void proxy_io_flush_dirty(struct proxy_ctx *ctx)
 {
+	struct proxy_io *late = NULL;
+
 	while (ctx->dirty) {
 		struct proxy_io *io = ctx->dirty;
 
 		ctx->dirty = io->next_dirty;
+		if (io->late) {
+			io->next_dirty = late;
+			late = io;
+			continue;
+		}
 		io->next_dirty = NULL;
 		io->dirty = false;
-		proxy_io_push(ctx, io);
+		io_push(ctx, io);
+	}
+	while (late) {
+		struct proxy_io *io = late;
+
+		late = io->next_dirty;
+		io->next_dirty = NULL;
+		io->dirty = false;
+		io_push(ctx, io);
 	}
 }
 

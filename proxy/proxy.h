@@ -54,6 +54,7 @@ struct proxy_io {
 	struct proto_buf out; /* owned: bytes waiting for the socket */
 	bool dirty;           /* on ctx->dirty: out to be flushed before the loop sleeps */
 	bool failed;          /* a deferred write failed: the next read reports it */
+	bool late;            /* server side: flushed after the client side */
 	struct proxy_io *next_dirty;
 };
 
@@ -281,10 +282,8 @@ ssize_t proxy_io_read(struct proxy_io *io);
 int proxy_io_send(struct proxy_ctx *ctx, struct proxy_io *io, const void *p, size_t n) PROXY_WUR;
 /* Write queued bytes. 1 when all are out, 0 when some remain, -1 on error. */
 int proxy_io_flush(struct proxy_ctx *ctx, struct proxy_io *io) PROXY_WUR;
-/* Write out what sends queued during this loop iteration. */
+/* Write out what sends queued during this loop iteration: client side first. */
 void proxy_io_flush_dirty(struct proxy_ctx *ctx);
-/* Write out what is queued on <io> now (a whole batch of relayed messages). */
-void proxy_io_push(struct proxy_ctx *ctx, struct proxy_io *io);
 void proxy_io_close(struct proxy_ctx *ctx, struct proxy_io *io);
 
 /* tls.c */

@@ -278,6 +278,7 @@ int proxy_server_open(struct proxy_ctx *ctx, struct pool *p)
 	pool_list_init(&s->stmt_lru);
 	s->ddl_epoch = ctx->ddl_epoch;
 	proxy_io_init(&s->io, fd);
+	s->io.late = true;
 	ev_io_init(&s->io.rd, server_read_cb, fd, EV_READ);
 	ev_io_init(&s->io.wr, server_write_cb, fd, EV_WRITE);
 	s->io.rd.data = s->io.wr.data = s;
@@ -852,12 +853,8 @@ void proxy_server_process(struct proxy_server *s)
 	if (stmt_abort && s->client && statement_abort(s) < 0)
 		goto client_failed;
 	if (s->client) {
-		/* What this read produced for the client is not sent yet: replies
-		 * for all clients leave together when the loop iteration ends, so
-		 * that a process serving many connections (a pgbench thread, an
-		 * application's pool) is woken once per batch rather than once per
-		 * reply. Waking a sleeping reader is the sender's cost, and the
-		 * largest share of a pooler's. */
+		/* what this read produced leaves when the loop iteration ends,
+		 * with the replies to other clients (proxy_io_flush_dirty) */
 		if (proto_buf_avail(&s->client->io.out) > PROXY_HIGH_WATER)
 			proxy_io_stop_read(ctx, &s->io); /* backpressure: client is slow */
 	}
