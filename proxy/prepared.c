@@ -289,19 +289,10 @@ static int put_parse(struct proto_buf *b, const char *name, const struct proxy_s
 	return 0;
 }
 
-static int put_describe_stmt(struct proto_buf *b, const char *name)
+/* Describe ('D') or Close ('C') of the statement <name>. */
+static int put_stmt_msg(struct proto_buf *b, uint8_t type, const char *name)
 {
-	size_t start = proto_msg_begin(b, 'D');
-
-	if (start == (size_t)-1 || proto_put_u8(b, 'S') < 0 || proto_put_str(b, name) < 0)
-		return -1;
-	proto_msg_end(b, start);
-	return 0;
-}
-
-static int put_close_stmt(struct proto_buf *b, const char *name)
-{
-	size_t start = proto_msg_begin(b, 'C');
+	size_t start = proto_msg_begin(b, type);
 
 	if (start == (size_t)-1 || proto_put_u8(b, 'S') < 0 || proto_put_str(b, name) < 0)
 		return -1;
@@ -326,7 +317,7 @@ static int ensure_prepared(struct proxy_server *s, struct proxy_stmt *st, struct
 	if (max > 0 && s->stmt_lru.n >= (size_t)max) {
 		struct proxy_sv_stmt *old = s->stmt_lru.head.prev->owner;
 
-		if (put_close_stmt(out, old->stmt->name) < 0 ||
+		if (put_stmt_msg(out, 'C', old->stmt->name) < 0 ||
 		    pq_push(&s->pq, PROXY_PEND_CLOSE, PROXY_PEND_HIDE, NULL, 0) < 0)
 			return -1;
 		sv_remove(s, old);
@@ -362,7 +353,7 @@ struct shape_ref {
  * for "cached plan must not change result type"; the error is swapped. */
 static int put_stale(struct proxy_server *s, uint8_t kind, struct proto_buf *out)
 {
-	if (put_describe_stmt(out, STALE_NAME) < 0 ||
+	if (put_stmt_msg(out, 'D', STALE_NAME) < 0 ||
 	    pq_push(&s->pq, kind, PROXY_PEND_STALE, NULL, 0) < 0)
 		return -1;
 	return PROXY_PS_REPLACE;
@@ -396,7 +387,7 @@ static int shape_gate(struct proxy_server *s, struct proxy_cl_stmt *cs, uint8_t 
 	ref.serial = cs->serial;
 	ref.expected = cs->shape;
 	ref.stmt_id = cs->stmt->id;
-	if (ensure_prepared(s, cs->stmt, out) < 0 || put_describe_stmt(out, cs->stmt->name) < 0 ||
+	if (ensure_prepared(s, cs->stmt, out) < 0 || put_stmt_msg(out, 'D', cs->stmt->name) < 0 ||
 	    proto_put_msg(out, 'H', NULL, 0) < 0 ||
 	    pq_push(&s->pq, PROXY_PEND_DESCRIBE_S, PROXY_PEND_HIDE | PROXY_PEND_SHAPE_CHECK, &ref,
 	            sizeof(ref)) < 0)
@@ -684,7 +675,7 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, uint
 		struct shape_ref ref = {cs->serial, 0, cs->stmt->id};
 
 		if (ensure_prepared(s, cs->stmt, out) < 0 ||
-		    put_describe_stmt(out, cs->stmt->name) < 0 ||
+		    put_stmt_msg(out, 'D', cs->stmt->name) < 0 ||
 		    pq_push(&s->pq, pend, PROXY_PEND_SHAPE_KEEP, &ref, sizeof(ref)) < 0)
 			return -1;
 		return PROXY_PS_REPLACE;
