@@ -345,17 +345,21 @@ struct shape_ref {
 	uint64_t stmt_id;  /* the server-side statement */
 };
 
-/* No statement of sluice's has this name: describing it fails at once. */
-#define STALE_NAME "sluice_stale"
-
-/* In place of a statement whose shape changed: a Describe that fails, so
- * that PostgreSQL itself ends the pipeline and its transaction as it would
- * for "cached plan must not change result type"; the error is swapped. */
+/*
+ * In place of a statement whose shape changed: a message PostgreSQL always
+ * refuses with an ERROR (a Describe of no known kind; a name could have been
+ * taken by an SQL PREPARE), so that PostgreSQL itself ends the pipeline and
+ * its transaction as it would for "cached plan must not change result
+ * type". The relay swaps the error for that one.
+ */
 static int put_stale(struct proxy_server *s, uint8_t kind, struct proto_buf *out)
 {
-	if (put_stmt_msg(out, 'D', STALE_NAME) < 0 ||
+	size_t start = proto_msg_begin(out, 'D');
+
+	if (start == (size_t)-1 || proto_put_u8(out, '!') < 0 || proto_put_str(out, "") < 0 ||
 	    pq_push(&s->pq, kind, PROXY_PEND_STALE, NULL, 0) < 0)
 		return -1;
+	proto_msg_end(out, start);
 	return PROXY_PS_REPLACE;
 }
 
@@ -396,6 +400,8 @@ static int shape_gate(struct proxy_server *s, struct proxy_cl_stmt *cs, uint8_t 
 	return PROXY_PS_STALL;
 }
 
+/* PostgreSQL's own error, with its routine name: drivers that heal it by
+ * preparing the statement again (PgJDBC) recognise it by that. */
 int proxy_ps_put_stale_error(struct proto_buf *b)
 {
 	static const char *const fields[][2] = {
