@@ -166,10 +166,12 @@ static void io_push(struct proxy_ctx *ctx, struct proxy_io *io)
 	    proto_buf_avail(&io->out) == 0)
 		return;
 	if (proxy_io_flush(ctx, io) < 0) {
-		/* Let the owner find out through its read callback. */
+		/* Let the owner find out through its read callback. That runs after
+		 * the reaper, so what it queues needs another loop iteration. */
 		io->failed = true;
 		proto_buf_reset(&io->out);
 		ev_feed_event(ctx->loop, &io->rd, EV_READ);
+		ev_idle_start(ctx->loop, &ctx->kick);
 	}
 }
 

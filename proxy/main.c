@@ -63,6 +63,14 @@ static void reaper_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 		ev_break(ctx->loop, EVBREAK_ALL);
 }
 
+/* Its only use is that the loop goes round once more without sleeping, so
+ * the reaper flushes what callbacks run after it queued. */
+static void kick_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	(void)revents;
+	ev_idle_stop(loop, w);
+}
+
 static void janitor_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	(void)loop;
@@ -194,6 +202,7 @@ static void start_watchers(struct proxy_ctx *ctx)
 	ev_prepare_init(&ctx->reaper, reaper_cb);
 	ctx->reaper.data = ctx;
 	ev_prepare_start(ctx->loop, &ctx->reaper);
+	ev_idle_init(&ctx->kick, kick_cb);
 }
 
 void proxy_reload(struct proxy_ctx *ctx)

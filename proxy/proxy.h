@@ -234,6 +234,7 @@ struct proxy_ctx {
 	ev_signal sig_int, sig_term, sig_hup;
 	ev_timer janitor;       /* once a second: pool upkeep */
 	ev_prepare reaper;      /* flushes queued output, frees closed connections */
+	ev_idle kick;           /* one more loop iteration, for output queued after the reaper */
 	struct proxy_io *dirty; /* connections with output queued this loop iteration */
 
 	struct pool_set pools;
