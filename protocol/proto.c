@@ -324,11 +324,12 @@ static int put_field(struct proto_buf *b, char code, const char *v)
 }
 
 static int put_fields(struct proto_buf *b, const char *severity, const char *sqlstate,
-                      const char *msg, const char *detail, const char *hint)
+                      const char *msg, const char *detail, const char *hint, const char *routine)
 {
 	if (put_field(b, 'S', severity) < 0 || put_field(b, 'V', severity) < 0 ||
 	    put_field(b, 'C', sqlstate) < 0 || put_field(b, 'M', msg) < 0 ||
-	    put_field(b, 'D', detail) < 0 || put_field(b, 'H', hint) < 0)
+	    put_field(b, 'D', detail) < 0 || put_field(b, 'H', hint) < 0 ||
+	    put_field(b, 'R', routine) < 0)
 		return -1;
 	return proto_put_u8(b, 0);
 }
@@ -336,13 +337,20 @@ static int put_fields(struct proto_buf *b, const char *severity, const char *sql
 int proto_put_error(struct proto_buf *b, const char *severity, const char *sqlstate,
                     const char *msg, const char *detail, const char *hint)
 {
-	BUILD(b, 'E', put_fields(b, severity, sqlstate, msg, detail, hint));
+	BUILD(b, 'E', put_fields(b, severity, sqlstate, msg, detail, hint, NULL));
+}
+
+int proto_put_error_routine(struct proto_buf *b, const char *severity, const char *sqlstate,
+                            const char *msg, const char *detail, const char *hint,
+                            const char *routine)
+{
+	BUILD(b, 'E', put_fields(b, severity, sqlstate, msg, detail, hint, routine));
 }
 
 int proto_put_notice(struct proto_buf *b, const char *severity, const char *sqlstate,
                      const char *msg, const char *detail, const char *hint)
 {
-	BUILD(b, 'N', put_fields(b, severity, sqlstate, msg, detail, hint));
+	BUILD(b, 'N', put_fields(b, severity, sqlstate, msg, detail, hint, NULL));
 }
 
 static int put_auth_body(struct proto_buf *b, uint32_t code, const void *data, size_t len)

@@ -158,7 +158,11 @@ int proto_put_msg(struct proto_buf *b, uint8_t type, const void *body, size_t le
 /* 'E' with S, V, C, M and optional D (detail) and H (hint). */
 int proto_put_error(struct proto_buf *b, const char *severity, const char *sqlstate,
                     const char *msg, const char *detail, const char *hint) PROTO_WUR;
-/* 'N' notice, same fields. */
+/* The same, with R: the name of the server routine that raised it. */
+int proto_put_error_routine(struct proto_buf *b, const char *severity, const char *sqlstate,
+                            const char *msg, const char *detail, const char *hint,
+                            const char *routine) PROTO_WUR;
+/* 'N' notice, same fields as proto_put_error. */
 int proto_put_notice(struct proto_buf *b, const char *severity, const char *sqlstate,
                      const char *msg, const char *detail, const char *hint) PROTO_WUR;
 /* 'R' with a code and optional payload. */

@@ -106,8 +106,6 @@ static void pq_pop(struct proxy_pq *q)
 {
 	if (q->n == 0)
 		return;
-	if (pq_at(q, 0)->flags & PROXY_PEND_SHAPE_CHECK)
-		q->checks--;
 	q->head = (q->head + 1) % q->cap;
 	q->n--;
 }
@@ -303,10 +301,11 @@ static int put_stmt_msg(struct proto_buf *b, uint8_t type, const char *name)
 /*
  * Make sure <s> has <st> prepared, injecting a hidden Parse (and Close of
  * the least recently used statement when over the limit) into <out>.
+ * <ss> is what sv_find(s, st) returned.
  */
-static int ensure_prepared(struct proxy_server *s, struct proxy_stmt *st, struct proto_buf *out)
+static int ensure_prepared(struct proxy_server *s, struct proxy_stmt *st, struct proxy_sv_stmt *ss,
+                           struct proto_buf *out)
 {
-	struct proxy_sv_stmt *ss = sv_find(s, st);
 	int max = s->ctx->conf->max_prepared_statements;
 
 	if (ss) {
@@ -364,39 +363,39 @@ static int put_stale(struct proxy_server *s, uint8_t kind, struct proto_buf *out
 }
 
 /*
- * May a client statement be used on <s> (for a request whose reply is of
- * <kind>)? 0 to go on: the client never described it, or the server's copy
- * has the shape the client knows. If the shape changed, the request is
- * replaced by a failing one (PROXY_PS_REPLACE). If the server's shape is not
- * known yet, a Parse (if needed) and a Describe are injected and the
- * request waits for their answer (PROXY_PS_STALL). -1 on OOM.
+ * Make a client statement ready for a request on <s> (whose reply is of
+ * <kind>). 0 when it is: prepared there (a Parse injected if needed), and
+ * either never described by the client or with the shape the client knows.
+ * If the shape changed, the request is replaced by a failing one
+ * (PROXY_PS_REPLACE). If the server's shape is not known yet, a Describe is
+ * injected and the request waits for its answer (PROXY_PS_STALL). -1 on OOM.
  */
-static int shape_gate(struct proxy_server *s, struct proxy_cl_stmt *cs, uint8_t kind,
+static int stmt_ready(struct proxy_server *s, struct proxy_cl_stmt *cs, uint8_t kind,
                       struct proto_buf *out)
 {
 	struct proxy_sv_stmt *ss;
 	struct shape_ref ref;
+	bool known;
 
 	if (cs->stale)
 		return put_stale(s, kind, out);
-	if (!cs->has_shape)
-		return 0;
 	ss = sv_find(s, cs->stmt);
-	if (ss && ss->has_shape) {
-		if (ss->shape == cs->shape)
-			return 0;
+	known = ss && ss->has_shape;
+	if (cs->has_shape && known && ss->shape != cs->shape) {
 		cs->stale = true;
 		return put_stale(s, kind, out);
 	}
+	if (ensure_prepared(s, cs->stmt, ss, out) < 0)
+		return -1;
+	if (!cs->has_shape || known)
+		return 0;
 	ref.serial = cs->serial;
 	ref.expected = cs->shape;
 	ref.stmt_id = cs->stmt->id;
-	if (ensure_prepared(s, cs->stmt, out) < 0 || put_stmt_msg(out, 'D', cs->stmt->name) < 0 ||
-	    proto_put_msg(out, 'H', NULL, 0) < 0 ||
+	if (put_stmt_msg(out, 'D', cs->stmt->name) < 0 || proto_put_msg(out, 'H', NULL, 0) < 0 ||
 	    pq_push(&s->pq, PROXY_PEND_DESCRIBE_S, PROXY_PEND_HIDE | PROXY_PEND_SHAPE_CHECK, &ref,
 	            sizeof(ref)) < 0)
 		return -1;
-	s->pq.checks++;
 	return PROXY_PS_STALL;
 }
 
@@ -404,28 +403,12 @@ static int shape_gate(struct proxy_server *s, struct proxy_cl_stmt *cs, uint8_t 
  * preparing the statement again (PgJDBC) recognise it by that. */
 int proxy_ps_put_stale_error(struct proto_buf *b)
 {
-	static const char *const fields[][2] = {
-	        {"S", "ERROR"},
-	        {"V", "ERROR"},
-	        {"C", "0A000"},
-	        {"M", "cached plan must not change result type"},
-	        {"D", "A table or type this prepared statement uses was altered since the "
-	              "statement was described."},
-	        {"H", "Prepare the statement again: Close it and Parse it anew."},
-	        {"R", "RevalidateCachedQuery"},
-	};
-	size_t start = proto_msg_begin(b, 'E');
-
-	if (start == (size_t)-1)
-		return -1;
-	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
-		if (proto_put_u8(b, (uint8_t)fields[i][0][0]) < 0 ||
-		    proto_put_str(b, fields[i][1]) < 0)
-			return -1;
-	if (proto_put_u8(b, 0) < 0)
-		return -1;
-	proto_msg_end(b, start);
-	return 0;
+	return proto_put_error_routine(
+	        b, "ERROR", "0A000", "cached plan must not change result type",
+	        "A table or type this prepared statement uses was altered since the statement "
+	        "was described.",
+	        "Prepare the statement again: Close it and Parse it anew.",
+	        "RevalidateCachedQuery");
 }
 
 static const uint8_t parse_complete[5] = {'1', 0, 0, 0, 4};
@@ -583,6 +566,7 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, uint
 		const uint8_t *types = r.p;
 		size_t types_len = r.n;
 		struct proxy_stmt *st;
+		struct proxy_sv_stmt *ss;
 
 		if (!name || !query)
 			return PROXY_PS_FORWARD; /* malformed: the server says so */
@@ -596,14 +580,14 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, uint
 		st = stmt_get(c->ctx, query, types, types_len);
 		if (!st || cl_set(c, name, st) < 0)
 			return -1;
-		if (sv_find(s, st)) {
+		if ((ss = sv_find(s, st))) {
 			/* already there: answer ParseComplete in order */
-			if (ensure_prepared(s, st, out) < 0 ||
+			if (ensure_prepared(s, st, ss, out) < 0 ||
 			    pq_push(&s->pq, PROXY_PEND_FAKE, 0, parse_complete, 5) < 0)
 				return -1;
 			return PROXY_PS_REPLACE;
 		}
-		if (ensure_prepared(s, st, out) < 0)
+		if (ensure_prepared(s, st, NULL, out) < 0)
 			return -1;
 		/* the injected Parse is this Parse: its reply goes to the client */
 		s->pq.v[(s->pq.head + s->pq.n - 1) % s->pq.cap].flags &= ~PROXY_PEND_HIDE;
@@ -621,10 +605,8 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, uint
 				return -1;
 			return PROXY_PS_FORWARD;
 		}
-		if ((act = shape_gate(s, cs, PROXY_PEND_BIND, out)) != 0)
+		if ((act = stmt_ready(s, cs, PROXY_PEND_BIND, out)) != 0)
 			return act;
-		if (ensure_prepared(s, cs->stmt, out) < 0)
-			return -1;
 		if (!cs->has_shape) {
 			/* a Describe of this portal reports the statement's shape */
 			c->bound_portal = XXH64(portal, strlen(portal), 0);
@@ -676,12 +658,11 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, uint
 				return -1;
 			return PROXY_PS_DROP;
 		}
-		if ((act = shape_gate(s, cs, pend, out)) != 0)
+		if ((act = stmt_ready(s, cs, pend, out)) != 0)
 			return act;
 		struct shape_ref ref = {cs->serial, 0, cs->stmt->id};
 
-		if (ensure_prepared(s, cs->stmt, out) < 0 ||
-		    put_stmt_msg(out, 'D', cs->stmt->name) < 0 ||
+		if (put_stmt_msg(out, 'D', cs->stmt->name) < 0 ||
 		    pq_push(&s->pq, pend, PROXY_PEND_SHAPE_KEEP, &ref, sizeof(ref)) < 0)
 			return -1;
 		return PROXY_PS_REPLACE;
@@ -716,11 +697,19 @@ static void forget_parse(struct proxy_server *s, const struct proxy_pending *h)
 		sv_remove(s, ss);
 }
 
-bool proxy_ps_wants_body(const struct proxy_server *s, uint8_t type)
+bool proxy_ps_checking(const struct proxy_server *s)
+{
+	for (size_t i = 0; i < s->pq.n; i++)
+		if (s->pq.v[(s->pq.head + i) % s->pq.cap].flags & PROXY_PEND_SHAPE_CHECK)
+			return true;
+	return false;
+}
+
+bool proxy_ps_wants_body(const struct proxy_server *s)
 {
 	const struct proxy_pending *h;
 
-	if (s->pq.n == 0 || type != 'T')
+	if (s->pq.n == 0)
 		return false;
 	h = &s->pq.v[s->pq.head];
 	return (h->kind == PROXY_PEND_DESCRIBE_S || h->kind == PROXY_PEND_DESCRIBE_P) &&

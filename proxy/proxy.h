@@ -124,7 +124,6 @@ struct proxy_pending {
 struct proxy_pq {
 	struct proxy_pending *v; /* owned */
 	size_t head, n, cap;
-	size_t checks;     /* PROXY_PEND_SHAPE_CHECK entries queued */
 	bool check_failed; /* one was skipped by an error before its answer came */
 };
 
@@ -366,8 +365,11 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, uint
  * the client the stale-statement error in its place. */
 #define PROXY_PS_STALE_ERROR 2
 int proxy_ps_track_reply(struct proxy_server *s, uint8_t type, const uint8_t *body, size_t len);
-/* Must the relay read this reply whole and pass its body to track_reply? */
-bool proxy_ps_wants_body(const struct proxy_server *s, uint8_t type);
+/* Must the relay read this RowDescription whole and pass its body to
+ * track_reply? */
+bool proxy_ps_wants_body(const struct proxy_server *s);
+/* Is a shape check (a client's stalled message) still waiting for its answer? */
+bool proxy_ps_checking(const struct proxy_server *s);
 /* Append the stale-statement ErrorResponse to <b>. */
 int proxy_ps_put_stale_error(struct proto_buf *b);
 /* If a locally made reply is at the head of the queue, copy it to <buf>

@@ -796,7 +796,7 @@ void proxy_server_process(struct proxy_server *s)
 			return;
 		}
 		if ((must_inspect(type) ||
-		     (s->track && s->internal == 0 && proxy_ps_wants_body(s, type))) &&
+		     (type == 'T' && s->track && s->internal == 0 && proxy_ps_wants_body(s))) &&
 		    len <= PROXY_INSPECT_MAX) {
 			int tr = 0;
 
@@ -858,7 +858,7 @@ void proxy_server_process(struct proxy_server *s)
 		if (proto_buf_avail(&s->client->io.out) > PROXY_HIGH_WATER)
 			proxy_io_stop_read(ctx, &s->io); /* backpressure: client is slow */
 	}
-	if (s->client && s->client->stalled && s->pq.checks == 0) {
+	if (s->client && s->client->stalled && !proxy_ps_checking(s)) {
 		/* the shape check is answered: go on with the client's messages */
 		struct proxy_client *c = s->client;
 

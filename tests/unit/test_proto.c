@@ -127,6 +127,24 @@ Test(frame, error_routine_field)
 	cr_assert_str_eq(e.routine, "RevalidateCachedQuery");
 }
 
+Test(frame, error_routine_round_trip)
+{
+	struct proto_buf b;
+	struct proto_msg m;
+	struct proto_error e;
+
+	proto_buf_init(&b);
+	cr_assert_eq(proto_put_error_routine(&b, "ERROR", "0A000", "msg", NULL, "hint", "Routine"),
+	             0);
+	cr_assert_eq(proto_next(proto_buf_head(&b), proto_buf_avail(&b), false, 1000, &m),
+	             PROTO_OK);
+	cr_assert_eq(proto_parse_error(&m, &e), 0);
+	cr_assert_str_eq(e.sqlstate, "0A000");
+	cr_assert_str_eq(e.message, "msg");
+	cr_assert_str_eq(e.routine, "Routine");
+	proto_buf_free(&b);
+}
+
 Test(reader, sticky_error)
 {
 	const uint8_t body[] = {0, 1, 'a', 'b'};
