@@ -27,6 +27,7 @@ void proxy_io_init(struct proxy_io *io, int fd)
 	io->handshaking = false;
 	io->dirty = false;
 	io->failed = false;
+	io->late = false;
 	io->next_dirty = NULL;
 	proto_buf_init(&io->in);
 	proto_buf_init(&io->out);
