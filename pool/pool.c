@@ -121,6 +121,8 @@ struct pool *pool_create(struct pool_set *s, const struct conf *c, const struct 
 	pool_list_init(&p->used);
 	pool_list_init(&p->connecting);
 	pool_list_init(&p->waiting);
+	pool_list_init(&p->cl_idle);
+	pool_list_init(&p->cl_active);
 	pool_list_init(&p->logins);
 	pool_apply_conf(p, c, db);
 	HASH_ADD_KEYPTR(hh, s->by_key, p->key, p->key_len, p);

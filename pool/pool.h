@@ -63,8 +63,11 @@ struct pool {
 	struct pool_list idle;       /* servers ready for a client (LIFO: warm ones first) */
 	struct pool_list used;       /* servers linked to a client or being reset */
 	struct pool_list connecting; /* servers in connect/login */
-	struct pool_list waiting;    /* clients queued for a server (FIFO) */
-	struct pool_list logins; /* clients waiting for the first server login (ParameterStatus) */
+	/* Clients of this pool, one list per state (proxy_client_set_state moves them). */
+	struct pool_list logins;    /* waiting for the first server login (ParameterStatus) */
+	struct pool_list cl_idle;   /* logged in, no server */
+	struct pool_list waiting;   /* queued for a server (FIFO) */
+	struct pool_list cl_active; /* linked to a server */
 
 	/* ParameterStatus of the first server that logged in: sent to clients at login. */
 	struct pool_param params[POOL_MAX_PARAMS];
@@ -88,7 +91,7 @@ struct pool {
 	uint64_t n_server_connects;
 	uint64_t n_server_failures;
 	uint64_t n_wait_timeouts;
-	uint64_t n_clients;     /* clients currently logged in to this pool */
+	uint64_t n_clients;     /* clients logged in to this pool: idle, waiting or active */
 	double total_wait_time; /* seconds clients spent queued */
 	uint64_t n_waited;
 

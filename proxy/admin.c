@@ -427,9 +427,9 @@ static void run_command(struct proxy_client *c, const char *sql)
 		show_version(c);
 	else if (strcmp(cmd, "reload") == 0 || strcmp(cmd, "shutdown") == 0) {
 		if (!c->admin) {
-			proxy_client_error(
-			        c, "42501",
-			        "permission denied: only admin_users may run this command", NULL);
+			proxy_client_fail(
+			        c, PROXY_ERR_ADMIN_DENIED,
+			        "permission denied: only admin_users may run this command");
 			return;
 		}
 		if (cmd[0] == 'r') {
@@ -443,9 +443,7 @@ static void run_command(struct proxy_client *c, const char *sql)
 		char msg[320];
 
 		snprintf(msg, sizeof(msg), "unknown admin command: %s", cmd);
-		proxy_client_error(c, "42601", msg,
-		                   "try SHOW POOLS, SHOW DATABASES, SHOW CLIENTS, SHOW SERVERS, "
-		                   "SHOW VERSION, RELOAD or SHUTDOWN");
+		proxy_client_fail(c, PROXY_ERR_ADMIN_SYNTAX, "%s", msg);
 	}
 }
 
@@ -459,7 +457,7 @@ void proxy_admin_message(struct proxy_client *c, const struct proto_msg *m)
 		proto_reader_init(&r, m->body, m->body_len);
 		sql = proto_get_str(&r);
 		if (!sql) {
-			proxy_client_fatal(c, "08P01", NULL, "malformed Query message");
+			proxy_client_fail(c, PROXY_ERR_PROTOCOL, "malformed Query message");
 			return;
 		}
 		run_command(c, sql);
@@ -468,8 +466,8 @@ void proxy_admin_message(struct proxy_client *c, const struct proto_msg *m)
 		proxy_client_close(c);
 		return;
 	default:
-		proxy_client_fatal(
-		        c, "0A000", "use psql or another client of the simple query protocol",
+		proxy_client_fail(
+		        c, PROXY_ERR_ADMIN_PROTOCOL,
 		        "the admin console supports only simple queries (got message '%c')",
 		        m->type >= 32 && m->type < 127 ? m->type : '?');
 		return;

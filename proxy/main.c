@@ -152,12 +152,12 @@ static void create_static_pools(struct proxy_ctx *ctx)
 
 	for (size_t i = 0; i < cf->ndbs; i++) {
 		const struct conf_db *db = &cf->dbs[i];
-		const char *sqlstate;
+		enum proxy_err err;
 		char msg[256];
 
 		if (!db->user || strcmp(db->name, "*") == 0)
 			continue;
-		if (!proxy_pool_for(ctx, db->name, db->user, &sqlstate, msg, sizeof(msg)))
+		if (!proxy_pool_for(ctx, db->name, db->user, &err, msg, sizeof(msg)))
 			log_warn("%s", msg);
 	}
 }
@@ -272,8 +272,8 @@ void proxy_shutdown(struct proxy_ctx *ctx)
 		ctx->listen_fd = -1;
 	}
 	while ((n = pool_list_first(&ctx->clients)))
-		proxy_client_fatal(n->owner, "57P01", NULL,
-		                   "terminating connection: sluice is shutting down");
+		proxy_client_fail(n->owner, PROXY_ERR_SHUTDOWN,
+		                  "terminating connection: sluice is shutting down");
 	while ((n = pool_list_first(&ctx->servers)))
 		proxy_server_close(n->owner, "shutting down");
 	ev_timer_stop(ctx->loop, &ctx->janitor);

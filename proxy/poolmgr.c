@@ -17,7 +17,7 @@
 #include "stats/stats.h"
 
 struct pool *proxy_pool_for(struct proxy_ctx *ctx, const char *db_name, const char *user,
-                            const char **sqlstate, char *msg, size_t msglen)
+                            enum proxy_err *err, char *msg, size_t msglen)
 {
 	const struct conf_db *db = conf_find_db(ctx->conf, db_name);
 	struct pool *p = pool_find(&ctx->pools, db_name, user);
@@ -26,20 +26,20 @@ struct pool *proxy_pool_for(struct proxy_ctx *ctx, const char *db_name, const ch
 		if (!p->db && db)
 			pool_apply_conf(p, ctx->conf, db);
 		if (!p->db) {
-			*sqlstate = "3D000";
+			*err = PROXY_ERR_NO_DATABASE;
 			snprintf(msg, msglen, "database \"%s\" does not exist in sluice", db_name);
 			return NULL;
 		}
 		return p;
 	}
 	if (!db) {
-		*sqlstate = "3D000";
+		*err = PROXY_ERR_NO_DATABASE;
 		snprintf(msg, msglen, "database \"%s\" does not exist in sluice", db_name);
 		return NULL;
 	}
 	p = pool_create(&ctx->pools, ctx->conf, db, db_name, user, db->user ? db->user : user);
 	if (!p) {
-		*sqlstate = "53200";
+		*err = PROXY_ERR_OOM;
 		snprintf(msg, msglen, "out of memory creating pool \"%s/%s\"", db_name, user);
 		return NULL;
 	}
@@ -94,7 +94,6 @@ void proxy_pool_request(struct proxy_client *c)
 		return;
 	}
 	proxy_client_set_state(c, PROXY_CL_WAIT);
-	pool_list_push_back(&p->waiting, &c->wait_node);
 	if (pool_can_open(p) && p->connecting.n < p->waiting.n) {
 		if (proxy_server_open(c->ctx, p) < 0)
 			proxy_pool_connect_failed(p);
@@ -112,9 +111,9 @@ static void fail_list(struct pool *p, struct pool_list *l)
 	while ((n = pool_list_first(l))) {
 		struct proxy_client *c = n->owner;
 
-		proxy_client_fatal(c, "08006", hint,
-		                   "cannot connect to the server for \"%s/%s\": %s", p->db_name,
-		                   p->user, p->last_error[0] ? p->last_error : "unknown error");
+		proxy_client_fail_hint(c, PROXY_ERR_SERVER_UNREACHABLE, hint,
+		                       "cannot connect to the server for \"%s/%s\": %s", p->db_name,
+		                       p->user, p->last_error[0] ? p->last_error : "unknown error");
 	}
 }
 

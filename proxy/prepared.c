@@ -883,12 +883,10 @@ int proxy_ps_take_fake(struct proxy_server *s, uint8_t *buf, size_t *len)
 		struct proto_buf b;
 
 		proto_buf_init(&b);
-		if (proto_put_error(&b, "ERROR", "0A000",
-		                    "LISTEN is not supported in transaction pooling mode",
-		                    "notifications are delivered to one server connection, which "
-		                    "this client does not keep",
-		                    "connect through a database or user with pool_mode = session") <
-		            0 ||
+		if (proxy_put_err(&b, PROXY_ERR_LISTEN_IN_TX_MODE,
+		                  "LISTEN is not supported in transaction pooling mode",
+		                  "notifications are delivered to one server connection, which "
+		                  "this client does not keep") < 0 ||
 		    proto_put_rfq(&b, s->status ? s->status : 'I') < 0 ||
 		    proto_buf_avail(&b) > PROXY_FAKE_MAX) {
 			proto_buf_free(&b);

@@ -147,7 +147,7 @@ struct proxy_client {
 	char *db_name;               /* owned */
 	struct pool *pool;           /* borrowed; NULL before login and for the admin console */
 	struct proxy_server *server; /* borrowed from the pool while ACTIVE */
-	struct pool_node wait_node;  /* on pool->waiting while WAIT */
+	struct pool_node pool_node;  /* on the pool's list for its state (proxy_client_set_state) */
 	struct pool_node all_node;   /* on ctx->clients */
 	bool admin;                  /* may run admin commands */
 	bool stats_only;             /* may run SHOW commands only */
@@ -299,35 +299,107 @@ int proxy_tls_start(struct proxy_ctx *ctx, struct proxy_io *io, bool accept,
  * (<err> says why). */
 int proxy_tls_handshake(struct proxy_ctx *ctx, struct proxy_io *io, char *err, size_t errlen);
 
+/* errors.c: the errors sluice raises itself (SQLSTATE, severity, hint per case) */
+enum proxy_err {
+	PROXY_ERR_PROTOCOL,             /* malformed message or startup packet */
+	PROXY_ERR_TOO_BIG,              /* message over the size limit */
+	PROXY_ERR_PROTOCOL_VERSION,     /* protocol major version other than 3 */
+	PROXY_ERR_STARTUP_PARAM,        /* a startup parameter sluice cannot honour */
+	PROXY_ERR_TLS_REQUIRED,         /* plain connection where client_tls_sslmode requires TLS */
+	PROXY_ERR_NO_USER,              /* startup packet without a user name */
+	PROXY_ERR_AUTH_FAILED,          /* wrong password or unknown user */
+	PROXY_ERR_NOT_ALLOWED,          /* user not allowed here (admin console, auth_file) */
+	PROXY_ERR_NO_DATABASE,          /* database not in [databases] */
+	PROXY_ERR_TOO_MANY_CLIENTS,     /* max_client_conn or max_login_clients reached */
+	PROXY_ERR_POOL_FULL,            /* no room for a server connection */
+	PROXY_ERR_OOM,                  /* out of memory for this connection */
+	PROXY_ERR_INTERNAL,             /* a system call sluice relies on failed */
+	PROXY_ERR_SERVER_UNREACHABLE,   /* PostgreSQL cannot be reached or refused the login */
+	PROXY_ERR_SERVER_LOST,          /* the linked server connection went away */
+	PROXY_ERR_LOGIN_TIMEOUT,        /* client_login_timeout */
+	PROXY_ERR_WAIT_TIMEOUT,         /* query_wait_timeout */
+	PROXY_ERR_QUERY_TIMEOUT,        /* query_timeout */
+	PROXY_ERR_IDLE_TX_TIMEOUT,      /* idle_transaction_timeout */
+	PROXY_ERR_IDLE_TIMEOUT,         /* client_idle_timeout */
+	PROXY_ERR_SHUTDOWN,             /* sluice is shutting down */
+	PROXY_ERR_ADMIN_DENIED,         /* admin command for admin_users only (ERROR) */
+	PROXY_ERR_ADMIN_SYNTAX,         /* unknown admin command (ERROR) */
+	PROXY_ERR_ADMIN_PROTOCOL,       /* extended protocol on the admin console */
+	PROXY_ERR_TX_IN_STATEMENT_MODE, /* transaction block in statement mode (ERROR) */
+	PROXY_ERR_LISTEN_IN_TX_MODE,    /* LISTEN in transaction mode (ERROR) */
+	PROXY_ERR_COUNT
+};
+
+struct proxy_err_info {
+	const char *sqlstate;
+	bool fatal;       /* FATAL and close; else ERROR and ReadyForQuery */
+	const char *hint; /* what to do, or NULL */
+};
+
+extern const struct proxy_err_info proxy_errors[PROXY_ERR_COUNT];
+
+/* Append the ErrorResponse for <e> with <msg> (and <detail>, may be NULL)
+ * to <b>; no ReadyForQuery. -1 on OOM. */
+int proxy_put_err(struct proto_buf *b, enum proxy_err e, const char *msg,
+                  const char *detail) PROXY_WUR;
+/* Tell the client about <e>: a FATAL case sends the FatalResponse and
+ * closes the client; an ERROR case sends ErrorResponse and ReadyForQuery
+ * and the session goes on (closes only if the send fails). */
+void proxy_client_fail(struct proxy_client *c, enum proxy_err e, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+/* The same with a hint other than the table's. */
+void proxy_client_fail_hint(struct proxy_client *c, enum proxy_err e, const char *hint,
+                            const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* vars.c */
+const char *proxy_var_name(enum proxy_var v);
+int proxy_var_index(const char *name);
+/* Add the names in <list> (comma-separated) to the tracked parameters;
+ * names are never removed, so values held by connections keep their slot. */
+void proxy_vars_track(const char *list);
+/* Next item of a comma-separated list, blanks trimmed: its start and
+ * length, or NULL at the end. Advances <*pp>. */
+const char *proxy_list_next(const char **pp, size_t *len);
+
+/* auth.c */
+/* Handle a framed startup-phase packet (SSLRequest, CancelRequest,
+ * StartupMessage) of a client in STARTUP state. May close the client. */
+void proxy_auth_startup(struct proxy_client *c, const struct proto_msg *m);
+/* Handle a password/SASL message of a client in AUTH state. May close it. */
+void proxy_auth_password(struct proxy_client *c, const struct proto_msg *m);
+
 /* client.c */
+/* Handle what is buffered from the client, as its state says. May close it. */
+void proxy_client_process(struct proxy_client *c);
 void proxy_accept_cb(struct ev_loop *loop, ev_io *w, int revents);
-/* Send a FATAL ErrorResponse (best effort) and close. */
-void proxy_client_fatal(struct proxy_client *c, const char *sqlstate, const char *hint,
-                        const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Stop the client's watchers, release its server, and queue it for the
+ * reaper. Idempotent. */
 void proxy_client_close(struct proxy_client *c);
-/* ErrorResponse + ReadyForQuery: the session goes on. */
-void proxy_client_error(struct proxy_client *c, const char *sqlstate, const char *msg,
-                        const char *hint);
+/* "C-<id> db/user@addr" for log lines, names escaped. */
+void proxy_client_describe(const struct proxy_client *c, char *buf, size_t len);
 /* The pool's server login finished: welcome a client in LOGIN state. */
 void proxy_client_login_done(struct proxy_client *c);
 /* Link a WAIT/IDLE client with a ready server and start relaying. */
 void proxy_client_link(struct proxy_client *c, struct proxy_server *s);
 /* Relay server bytes to the linked client; called by server.c. */
 void proxy_client_resume(struct proxy_client *c);
+/* The only writer of c->state: checks that the transition is legal (abort
+ * otherwise), moves the client between its pool's lists, keeps the pool's
+ * client count, and sets the timer the new state needs. The client's pool
+ * must be set before it enters LOGIN, IDLE, WAIT or ACTIVE. */
 void proxy_client_set_state(struct proxy_client *c, enum proxy_cl_state st);
 /* Enforce query_timeout, idle_transaction_timeout and client_idle_timeout
  * on a linked client; may close it. Called once a second. */
 void proxy_client_check_timeouts(struct proxy_client *c, double now);
-const char *proxy_var_name(enum proxy_var v);
-int proxy_var_index(const char *name);
-/* Add the names in <list> (comma-separated) to the tracked parameters;
- * names are never removed, so values held by connections keep their slot. */
-void proxy_vars_track(const char *list);
 
 /* server.c */
 /* Open a new server connection for <p>. -1 (with <p>->last_error set) if it
  * failed at once. */
 int proxy_server_open(struct proxy_ctx *ctx, struct pool *p) PROXY_WUR;
+/* The one answer to "may <s> go to another client?": no query, transaction,
+ * COPY, reply or half-relayed message in flight on it, nor on its client
+ * <c> (NULL when it has none). */
+bool proxy_server_reusable(const struct proxy_server *s, const struct proxy_client *c);
 /* The client is done with <s>: reset and pool it, or close it if dirty. */
 void proxy_server_release(struct proxy_server *s, bool client_gone);
 void proxy_server_close(struct proxy_server *s, const char *reason);
@@ -350,7 +422,7 @@ void proxy_pool_connect_failed(struct pool *p);
 void proxy_pool_janitor(struct proxy_ctx *ctx);
 /* Get (or create) the pool for a client; NULL with a logged reason. */
 struct pool *proxy_pool_for(struct proxy_ctx *ctx, const char *db_name, const char *user,
-                            const char **sqlstate, char *msg, size_t msglen);
+                            enum proxy_err *err, char *msg, size_t msglen);
 
 /* prepared.c */
 /*

@@ -101,11 +101,9 @@ void proxy_server_close(struct proxy_server *s, const char *reason)
 			if (s->saw_fatal)
 				proxy_client_close(c); /* the FATAL itself was relayed */
 			else
-				proxy_client_fatal(c, "08006",
-				                   "PostgreSQL may have restarted or dropped the "
-				                   "connection; reconnect",
-				                   "server connection closed unexpectedly: %s",
-				                   reason);
+				proxy_client_fail(c, PROXY_ERR_SERVER_LOST,
+				                  "server connection closed unexpectedly: %s",
+				                  reason);
 		}
 	}
 	ev_timer_stop(ctx->loop, &s->timer);
@@ -681,6 +679,15 @@ static int send_stale_error(struct proxy_client *c)
 	return rc;
 }
 
+bool proxy_server_reusable(const struct proxy_server *s, const struct proxy_client *c)
+{
+	if (s->status != 'I' || s->outstanding > 0 || s->internal > 0 || s->in_copy_out ||
+	    s->pass_left > 0 || s->pq.n > 0 || s->saw_fatal || proto_buf_avail(&s->io.in) > 0 ||
+	    proto_buf_avail(&s->io.out) > 0)
+		return false;
+	return !c || (!c->in_copy && !c->unsynced && c->pass_left == 0);
+}
+
 /* Transaction pooling: give the server back once the client's transaction
  * is over and nothing more is in flight. */
 static void maybe_release(struct proxy_server *s)
@@ -689,10 +696,8 @@ static void maybe_release(struct proxy_server *s)
 
 	if (!c || s->state != PROXY_SV_ACTIVE || s->pool->mode == CONF_POOL_SESSION)
 		return;
-	if (s->status != 'I' || s->outstanding > 0 || s->internal > 0 || s->in_copy_out ||
-	    c->in_copy || c->unsynced || c->pass_left > 0 || s->pass_left > 0 || s->pq.n > 0)
-		return;
-	if (proto_buf_avail(&c->io.in) > 0 || proto_buf_avail(&s->io.in) > 0)
+	/* more of the client's requests buffered: they go to this server too */
+	if (proto_buf_avail(&c->io.in) > 0 || !proxy_server_reusable(s, c))
 		return;
 	c->server = NULL;
 	s->client = NULL;
@@ -712,9 +717,8 @@ static int statement_abort(struct proxy_server *s)
 	int rc;
 
 	proto_buf_init(&b);
-	rc = proto_put_error(&b, "ERROR", "0A000",
-	                     "transaction blocks are not allowed in statement pooling mode", NULL,
-	                     "use pool_mode = transaction (or session) for this database or user");
+	rc = proxy_put_err(&b, PROXY_ERR_TX_IN_STATEMENT_MODE,
+	                   "transaction blocks are not allowed in statement pooling mode", NULL);
 	if (rc == 0)
 		rc = proto_put_rfq(&b, 'I');
 	if (rc == 0)
@@ -955,11 +959,8 @@ void proxy_server_release(struct proxy_server *s, bool client_gone)
 	bool clean;
 
 	(void)client_gone;
-	clean = s->status == 'I' && s->outstanding == 0 && s->internal == 0 && !s->in_copy_out &&
-	        s->pass_left == 0 && proto_buf_avail(&s->io.in) == 0 &&
-	        proto_buf_avail(&s->io.out) == 0 && !s->saw_fatal && s->pq.n == 0;
+	clean = proxy_server_reusable(s, c);
 	if (c) {
-		clean = clean && !c->in_copy && !c->unsynced && c->pass_left == 0;
 		c->server = NULL;
 		s->client = NULL;
 	}

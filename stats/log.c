@@ -81,3 +81,38 @@ void log_write(enum log_level lvl, const char *fmt, ...)
 	line[n++] = '\n';
 	fwrite(line, 1, n, log_fp ? log_fp : stderr);
 }
+
+const char *log_escape(char *dst, size_t n, const char *src)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	if (n == 0)
+		return dst;
+	if (!src)
+		src = "-";
+	for (; *src; src++) {
+		unsigned char ch = (unsigned char)*src;
+		bool plain = ch >= 0x20 && ch != 0x7f && ch != '"' && ch != '\\';
+		size_t need = plain ? 1 : 4;
+
+		if (o + need + 4 > n) {
+			/* room for "..." and the NUL */
+			if (o + 4 <= n) {
+				memcpy(dst + o, "...", 3);
+				o += 3;
+			}
+			break;
+		}
+		if (plain) {
+			dst[o++] = (char)ch;
+		} else {
+			dst[o++] = '\\';
+			dst[o++] = 'x';
+			dst[o++] = hex[ch >> 4];
+			dst[o++] = hex[ch & 15];
+		}
+	}
+	dst[o] = 0;
+	return dst;
+}

@@ -10,6 +10,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 enum log_level {
 	LOG_LVL_ERROR = 0,
@@ -28,6 +29,14 @@ void log_reopen(void);
 void log_set_verbose(int verbose);
 
 void log_write(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * Copy <src> (may be NULL: "-") into <dst> of <n> bytes for a log line:
+ * control characters, '"' and '\\' become \\xNN, so a name holding a
+ * newline cannot forge a line; cut with "..." when it does not fit.
+ * Returns <dst>.
+ */
+const char *log_escape(char *dst, size_t n, const char *src);
 
 #define log_error(...) log_write(LOG_LVL_ERROR, __VA_ARGS__)
 #define log_warn(...)                                                                              \

@@ -1,0 +1,573 @@
+/*
+ * Client login: the startup packet (SSL and cancel requests, protocol
+ * version, parameters), authentication (trust, cleartext, MD5,
+ * SCRAM-SHA-256), and the welcome that ends it (ParameterStatus set,
+ * BackendKeyData, ReadyForQuery).
+ *
+ * Everything here runs before the client has proved who it is, so none of
+ * it may cost more than a few microseconds or keep memory for a client
+ * that goes away.
+ */
+#include "proxy/proxy.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <ctype.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/sha.h>
+
+#include "stats/stats.h"
+
+static void auth_failed(struct proxy_client *c)
+{
+	c->ctx->n_login_failures++;
+	proxy_client_fail(c, PROXY_ERR_AUTH_FAILED,
+	                  "password authentication failed for user \"%s\"", c->user);
+}
+
+static int send_auth(struct proxy_client *c, uint32_t code, const void *data, size_t len)
+{
+	struct proto_buf b;
+	int rc;
+
+	proto_buf_init(&b);
+	rc = proto_put_auth(&b, code, data, len);
+	if (rc == 0)
+		rc = proxy_io_send(c->ctx, &c->io, proto_buf_head(&b), proto_buf_avail(&b));
+	proto_buf_free(&b);
+	return rc;
+}
+
+static void send_welcome(struct proxy_client *c);
+
+/* Password accepted: AuthenticationOk, then either the admin console or the
+ * pool's login set. */
+static void client_authenticated(struct proxy_client *c)
+{
+	struct proxy_ctx *ctx = c->ctx;
+	enum proxy_err err = PROXY_ERR_SERVER_UNREACHABLE;
+	char msg[256];
+
+	c->auth_step = PROXY_AUTH_NONE;
+	if (send_auth(c, PROTO_AUTH_OK, NULL, 0) < 0) {
+		proxy_client_close(c);
+		return;
+	}
+	if (c->secret) {
+		explicit_bzero(c->secret, strlen(c->secret));
+		free(c->secret);
+		c->secret = NULL;
+	}
+	if (strcmp(c->db_name, ctx->conf->admin_db) == 0) {
+		proxy_admin_welcome(c);
+		return;
+	}
+	c->pool = proxy_pool_for(ctx, c->db_name, c->user, &err, msg, sizeof(msg));
+	if (!c->pool) {
+		proxy_client_fail(c, err, "%s", msg);
+		return;
+	}
+	if (c->scram_ok && c->scram) {
+		/* Keys recovered from this login let servers log in as the user. */
+		c->pool->scram_keys = c->scram->secret;
+		c->pool->have_scram_keys = true;
+	}
+	if (c->scram) {
+		explicit_bzero(c->scram, sizeof(*c->scram));
+		free(c->scram);
+		c->scram = NULL;
+	}
+	if (c->pool->have_params) {
+		send_welcome(c);
+		return;
+	}
+	/* Nothing known about the server yet: wait for its first login. */
+	proxy_client_set_state(c, PROXY_CL_LOGIN);
+	proxy_io_stop_read(ctx, &c->io);
+	if (c->pool->connecting.n == 0) {
+		if (!pool_can_open(c->pool)) {
+			proxy_client_fail(c, PROXY_ERR_POOL_FULL,
+			                  "pool \"%s/%s\" has no room for a server connection",
+			                  c->pool->db_name, c->pool->user);
+			return;
+		}
+		if (proxy_server_open(ctx, c->pool) < 0)
+			proxy_pool_connect_failed(c->pool);
+	}
+}
+
+void proxy_client_login_done(struct proxy_client *c)
+{
+	/* state leaves LOGIN in send_welcome */
+	send_welcome(c);
+}
+
+/* Pick cancel key data no other client has. */
+static int new_cancel_key(struct proxy_client *c)
+{
+	struct proxy_client *other;
+
+	for (int tries = 0; tries < 8; tries++) {
+		if (proto_random(&c->cancel_pid, sizeof(c->cancel_pid)) < 0 ||
+		    proto_random(&c->cancel_key, sizeof(c->cancel_key)) < 0)
+			return -1;
+		c->cancel_pid &= 0x7fffffff; /* looks like a pid to clients */
+		c->cancel_hkey = ((uint64_t)c->cancel_pid << 32) | c->cancel_key;
+		other = NULL;
+		HASH_FIND(hh_cancel, c->ctx->by_cancel, &c->cancel_hkey, sizeof(c->cancel_hkey),
+		          other);
+		if (c->cancel_hkey != 0 && !other)
+			return 0;
+	}
+	return -1;
+}
+
+static void send_welcome(struct proxy_client *c)
+{
+	struct proxy_ctx *ctx = c->ctx;
+	struct pool *p = c->pool;
+	struct proto_buf b;
+	bool sent[PROXY_NVARS] = {false};
+	int rc = 0;
+
+	proto_buf_init(&b);
+	for (size_t i = 0; i < p->nparams && rc == 0; i++) {
+		int v = proxy_var_index(p->params[i].name);
+		const char *val = p->params[i].value;
+
+		if (v >= 0 && c->vars[v]) {
+			val = c->vars[v];
+			sent[v] = true;
+		} else if (v >= 0) {
+			/* the client starts from the server default and keeps it, so
+			 * it never inherits what an earlier client set on a server */
+			c->vars[v] = strdup(val);
+			sent[v] = c->vars[v] != NULL;
+		}
+		rc = proto_put_param_status(&b, p->params[i].name, val);
+	}
+	for (int v = 0; v < PROXY_NVARS && rc == 0; v++)
+		if (c->vars[v] && !sent[v])
+			rc = proto_put_param_status(&b, proxy_var_name(v), c->vars[v]);
+	if (rc == 0 && new_cancel_key(c) < 0)
+		rc = -1;
+	if (rc == 0) {
+		HASH_ADD(hh_cancel, ctx->by_cancel, cancel_hkey, sizeof(c->cancel_hkey), c);
+		rc = proto_put_backend_key(&b, c->cancel_pid, c->cancel_key);
+	}
+	if (rc == 0)
+		rc = proto_put_rfq(&b, 'I');
+	if (rc == 0)
+		rc = proxy_io_send(ctx, &c->io, proto_buf_head(&b), proto_buf_avail(&b));
+	proto_buf_free(&b);
+	if (rc < 0) {
+		proxy_client_close(c);
+		return;
+	}
+	log_debug("C-%llu %s/%s@%s: login", (unsigned long long)c->id, c->db_name, c->user,
+	          c->addr);
+	proxy_client_set_state(c, PROXY_CL_IDLE);
+	proxy_io_start_read(ctx, &c->io);
+	if (proto_buf_avail(&c->io.in) > 0)
+		proxy_client_process(c);
+}
+
+/* A random secret for users that do not exist, so that the exchange looks
+ * the same as for real users and reveals nothing. */
+static char *mock_secret(void)
+{
+	uint8_t r[16];
+	char *s = malloc(sizeof(r) * 2 + 1);
+
+	if (!s)
+		return NULL;
+	if (proto_random(r, sizeof(r)) < 0)
+		memset(r, 0x5a, sizeof(r));
+	for (size_t i = 0; i < sizeof(r); i++)
+		snprintf(s + 2 * i, 3, "%02x", r[i]);
+	return s;
+}
+
+static void begin_scram(struct proxy_client *c)
+{
+	struct proto_buf b;
+	int rc;
+
+	proto_buf_init(&b);
+	rc = proto_put_auth_sasl(&b, "SCRAM-SHA-256");
+	if (rc == 0)
+		rc = proxy_io_send(c->ctx, &c->io, proto_buf_head(&b), proto_buf_avail(&b));
+	proto_buf_free(&b);
+	if (rc < 0) {
+		proxy_client_close(c);
+		return;
+	}
+	c->auth_step = PROXY_AUTH_SASL_INIT;
+}
+
+static void begin_auth(struct proxy_client *c, bool known_user)
+{
+	const struct conf *cf = c->ctx->conf;
+	enum conf_auth_type at = cf->auth_type;
+
+	if (at == CONF_AUTH_TRUST) {
+		if (!known_user && cf->auth_file) {
+			c->ctx->n_login_failures++;
+			proxy_client_fail(c, PROXY_ERR_NOT_ALLOWED,
+			                  "no such user: \"%s\" is not in auth_file", c->user);
+			return;
+		}
+		client_authenticated(c);
+		return;
+	}
+	proxy_client_set_state(c, PROXY_CL_AUTH);
+	if (at == CONF_AUTH_PLAIN) {
+		c->auth_step = PROXY_AUTH_CLEARTEXT;
+		if (send_auth(c, PROTO_AUTH_CLEARTEXT, NULL, 0) < 0)
+			proxy_client_close(c);
+		return;
+	}
+	if (at == CONF_AUTH_SCRAM || proto_is_scram_secret(c->secret)) {
+		begin_scram(c);
+		return;
+	}
+	/* md5 */
+	if (proto_random(c->md5_salt, sizeof(c->md5_salt)) < 0) {
+		proxy_client_fail(c, PROXY_ERR_INTERNAL, "could not generate random salt");
+		return;
+	}
+	c->auth_step = PROXY_AUTH_MD5;
+	if (send_auth(c, PROTO_AUTH_MD5, c->md5_salt, sizeof(c->md5_salt)) < 0)
+		proxy_client_close(c);
+}
+
+/*
+ * A plaintext password in auth_file is turned into a SCRAM secret once per
+ * user (with a random salt kept from then on, as PostgreSQL keeps its
+ * own), not at every login: the key derivation is the dearest part of a
+ * login. A changed password (reload) makes a new one.
+ */
+struct proxy_scram_cache {
+	char *user;                              /* owned, key */
+	uint8_t pw_digest[SHA256_DIGEST_LENGTH]; /* of the plaintext it was made from */
+	struct proto_scram_secret secret;
+	UT_hash_handle hh;
+};
+
+static int scram_secret_from_plaintext(struct proxy_ctx *ctx, const char *user,
+                                       const char *password, struct proto_scram_secret *sec)
+{
+	struct proxy_scram_cache *e = NULL;
+	uint8_t digest[SHA256_DIGEST_LENGTH], salt[16];
+
+	SHA256((const unsigned char *)password, strlen(password), digest);
+	HASH_FIND_STR(ctx->scram_cache, user, e);
+	if (e && proto_ct_equal(e->pw_digest, digest, sizeof(digest))) {
+		*sec = e->secret;
+		sec->has_client_key = false;
+		return 0;
+	}
+	if (proto_random(salt, sizeof(salt)) < 0 ||
+	    proto_scram_secret_from_password(password, salt, sizeof(salt), PROTO_SCRAM_DEFAULT_ITER,
+	                                     sec) < 0)
+		return -1;
+	if (!e) {
+		e = calloc(1, sizeof(*e));
+		if (!e || !(e->user = strdup(user))) {
+			free(e);
+			return 0; /* no cache this time; the secret is still good */
+		}
+		HASH_ADD_KEYPTR(hh, ctx->scram_cache, e->user, strlen(e->user), e);
+	}
+	memcpy(e->pw_digest, digest, sizeof(digest));
+	e->secret = *sec;
+	/* only what a stored verifier holds: the ClientKey would be a password equivalent */
+	e->secret.has_client_key = false;
+	explicit_bzero(e->secret.client_key, sizeof(e->secret.client_key));
+	return 0;
+}
+
+void proxy_scram_cache_free(struct proxy_ctx *ctx)
+{
+	struct proxy_scram_cache *e, *tmp;
+
+	HASH_ITER(hh, ctx->scram_cache, e, tmp)
+	{
+		HASH_DEL(ctx->scram_cache, e);
+		free(e->user);
+		explicit_bzero(&e->secret, sizeof(e->secret));
+		free(e);
+	}
+}
+
+/* Build the SCRAM secret the exchange verifies against. */
+static int scram_secret_for(struct proxy_client *c, struct proto_scram_secret *sec)
+{
+	if (proto_is_scram_secret(c->secret))
+		return proto_scram_parse_secret(c->secret, sec);
+	if (proto_is_md5_secret(c->secret)) {
+		log_warn("C-%llu: user \"%s\" has an md5 secret in auth_file; SCRAM needs a "
+		         "plaintext password or a SCRAM verifier",
+		         (unsigned long long)c->id, c->user);
+		return -1;
+	}
+	return scram_secret_from_plaintext(c->ctx, c->user, c->secret, sec);
+}
+
+void proxy_auth_password(struct proxy_client *c, const struct proto_msg *m)
+{
+	struct proto_reader r;
+	const char *err = NULL;
+	char out[512];
+	size_t outlen = 0;
+
+	if (m->type != 'p') {
+		proxy_client_fail(c, PROXY_ERR_PROTOCOL,
+		                  "expected a password message, got message type '%c'",
+		                  m->type >= 32 && m->type < 127 ? m->type : '?');
+		return;
+	}
+	proto_reader_init(&r, m->body, m->body_len);
+	switch (c->auth_step) {
+	case PROXY_AUTH_CLEARTEXT: {
+		const char *pw = proto_get_str(&r);
+		char a[36], b[36];
+		uint8_t zero[4] = {0};
+
+		if (!pw) {
+			proxy_client_fail(c, PROXY_ERR_PROTOCOL, "malformed password message");
+			return;
+		}
+		if (proto_is_scram_secret(c->secret)) {
+			struct proto_scram_secret stored, mine;
+
+			if (proto_scram_parse_secret(c->secret, &stored) < 0 ||
+			    proto_scram_secret_from_password(pw, stored.salt, stored.salt_len,
+			                                     stored.iterations, &mine) < 0 ||
+			    !proto_ct_equal(stored.stored_key, mine.stored_key,
+			                    sizeof(stored.stored_key))) {
+				auth_failed(c);
+				return;
+			}
+		} else {
+			/* compare fixed-length digests, so timing says nothing of the length */
+			proto_md5_response(c->user, c->secret, zero, a);
+			proto_md5_response(c->user, pw, zero, b);
+			if (!proto_ct_equal(a, b, 35)) {
+				auth_failed(c);
+				return;
+			}
+		}
+		client_authenticated(c);
+		return;
+	}
+	case PROXY_AUTH_MD5: {
+		const char *resp = proto_get_str(&r);
+
+		if (!resp || !proto_md5_verify(c->user, c->secret, c->md5_salt, resp)) {
+			auth_failed(c);
+			return;
+		}
+		client_authenticated(c);
+		return;
+	}
+	case PROXY_AUTH_SASL_INIT: {
+		const char *mech = proto_get_str(&r);
+		uint32_t len = proto_get_u32(&r);
+		const uint8_t *data = proto_get_bytes(&r, len);
+		struct proto_scram_secret sec;
+
+		if (!mech || !data || r.err) {
+			proxy_client_fail(c, PROXY_ERR_PROTOCOL, "malformed SASLInitialResponse");
+			return;
+		}
+		if (strcmp(mech, "SCRAM-SHA-256") != 0) {
+			proxy_client_fail(c, PROXY_ERR_NOT_ALLOWED,
+			                  "client selected an invalid SASL authentication "
+			                  "mechanism \"%s\"",
+			                  mech);
+			return;
+		}
+		if (scram_secret_for(c, &sec) < 0) {
+			auth_failed(c);
+			return;
+		}
+		c->scram = calloc(1, sizeof(*c->scram));
+		if (!c->scram || proto_scram_server_first(c->scram, &sec, data, len, out,
+		                                          sizeof(out), &outlen, &err) < 0) {
+			explicit_bzero(&sec, sizeof(sec));
+			if (!c->scram) {
+				proxy_client_fail(c, PROXY_ERR_OOM, "out of memory");
+				return;
+			}
+			proxy_client_fail(c, PROXY_ERR_PROTOCOL, "invalid SCRAM exchange: %s",
+			                  err ? err : "malformed client-first message");
+			return;
+		}
+		explicit_bzero(&sec, sizeof(sec));
+		c->auth_step = PROXY_AUTH_SASL_CONT;
+		if (send_auth(c, PROTO_AUTH_SASL_CONTINUE, out, outlen) < 0)
+			proxy_client_close(c);
+		return;
+	}
+	case PROXY_AUTH_SASL_CONT:
+		if (proto_scram_server_final(c->scram, m->body, m->body_len, out, sizeof(out),
+		                             &outlen, &err) < 0) {
+			auth_failed(c);
+			return;
+		}
+		c->scram_ok = c->scram->secret.has_client_key;
+		if (send_auth(c, PROTO_AUTH_SASL_FINAL, out, outlen) < 0) {
+			proxy_client_close(c);
+			return;
+		}
+		client_authenticated(c);
+		return;
+	default:
+		proxy_client_fail(c, PROXY_ERR_PROTOCOL, "unexpected password message");
+		return;
+	}
+}
+
+/* ---- startup ---- */
+
+static bool in_list(const char *list, const char *name)
+{
+	size_t n = strlen(name), len;
+	const char *item;
+
+	while ((item = proxy_list_next(&list, &len)))
+		if (len == n && strncasecmp(item, name, n) == 0)
+			return true;
+	return false;
+}
+
+static void handle_cancel(struct proxy_client *c, const struct proto_startup *s)
+{
+	struct proxy_ctx *ctx = c->ctx;
+	uint64_t k = ((uint64_t)s->cancel_pid << 32) | s->cancel_key;
+	struct proxy_client *target = NULL;
+
+	HASH_FIND(hh_cancel, ctx->by_cancel, &k, sizeof(k), target);
+	if (target && target->server) {
+		ctx->n_cancels++;
+		log_debug("C-%llu: cancel request for C-%llu", (unsigned long long)c->id,
+		          (unsigned long long)target->id);
+		proxy_server_cancel(target->server);
+	}
+	/* PostgreSQL closes without a reply, whatever the outcome */
+	proxy_client_close(c);
+}
+
+void proxy_auth_startup(struct proxy_client *c, const struct proto_msg *m)
+{
+	struct proxy_ctx *ctx = c->ctx;
+	const struct conf *cf = ctx->conf;
+	struct proto_startup s;
+	const char *err = NULL;
+	const char *secret;
+
+	if (proto_parse_startup(m, &s, &err) < 0) {
+		proxy_client_fail(c, PROXY_ERR_PROTOCOL, "invalid startup packet: %s",
+		                  err ? err : "malformed");
+		return;
+	}
+	if (s.code == PROTO_SSL_REQUEST && ctx->tls_accept && !c->io.ssl) {
+		/* bytes after the request would be read as if they came over TLS */
+		if (proto_buf_avail(&c->io.in) != 0) {
+			proxy_client_fail(c, PROXY_ERR_PROTOCOL,
+			                  "unencrypted data after SSL request");
+			return;
+		}
+		if (proxy_io_send(ctx, &c->io, "S", 1) < 0 ||
+		    proxy_tls_start(ctx, &c->io, true, NULL) < 0) {
+			proxy_client_close(c);
+			return;
+		}
+		return;
+	}
+	if (s.code == PROTO_SSL_REQUEST || s.code == PROTO_GSSENC_REQUEST) {
+		/* not offered: the client may go on in clear */
+		if (proxy_io_send(ctx, &c->io, "N", 1) < 0)
+			proxy_client_close(c);
+		return;
+	}
+	if (s.code == PROTO_CANCEL_REQUEST) {
+		handle_cancel(c, &s);
+		return;
+	}
+	if ((s.code >> 16) != 3) {
+		proxy_client_fail(c, PROXY_ERR_PROTOCOL_VERSION,
+		                  "unsupported frontend protocol %u.%u: sluice supports 3.0",
+		                  s.code >> 16, s.code & 0xffff);
+		return;
+	}
+	if (!c->io.ssl && cf->client_tls_sslmode >= CONF_SSL_REQUIRE) {
+		proxy_client_fail(c, PROXY_ERR_TLS_REQUIRED,
+		                  "TLS is required by sluice (client_tls_sslmode = require)");
+		return;
+	}
+	if (ctx->nclients > (size_t)cf->max_client_conn) {
+		proxy_client_fail(c, PROXY_ERR_TOO_MANY_CLIENTS,
+		                  "too many client connections (max_client_conn = %d)",
+		                  cf->max_client_conn);
+		return;
+	}
+	if (ctx->shutting_down) {
+		proxy_client_fail(c, PROXY_ERR_SHUTDOWN, "sluice is shutting down");
+		return;
+	}
+	c->user = strdup(s.user);
+	c->db_name = strdup(s.database ? s.database : s.user);
+	if (!c->user || !c->db_name) {
+		proxy_client_fail(c, PROXY_ERR_OOM, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < s.nparams; i++) {
+		const char *n = s.names[i];
+		int v = proxy_var_index(n);
+
+		if (v >= 0) {
+			free(c->vars[v]);
+			c->vars[v] = strdup(s.values[i]);
+			continue;
+		}
+		if (strcmp(n, "user") == 0 || strcmp(n, "database") == 0 ||
+		    strcmp(n, "extra_float_digits") == 0 || strncmp(n, "_pq_.", 5) == 0 ||
+		    in_list(cf->ignore_startup_parameters, n))
+			continue;
+		proxy_client_fail(c, PROXY_ERR_STARTUP_PARAM, "unsupported startup parameter: %s",
+		                  n);
+		return;
+	}
+	if (strcmp(c->db_name, cf->admin_db) == 0) {
+		c->admin = conf_is_admin(cf, c->user);
+		c->stats_only = !c->admin && conf_is_stats_user(cf, c->user);
+		if (!c->admin && !c->stats_only) {
+			ctx->n_login_failures++;
+			proxy_client_fail(c, PROXY_ERR_NOT_ALLOWED,
+			                  "user \"%s\" may not use the admin console: not in "
+			                  "admin_users or stats_users",
+			                  c->user);
+			return;
+		}
+	} else if (!conf_find_db(cf, c->db_name)) {
+		proxy_client_fail(c, PROXY_ERR_NO_DATABASE,
+		                  "database \"%s\" does not exist in sluice", c->db_name);
+		return;
+	}
+	secret = conf_auth_lookup(&ctx->auth, c->user);
+	c->secret = secret ? strdup(secret) : mock_secret();
+	if (!c->secret) {
+		proxy_client_fail(c, PROXY_ERR_OOM, "out of memory");
+		return;
+	}
+	if (!secret && cf->auth_type != CONF_AUTH_TRUST)
+		log_info("C-%llu: unknown user \"%s\" (not in auth_file)",
+		         (unsigned long long)c->id, c->user);
+	begin_auth(c, secret != NULL);
+}

@@ -1,0 +1,141 @@
+/*
+ * The errors sluice raises itself, in one table: each case's SQLSTATE,
+ * whether it ends the connection (FATAL, then close) or only the current
+ * request (ERROR, then ReadyForQuery), and the hint that tells the user
+ * what to do. Call sites name the case and give the message text, which
+ * names the object involved; they never choose a SQLSTATE or severity.
+ */
+#include "proxy/proxy.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "stats/stats.h"
+
+const struct proxy_err_info proxy_errors[PROXY_ERR_COUNT] = {
+        [PROXY_ERR_PROTOCOL] = {"08P01", true, NULL},
+        [PROXY_ERR_TOO_BIG] = {"54000", true, NULL},
+        [PROXY_ERR_PROTOCOL_VERSION] = {"0A000", true, NULL},
+        [PROXY_ERR_STARTUP_PARAM] = {"08P01", true,
+                                     "add it to ignore_startup_parameters, or set it with SET "
+                                     "after connecting"},
+        [PROXY_ERR_TLS_REQUIRED] = {"28000", true, "connect with sslmode=require (or stricter)"},
+        [PROXY_ERR_NO_USER] = {"28000", true, NULL},
+        [PROXY_ERR_AUTH_FAILED] = {"28P01", true, NULL},
+        [PROXY_ERR_NOT_ALLOWED] = {"28000", true, NULL},
+        [PROXY_ERR_NO_DATABASE] = {"3D000", true, "add it to [databases] in the configuration"},
+        [PROXY_ERR_TOO_MANY_CLIENTS] = {"53300", true,
+                                        "raise max_client_conn in the configuration or use "
+                                        "fewer client connections"},
+        [PROXY_ERR_POOL_FULL] = {"53300", true, NULL},
+        [PROXY_ERR_OOM] = {"53200", true, NULL},
+        [PROXY_ERR_INTERNAL] = {"58000", true, NULL},
+        [PROXY_ERR_SERVER_UNREACHABLE] = {"08006", true, NULL},
+        [PROXY_ERR_SERVER_LOST] = {"08006", true,
+                                   "PostgreSQL may have restarted or dropped the connection; "
+                                   "reconnect"},
+        [PROXY_ERR_LOGIN_TIMEOUT] = {"57014", true, NULL},
+        [PROXY_ERR_WAIT_TIMEOUT] = {"57014", true,
+                                    "raise default_pool_size or query_wait_timeout, or see what "
+                                    "holds the connections with SHOW SERVERS on the admin "
+                                    "console"},
+        [PROXY_ERR_QUERY_TIMEOUT] = {"57014", true,
+                                     "raise query_timeout, or make the query faster"},
+        [PROXY_ERR_IDLE_TX_TIMEOUT] = {"25P03", true,
+                                       "end transactions promptly, or raise "
+                                       "idle_transaction_timeout"},
+        [PROXY_ERR_IDLE_TIMEOUT] = {"57P05", true, NULL},
+        [PROXY_ERR_SHUTDOWN] = {"57P01", true, NULL},
+        [PROXY_ERR_ADMIN_DENIED] = {"42501", false, NULL},
+        [PROXY_ERR_ADMIN_SYNTAX] = {"42601", false,
+                                    "try SHOW POOLS, SHOW DATABASES, SHOW CLIENTS, SHOW SERVERS, "
+                                    "SHOW VERSION, RELOAD or SHUTDOWN"},
+        [PROXY_ERR_ADMIN_PROTOCOL] = {"0A000", true,
+                                      "use psql or another client of the simple query protocol"},
+        [PROXY_ERR_TX_IN_STATEMENT_MODE] = {"0A000", false,
+                                            "use pool_mode = transaction (or session) for this "
+                                            "database or user"},
+        [PROXY_ERR_LISTEN_IN_TX_MODE] = {"0A000", false,
+                                         "connect through a database or user with pool_mode = "
+                                         "session"},
+};
+
+int proxy_put_err(struct proto_buf *b, enum proxy_err e, const char *msg, const char *detail)
+{
+	const struct proxy_err_info *i = &proxy_errors[e];
+
+	return proto_put_error(b, i->fatal ? "FATAL" : "ERROR", i->sqlstate, msg, detail, i->hint);
+}
+
+/* Discard whatever the client already sent, so that closing the socket does
+ * not turn into a reset that destroys our ErrorResponse in flight. */
+static void drain_input(int fd)
+{
+	char junk[4096];
+
+	for (int i = 0; i < 16; i++)
+		if (read(fd, junk, sizeof(junk)) <= 0)
+			break;
+}
+
+static void fail(struct proxy_client *c, enum proxy_err e, const char *hint, const char *fmt,
+                 va_list ap) __attribute__((format(printf, 4, 0)));
+
+static void fail(struct proxy_client *c, enum proxy_err e, const char *hint, const char *fmt,
+                 va_list ap)
+{
+	const struct proxy_err_info *i = &proxy_errors[e];
+	char msg[512];
+	struct proto_buf b;
+
+	if (c->state == PROXY_CL_CLOSING)
+		return;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (!hint)
+		hint = i->hint;
+	if (!i->fatal) {
+		proto_buf_init(&b);
+		if (proto_put_error(&b, "ERROR", i->sqlstate, msg, NULL, hint) < 0 ||
+		    proto_put_rfq(&b, 'I') < 0 ||
+		    proxy_io_send(c->ctx, &c->io, proto_buf_head(&b), proto_buf_avail(&b)) < 0) {
+			proto_buf_free(&b);
+			proxy_client_close(c);
+			return;
+		}
+		proto_buf_free(&b);
+		return;
+	}
+	if (log_current_level >= LOG_LVL_INFO) {
+		char who[256];
+
+		proxy_client_describe(c, who, sizeof(who));
+		log_info("%s: closing: %s (%s)", who, msg, i->sqlstate);
+	}
+	if (c->io.fd >= 0) {
+		drain_input(c->io.fd);
+		if (proto_put_error(&c->io.out, "FATAL", i->sqlstate, msg, NULL, hint) < 0)
+			proto_buf_reset(&c->io.out);
+	}
+	proxy_client_close(c);
+}
+
+void proxy_client_fail(struct proxy_client *c, enum proxy_err e, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fail(c, e, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void proxy_client_fail_hint(struct proxy_client *c, enum proxy_err e, const char *hint,
+                            const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fail(c, e, hint, fmt, ap);
+	va_end(ap);
+}

@@ -1,0 +1,331 @@
+/*
+ * The relay of client messages to the linked server, and linking a client
+ * to a server.
+ *
+ * The relay walks message headers only: it counts the messages that the
+ * server answers with ReadyForQuery (Query, Sync, FunctionCall) so the
+ * server side knows when a transaction-pooled server may be released, and
+ * stops at Terminate. Message bodies stream through untouched, whatever
+ * their size.
+ */
+#include "proxy/proxy.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <ctype.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "stats/stats.h"
+
+static inline uint32_t get_be32(const uint8_t *p)
+{
+	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+static bool tracked_type(uint8_t type)
+{
+	switch (type) {
+	case 'Q':
+	case 'F':
+	case 'P':
+	case 'B':
+	case 'D':
+	case 'C':
+	case 'E':
+	case 'S':
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Count the requests the server answers with ReadyForQuery, and whether an
+ * extended-protocol batch is open (the server must stay until its Sync). */
+static void count_request(struct proxy_client *c, struct proxy_server *s, uint8_t type)
+{
+	switch (type) {
+	case 'Q':
+	case 'F':
+	case 'S':
+		if (s->outstanding++ == 0)
+			s->busy_since = proxy_now(c->ctx);
+		if (type == 'S')
+			c->unsynced = false;
+		break;
+	case 'P':
+	case 'B':
+	case 'E':
+	case 'D':
+	case 'C':
+	case 'H':
+		c->unsynced = true;
+		break;
+	default:
+		break;
+	}
+}
+
+/* Forward what is framed of the client's input to its server. Returns false
+ * if the client was closed or unlinked. */
+static bool relay_to_server(struct proxy_client *c)
+{
+	struct proxy_ctx *ctx = c->ctx;
+	struct proxy_server *s = c->server;
+	const uint8_t *start = proto_buf_head(&c->io.in);
+	const uint8_t *p = start;
+	size_t n = proto_buf_avail(&c->io.in);
+	bool terminate = false;
+
+	while (n > 0) {
+		uint32_t len;
+		uint8_t type;
+
+		if (c->pass_left > 0) {
+			size_t take = n < c->pass_left ? n : c->pass_left;
+
+			p += take;
+			n -= take;
+			c->pass_left -= (uint32_t)take;
+			continue;
+		}
+		if (c->drop_left > 0) {
+			/* after a failed shape check: the server skips these too */
+			size_t take = n < c->drop_left ? n : c->drop_left;
+
+			proto_buf_consume(&c->io.in, take);
+			p += take;
+			n -= take;
+			start = p;
+			c->drop_left -= (uint32_t)take;
+			continue;
+		}
+		if (n < 5)
+			break;
+		type = p[0];
+		len = get_be32(p + 1);
+		if (len < 4) {
+			proxy_client_fail(c, PROXY_ERR_PROTOCOL,
+			                  "invalid message length %u (type '%c')", len,
+			                  type >= 32 && type < 127 ? type : '?');
+			return false;
+		}
+		if (len > PROTO_MAX_MSG_LEN) {
+			proxy_client_fail(c, PROXY_ERR_TOO_BIG,
+			                  "message of %u bytes exceeds the limit of %u bytes", len,
+			                  PROTO_MAX_MSG_LEN);
+			return false;
+		}
+		if (type == 'X') {
+			terminate = true;
+			break;
+		}
+		if (c->skip_to_sync) {
+			if (type != 'S') {
+				if (p > start) {
+					if (proxy_io_send(ctx, &s->io, start, (size_t)(p - start)) <
+					    0)
+						goto server_failed;
+					proto_buf_consume(&c->io.in, (size_t)(p - start));
+					start = p;
+				}
+				c->drop_left = len + 1;
+				continue;
+			}
+			c->skip_to_sync = false;
+		}
+		if (s->track && tracked_type(type)) {
+			struct proto_buf rew;
+			int act;
+
+			if (n < (size_t)len + 1)
+				break; /* rewriting needs the whole message */
+			if (p > start) {
+				if (proxy_io_send(ctx, &s->io, start, (size_t)(p - start)) < 0)
+					goto server_failed;
+				proto_buf_consume(&c->io.in, (size_t)(p - start));
+			}
+			proto_buf_init(&rew);
+			act = proxy_ps_client_message(c, s, type, p + 5, len - 4, &rew);
+			if (act < 0) {
+				proto_buf_free(&rew);
+				proxy_client_fail(c, PROXY_ERR_OOM, "out of memory");
+				return false;
+			}
+			if (act == PROXY_PS_STALL) {
+				/* the message stays buffered until the server has answered */
+				if (proxy_io_send(ctx, &s->io, proto_buf_head(&rew),
+				                  proto_buf_avail(&rew)) < 0) {
+					proto_buf_free(&rew);
+					goto server_failed;
+				}
+				proto_buf_free(&rew);
+				start = p; /* what came before is sent and consumed */
+				c->stalled = true;
+				/* the injected batch waits for the client's Sync */
+				c->unsynced = true;
+				proxy_io_stop_read(ctx, &c->io);
+				break;
+			}
+			if (act != PROXY_PS_DROP)
+				count_request(c, s, type);
+			else if (type != 'Q')
+				c->unsynced = true;
+			if (act == PROXY_PS_FORWARD) {
+				start = p;
+			} else {
+				if (proxy_io_send(ctx, &s->io, proto_buf_head(&rew),
+				                  proto_buf_avail(&rew)) < 0) {
+					proto_buf_free(&rew);
+					goto server_failed;
+				}
+				proto_buf_consume(&c->io.in, (size_t)len + 1);
+				start = p + len + 1;
+			}
+			proto_buf_free(&rew);
+			p += len + 1;
+			n -= len + 1;
+			continue;
+		}
+		count_request(c, s, type);
+		c->pass_left = len + 1;
+	}
+	if (p > start) {
+		if (proxy_io_send(ctx, &s->io, start, (size_t)(p - start)) < 0)
+			goto server_failed;
+		proto_buf_consume(&c->io.in, (size_t)(p - start));
+	}
+	if (terminate) {
+		log_debug("C-%llu: terminate", (unsigned long long)c->id);
+		proxy_client_close(c);
+		return false;
+	}
+	if (s->track)
+		proxy_server_emit_fakes(s); /* replies made here may be due now */
+	/* what was relayed leaves when the loop iteration ends (proxy_io_flush_dirty) */
+	if (c->state != PROXY_CL_ACTIVE)
+		return false;
+	if (proto_buf_avail(&s->io.out) > PROXY_HIGH_WATER)
+		proxy_io_stop_read(ctx, &c->io);
+	return true;
+server_failed:
+	proxy_server_close(s, "write to server failed");
+	return false;
+}
+
+void proxy_client_resume(struct proxy_client *c)
+{
+	if (c->state != PROXY_CL_ACTIVE || c->stalled)
+		return;
+	if (proto_buf_avail(&c->io.in) > 0 && !relay_to_server(c))
+		return;
+	if (c->state == PROXY_CL_ACTIVE && c->server && !c->stalled &&
+	    proto_buf_avail(&c->server->io.out) <= PROXY_HIGH_WATER)
+		proxy_io_start_read(c->ctx, &c->io);
+}
+
+void proxy_client_link(struct proxy_client *c, struct proxy_server *s)
+{
+	struct proxy_ctx *ctx = c->ctx;
+	char sql[8192];
+	size_t len = 0;
+
+	c->server = s;
+	s->client = c;
+	s->track = c->pool->mode != CONF_POOL_SESSION;
+	s->pq.check_failed = false;
+	proxy_server_set_state(s, PROXY_SV_ACTIVE);
+	if (s->track && proxy_ps_on_link(s))
+		len = (size_t)snprintf(sql, sizeof(sql), "DEALLOCATE ALL;");
+	proxy_client_set_state(c, PROXY_CL_ACTIVE);
+
+	/* carry the client's session parameters over to this server */
+	for (int v = 0; v < PROXY_NVARS; v++) {
+		const char *want = c->vars[v];
+		char q[300];
+		size_t qi = 0;
+
+		if (!want && s->vars[v] && v >= PROXY_NBUILTIN_VARS) {
+			/* set by an earlier client, not reported by PostgreSQL: reset */
+			int w = snprintf(sql + len, sizeof(sql) - len, "RESET %s;",
+			                 proxy_var_name(v));
+
+			if (w < 0 || (size_t)w >= sizeof(sql) - len)
+				break;
+			len += (size_t)w;
+			free(s->vars[v]);
+			s->vars[v] = NULL;
+			continue;
+		}
+		if (!want || (s->vars[v] && strcmp(s->vars[v], want) == 0))
+			continue;
+		for (const char *x = want; *x && qi < sizeof(q) - 3; x++) {
+			if (*x == '\'')
+				q[qi++] = '\'';
+			q[qi++] = *x;
+		}
+		q[qi] = '\0';
+		/* set_config takes the value as a startup parameter gives it (a
+		 * list such as "a, b" stays a list, unlike SET x TO 'a, b') */
+		int w = snprintf(sql + len, sizeof(sql) - len,
+		                 "SELECT pg_catalog.set_config('%s', '%s', false);",
+		                 proxy_var_name(v), q);
+
+		if (w < 0 || (size_t)w >= sizeof(sql) - len)
+			break;
+		len += (size_t)w;
+		/* PostgreSQL reports most of these back; for the rest, remember */
+		free(s->vars[v]);
+		s->vars[v] = strdup(want);
+	}
+	if (len > 0) {
+		struct proto_buf b;
+		int rc;
+
+		proto_buf_init(&b);
+		rc = proto_put_query(&b, sql);
+		if (rc == 0)
+			rc = proxy_io_send(ctx, &s->io, proto_buf_head(&b), proto_buf_avail(&b));
+		proto_buf_free(&b);
+		if (rc < 0) {
+			proxy_client_fail(c, PROXY_ERR_SERVER_LOST, "write to server failed");
+			return;
+		}
+		s->internal++;
+	}
+	proxy_client_resume(c);
+	if (c->state == PROXY_CL_ACTIVE && c->server == s)
+		proxy_io_start_read(ctx, &s->io);
+}
+
+void proxy_client_check_timeouts(struct proxy_client *c, double now)
+{
+	const struct conf *cf = c->ctx->conf;
+	struct proxy_server *s = c->server;
+
+	if (c->state != PROXY_CL_ACTIVE || !s)
+		return;
+	if (cf->query_timeout > 0 && s->outstanding > 0 &&
+	    now - s->busy_since > cf->query_timeout) {
+		proxy_client_fail(c, PROXY_ERR_QUERY_TIMEOUT,
+		                  "query_timeout: query ran longer than %g s and was canceled",
+		                  cf->query_timeout);
+		return;
+	}
+	if (s->outstanding > 0 || s->pq.n > 0)
+		return;
+	if (cf->idle_transaction_timeout > 0 && s->status != 'I' &&
+	    now - s->last_rfq > cf->idle_transaction_timeout) {
+		proxy_client_fail(c, PROXY_ERR_IDLE_TX_TIMEOUT,
+		                  "idle_transaction_timeout: transaction idle for more than %g s",
+		                  cf->idle_transaction_timeout);
+		return;
+	}
+	if (cf->client_idle_timeout > 0 && s->status == 'I' &&
+	    now - c->last_active > cf->client_idle_timeout)
+		proxy_client_fail(c, PROXY_ERR_IDLE_TIMEOUT,
+		                  "client_idle_timeout: connection idle for more than %g s",
+		                  cf->client_idle_timeout);
+}
