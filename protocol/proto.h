@@ -215,6 +215,9 @@ int proto_random(void *p, size_t n) PROTO_WUR;
  * plus NUL.
  */
 void proto_md5_response(const char *user, const char *secret, const uint8_t salt[4], char out[36]);
+/* The "md5" + hex(md5(password || user)) string PostgreSQL stores, with its
+ * NUL, for the plaintext <password>, whatever it looks like. */
+void proto_md5_password_hash(const char *user, const char *password, char out[36]);
 
 /*
  * Verify a client's MD5 response against <secret> (plaintext or "md5..."

@@ -506,3 +506,9 @@ int proto_scram_client_verify(struct proto_scram_client *st, const uint8_t *serv
 	}
 	return 0;
 }
+
+void proto_md5_password_hash(const char *user, const char *password, char out[36])
+{
+	memcpy(out, "md5", 3);
+	md5_hex(password, strlen(password), user, strlen(user), out + 3);
+}

@@ -247,48 +247,103 @@ static void begin_auth(struct proxy_client *c, bool known_user)
 
 /*
  * A plaintext password in auth_file is turned into a SCRAM secret once per
- * user (with a random salt kept from then on, as PostgreSQL keeps its
- * own), not at every login: the key derivation is the dearest part of a
- * login. A changed password (reload) makes a new one.
+ * user, when the auth file is loaded or reloaded (with a random salt kept
+ * from then on, as PostgreSQL keeps its own), never during a login: the
+ * key derivation costs milliseconds, and a login must not cost the loop
+ * that. A changed password makes a new one.
  */
 struct proxy_scram_cache {
 	char *user;                              /* owned, key */
 	uint8_t pw_digest[SHA256_DIGEST_LENGTH]; /* of the plaintext it was made from */
-	struct proto_scram_secret secret;
+	struct proto_scram_secret secret;        /* no ClientKey: only what a verifier holds */
+	bool seen;                               /* still in the auth file (during a sync) */
 	UT_hash_handle hh;
 };
 
-static int scram_secret_from_plaintext(struct proxy_ctx *ctx, const char *user,
-                                       const char *password, struct proto_scram_secret *sec)
+static void scram_entry_free(struct proxy_scram_cache *e)
+{
+	free(e->user);
+	explicit_bzero(e, sizeof(*e));
+	free(e);
+}
+
+/* Derive (or keep) the entry of one plaintext password. -1 on failure. */
+static int scram_cache_put(struct proxy_ctx *ctx, const char *user, const char *password)
 {
 	struct proxy_scram_cache *e = NULL;
 	uint8_t digest[SHA256_DIGEST_LENGTH], salt[16];
+	struct proto_scram_secret sec;
+	bool fresh = false;
 
 	SHA256((const unsigned char *)password, strlen(password), digest);
 	HASH_FIND_STR(ctx->scram_cache, user, e);
 	if (e && proto_ct_equal(e->pw_digest, digest, sizeof(digest))) {
-		*sec = e->secret;
-		sec->has_client_key = false;
+		e->seen = true;
+		explicit_bzero(digest, sizeof(digest));
 		return 0;
 	}
 	if (proto_random(salt, sizeof(salt)) < 0 ||
 	    proto_scram_secret_from_password(password, salt, sizeof(salt), PROTO_SCRAM_DEFAULT_ITER,
-	                                     sec) < 0)
+	                                     &sec) < 0) {
+		explicit_bzero(digest, sizeof(digest));
 		return -1;
+	}
 	if (!e) {
 		e = calloc(1, sizeof(*e));
 		if (!e || !(e->user = strdup(user))) {
 			free(e);
-			return 0; /* no cache this time; the secret is still good */
+			explicit_bzero(&sec, sizeof(sec));
+			explicit_bzero(digest, sizeof(digest));
+			return -1;
 		}
-		HASH_ADD_KEYPTR(hh, ctx->scram_cache, e->user, strlen(e->user), e);
+		fresh = true;
 	}
 	memcpy(e->pw_digest, digest, sizeof(digest));
-	e->secret = *sec;
-	/* only what a stored verifier holds: the ClientKey would be a password equivalent */
+	e->secret = sec;
+	/* the ClientKey would be a password equivalent */
 	e->secret.has_client_key = false;
 	explicit_bzero(e->secret.client_key, sizeof(e->secret.client_key));
+	e->seen = true;
+	if (fresh)
+		HASH_ADD_KEYPTR(hh, ctx->scram_cache, e->user, strlen(e->user), e);
+	explicit_bzero(&sec, sizeof(sec));
+	explicit_bzero(digest, sizeof(digest));
 	return 0;
+}
+
+void proxy_auth_keys_sync(struct proxy_ctx *ctx)
+{
+	struct proxy_scram_cache *e, *tmp;
+	const struct conf_authlist *a = &ctx->auth;
+
+	HASH_ITER(hh, ctx->scram_cache, e, tmp)
+	{
+		e->seen = false;
+	}
+	/* only auth_type = scram-sha-256 runs SCRAM against a plaintext password */
+	if (ctx->conf->auth_type == CONF_AUTH_SCRAM) {
+		for (size_t i = 0; i < a->n; i++) {
+			const char *sec = a->v[i].secret;
+
+			if (!sec || proto_is_scram_secret(sec) || proto_is_md5_secret(sec))
+				continue;
+			if (scram_cache_put(ctx, a->v[i].user, sec) < 0) {
+				char user[96];
+
+				log_error(
+				        "cannot derive SCRAM keys for user \"%s\"; its logins will "
+				        "fail",
+				        log_escape(user, sizeof(user), a->v[i].user));
+			}
+		}
+	}
+	HASH_ITER(hh, ctx->scram_cache, e, tmp)
+	{
+		if (e->seen)
+			continue;
+		HASH_DEL(ctx->scram_cache, e);
+		scram_entry_free(e);
+	}
 }
 
 void proxy_scram_cache_free(struct proxy_ctx *ctx)
@@ -298,10 +353,29 @@ void proxy_scram_cache_free(struct proxy_ctx *ctx)
 	HASH_ITER(hh, ctx->scram_cache, e, tmp)
 	{
 		HASH_DEL(ctx->scram_cache, e);
-		free(e->user);
-		explicit_bzero(&e->secret, sizeof(e->secret));
-		free(e);
+		scram_entry_free(e);
 	}
+}
+
+/* The SCRAM secret made from <c>'s plaintext password at load time. */
+static int scram_secret_from_plaintext(struct proxy_client *c, struct proto_scram_secret *sec)
+{
+	struct proxy_scram_cache *e = NULL;
+	uint8_t digest[SHA256_DIGEST_LENGTH];
+	bool same;
+
+	HASH_FIND_STR(c->ctx->scram_cache, c->user, e);
+	if (!e)
+		return -1;
+	/* the secret copied at startup is the one the entry was made from,
+	 * unless a reload came in between */
+	SHA256((const unsigned char *)c->secret, strlen(c->secret), digest);
+	same = proto_ct_equal(e->pw_digest, digest, sizeof(digest));
+	explicit_bzero(digest, sizeof(digest));
+	if (!same)
+		return -1;
+	*sec = e->secret;
+	return 0;
 }
 
 /* Build the SCRAM secret the exchange verifies against. */
@@ -315,7 +389,7 @@ static int scram_secret_for(struct proxy_client *c, struct proto_scram_secret *s
 		         (unsigned long long)c->id, c->user);
 		return -1;
 	}
-	return scram_secret_from_plaintext(c->ctx, c->user, c->secret, sec);
+	return scram_secret_from_plaintext(c, sec);
 }
 
 void proxy_auth_password(struct proxy_client *c, const struct proto_msg *m)
@@ -335,8 +409,6 @@ void proxy_auth_password(struct proxy_client *c, const struct proto_msg *m)
 	switch (c->auth_step) {
 	case PROXY_AUTH_CLEARTEXT: {
 		const char *pw = proto_get_str(&r);
-		char a[36], b[36];
-		uint8_t zero[4] = {0};
 
 		if (!pw) {
 			proxy_client_fail(c, PROXY_ERR_PROTOCOL, "malformed password message");
@@ -353,11 +425,28 @@ void proxy_auth_password(struct proxy_client *c, const struct proto_msg *m)
 				auth_failed(c);
 				return;
 			}
+		} else if (proto_is_md5_secret(c->secret)) {
+			/* the password is hashed as PostgreSQL hashes it; the client's
+			 * text is never taken for a hash, so the stored hash itself is
+			 * no password */
+			char want[36];
+
+			proto_md5_password_hash(c->user, pw, want);
+			if (!proto_ct_equal(want, c->secret, 35)) {
+				auth_failed(c);
+				return;
+			}
 		} else {
-			/* compare fixed-length digests, so timing says nothing of the length */
-			proto_md5_response(c->user, c->secret, zero, a);
-			proto_md5_response(c->user, pw, zero, b);
-			if (!proto_ct_equal(a, b, 35)) {
+			/* fixed-length digests, so timing says nothing of the length */
+			uint8_t a[SHA256_DIGEST_LENGTH], b[SHA256_DIGEST_LENGTH];
+			bool ok;
+
+			SHA256((const unsigned char *)c->secret, strlen(c->secret), a);
+			SHA256((const unsigned char *)pw, strlen(pw), b);
+			ok = proto_ct_equal(a, b, sizeof(a));
+			explicit_bzero(a, sizeof(a));
+			explicit_bzero(b, sizeof(b));
+			if (!ok) {
 				auth_failed(c);
 				return;
 			}
@@ -476,13 +565,27 @@ void proxy_auth_startup(struct proxy_client *c, const struct proto_msg *m)
 		                  err ? err : "malformed");
 		return;
 	}
-	if (s.code == PROTO_SSL_REQUEST && ctx->tls_accept && !c->io.ssl) {
+	if ((s.code == PROTO_SSL_REQUEST && c->ssl_done) ||
+	    (s.code == PROTO_GSSENC_REQUEST && c->gss_done)) {
+		/* as PostgreSQL: one negotiation of each kind, then the code is
+		 * read as a protocol version */
+		proxy_client_fail(c, PROXY_ERR_PROTOCOL_VERSION,
+		                  "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
+		                  s.code >> 16, s.code & 0xffff);
+		return;
+	}
+	if (s.code == PROTO_SSL_REQUEST)
+		c->ssl_done = true;
+	if (s.code == PROTO_GSSENC_REQUEST)
+		c->gss_done = true;
+	if (s.code == PROTO_SSL_REQUEST && ctx->tls_accept) {
 		/* bytes after the request would be read as if they came over TLS */
 		if (proto_buf_avail(&c->io.in) != 0) {
 			proxy_client_fail(c, PROXY_ERR_PROTOCOL,
 			                  "unencrypted data after SSL request");
 			return;
 		}
+		c->gss_done = true; /* no GSS encryption inside TLS */
 		if (proxy_io_send(ctx, &c->io, "S", 1) < 0 ||
 		    proxy_tls_start(ctx, &c->io, true, NULL) < 0) {
 			proxy_client_close(c);

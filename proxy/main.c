@@ -181,6 +181,7 @@ int proxy_ctx_init(struct proxy_ctx *ctx, struct ev_loop *loop, const char *conf
 	if (load_auth(ctx->conf, &ctx->auth, err, errlen) < 0)
 		return -1;
 	proxy_vars_track(ctx->conf->track_extra_parameters);
+	proxy_auth_keys_sync(ctx);
 	if (proxy_tls_init(ctx, ctx->conf, err, errlen) < 0)
 		return -1;
 	ctx->started_at = ev_now(loop);
@@ -251,6 +252,7 @@ void proxy_reload(struct proxy_ctx *ctx)
 	conf_free(ctx->conf);
 	free(ctx->conf);
 	ctx->conf = nc;
+	proxy_auth_keys_sync(ctx);
 	log_set_verbose(nc->verbose);
 	if (log_open(nc->logfile) < 0)
 		log_error("cannot open logfile \"%s\"", nc->logfile);

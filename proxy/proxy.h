@@ -151,6 +151,8 @@ struct proxy_client {
 	struct pool_node all_node;   /* on ctx->clients */
 	bool admin;                  /* may run admin commands */
 	bool stats_only;             /* may run SHOW commands only */
+	bool ssl_done;               /* an SSLRequest was answered: no second one */
+	bool gss_done;               /* a GSSENCRequest was answered: no second one */
 
 	/* Authentication. */
 	enum proxy_auth_step auth_step;
@@ -452,6 +454,10 @@ int proxy_ps_take_fake(struct proxy_server *s, uint8_t *buf, size_t *len);
 bool proxy_ps_on_link(struct proxy_server *s);
 int proxy_ps_answer_idle(struct proxy_client *c);
 void proxy_scram_cache_free(struct proxy_ctx *ctx);
+/* Make the SCRAM keys of every plaintext password in ctx->auth that has
+ * none yet (auth_type = scram-sha-256), and drop those of users gone.
+ * Called when the auth file is loaded and reloaded, never per login. */
+void proxy_auth_keys_sync(struct proxy_ctx *ctx);
 void proxy_pq_free(struct proxy_pq *q);
 void proxy_stmts_free(struct proxy_ctx *ctx);
 void proxy_client_stmts_free(struct proxy_client *c);
