@@ -627,6 +627,9 @@ Test(scram_client, strict_server_first)
 	        "r=%s,s=,i=4096",                               /* empty salt */
 	        "r=%s,s=W22ZaJ0SNY7soEsUEjb6gQ==",              /* no count */
 	};
+	snprintf(m, sizeof(m), "m=ext,%s", rfc_server_first);
+	cr_assert_eq(client_final_from(m, &keys, &err), -1);
+	cr_assert_str_eq(err, "server requires an unsupported SCRAM extension");
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		/* "%s" in each case stands for the server nonce */
 		const char *at = strstr(bad[i], "%s");
