@@ -73,20 +73,32 @@ asan: deps
 		LIBS="$(LIBS) $(SAN)" build-asan/sluice
 	@ASAN_OPTIONS=detect_leaks=1 /usr/bin/python3 tests/integration/run.py --sluice build-asan/sluice
 
+# Every tests/fuzz/fuzz_*.c that includes no project header outside
+# protocol/ is built from the protocol sources alone and run by `make fuzz`,
+# each for FUZZ_SECONDS, from its seeds in tests/fuzz/corpus/<target>/.
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
-FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
+FUZZ_PURE_SRC := $(shell grep -L '^\#include "\(proxy\|pool\|cache\|stats\|conf\)/' \
+	/dev/null $(FUZZ_SRC))
+FUZZ_PURE_SRC := $(filter-out /dev/null,$(FUZZ_PURE_SRC))
+FUZZ_BIN := $(FUZZ_PURE_SRC:tests/fuzz/%.c=build-fuzz/%)
 FUZZ_SECONDS ?= 30
+FUZZ_CC ?= clang
+FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -I. -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=all
+PROTO_SRC := $(filter protocol/%,$(LIB_SRC))
 
-build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(filter protocol/%,$(LIB_SRC)) $(HDRS)
+$(FUZZ_BIN): build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(PROTO_SRC) $(HDRS)
 	@mkdir -p build-fuzz
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -I. -fsanitize=fuzzer,address,undefined \
-		-o $@ $< $(filter protocol/%,$(LIB_SRC)) -lssl -lcrypto
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(PROTO_SRC) -lssl -lcrypto
 
+# A crash stops the loop with libFuzzer's exit status, its input saved in
+# build-fuzz/ (crash-*), to replay with build-fuzz/<target> <file>.
 fuzz: deps $(FUZZ_BIN)
 	@set -e; for f in $(FUZZ_BIN); do \
-		n=$$(basename $$f); mkdir -p build-fuzz/corpus-$$n; \
+		n=$$(basename $$f); mkdir -p build-fuzz/corpus-$$n tests/fuzz/corpus/$$n; \
 		echo "== $$n ($(FUZZ_SECONDS)s)"; \
-		$$f -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-$$n tests/fuzz/corpus/$$n; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -artifact_prefix=build-fuzz/$$n- \
+			-print_final_stats=1 build-fuzz/corpus-$$n tests/fuzz/corpus/$$n; \
 	done
 
 bench: deps

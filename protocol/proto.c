@@ -110,6 +110,10 @@ int proto_next(const uint8_t *p, size_t n, bool startup, uint32_t max_len, struc
 		return PROTO_ERR;
 	if (len > max_len)
 		return PROTO_TOO_BIG;
+#if SIZE_MAX <= UINT32_MAX
+	if (!startup && len == UINT32_MAX)
+		return PROTO_TOO_BIG; /* the type byte would wrap raw_len */
+#endif
 	size_t raw_len = (size_t)len + (startup ? 0 : 1);
 	if (n < raw_len)
 		return PROTO_NEED_MORE;
@@ -180,62 +184,116 @@ const uint8_t *proto_get_bytes(struct proto_reader *r, size_t len)
 
 /* ---- startup ---- */
 
+static enum proto_startup_kind startup_kind(uint32_t code)
+{
+	switch (code) {
+	case PROTO_CANCEL_REQUEST:
+		return PROTO_STARTUP_CANCEL;
+	case PROTO_SSL_REQUEST:
+		return PROTO_STARTUP_SSL;
+	case PROTO_GSSENC_REQUEST:
+		return PROTO_STARTUP_GSSENC;
+	default:
+		/* the special codes have major 1234, so this catches no request */
+		return PROTO_MAJOR(code) == 3 ? PROTO_STARTUP_V3 : PROTO_STARTUP_UNSUPPORTED;
+	}
+}
+
+static int startup_fail(struct proto_startup *s, const char *sqlstate, const char *msg,
+                        const char **err)
+{
+	s->sqlstate = sqlstate;
+	*err = msg;
+	return -1;
+}
+
+/*
+ * The body of a 3.x StartupMessage after the code: name/value pairs of
+ * NUL-terminated strings, then one NUL that must be the last byte (as
+ * PostgreSQL insists). Protocol options ("_pq_.*") are kept apart: they are
+ * answered, never passed on as settings.
+ */
+static int parse_v3_params(struct proto_reader *r, struct proto_startup *s, const char **err)
+{
+	static const char layout[] =
+	        "invalid startup packet layout: expected terminator as last byte";
+	bool have_user = false, have_db = false;
+
+	for (;;) {
+		if (r->n == 0)
+			return startup_fail(s, "08P01", layout, err);
+		if (r->p[0] == 0) {
+			if (r->n != 1)
+				return startup_fail(s, "08P01", layout, err);
+			break;
+		}
+		const char *name = proto_get_str(r);
+		const char *value = proto_get_str(r);
+		if (r->err)
+			return startup_fail(s, "08P01", layout, err);
+		if (s->nparams + s->npq_options >= PROTO_MAX_STARTUP_PARAMS)
+			return startup_fail(s, "54000", "too many startup packet parameters", err);
+		if (strncmp(name, "_pq_.", 5) == 0) {
+			s->pq_options[s->npq_options++] = name;
+			continue;
+		}
+		s->names[s->nparams] = name;
+		s->values[s->nparams] = value;
+		s->nparams++;
+		/* the last of a repeated name wins, as in PostgreSQL */
+		if (strcmp(name, "user") == 0) {
+			s->user = value;
+			have_user = true;
+		} else if (strcmp(name, "database") == 0) {
+			s->database = value;
+			have_db = true;
+		} else if (strcmp(name, "options") == 0) {
+			s->options = value;
+		}
+	}
+	if (!have_user || !s->user[0]) {
+		s->user = "";
+		return startup_fail(s, "28000",
+		                    "no PostgreSQL user name specified in startup packet", err);
+	}
+	if (!have_db || !s->database[0])
+		s->database = s->user;
+	return 0;
+}
+
 int proto_parse_startup(const struct proto_msg *m, struct proto_startup *s, const char **err)
 {
 	struct proto_reader r;
 
 	memset(s, 0, sizeof(*s));
+	/* never NULL, so a caller that skips a check reads "" rather than crash */
+	s->user = "";
+	s->database = "";
 	proto_reader_init(&r, m->body, m->body_len);
 	s->code = proto_get_u32(&r);
-	if (r.err) {
-		*err = "startup packet too short";
-		return -1;
-	}
-	if (s->code == PROTO_CANCEL_REQUEST) {
+	if (r.err)
+		return startup_fail(s, "08P01", "invalid length of startup packet", err);
+	s->kind = startup_kind(s->code);
+	switch (s->kind) {
+	case PROTO_STARTUP_CANCEL:
 		s->cancel_pid = proto_get_u32(&r);
 		s->cancel_key = proto_get_u32(&r);
-		if (r.err || r.n != 0) {
-			*err = "malformed cancel request";
-			return -1;
-		}
+		if (r.err || r.n != 0)
+			return startup_fail(s, "08P01", "invalid length of cancel request packet",
+			                    err);
+		return 0;
+	case PROTO_STARTUP_V3:
+		s->minor = (uint16_t)PROTO_MINOR(s->code);
+		return parse_v3_params(&r, s, err);
+	default:
 		return 0;
 	}
-	if (s->code != PROTO_V3)
-		return 0;
-	for (;;) {
-		if (r.n == 0) {
-			*err = "startup packet has no terminating NUL";
-			return -1;
-		}
-		if (r.n == 1 && r.p[0] == 0)
-			break;
-		const char *name = proto_get_str(&r);
-		const char *value = proto_get_str(&r);
-		if (r.err || !name[0]) {
-			*err = "malformed startup packet parameter list";
-			return -1;
-		}
-		if (s->nparams >= PROTO_MAX_STARTUP_PARAMS) {
-			*err = "too many startup packet parameters";
-			return -1;
-		}
-		s->names[s->nparams] = name;
-		s->values[s->nparams] = value;
-		s->nparams++;
-		if (strcmp(name, "user") == 0)
-			s->user = value;
-		else if (strcmp(name, "database") == 0)
-			s->database = value;
-		else if (strcmp(name, "options") == 0)
-			s->options = value;
-	}
-	if (!s->user || !s->user[0]) {
-		*err = "no PostgreSQL user name specified in startup packet";
-		return -1;
-	}
-	if (!s->database || !s->database[0])
-		s->database = s->user;
-	return 0;
+}
+
+bool proto_startup_wants_negotiation(const struct proto_startup *s)
+{
+	return s->kind == PROTO_STARTUP_V3 &&
+	       (s->minor > PROTO_V3_NEWEST_MINOR || s->npq_options > 0);
 }
 
 /* ---- builders ---- */
@@ -293,15 +351,16 @@ int proto_put_bytes(struct proto_buf *b, const void *p, size_t n)
 }
 
 /*
- * Builders write into the buffer and, on OOM half way, roll the buffer
- * back so no partial message is ever left behind.
+ * Builders write into the buffer and, on OOM half way or a body too long
+ * for the length field, roll the buffer back so no partial message is ever
+ * left behind.
  */
 #define BUILD(b, type, body)                                                                       \
 	do {                                                                                       \
 		size_t start_ = proto_msg_begin((b), (type));                                      \
 		if (start_ == (size_t)-1)                                                          \
 			return -1;                                                                 \
-		if ((body) < 0) {                                                                  \
+		if ((body) < 0 || (b)->len - start_ - 1 > PROTO_MAX_MSG_LEN) {                     \
 			(b)->len = start_;                                                         \
 			return -1;                                                                 \
 		}                                                                                  \
@@ -406,6 +465,25 @@ int proto_put_rfq(struct proto_buf *b, char status)
 	BUILD(b, 'Z', proto_put_u8(b, (uint8_t)status));
 }
 
+static int put_negotiate_body(struct proto_buf *b, uint32_t newest_minor,
+                              const char *const *options, size_t n)
+{
+	if (newest_minor > 0xffff || n > INT32_MAX)
+		return -1;
+	if (proto_put_u32(b, PROTO_V3 | newest_minor) < 0 || proto_put_u32(b, (uint32_t)n) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (proto_put_str(b, options[i]) < 0)
+			return -1;
+	return 0;
+}
+
+int proto_put_negotiate_version(struct proto_buf *b, uint32_t newest_minor,
+                                const char *const *unrecognized_options, size_t n)
+{
+	BUILD(b, 'v', put_negotiate_body(b, newest_minor, unrecognized_options, n));
+}
+
 /* Untyped packets: length, then body. */
 static size_t untyped_begin(struct proto_buf *b)
 {
@@ -417,9 +495,14 @@ static size_t untyped_begin(struct proto_buf *b)
 	return start;
 }
 
-static void untyped_end(struct proto_buf *b, size_t start)
+static int untyped_end(struct proto_buf *b, size_t start)
 {
+	if (b->len - start > PROTO_MAX_MSG_LEN) {
+		b->len = start;
+		return -1;
+	}
 	wr32(b->data + start, (uint32_t)(b->len - start));
+	return 0;
 }
 
 static int put_startup_body(struct proto_buf *b, const char *const *names,
@@ -443,8 +526,7 @@ int proto_put_startup(struct proto_buf *b, const char *const *names, const char 
 		b->len = start;
 		return -1;
 	}
-	untyped_end(b, start);
-	return 0;
+	return untyped_end(b, start);
 }
 
 int proto_put_ssl_request(struct proto_buf *b)
@@ -473,7 +555,8 @@ int proto_put_password(struct proto_buf *b, const char *pw)
 static int put_sasl_initial_body(struct proto_buf *b, const char *mechanism, const void *data,
                                  size_t len)
 {
-	if (proto_put_str(b, mechanism) < 0 || proto_put_u32(b, (uint32_t)len) < 0)
+	if (len > PROTO_MAX_MSG_LEN || proto_put_str(b, mechanism) < 0 ||
+	    proto_put_u32(b, (uint32_t)len) < 0)
 		return -1;
 	return proto_put_bytes(b, data, len);
 }
@@ -500,7 +583,8 @@ int proto_put_terminate(struct proto_buf *b)
 
 static int put_row_desc_body(struct proto_buf *b, const char *const *names, size_t n)
 {
-	if (proto_put_u16(b, (uint16_t)n) < 0)
+	/* the column count is an Int16 */
+	if (n > UINT16_MAX || proto_put_u16(b, (uint16_t)n) < 0)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
 		if (proto_put_str(b, names[i]) < 0 || proto_put_u32(b, 0) < 0 ||
@@ -519,7 +603,7 @@ int proto_put_row_desc(struct proto_buf *b, const char *const *names, size_t n)
 
 static int put_data_row_body(struct proto_buf *b, const char *const *values, size_t n)
 {
-	if (proto_put_u16(b, (uint16_t)n) < 0)
+	if (n > UINT16_MAX || proto_put_u16(b, (uint16_t)n) < 0)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
 		if (!values[i]) {
@@ -528,7 +612,9 @@ static int put_data_row_body(struct proto_buf *b, const char *const *values, siz
 			continue;
 		}
 		size_t len = strlen(values[i]);
-		if (proto_put_u32(b, (uint32_t)len) < 0 || proto_put_bytes(b, values[i], len) < 0)
+		/* -1 (0xffffffff) is NULL: a value must stay below the message limit */
+		if (len > PROTO_MAX_MSG_LEN || proto_put_u32(b, (uint32_t)len) < 0 ||
+		    proto_put_bytes(b, values[i], len) < 0)
 			return -1;
 	}
 	return 0;

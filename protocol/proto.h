@@ -119,29 +119,85 @@ const uint8_t *proto_get_bytes(struct proto_reader *r, size_t len);
 
 /* ---- startup phase ---- */
 
+#define PROTO_MAJOR(code) ((uint32_t)(code) >> 16)
+#define PROTO_MINOR(code) ((uint32_t)(code)&0xffffu)
+/* The newest minor version of protocol 3 that sluice speaks (3.0). */
+#define PROTO_V3_NEWEST_MINOR 0u
+
+/* What a startup-phase packet asks for, from its code. */
+enum proto_startup_kind {
+	PROTO_STARTUP_UNSUPPORTED = 0, /* a code of no known kind: another major version,
+	                                  or a request nobody defined; answer 0A000 */
+	PROTO_STARTUP_V3,              /* StartupMessage of protocol 3.x, any minor x */
+	PROTO_STARTUP_CANCEL,          /* CancelRequest: cancel_pid and cancel_key are set */
+	PROTO_STARTUP_SSL,             /* SSLRequest */
+	PROTO_STARTUP_GSSENC,          /* GSSENCRequest */
+};
+
 struct proto_startup {
-	uint32_t code;       /* PROTO_V3, PROTO_*_REQUEST, or other (unsupported) */
-	uint32_t cancel_pid; /* for PROTO_CANCEL_REQUEST */
+	uint32_t code;                /* as sent: PROTO_V3 | minor, PROTO_*_REQUEST, or other */
+	enum proto_startup_kind kind; /* what <code> means */
+	uint16_t minor;               /* PROTO_STARTUP_V3: the minor version asked for */
+	uint32_t cancel_pid;          /* for PROTO_CANCEL_REQUEST */
 	uint32_t cancel_key;
-	size_t nparams; /* for PROTO_V3: name/value pairs (views into the message) */
+	/* PROTO_STARTUP_V3: the name/value pairs in the order sent (views into the
+	 * message), "user", "database" and "options" included, protocol options
+	 * ("_pq_.*") left out: those are only in pq_options. */
+	size_t nparams;
 	const char *names[PROTO_MAX_STARTUP_PARAMS];
 	const char *values[PROTO_MAX_STARTUP_PARAMS];
-	const char *user;     /* view; NULL if absent */
-	const char *database; /* view; defaults to <user> */
+	/* PROTO_STARTUP_V3: names of the "_pq_." protocol options asked for, in
+	 * order (views). sluice knows none: each goes back to the client in
+	 * NegotiateProtocolVersion and none reaches PostgreSQL. */
+	size_t npq_options;
+	const char *pq_options[PROTO_MAX_STARTUP_PARAMS];
+	const char *user;     /* view; never NULL; "" unless a 3.x StartupMessage parsed */
+	const char *database; /* view; never NULL; defaults to <user> */
 	const char *options;  /* view of "options"; NULL if absent */
+	/* On -1: the SQLSTATE to answer with, never NULL:
+	 *   "08P01" malformed packet (bad layout, bad cancel request length),
+	 *   "28000" no user name: <*err> is then PostgreSQL's own message
+	 *           "no PostgreSQL user name specified in startup packet",
+	 *   "54000" more parameters than PROTO_MAX_STARTUP_PARAMS.
+	 * NULL after a successful parse. */
+	const char *sqlstate;
 };
 
 /*
- * Parse a startup-phase packet framed by proto_next(startup = true).
- * Accepts any <code>; the caller decides what is supported. For PROTO_V3
- * checks the parameter list is well formed (pairs of NUL-terminated
- * strings, final NUL) and that "user" is present. Returns 0 or -1 with
- * <*err> set.
+ * Parse a startup-phase packet framed by proto_next(startup = true) into
+ * <s> (which views into <m>, valid as long as the message bytes are).
+ *
+ * Sets <s->kind> from the code. For PROTO_STARTUP_V3 (protocol 3.x, any
+ * minor, as PostgreSQL accepts) it checks the parameter list is well formed
+ * (pairs of NUL-terminated strings, a final NUL as the last byte), collects
+ * the parameters and the "_pq_." protocol options, and requires a non-empty
+ * "user"; <database> defaults to <user>. A 3.x packet that parsed may need a
+ * NegotiateProtocolVersion first: see proto_startup_wants_negotiation().
+ *
+ * For PROTO_STARTUP_UNSUPPORTED (e.g. protocol 2.0 or 4.0) it returns 0 and
+ * leaves the refusal to the caller, who should answer FATAL 0A000
+ * "unsupported frontend protocol M.m: server supports 3.0 to 3.0" (from
+ * PROTO_MAJOR/PROTO_MINOR of <code>) and close, as PostgreSQL does.
+ *
+ * Returns 0, or -1 with <*err> (a static message) and <s->sqlstate> set.
+ * Whatever it returns, <s->user> and <s->database> are never NULL.
  */
 int proto_parse_startup(const struct proto_msg *m, struct proto_startup *s,
                         const char **err) PROTO_WUR;
 
-/* ---- builders: each appends one whole message; -1 on OOM ---- */
+/*
+ * true if a parsed 3.x StartupMessage <s> must be answered with
+ * NegotiateProtocolVersion before authentication: it asked for a minor
+ * version newer than PROTO_V3_NEWEST_MINOR or for any "_pq_." option. Then
+ * call proto_put_negotiate_version(b, PROTO_V3_NEWEST_MINOR, s->pq_options,
+ * s->npq_options) and carry on with the login in protocol 3.0, as PostgreSQL
+ * does.
+ */
+bool proto_startup_wants_negotiation(const struct proto_startup *s);
+
+/* ---- builders: each appends one whole message, or nothing and -1 on OOM
+ * or when a count or length does not fit its field (a body over
+ * PROTO_MAX_MSG_LEN, over 65535 columns) ---- */
 
 /* Start a typed message: writes type and a length placeholder, returns
  * the offset to hand to proto_msg_end(), or (size_t)-1 on OOM. */
@@ -172,6 +228,15 @@ int proto_put_auth_sasl(struct proto_buf *b, const char *mechanism) PROTO_WUR;
 int proto_put_param_status(struct proto_buf *b, const char *name, const char *value) PROTO_WUR;
 int proto_put_backend_key(struct proto_buf *b, uint32_t pid, uint32_t key) PROTO_WUR;
 int proto_put_rfq(struct proto_buf *b, char status) PROTO_WUR;
+/*
+ * 'v' NegotiateProtocolVersion, byte for byte as PostgreSQL sends it: Int32
+ * the newest version supported for major version 3 (PostgreSQL writes the
+ * whole version, (3 << 16) | <newest_minor>, e.g. 00 03 00 00 for 3.0, and
+ * libpq reads it so), Int32 <n>, then the <n> option names, each
+ * NUL-terminated. -1 on OOM or if <newest_minor> > 0xffff.
+ */
+int proto_put_negotiate_version(struct proto_buf *b, uint32_t newest_minor,
+                                const char *const *unrecognized_options, size_t n) PROTO_WUR;
 /* Untyped v3 StartupMessage with <n> name/value pairs. */
 int proto_put_startup(struct proto_buf *b, const char *const *names, const char *const *values,
                       size_t n) PROTO_WUR;
@@ -229,6 +294,9 @@ bool proto_md5_verify(const char *user, const char *secret, const uint8_t salt[4
 #define PROTO_SCRAM_KEY_LEN      32
 #define PROTO_SCRAM_MAX_SALT     64
 #define PROTO_SCRAM_DEFAULT_ITER 4096
+/* Salt length of the verifiers PostgreSQL makes (SCRAM_DEFAULT_SALT_LEN)
+ * and of those sluice makes from plaintext passwords: 24 base64 chars. */
+#define PROTO_SCRAM_SALT_LEN 16
 
 /* A SCRAM-SHA-256 secret: PostgreSQL's stored form, optionally with the
  * ClientKey when it is known (from a plaintext password, or recovered from
@@ -241,6 +309,7 @@ struct proto_scram_secret {
 	uint8_t server_key[PROTO_SCRAM_KEY_LEN];
 	bool has_client_key;
 	uint8_t client_key[PROTO_SCRAM_KEY_LEN];
+	bool doomed; /* made by proto_scram_mock_secret: no password verifies */
 };
 
 /* true if <s> looks like "SCRAM-SHA-256$...". */
@@ -251,9 +320,31 @@ bool proto_is_md5_secret(const char *s);
 /* Parse "SCRAM-SHA-256$<iter>:<salt b64>$<StoredKey b64>:<ServerKey b64>". */
 int proto_scram_parse_secret(const char *verifier, struct proto_scram_secret *s) PROTO_WUR;
 
-/* Derive a secret (with ClientKey) from a plaintext password. */
+/* Derive a secret (with ClientKey) from a plaintext password. Runs PBKDF2
+ * with <iterations> rounds: milliseconds at 4096, keep it off the hot path.
+ * -1 for a bad salt or count or a password over INT_MAX bytes. */
 int proto_scram_secret_from_password(const char *password, const uint8_t *salt, size_t salt_len,
                                      int iterations, struct proto_scram_secret *s) PROTO_WUR;
+
+/*
+ * A stand-in secret for a user sluice cannot verify (unknown, or with no
+ * usable SCRAM secret), so that the exchange runs to the end and fails
+ * exactly as for a wrong password, telling nothing of which users exist, as
+ * PostgreSQL's mock authentication does.
+ *
+ * <key> is a per-process random secret (32 bytes from proto_random() at
+ * start-up, kept for the life of the process and never shown). The salt is
+ * the first PROTO_SCRAM_SALT_LEN bytes of HMAC-SHA-256(<key>, <user>): the
+ * same for the same name for the life of the process, unpredictable without
+ * <key>, and of the length of a real salt; iterations are
+ * PROTO_SCRAM_DEFAULT_ITER. StoredKey and ServerKey are derived from <key>
+ * too (no PBKDF2: it costs a few microseconds) and <out->doomed> is set, so
+ * proto_scram_server_final() always fails on it. Nothing is allocated; the
+ * caller keeps no per-user state. Returns 0, or -1 if the HMAC failed (then
+ * <out> must not be used).
+ */
+int proto_scram_mock_secret(const uint8_t key[PROTO_SCRAM_KEY_LEN], const char *user,
+                            struct proto_scram_secret *out) PROTO_WUR;
 
 /* Exchange state, verifier side (sluice authenticating a client). */
 struct proto_scram_server {
@@ -261,23 +352,41 @@ struct proto_scram_server {
 	char client_first_bare[512];
 	char server_first[512];
 	char nonce[128]; /* combined client + server nonce */
+	/* base64 of the gs2 header of client-first ("biws" for "n,,", "eSws" for
+	 * "y,,"): the c= attribute client-final must carry */
+	char cbind[8];
+	/* true: server_final does all its work and then fails, whatever the proof
+	 * (set from secret.doomed by server_first; a caller may also set it after
+	 * server_first to fail an exchange it knows cannot succeed) */
+	bool doomed;
+	/* on -1 from either step: the SQLSTATE to answer with, with <*err>:
+	 * "08P01" malformed or out-of-order message, "0A000" a feature sluice
+	 * does not support (authzid, channel binding, mandatory extension),
+	 * "28P01" wrong proof (report it as password authentication failed) */
+	const char *sqlstate;
 	int step;
 };
 
 /*
  * Step 1: take the client's SASLInitialResponse payload (client-first
  * message), produce the server-first message in <out> (NUL-terminated,
- * length in <*outlen>). Channel binding is refused ("p=" gs2 flag).
+ * length in <*outlen>). Refused (-1, <*err> and st->sqlstate set):
+ * channel binding ("p=" gs2 flag: sluice offers no SCRAM-SHA-256-PLUS) and
+ * an authzid ("n,a=bob,...") with 0A000, as PostgreSQL refuses them; a
+ * mandatory extension ("m=") with 0A000; anything malformed with 08P01.
  */
 int proto_scram_server_first(struct proto_scram_server *st, const struct proto_scram_secret *secret,
                              const uint8_t *client_first, size_t len, char *out, size_t outsz,
                              size_t *outlen, const char **err) PROTO_WUR;
 
 /*
- * Step 2: take the client-final message, verify nonce and proof in
- * constant time. On success writes server-final ("v=...") to <out> and
- * stores the recovered ClientKey in st->secret (has_client_key = true).
- * Returns -1 with <*err> if the proof is wrong or the message malformed.
+ * Step 2: take the client-final message ("c=<cbind>,r=<nonce>[,ext...],
+ * p=<proof>"): c= must be the base64 of the gs2 header sent in step 1, r=
+ * the combined nonce; verify the proof in constant time. On success writes
+ * server-final ("v=...") to <out> and stores the recovered ClientKey in
+ * st->secret (has_client_key = true). Returns -1 with <*err> and
+ * st->sqlstate if the message is malformed (08P01), the proof is wrong or
+ * the exchange is doomed (28P01: both take the same path and time).
  */
 int proto_scram_server_final(struct proto_scram_server *st, const uint8_t *client_final, size_t len,
                              char *out, size_t outsz, size_t *outlen, const char **err) PROTO_WUR;
@@ -300,6 +409,10 @@ int proto_scram_client_first(struct proto_scram_client *st, char *out, size_t ou
 
 /*
  * Step 2: from the server-first message, build client-final with proof.
+ * The message comes from the server, so it is parsed strictly:
+ * "r=<nonce>,s=<salt>,i=<count>[,ext...]" in that order, the nonce
+ * printable and extending ours, the salt strict base64, the count 1 to
+ * 999999999; a mandatory extension ("m=") or anything else is -1.
  * Uses <keys> when they carry a ClientKey for the server's salt and
  * iteration count; otherwise derives the keys from <password> (and leaves
  * them in st->derived); with neither, -1 with <*err>.
@@ -309,7 +422,8 @@ int proto_scram_client_final(struct proto_scram_client *st, const char *password
                              size_t len, char *out, size_t outsz, size_t *outlen,
                              const char **err) PROTO_WUR;
 
-/* Step 3: check the server's signature in server-final ("v=..."). */
+/* Step 3: check the server's signature in server-final ("v=...", or
+ * "e=..." when the server refused). */
 int proto_scram_client_verify(struct proto_scram_client *st, const uint8_t *server_final,
                               size_t len, const char **err) PROTO_WUR;
 
