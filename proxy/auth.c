@@ -381,15 +381,26 @@ static int scram_secret_from_plaintext(struct proxy_client *c, struct proto_scra
 /* Build the SCRAM secret the exchange verifies against. */
 static int scram_secret_for(struct proxy_client *c, struct proto_scram_secret *sec)
 {
-	if (proto_is_scram_secret(c->secret))
+	char who[256];
+
+	if (c->known_user && proto_is_scram_secret(c->secret))
 		return proto_scram_parse_secret(c->secret, sec);
-	if (proto_is_md5_secret(c->secret)) {
-		log_warn("C-%llu: user \"%s\" has an md5 secret in auth_file; SCRAM needs a "
-		         "plaintext password or a SCRAM verifier",
-		         (unsigned long long)c->id, c->user);
-		return -1;
+	if (c->known_user && !proto_is_md5_secret(c->secret) &&
+	    scram_secret_from_plaintext(c, sec) == 0)
+		return 0;
+	if (c->known_user) {
+		proxy_client_describe(c, who, sizeof(who));
+		log_warn("%s: %s", who,
+		         proto_is_md5_secret(c->secret)
+		                 ? "the user has an md5 secret in auth_file; SCRAM needs a "
+		                   "plaintext password or a SCRAM verifier"
+		                 : "no SCRAM keys for the user's password");
 	}
-	return scram_secret_from_plaintext(c, sec);
+	/* Unknown users (and those who cannot log in by SCRAM) go through an
+	 * exchange that looks like a real one, with a salt that is stable per
+	 * name as a real user's is, and always fails at the proof: no key
+	 * derivation and nothing kept, whatever the name. */
+	return proto_scram_mock_secret(c->ctx->mock_key, c->user, sec);
 }
 
 void proxy_auth_password(struct proxy_client *c, const struct proto_msg *m)
@@ -493,8 +504,11 @@ void proxy_auth_password(struct proxy_client *c, const struct proto_msg *m)
 				proxy_client_fail(c, PROXY_ERR_OOM, "out of memory");
 				return;
 			}
-			proxy_client_fail(c, PROXY_ERR_PROTOCOL, "invalid SCRAM exchange: %s",
-			                  err ? err : "malformed client-first message");
+			proxy_client_fail(c,
+			                  strcmp(c->scram->sqlstate, "0A000") == 0
+			                          ? PROXY_ERR_FEATURE
+			                          : PROXY_ERR_PROTOCOL,
+			                  "%s", err ? err : "malformed SCRAM client-first message");
 			return;
 		}
 		explicit_bzero(&sec, sizeof(sec));
@@ -506,7 +520,15 @@ void proxy_auth_password(struct proxy_client *c, const struct proto_msg *m)
 	case PROXY_AUTH_SASL_CONT:
 		if (proto_scram_server_final(c->scram, m->body, m->body_len, out, sizeof(out),
 		                             &outlen, &err) < 0) {
-			auth_failed(c);
+			if (strcmp(c->scram->sqlstate, "28P01") == 0)
+				auth_failed(c);
+			else
+				proxy_client_fail(
+				        c,
+				        strcmp(c->scram->sqlstate, "0A000") == 0
+				                ? PROXY_ERR_FEATURE
+				                : PROXY_ERR_PROTOCOL,
+				        "%s", err ? err : "malformed SCRAM client-final message");
 			return;
 		}
 		c->scram_ok = c->scram->secret.has_client_key;
@@ -552,6 +574,21 @@ static void handle_cancel(struct proxy_client *c, const struct proto_startup *s)
 	proxy_client_close(c);
 }
 
+/* As PostgreSQL: name the newest protocol version and the options sluice
+ * does not know; the login goes on in 3.0. */
+static int send_negotiation(struct proxy_client *c, const struct proto_startup *s)
+{
+	struct proto_buf b;
+	int rc;
+
+	proto_buf_init(&b);
+	rc = proto_put_negotiate_version(&b, PROTO_V3_NEWEST_MINOR, s->pq_options, s->npq_options);
+	if (rc == 0)
+		rc = proxy_io_send(c->ctx, &c->io, proto_buf_head(&b), proto_buf_avail(&b));
+	proto_buf_free(&b);
+	return rc;
+}
+
 void proxy_auth_startup(struct proxy_client *c, const struct proto_msg *m)
 {
 	struct proxy_ctx *ctx = c->ctx;
@@ -561,8 +598,18 @@ void proxy_auth_startup(struct proxy_client *c, const struct proto_msg *m)
 	const char *secret;
 
 	if (proto_parse_startup(m, &s, &err) < 0) {
-		proxy_client_fail(c, PROXY_ERR_PROTOCOL, "invalid startup packet: %s",
-		                  err ? err : "malformed");
+		enum proxy_err e = PROXY_ERR_PROTOCOL;
+
+		if (strcmp(s.sqlstate, "28000") == 0) {
+			e = PROXY_ERR_NO_USER;
+			/* PostgreSQL negotiates before it looks for the user */
+			if (proto_startup_wants_negotiation(&s) && send_negotiation(c, &s) < 0) {
+				proxy_client_close(c);
+				return;
+			}
+		} else if (strcmp(s.sqlstate, "54000") == 0)
+			e = PROXY_ERR_TOO_BIG;
+		proxy_client_fail(c, e, "%s", err ? err : "invalid startup packet");
 		return;
 	}
 	if ((s.code == PROTO_SSL_REQUEST && c->ssl_done) ||
@@ -603,9 +650,9 @@ void proxy_auth_startup(struct proxy_client *c, const struct proto_msg *m)
 		handle_cancel(c, &s);
 		return;
 	}
-	if ((s.code >> 16) != 3) {
+	if (s.kind != PROTO_STARTUP_V3) {
 		proxy_client_fail(c, PROXY_ERR_PROTOCOL_VERSION,
-		                  "unsupported frontend protocol %u.%u: sluice supports 3.0",
+		                  "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
 		                  s.code >> 16, s.code & 0xffff);
 		return;
 	}
@@ -640,7 +687,7 @@ void proxy_auth_startup(struct proxy_client *c, const struct proto_msg *m)
 			continue;
 		}
 		if (strcmp(n, "user") == 0 || strcmp(n, "database") == 0 ||
-		    strcmp(n, "extra_float_digits") == 0 || strncmp(n, "_pq_.", 5) == 0 ||
+		    strcmp(n, "extra_float_digits") == 0 ||
 		    in_list(cf->ignore_startup_parameters, n))
 			continue;
 		proxy_client_fail(c, PROXY_ERR_STARTUP_PARAM, "unsupported startup parameter: %s",
@@ -669,8 +716,16 @@ void proxy_auth_startup(struct proxy_client *c, const struct proto_msg *m)
 		proxy_client_fail(c, PROXY_ERR_OOM, "out of memory");
 		return;
 	}
-	if (!secret && cf->auth_type != CONF_AUTH_TRUST)
-		log_info("C-%llu: unknown user \"%s\" (not in auth_file)",
-		         (unsigned long long)c->id, c->user);
-	begin_auth(c, secret != NULL);
+	if (!secret && cf->auth_type != CONF_AUTH_TRUST) {
+		char who[256];
+
+		proxy_client_describe(c, who, sizeof(who));
+		log_info("%s: unknown user (not in auth_file)", who);
+	}
+	c->known_user = secret != NULL;
+	if (proto_startup_wants_negotiation(&s) && send_negotiation(c, &s) < 0) {
+		proxy_client_close(c);
+		return;
+	}
+	begin_auth(c, c->known_user);
 }

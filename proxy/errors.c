@@ -36,6 +36,7 @@ const struct proxy_err_info proxy_errors[PROXY_ERR_COUNT] = {
         [PROXY_ERR_SERVER_LOST] = {"08006", true,
                                    "PostgreSQL may have restarted or dropped the connection; "
                                    "reconnect"},
+        [PROXY_ERR_FEATURE] = {"0A000", true, NULL},
         [PROXY_ERR_LOGIN_TIMEOUT] = {"57014", true, NULL},
         [PROXY_ERR_WAIT_TIMEOUT] = {"57014", true,
                                     "raise default_pool_size or query_wait_timeout, or see what "

@@ -181,6 +181,10 @@ int proxy_ctx_init(struct proxy_ctx *ctx, struct ev_loop *loop, const char *conf
 	if (load_auth(ctx->conf, &ctx->auth, err, errlen) < 0)
 		return -1;
 	proxy_vars_track(ctx->conf->track_extra_parameters);
+	if (proto_random(ctx->mock_key, sizeof(ctx->mock_key)) < 0) {
+		snprintf(err, errlen, "cannot read random bytes for the SCRAM mock key");
+		return -1;
+	}
 	proxy_auth_keys_sync(ctx);
 	if (proxy_tls_init(ctx, ctx->conf, err, errlen) < 0)
 		return -1;

@@ -151,6 +151,7 @@ struct proxy_client {
 	struct pool_node all_node;   /* on ctx->clients */
 	bool admin;                  /* may run admin commands */
 	bool stats_only;             /* may run SHOW commands only */
+	bool known_user;             /* in auth_file (c->secret is not a stand-in) */
 	bool ssl_done;               /* an SSLRequest was answered: no second one */
 	bool gss_done;               /* a GSSENCRequest was answered: no second one */
 
@@ -246,6 +247,7 @@ struct proxy_ctx {
 
 	struct proxy_stmt *stmts;              /* every distinct prepared statement (uthash) */
 	struct proxy_scram_cache *scram_cache; /* SCRAM secrets made from plaintext passwords */
+	uint8_t mock_key[PROTO_SCRAM_KEY_LEN]; /* per process: mock SCRAM salts of unknown users */
 	uint64_t next_stmt_id;
 	uint64_t next_cl_stmt_serial;
 	uint64_t ddl_epoch; /* bumped when DDL passes through */
@@ -318,6 +320,7 @@ enum proxy_err {
 	PROXY_ERR_INTERNAL,             /* a system call sluice relies on failed */
 	PROXY_ERR_SERVER_UNREACHABLE,   /* PostgreSQL cannot be reached or refused the login */
 	PROXY_ERR_SERVER_LOST,          /* the linked server connection went away */
+	PROXY_ERR_FEATURE,              /* a protocol feature sluice (like PostgreSQL) refuses */
 	PROXY_ERR_LOGIN_TIMEOUT,        /* client_login_timeout */
 	PROXY_ERR_WAIT_TIMEOUT,         /* query_wait_timeout */
 	PROXY_ERR_QUERY_TIMEOUT,        /* query_timeout */

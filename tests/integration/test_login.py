@@ -1,5 +1,6 @@
 """Login hardening: what a client can do before it has proved who it is."""
 import hashlib
+import os
 import socket
 import ssl
 import struct
@@ -100,3 +101,134 @@ def t_second_ssl(env):
     tw.params, tw.backend_key, tw.status, tw.auth_codes = {}, None, None, []
     second_request_refused(tw, SSL_REQUEST)
     tls.close()
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def first_reply(port, packet):
+    """Send a startup packet; the message types up to EOF, and the error fields."""
+    w = Wire("127.0.0.1", port)
+    w.send(packet)
+    w.settimeout(5)
+    types, err = [], None
+    try:
+        while True:
+            t, p = w.read_msg()
+            types.append(t)
+            if t == b"v":
+                types.append(p)
+            if t == b"E":
+                err = parse_fields(p)
+                break
+            if t == b"R" or t == b"Z":
+                break
+    except (Closed, ConnectionResetError):
+        pass
+    w.close()
+    return types, err
+
+
+@test("login.protocol_3_minor_versions")
+def t_protocol_minor(env):
+    """Protocol 3.x with x != 0 is accepted as PostgreSQL accepts it: a
+    NegotiateProtocolVersion naming 3.0 and the unknown _pq_ options, then
+    the login goes on. The 8-byte packet 3.1 without a user once crashed
+    sluice; PostgreSQL answers it with NegotiateProtocolVersion and 28000."""
+    s = env.sluice()
+    bare = struct.pack("!II", 8, (3 << 16) | 1)
+    nouser = struct.pack("!II", 9, (3 << 16) | 1) + b"\0"
+    for pkt, what in ((bare, "3.1 without a terminator"), (nouser, "3.1 without a user")):
+        want_types, want_err = first_reply(env.pg.port, pkt)
+        got_types, got_err = first_reply(s.port, pkt)
+        check(want_err is not None, f"PostgreSQL accepted {what}")
+        check(got_err is not None and got_err.get("C") == want_err.get("C"),
+              f"{what}: sluice {got_types} {got_err}, PostgreSQL {want_types} {want_err}")
+        check(got_types == want_types, f"{what}: sluice {got_types}, PostgreSQL {want_types}")
+        check(s.alive(), f"sluice died on {what}")
+
+    def packet(minor, params):
+        body = struct.pack("!I", (3 << 16) | minor)
+        for k, v in params.items():
+            body += k.encode() + b"\0" + v.encode() + b"\0"
+        body += b"\0"
+        return struct.pack("!I", len(body) + 4) + body
+
+    # a 3.2 login with an unknown protocol option, through sluice and direct
+    params = {"user": "app", "database": "app", "_pq_.no_such_option": "1"}
+    want, err = first_reply(env.pg.port, packet(2, params))
+    check(err is None and want[0] == b"v", f"PostgreSQL: 3.2 login {want} {err}")
+    check(want[1] == struct.pack("!II", 3 << 16, 1) + b"_pq_.no_such_option\0",
+          f"PostgreSQL's negotiate body {want[1]!r}")
+    got, err = first_reply(s.port, packet(2, params))
+    check(err is None, f"sluice: 3.2 login failed: {err}")
+    check(got[:2] == want[:2], f"sluice: 3.2 login starts {got}, PostgreSQL {want}")
+    w = Wire("127.0.0.1", s.port)
+    w.user_for_md5 = "app"
+    w.send(packet(2, params))
+    t, p = w.read_msg()
+    check(t == b"v", f"first message {t!r}")
+    w.finish_login("app")
+    check(w.query("SELECT 3") == [["3"]], "query after a 3.2 login")
+    w.close()
+    check(s.alive(), "sluice alive after 3.x logins")
+
+
+@test("login.unknown_users_cost_nothing", timeout=120)
+def t_unknown_users(env):
+    """SCRAM logins of users that are not in auth_file: no key derivation and
+    no memory kept per name, and a salt that is the same at each attempt (as
+    a real user's is), so the exchange tells nothing of who exists."""
+    s = env.sluice(settings={"auth_type": "scram-sha-256"})
+
+    def server_first(user):
+        w = Wire("127.0.0.1", s.port)
+        w.startup({"user": user, "database": "app"})
+        t, p = w.read_msg()
+        check(t == b"R" and struct.unpack("!I", p[:4])[0] == 10, f"{user[:20]}: SASL asked")
+        first = b"n,,n=,r=abcdefghijklmnopqrstuvwx"
+        w.send(b"p" + struct.pack("!I", 4 + len(b"SCRAM-SHA-256\0") + 4 + len(first))
+               + b"SCRAM-SHA-256\0" + struct.pack("!I", len(first)) + first)
+        t, p = w.read_msg()
+        check(t == b"R" and struct.unpack("!I", p[:4])[0] == 11,
+              f"{user[:20]}: SASLContinue expected, got {t!r} {p[:40]!r}")
+        attrs = dict(kv.split("=", 1) for kv in p[4:].decode().split(","))
+        w.close()
+        return attrs
+
+    real = [server_first("app") for _ in range(2)]
+    ghost = [server_first("nobody_here") for _ in range(2)]
+    check(real[0]["s"] == real[1]["s"], "a real user's salt is stable")
+    check(ghost[0]["s"] == ghost[1]["s"], "an unknown user's salt is stable too")
+    check(ghost[0]["s"] != server_first("nobody_else")["s"], "salts differ per name")
+    check(len(ghost[0]["s"]) == len(real[0]["s"]) and ghost[0]["i"] == real[0]["i"],
+          f"unknown user's salt/iterations look like a real one: {ghost[0]} {real[0]}")
+
+    pid = s.proc.pid
+    # warm up allocator pools, then many attempts with fresh long names
+    for i in range(50):
+        server_first(f"warm{i}")
+    rss0, cpu0 = rss_kb(pid), cpu_seconds(pid)
+    n = 1000
+    for i in range(n):
+        server_first(f"u{i:05d}" + "x" * 8000)
+    grown = rss_kb(pid) - rss0
+    cpu = cpu_seconds(pid) - cpu0
+    # a cache entry per name would keep > 8 MB here; one key derivation
+    # (4096 rounds of HMAC-SHA-256) costs a few ms of CPU each
+    check(grown < 4096, f"RSS grew {grown} kB over {n} unknown users")
+    check(cpu < n * 0.0008, f"sluice used {cpu:.2f} s of CPU for {n} unknown-user logins")
+    w = login_wire("127.0.0.1", s.port, "app", "app", "app")
+    check(w.query("SELECT 4") == [["4"]], "a real login still works")
+    w.close()
