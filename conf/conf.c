@@ -837,6 +837,11 @@ static void set_listen_addr(struct parse *p, const char *v)
 		}
 		if (*s == ',')
 			s++;
+		if ((e - b == 1 && *b == '*') != star && c->nlisten_addrs > 0) {
+			fail(p, "listen_addr: * already means every address; list either * or "
+			        "specific addresses");
+			break;
+		}
 		if (e - b == 1 && *b == '*') {
 			star = true;
 			add_listen(p, "0.0.0.0", 7);
@@ -859,9 +864,6 @@ static void set_listen_addr(struct parse *p, const char *v)
 	if (c->nlisten_addrs == 0)
 		fail(p, "listen_addr is empty: sluice listens on TCP only; give addresses, or "
 		        "* for all IPv4 and IPv6 addresses");
-	else if (star && c->nlisten_addrs != 2)
-		fail(p, "listen_addr: * already means every address; list either * or specific "
-		        "addresses");
 }
 
 enum kind { K_STR, K_OPT_STR, K_INT, K_BOOL, K_DUR, K_SIZE };

@@ -362,6 +362,8 @@ Test(conf_listen, bad_lists)
 	expect_text_error(HEAD "listen_addr = ::1, ::1\n", 5, "names ::1 twice");
 	expect_text_error(HEAD "listen_addr = *, 127.0.0.1\n", 5, "* already means every");
 	expect_text_error(HEAD "listen_addr = *,*\n", 5, "twice");
+	expect_text_error(HEAD "listen_addr = 0.0.0.0, *\n", 5, "* already means every");
+	expect_text_error(HEAD "listen_addr = *, ::\n", 5, "* already means every");
 	expect_text_error(HEAD "listen_addr = 127.0.0.1 10.0.0.1\n", 5,
 	                  "\"127.0.0.1 10.0.0.1\" is not an address or host name");
 	expect_text_error(HEAD "listen_addr = host/name\n", 5, "not an address");
