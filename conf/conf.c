@@ -19,7 +19,7 @@ struct parse {
 	FILE *f;
 	int line;       /* line the reader handed out last */
 	bool long_line; /* a line did not fit inih's buffer */
-	char err[256];  /* first error, without the file name */
+	char err[512];  /* first error, without the file name */
 	int err_line;
 };
 
@@ -35,6 +35,18 @@ static void fail(struct parse *p, const char *fmt, ...)
 	vsnprintf(p->err, sizeof(p->err), fmt, ap);
 	va_end(ap);
 	p->err_line = p->line;
+}
+
+/* Long values (a query) are cut in messages so the explanation fits. */
+static void refuse(struct parse *p, const char *what, const char *name, const char *v,
+                   const char *instead)
+{
+	int n = (int)strlen(v);
+
+	if (n > 60)
+		fail(p, "%s%s = %.57s... is not supported by sluice (%s)", what, name, v, instead);
+	else
+		fail(p, "%s%s = %s is not supported by sluice (%s)", what, name, v, instead);
 }
 
 /* fgets that counts lines and notices lines too long for inih. */
@@ -274,9 +286,17 @@ static bool parse_kv(struct parse *p, const char *s, void *target, kv_fn fn)
 	}
 }
 
+/* "database \"<name>\": " into <buf>, to prefix a refusal. */
+static const char *db_what(const struct conf_db *db, char *buf, size_t len)
+{
+	snprintf(buf, len, "database \"%.64s\": ", db->name);
+	return buf;
+}
+
 static bool db_key(struct parse *p, void *target, const char *key, const char *val)
 {
 	struct conf_db *db = target;
+	char what[96];
 
 	if (strcmp(key, "host") == 0) {
 		set_str(&db->host, val);
@@ -311,13 +331,34 @@ static bool db_key(struct parse *p, void *target, const char *key, const char *v
 			return false;
 		}
 	} else if (strcmp(key, "connect_query") == 0) {
-		set_str(&db->connect_query, val);
+		set_opt_str(&db->connect_query, val);
 	} else if (strcmp(key, "application_name") == 0) {
-		set_str(&db->application_name, val);
+		set_opt_str(&db->application_name, val);
 	} else if (strcmp(key, "client_encoding") == 0 || strcmp(key, "datestyle") == 0 ||
-	           strcmp(key, "timezone") == 0 || strcmp(key, "auth_user") == 0 ||
-	           strcmp(key, "reserve_pool") == 0 || strcmp(key, "auth_dbname") == 0) {
-		/* PgBouncer keys sluice accepts and does not act on. */
+	           strcmp(key, "timezone") == 0) {
+		/* PgBouncer sets these on the server connection; sluice does not. */
+		if (val[0]) {
+			refuse(p, db_what(db, what, sizeof(what)), key, val,
+			       "sluice does not set it on server connections; set it with ALTER "
+			       "DATABASE ... SET, or from the client, and remove the key");
+			return false;
+		}
+	} else if (strcmp(key, "auth_user") == 0 || strcmp(key, "auth_dbname") == 0) {
+		/* security: authentication sluice does not do */
+		if (val[0]) {
+			refuse(p, db_what(db, what, sizeof(what)), key, val,
+			       "sluice looks users up in auth_file only; remove the key and list "
+			       "the users in auth_file");
+			return false;
+		}
+	} else if (strcmp(key, "reserve_pool") == 0 || strcmp(key, "reserve_pool_size") == 0) {
+		int n;
+		if (val[0] && !parse_int(val, 0, 0, &n)) {
+			refuse(p, db_what(db, what, sizeof(what)), key, val,
+			       "sluice has no reserve pool; set it to 0 and size pool_size for the "
+			       "peak");
+			return false;
+		}
 	} else {
 		fail(p, "database \"%s\": unknown key \"%s\"", db->name, key);
 		return false;
@@ -339,7 +380,9 @@ static bool user_key(struct parse *p, void *target, const char *key, const char 
 		}
 	} else if (strcmp(key, "max_user_connections") == 0) {
 		if (!parse_int(val, 0, 100000, &u->max_user_connections)) {
-			fail(p, "user \"%s\": max_user_connections must be a number, got \"%s\"",
+			fail(p,
+			     "user \"%s\": max_user_connections must be a number 0..100000, got "
+			     "\"%s\"",
 			     u->name, val);
 			return false;
 		}
@@ -380,6 +423,23 @@ static void add_db(struct parse *p, const char *name, const char *value)
 		db->dbname = xstrdup(name);
 	if (db->password && !db->user)
 		fail(p, "database \"%s\": password given without user", name);
+	/* PgBouncer's host lists and abstract-namespace sockets would reach
+	 * getaddrinfo as one odd name: refuse them here, with the reason. */
+	if (!db->host[0])
+		fail(p,
+		     "database \"%s\": host is empty (give a host name, an address or a "
+		     "unix socket directory)",
+		     name);
+	else if (strchr(db->host, ','))
+		fail(p,
+		     "database \"%s\": host = %s: host lists are not supported by sluice "
+		     "(give one host per entry)",
+		     name, db->host);
+	else if (db->host[0] == '@')
+		fail(p,
+		     "database \"%s\": host = %s: abstract-namespace unix sockets are not "
+		     "supported by sluice (give a socket directory starting with /)",
+		     name, db->host);
 }
 
 static void add_user(struct parse *p, const char *name, const char *value)
@@ -405,60 +465,406 @@ static void add_user(struct parse *p, const char *name, const char *value)
 	parse_kv(p, value, u, user_key);
 }
 
-/* PgBouncer keys that sluice reads without acting on them, so an existing
- * pgbouncer.ini loads. */
-static const char *const ignored_keys[] = {
-        "unix_socket_dir",
-        "unix_socket_mode",
-        "unix_socket_group",
-        "user",
-        "syslog",
-        "syslog_ident",
-        "syslog_facility",
-        "log_connections",
-        "log_disconnections",
-        "log_pooler_errors",
-        "log_stats",
-        "stats_period",
-        "autodb_idle_timeout",
-        "dns_max_ttl",
-        "dns_nxdomain_ttl",
-        "dns_zone_check_period",
-        "resolv_conf",
-        "listen_backlog",
-        "sbuf_loopcnt",
-        "so_reuseport",
-        "suspend_timeout",
-        "tcp_defer_accept",
-        "tcp_socket_buffer",
-        "tcp_keepalive",
-        "tcp_keepcnt",
-        "tcp_keepidle",
-        "tcp_keepintvl",
-        "tcp_user_timeout",
-        "disable_pqexec",
-        "application_name_add_host",
-        "conffile",
-        "service_name",
-        "job_name",
-        "auth_hba_file",
-        "auth_query",
-        "auth_user",
-        "auth_dbname",
-        "reserve_pool_size",
-        "reserve_pool_timeout",
-        "max_packet_size",
-        "server_round_robin",
-        "server_fast_close",
-        "client_tls_protocols",
-        "client_tls_ciphers",
-        "client_tls_ecdhcurve",
-        "client_tls_dheparams",
-        "server_tls_protocols",
-        "server_tls_ciphers",
-        "peer_id",
-        "server_check_delay_jitter",
+/*
+ * PgBouncer keys sluice does not implement. An existing pgbouncer.ini must
+ * still load when what it says is what sluice does anyway, but a setting
+ * sluice would not honour stops startup (never silently ignored): each key
+ * has a test of the values it accepts, and the text that says what sluice
+ * does instead. Values are accepted when
+ *   - they mean "not used" (empty, 0, off) and sluice does not do it either;
+ *   - they describe what sluice does (e.g. TLS 1.2 and 1.3 only);
+ *   - the key bounds something sluice does less of, so any bound is met
+ *     (no DNS cache: every dns_*_ttl holds);
+ *   - the key only tunes a feature whose switch is refused unless off
+ *     (syslog_ident with syslog = 0), which is inert in PgBouncer too.
+ * Security-relevant keys (authentication, TLS, packet size, socket
+ * permissions, privilege drop, the simple-query switch) accept only the
+ * values that mean "not used" or exactly sluice's behaviour.
+ */
+typedef bool (*accept_fn)(const struct parse *p, const char *v);
+
+struct unsupported {
+	const char *name;
+	accept_fn ok;
+	const char *instead; /* what sluice does instead, what to do */
 };
+
+static bool is_empty(const struct parse *p, const char *v)
+{
+	(void)p;
+	return v[0] == 0;
+}
+
+static bool is_off(const struct parse *p, const char *v)
+{
+	bool b;
+	(void)p;
+	return parse_bool(v, &b) && !b;
+}
+
+static bool is_on(const struct parse *p, const char *v)
+{
+	bool b;
+	(void)p;
+	return parse_bool(v, &b) && b;
+}
+
+/* Empty (PgBouncer's "not set") or the number 0. */
+static bool is_zero(const struct parse *p, const char *v)
+{
+	int n;
+	return is_empty(p, v) || (parse_int(v, 0, 0, &n));
+}
+
+static bool is_zero_duration(const struct parse *p, const char *v)
+{
+	double d;
+	(void)p;
+	return parse_duration(v, &d) && d == 0;
+}
+
+static bool is_duration(const struct parse *p, const char *v)
+{
+	double d;
+	(void)p;
+	return parse_duration(v, &d);
+}
+
+static bool is_count(const struct parse *p, const char *v)
+{
+	int n;
+	(void)p;
+	return parse_int(v, 0, 1000000000, &n);
+}
+
+static bool is_anything(const struct parse *p, const char *v)
+{
+	(void)p;
+	(void)v;
+	return true;
+}
+
+/* sluice calls listen() with a backlog of 1024 (the kernel caps it at
+ * net.core.somaxconn). */
+static bool is_backlog(const struct parse *p, const char *v)
+{
+	int n;
+	(void)p;
+	return parse_int(v, 1024, 1024, &n);
+}
+
+/* sluice's own limit on one protocol message; it cannot be lowered. Any
+ * larger limit holds, and PostgreSQL refuses larger messages anyway. Must
+ * stay equal to PROTO_MAX_MSG_LEN (tests/unit/test_conf.c checks). */
+#define SLUICE_MAX_MSG_LEN 1073741824L
+
+static bool is_packet_size(const struct parse *p, const char *v)
+{
+	char *end;
+	(void)p;
+	errno = 0;
+	long long n = strtoll(v, &end, 10);
+	return end != v && !*end && !errno && n >= SLUICE_MAX_MSG_LEN && n <= 4294967295LL;
+}
+
+/* conffile names the file to read on the next reload: only the file sluice
+ * was started with (or empty). */
+static bool is_own_path(const struct parse *p, const char *v)
+{
+	return v[0] == 0 || strcmp(v, p->c->path) == 0;
+}
+
+/*
+ * A TLS protocol list as PgBouncer writes it (tlsv1.0 .. tlsv1.3, all,
+ * secure, legacy; separated by commas, colons or blanks) naming exactly
+ * TLS 1.2 and 1.3, the versions sluice enables (minimum 1.2, no maximum).
+ */
+static bool is_tls12_13(const struct parse *p, const char *v)
+{
+	static const struct {
+		const char *name;
+		unsigned bits; /* 1 = 1.0, 2 = 1.1, 4 = 1.2, 8 = 1.3 */
+	} names[] = {
+	        {"tlsv1.0", 1}, {"tlsv1.1", 2}, {"tlsv1.2", 4}, {"tlsv1.3", 8},
+	        {"all", 15},    {"legacy", 15}, {"secure", 12},
+	};
+	unsigned bits = 0;
+	const char *s = v;
+
+	if (is_empty(p, v))
+		return true;
+	while (*s) {
+		size_t n = strcspn(s, ", :\t");
+		bool known = n == 0;
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && !known; i++) {
+			if (strlen(names[i].name) == n && strncasecmp(s, names[i].name, n) == 0) {
+				bits |= names[i].bits;
+				known = true;
+			}
+		}
+		if (!known)
+			return false;
+		s += n;
+		if (*s)
+			s++;
+	}
+	return bits == 12;
+}
+
+/* sluice leaves ECDH groups to OpenSSL's defaults, as PgBouncer's "auto". */
+static bool is_auto(const struct parse *p, const char *v)
+{
+	return is_empty(p, v) || strcasecmp(v, "auto") == 0;
+}
+
+/* sluice sets no DH parameters, so TLS 1.2 DHE suites are off: "none". */
+static bool is_none(const struct parse *p, const char *v)
+{
+	return is_empty(p, v) || strcasecmp(v, "none") == 0;
+}
+
+static const struct unsupported unsupported_keys[] = {
+        /* no unix socket listener: client paths and permissions do not exist */
+        {"unix_socket_dir", is_empty,
+         "sluice listens on TCP only (listen_addr, listen_port); set unix_socket_dir = "
+         "(empty) and connect over TCP"},
+        {"unix_socket_mode", is_empty,
+         "sluice has no unix socket to set a mode on; remove the key and connect over TCP"},
+        {"unix_socket_group", is_empty,
+         "sluice has no unix socket to give a group; remove the key and connect over TCP"},
+        /* security: a privilege drop that would not happen */
+        {"user", is_empty,
+         "sluice does not change its user after startup; start it as the user it should "
+         "run as (e.g. systemd User=) and remove the key"},
+        /* logging: only what sluice logs is accepted */
+        {"syslog", is_off,
+         "sluice logs to logfile or stderr (journald takes stderr); set syslog = 0"},
+        {"syslog_ident", is_anything, NULL},    /* inert: syslog must be 0 */
+        {"syslog_facility", is_anything, NULL}, /* inert: syslog must be 0 */
+        {"log_connections", is_off,
+         "sluice logs logins only at verbose = 1; set log_connections = 0 (SHOW CLIENTS "
+         "lists who is connected)"},
+        {"log_disconnections", is_off,
+         "sluice logs only the disconnections it causes, with the error it sent; set "
+         "log_disconnections = 0"},
+        /* sluice logs every error that closes a client, with its SQLSTATE (the
+         * ERRORs that leave a session open are not logged yet) */
+        {"log_pooler_errors", is_on,
+         "sluice always logs the errors it closes clients with; set log_pooler_errors = 1"},
+        {"log_stats", is_off,
+         "sluice writes no periodic statistics lines; set log_stats = 0 and use the admin "
+         "console's SHOW commands"},
+        /* inert: sluice has neither averaged SHOW STATS nor stats log lines */
+        {"stats_period", is_duration, "stats_period must be a duration in seconds"},
+        /* sluice keeps no DNS cache (it resolves at every connect), so any
+         * maximum cache time holds */
+        {"dns_max_ttl", is_duration, "dns_max_ttl must be a duration in seconds"},
+        {"dns_nxdomain_ttl", is_duration, "dns_nxdomain_ttl must be a duration in seconds"},
+        {"dns_zone_check_period", is_zero_duration,
+         "sluice does not watch DNS zone serials; set dns_zone_check_period = 0"},
+        {"resolv_conf", is_empty,
+         "sluice uses the system resolver (/etc/resolv.conf); set resolv_conf = (empty)"},
+        {"listen_backlog", is_backlog,
+         "sluice's listen backlog is 1024 (capped by net.core.somaxconn); set "
+         "listen_backlog = 1024 or remove the key"},
+        /* sluice reads at most once per connection per loop pass, within
+         * any limit (0 = no limit) */
+        {"sbuf_loopcnt", is_count, "sbuf_loopcnt must be a whole number"},
+        {"so_reuseport", is_off,
+         "sluice does not set SO_REUSEPORT, so instances cannot share a port; set "
+         "so_reuseport = 0"},
+        /* inert: sluice has no SUSPEND or online restart to time */
+        {"suspend_timeout", is_duration, "suspend_timeout must be a duration in seconds"},
+        {"tcp_defer_accept", is_off,
+         "sluice does not set TCP_DEFER_ACCEPT; set tcp_defer_accept = 0"},
+        {"tcp_socket_buffer", is_zero,
+         "sluice leaves socket buffer sizes to the kernel; remove tcp_socket_buffer"},
+        {"tcp_keepalive", is_off,
+         "sluice does not enable TCP keepalive on its sockets; set tcp_keepalive = 0 (and "
+         "use client_idle_timeout or the kernel's settings)"},
+        {"tcp_keepcnt", is_zero, "sluice does not enable TCP keepalive; remove tcp_keepcnt"},
+        {"tcp_keepidle", is_zero, "sluice does not enable TCP keepalive; remove tcp_keepidle"},
+        {"tcp_keepintvl", is_zero, "sluice does not enable TCP keepalive; remove tcp_keepintvl"},
+        {"tcp_user_timeout", is_zero,
+         "sluice does not set TCP_USER_TIMEOUT; set tcp_user_timeout = 0"},
+        /* security: clients relying on it would get the simple protocol */
+        {"disable_pqexec", is_off,
+         "sluice relays the simple query protocol; set disable_pqexec = 0 (refuse "
+         "multi-statement queries in PostgreSQL or the application instead)"},
+        {"application_name_add_host", is_off,
+         "sluice does not add the client's address to application_name; set "
+         "application_name_add_host = 0"},
+        {"conffile", is_own_path,
+         "sluice always reloads the file it was started with; remove conffile"},
+        /* Windows service registration only; inert elsewhere, in PgBouncer too */
+        {"service_name", is_anything, NULL},
+        {"job_name", is_anything, NULL},
+        /* security: authentication sluice does not do */
+        {"auth_hba_file", is_empty,
+         "sluice has no HBA rules: every client authenticates with auth_type against "
+         "auth_file; remove auth_hba_file and restrict access with listen_addr or a "
+         "firewall"},
+        {"auth_query", is_empty,
+         "sluice looks users up in auth_file only; remove auth_query and list the users "
+         "in auth_file"},
+        {"auth_user", is_empty,
+         "sluice looks users up in auth_file only; remove auth_user and list the users in "
+         "auth_file"},
+        {"auth_dbname", is_empty, "sluice looks users up in auth_file only; remove auth_dbname"},
+        {"reserve_pool_size", is_zero,
+         "sluice has no reserve pool; set reserve_pool_size = 0 and size default_pool_size "
+         "for the peak"},
+        /* inert: reserve_pool_size must be 0 */
+        {"reserve_pool_timeout", is_duration, "reserve_pool_timeout must be a duration in seconds"},
+        /* security: a lower limit would not be enforced */
+        {"max_packet_size", is_packet_size,
+         "sluice's limit on one message is 1073741824 bytes (1 GiB) and cannot be "
+         "lowered; remove max_packet_size or set it to 1073741824 or more"},
+        /* sluice reuses the most recently used idle server first (LIFO) */
+        {"server_round_robin", is_off,
+         "sluice reuses the most recently used server first; set server_round_robin = 0"},
+        {"server_fast_close", is_off,
+         "sluice retires a changed server when its client leaves; set server_fast_close "
+         "= 0"},
+        /* security: TLS settings must be what sluice really does */
+        {"client_tls_protocols", is_tls12_13,
+         "sluice accepts TLS 1.2 and 1.3 from clients; set client_tls_protocols = secure "
+         "or remove the key"},
+        {"client_tls_ciphers", is_empty,
+         "sluice uses OpenSSL's default cipher list (the system policy in openssl.cnf), "
+         "not PgBouncer's lists; remove client_tls_ciphers"},
+        {"client_tls_ecdhcurve", is_auto,
+         "sluice uses OpenSSL's default ECDH groups; set client_tls_ecdhcurve = auto or "
+         "remove the key"},
+        {"client_tls_dheparams", is_none,
+         "sluice sets no DH parameters, so DHE key exchange is off; set "
+         "client_tls_dheparams = none or remove the key"},
+        {"server_tls_protocols", is_tls12_13,
+         "sluice offers TLS 1.2 and 1.3 to servers; set server_tls_protocols = secure or "
+         "remove the key"},
+        {"server_tls_ciphers", is_empty,
+         "sluice uses OpenSSL's default cipher list (the system policy in openssl.cnf), "
+         "not PgBouncer's lists; remove server_tls_ciphers"},
+        /* no peering: [peers] entries are refused too */
+        {"peer_id", is_zero, "sluice does not support peering; set peer_id = 0"},
+        {"server_check_delay_jitter", is_zero_duration,
+         "sluice adds no jitter to server checks; set server_check_delay_jitter = 0"},
+};
+
+/* True when <name> is one of unsupported_keys (after fail() if refused). */
+static bool unsupported_key(struct parse *p, const char *name, const char *v)
+{
+	for (size_t i = 0; i < sizeof(unsupported_keys) / sizeof(unsupported_keys[0]); i++) {
+		const struct unsupported *u = &unsupported_keys[i];
+		if (strcmp(u->name, name) != 0)
+			continue;
+		if (u->ok(p, v))
+			return true;
+		if (u->ok == is_duration || u->ok == is_count)
+			fail(p, "%s, got \"%s\"", u->instead, v);
+		else
+			refuse(p, "", name, v, u->instead);
+		return true;
+	}
+	return false;
+}
+
+/* Characters of a host name or a numeric address (with an IPv6 scope). */
+static bool addr_chars_ok(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '.' || ch == ':' || ch == '-' ||
+		      ch == '_' || ch == '%'))
+			return false;
+	}
+	return true;
+}
+
+static void add_listen(struct parse *p, const char *s, size_t n)
+{
+	struct conf *c = p->c;
+
+	for (size_t i = 0; i < c->nlisten_addrs; i++) {
+		if (strlen(c->listen_addrs[i]) == n && strncmp(c->listen_addrs[i], s, n) == 0) {
+			fail(p, "listen_addr names %.*s twice", (int)n, s);
+			return;
+		}
+	}
+	char **v = realloc(c->listen_addrs, (c->nlisten_addrs + 1) * sizeof(*v));
+	if (!v)
+		abort();
+	c->listen_addrs = v;
+	v[c->nlisten_addrs] = strndup(s, n);
+	if (!v[c->nlisten_addrs])
+		abort();
+	c->nlisten_addrs++;
+}
+
+/*
+ * listen_addr: "*" or a comma-separated list of addresses and host names,
+ * as PgBouncer takes it. "*" means every IPv4 and IPv6 address and cannot
+ * be combined (the specific addresses would collide with it on bind).
+ * Empty is refused: PgBouncer then listens on its unix socket only, which
+ * sluice does not have.
+ */
+static void set_listen_addr(struct parse *p, const char *v)
+{
+	struct conf *c = p->c;
+	bool star = false;
+	const char *s = v;
+
+	set_str(&c->listen_addr, v);
+	free_list(c->listen_addrs, c->nlisten_addrs);
+	c->listen_addrs = NULL;
+	c->nlisten_addrs = 0;
+	while (*s == ' ' || *s == '\t')
+		s++;
+	while (*s && !p->err[0]) {
+		while (*s == ' ' || *s == '\t')
+			s++;
+		const char *b = s, *e;
+		while (*s && *s != ',')
+			s++;
+		e = s;
+		while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		/* a comma always starts another item, even at the end */
+		if (e == b || (*s == ',' && !s[1])) {
+			fail(p, "listen_addr has an empty item in \"%s\"", v);
+			break;
+		}
+		if (*s == ',')
+			s++;
+		if ((e - b == 1 && *b == '*') != star && c->nlisten_addrs > 0) {
+			fail(p, "listen_addr: * already means every address; list either * or "
+			        "specific addresses");
+			break;
+		}
+		if (e - b == 1 && *b == '*') {
+			star = true;
+			add_listen(p, "0.0.0.0", 7);
+			add_listen(p, "::", 2);
+			continue;
+		}
+		if (*b == '[' && e[-1] == ']' && e - b > 2) {
+			b++;
+			e--;
+		}
+		if (!addr_chars_ok(b, (size_t)(e - b))) {
+			fail(p, "listen_addr: \"%.*s\" is not an address or host name",
+			     (int)(e - b), b);
+			break;
+		}
+		add_listen(p, b, (size_t)(e - b));
+	}
+	if (p->err[0])
+		return;
+	if (c->nlisten_addrs == 0)
+		fail(p, "listen_addr is empty: sluice listens on TCP only; give addresses, or "
+		        "* for all IPv4 and IPv6 addresses");
+}
 
 enum kind { K_STR, K_OPT_STR, K_INT, K_BOOL, K_DUR, K_SIZE };
 
@@ -471,13 +877,14 @@ struct key {
 
 #define OFF(f) offsetof(struct conf, f)
 static const struct key main_keys[] = {
-        {"listen_addr", K_STR, OFF(listen_addr), 0, 0},
         {"listen_port", K_INT, OFF(listen_port), 1, 65535},
         {"auth_file", K_OPT_STR, OFF(auth_file), 0, 0},
         {"admin_db", K_STR, OFF(admin_db), 0, 0},
         {"min_pool_size", K_INT, OFF(min_pool_size), 0, 100000},
         {"default_pool_size", K_INT, OFF(default_pool_size), 1, 100000},
         {"max_client_conn", K_INT, OFF(max_client_conn), 1, 1000000},
+        /* 0 is the "not given" mark, resolved in validate() */
+        {"max_login_clients", K_INT, OFF(max_login_clients), 1, 1000000},
         {"max_db_connections", K_INT, OFF(max_db_connections), 0, 100000},
         {"max_user_connections", K_INT, OFF(max_user_connections), 0, 100000},
         {"server_connect_timeout", K_DUR, OFF(server_connect_timeout), 0, 0},
@@ -490,6 +897,7 @@ static const struct key main_keys[] = {
         {"client_idle_timeout", K_DUR, OFF(client_idle_timeout), 0, 0},
         {"idle_transaction_timeout", K_DUR, OFF(idle_transaction_timeout), 0, 0},
         {"query_timeout", K_DUR, OFF(query_timeout), 0, 0},
+        {"autodb_idle_timeout", K_DUR, OFF(autodb_idle_timeout), 0, 0},
         {"server_reset_query", K_STR, OFF(server_reset_query), 0, 0},
         {"server_reset_query_always", K_BOOL, OFF(server_reset_query_always), 0, 0},
         {"server_check_query", K_STR, OFF(server_check_query), 0, 0},
@@ -554,7 +962,9 @@ static void main_key(struct parse *p, const char *name, const char *v)
 		}
 		return;
 	}
-	if (strcmp(name, "auth_type") == 0) {
+	if (strcmp(name, "listen_addr") == 0) {
+		set_listen_addr(p, v);
+	} else if (strcmp(name, "auth_type") == 0) {
 		if (strcmp(v, "trust") == 0)
 			c->auth_type = CONF_AUTH_TRUST;
 		else if (strcmp(v, "md5") == 0)
@@ -588,10 +998,7 @@ static void main_key(struct parse *p, const char *name, const char *v)
 			     "server_tls_sslmode must be disable, allow, prefer, require, "
 			     "verify-ca or verify-full, got \"%s\"",
 			     v);
-	} else {
-		for (size_t i = 0; i < sizeof(ignored_keys) / sizeof(ignored_keys[0]); i++)
-			if (strcmp(ignored_keys[i], name) == 0)
-				return;
+	} else if (!unsupported_key(p, name, v)) {
 		fail(p, "unknown key \"%s\" in [sluice]", name);
 	}
 }
@@ -637,7 +1044,12 @@ static int handler(void *user, const char *section, const char *name, const char
 	else if (strcmp(section, "cache") == 0)
 		cache_key(p, name, value);
 	else if (strcmp(section, "peers") == 0)
-		; /* PgBouncer peering: not supported, accepted */
+		/* An empty [peers] section loads; an entry would expect cancel
+		 * requests to be forwarded between processes. */
+		fail(p,
+		     "[peers] %s = %s is not supported by sluice (no peering: each sluice "
+		     "handles the cancel requests of its own clients; remove the entry)",
+		     name, value);
 	else if (section[0] == 0)
 		fail(p, "key \"%s\" outside any section (expected [sluice] first)", name);
 	else
@@ -648,6 +1060,11 @@ static int handler(void *user, const char *section, const char *name, const char
 static void defaults(struct conf *c)
 {
 	c->listen_addr = xstrdup("127.0.0.1");
+	c->listen_addrs = calloc(1, sizeof(char *));
+	if (!c->listen_addrs)
+		abort();
+	c->listen_addrs[0] = xstrdup("127.0.0.1");
+	c->nlisten_addrs = 1;
 	c->listen_port = 6432;
 	c->auth_type = CONF_AUTH_MD5;
 	c->admin_db = xstrdup("sluice");
@@ -662,6 +1079,7 @@ static void defaults(struct conf *c)
 	c->server_lifetime = 3600;
 	c->server_check_delay = 30;
 	c->client_login_timeout = 60;
+	c->autodb_idle_timeout = 3600;
 	c->server_reset_query = xstrdup("DISCARD ALL");
 	c->server_check_query = xstrdup("select 1");
 	c->max_prepared_statements = 200;
@@ -680,6 +1098,16 @@ static void validate(struct parse *p)
 	struct conf *c = p->c;
 
 	p->line = 0;
+	if (c->max_login_clients == 0) {
+		c->max_login_clients = c->max_client_conn / 10;
+		if (c->max_login_clients < 1)
+			c->max_login_clients = 1;
+	} else if (c->max_login_clients > c->max_client_conn) {
+		fail(p,
+		     "max_login_clients (%d) cannot exceed max_client_conn (%d): clients logging "
+		     "in count towards max_client_conn",
+		     c->max_login_clients, c->max_client_conn);
+	}
 	if (c->ndbs == 0)
 		fail(p, "no [databases] entries: clients would have nothing to connect to");
 	if (c->auth_type != CONF_AUTH_TRUST && !c->auth_file)
@@ -736,6 +1164,7 @@ void conf_free(struct conf *c)
 {
 	free(c->path);
 	free(c->listen_addr);
+	free_list(c->listen_addrs, c->nlisten_addrs);
 	free(c->auth_file);
 	free_list(c->admin_users, c->nadmin_users);
 	free_list(c->stats_users, c->nstats_users);
@@ -809,4 +1238,39 @@ bool conf_is_admin(const struct conf *c, const char *user)
 bool conf_is_stats_user(const struct conf *c, const char *user)
 {
 	return in_list(c->stats_users, c->nstats_users, user) || conf_is_admin(c, user);
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	if (!a || !b)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+/* Equality of two secrets without an early exit on the first difference. */
+static bool same_secret(const char *a, const char *b)
+{
+	if (!a || !b)
+		return a == b;
+	size_t la = strlen(a), lb = strlen(b);
+	unsigned char d = la != lb;
+	for (size_t i = 0; i < la && i < lb; i++)
+		d |= (unsigned char)(a[i] ^ b[i]);
+	return d == 0;
+}
+
+bool conf_db_same_target(const struct conf_db *a, const struct conf_db *b)
+{
+	return same_str(a->host, b->host) && a->port == b->port && same_str(a->dbname, b->dbname) &&
+	       same_str(a->user, b->user) && same_secret(a->password, b->password) &&
+	       same_str(a->application_name, b->application_name) &&
+	       same_str(a->connect_query, b->connect_query);
+}
+
+bool conf_server_tls_same(const struct conf *a, const struct conf *b)
+{
+	return a->server_tls_sslmode == b->server_tls_sslmode &&
+	       same_str(a->server_tls_cert_file, b->server_tls_cert_file) &&
+	       same_str(a->server_tls_key_file, b->server_tls_key_file) &&
+	       same_str(a->server_tls_ca_file, b->server_tls_ca_file);
 }

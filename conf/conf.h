@@ -46,18 +46,35 @@ struct conf_db {
 	char *password;    /* owned or NULL: password for <user> */
 	int pool_size;     /* -1: use default_pool_size */
 	int min_pool_size; /* -1: use min_pool_size */
-	int max_db_connections;        /* 0: unlimited */
+	/*
+	 * 0..100000; 0 (the default) = use the [sluice] max_db_connections
+	 * (itself 0 = unlimited). Most server connections to this entry's
+	 * database, summed over all its pools (every user), as PgBouncer
+	 * counts: the name clients ask for, not the server-side dbname.
+	 */
+	int max_db_connections;
 	enum conf_pool_mode pool_mode; /* CONF_POOL_UNSET: inherit */
-	char *connect_query;           /* owned or NULL */
-	char *application_name;        /* owned or NULL */
-	int line;                      /* line in the file, for messages */
+	/*
+	 * Owned, or NULL when not set or set empty. SQL run once on each new
+	 * server connection of this entry after login, before any client gets
+	 * it (PgBouncer: errors are logged and otherwise ignored).
+	 */
+	char *connect_query;
+	char *application_name; /* owned or NULL: sent in the server's startup packet */
+	int line;               /* line in the file, for messages */
 };
 
 /* One [users] entry: "name = pool_mode=... max_user_connections=..." */
 struct conf_user {
 	char *name;                    /* owned */
 	enum conf_pool_mode pool_mode; /* CONF_POOL_UNSET: inherit */
-	int max_user_connections;      /* 0: unlimited */
+	/*
+	 * 0..100000; 0 (the default) = use the [sluice] max_user_connections
+	 * (itself 0 = unlimited). Most server connections of this user summed
+	 * over all databases; the user is the one the pool logs in as (the
+	 * entry's forced user=, else the client's name), as PgBouncer counts.
+	 */
+	int max_user_connections;
 	int line;
 };
 
@@ -74,7 +91,17 @@ struct conf {
 	char *path; /* owned: the file this was read from */
 
 	/* [sluice] (also accepted as [pgbouncer]) */
-	char *listen_addr;             /* default "127.0.0.1"; "*" = all */
+	char *listen_addr; /* owned, as written (SHOW CONFIG, reload check); default "127.0.0.1" */
+	/*
+	 * Owned: listen_addr split at commas, blanks trimmed, brackets around
+	 * IPv6 literals removed, never empty, no duplicates. "*" (alone) becomes
+	 * the two entries "0.0.0.0" and "::" (all IPv4 and all IPv6 addresses).
+	 * An entry is a numeric address or a host name to resolve: bind every
+	 * address it resolves to, each on listen_port; set IPV6_V6ONLY on IPv6
+	 * sockets so that "::" does not collide with "0.0.0.0".
+	 */
+	char **listen_addrs;
+	size_t nlisten_addrs;
 	int listen_port;               /* default 6432 */
 	enum conf_auth_type auth_type; /* default md5 */
 	char *auth_file;               /* owned or NULL */
@@ -86,20 +113,40 @@ struct conf {
 	enum conf_pool_mode pool_mode; /* default session */
 	int min_pool_size;             /* default 5 */
 	int default_pool_size;         /* default 50 */
-	int max_client_conn;           /* default 1000 */
-	int max_db_connections;        /* default 0 = unlimited */
-	int max_user_connections;      /* default 0 = unlimited */
+	int max_client_conn;           /* 1..1000000, default 1000 */
+	/*
+	 * 1..max_client_conn; default 10 % of max_client_conn, at least 1
+	 * (resolved after the whole file is read, so it follows an explicit
+	 * max_client_conn). Most clients that may be connected and not yet
+	 * logged in (startup, TLS handshake, auth exchange, waiting for the
+	 * pool's first server login) at once; one more is refused with 53300.
+	 * Counted inside max_client_conn, not in addition to it.
+	 */
+	int max_login_clients;
+	/* 0..100000, default 0 = unlimited: server connections per database
+	 * name, all users together (a [databases] entry's own value wins). */
+	int max_db_connections;
+	/* 0..100000, default 0 = unlimited: server connections per server
+	 * login user, all databases together (a [users] entry's value wins). */
+	int max_user_connections;
 	/* durations in seconds (PgBouncer units); 0 disables where it makes sense */
-	double server_connect_timeout;        /* default 15 */
-	double server_login_retry;            /* default 15 */
-	double query_wait_timeout;            /* default 120 */
-	double server_idle_timeout;           /* default 600 */
-	double server_lifetime;               /* default 3600 */
-	double server_check_delay;            /* default 30 */
-	double client_login_timeout;          /* default 60 */
-	double client_idle_timeout;           /* default 0 */
-	double idle_transaction_timeout;      /* default 0 */
-	double query_timeout;                 /* default 0 */
+	double server_connect_timeout;   /* default 15 */
+	double server_login_retry;       /* default 15 */
+	double query_wait_timeout;       /* default 120 */
+	double server_idle_timeout;      /* default 600 */
+	double server_lifetime;          /* default 3600 */
+	double server_check_delay;       /* default 30 */
+	double client_login_timeout;     /* default 60 */
+	double client_idle_timeout;      /* default 0 */
+	double idle_transaction_timeout; /* default 0 */
+	double query_timeout;            /* default 0 */
+	/*
+	 * Default 3600; 0 = never. A pool created from the "*" entry (for a
+	 * database name with no entry of its own) that has had no client and
+	 * no waiting client for this long is freed with its servers, as
+	 * PgBouncer does. Pools of named entries are never freed by this.
+	 */
+	double autodb_idle_timeout;
 	char *server_reset_query;             /* default "DISCARD ALL"; "" = none */
 	bool server_reset_query_always;       /* default false */
 	char *server_check_query;             /* default "select 1" */
@@ -132,6 +179,22 @@ struct conf {
  */
 int conf_load(const char *path, struct conf *c, char *err, size_t errlen) CONF_WUR;
 void conf_free(struct conf *c);
+
+/*
+ * True when <a> and <b> (the old and new entry for one name, across a
+ * reload) give the same server connection: same host, port, dbname, user,
+ * password, application_name and connect_query (NULL equals only NULL; a
+ * "*" entry's NULL dbname therefore differs from an explicit one). Pool
+ * sizes, limits and pool_mode are not part of it. When false, servers
+ * opened for <a> must be retired once idle.
+ */
+bool conf_db_same_target(const struct conf_db *a, const struct conf_db *b);
+/*
+ * True when the [sluice] settings every server connection uses
+ * (server_tls_sslmode and the server_tls_* files) are the same in <a> and
+ * <b>; when false, every server opened under <a> must be retired once idle.
+ */
+bool conf_server_tls_same(const struct conf *a, const struct conf *b);
 
 /* Entry for <name>, else the "*" entry, else NULL. */
 const struct conf_db *conf_find_db(const struct conf *c, const char *name);

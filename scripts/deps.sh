@@ -5,7 +5,7 @@ set -e
 PKGS="build-essential pkg-config clang libev-dev libssl-dev libpq-dev libhiredis-dev
 libcriterion-dev libpg-query-dev libxxhash-dev uthash-dev libinih-dev
 postgresql-15 postgresql-client-15 redis-server pgbouncer python3 python3-psycopg2
-openssl procps"
+openssl procps cppcheck clang-tidy"
 # node-postgres tests need Node.js and npm; a Node.js installed another way
 # (with its own npm) is used as it is.
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
