@@ -341,18 +341,18 @@ void proxy_auth_keys_sync(struct proxy_ctx *ctx)
 	{
 		if (e->seen)
 			continue;
-		HASH_DEL(ctx->scram_cache, e);
+		/* the analyzer loses track of the table uthash frees with its last entry */
+		HASH_DEL(ctx->scram_cache, e); // NOLINT(clang-analyzer-unix.Malloc)
 		scram_entry_free(e);
 	}
 }
 
 void proxy_scram_cache_free(struct proxy_ctx *ctx)
 {
-	struct proxy_scram_cache *e, *tmp;
+	struct proxy_scram_cache *e;
 
-	HASH_ITER(hh, ctx->scram_cache, e, tmp)
-	{
-		HASH_DEL(ctx->scram_cache, e);
+	while ((e = ctx->scram_cache)) {
+		HASH_DEL(ctx->scram_cache, e); // NOLINT(clang-analyzer-unix.Malloc)
 		scram_entry_free(e);
 	}
 }

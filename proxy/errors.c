@@ -96,6 +96,13 @@ static void fail(struct proxy_client *c, enum proxy_err e, const char *hint, con
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (!hint)
 		hint = i->hint;
+	/* every error sluice raises is logged (log_pooler_errors = 1) */
+	if (log_current_level >= LOG_LVL_INFO) {
+		char who[256];
+
+		proxy_client_describe(c, who, sizeof(who));
+		log_info("%s: %s: %s (%s)", who, i->fatal ? "closing" : "error", msg, i->sqlstate);
+	}
 	if (!i->fatal) {
 		proto_buf_init(&b);
 		if (proto_put_error(&b, "ERROR", i->sqlstate, msg, NULL, hint) < 0 ||
@@ -107,12 +114,6 @@ static void fail(struct proxy_client *c, enum proxy_err e, const char *hint, con
 		}
 		proto_buf_free(&b);
 		return;
-	}
-	if (log_current_level >= LOG_LVL_INFO) {
-		char who[256];
-
-		proxy_client_describe(c, who, sizeof(who));
-		log_info("%s: closing: %s (%s)", who, msg, i->sqlstate);
 	}
 	if (c->io.fd >= 0) {
 		drain_input(c->io.fd);
