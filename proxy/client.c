@@ -193,8 +193,7 @@ void proxy_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		socklen_t sl = sizeof(ss);
 		struct proxy_client *c;
 		int one = 1;
-		int fd = accept4(ctx->listen_fd, (struct sockaddr *)&ss, &sl,
-		                 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(w->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)

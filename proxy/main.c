@@ -93,46 +93,87 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	proxy_shutdown(ctx);
 }
 
-int proxy_listen(struct proxy_ctx *ctx, char *err, size_t errlen)
+/* Bind every address <addr> resolves to; -1 with <err> on a failure other
+ * than a missing address family (a host without IPv6 still serves "*"). */
+static int listen_on(struct proxy_ctx *ctx, const char *addr, int port, char *err, size_t errlen)
 {
-	const struct conf *cf = ctx->conf;
 	struct addrinfo hints = {0}, *res = NULL, *ai;
-	char port[16];
-	const char *host = cf->listen_addr;
-	int gai, one = 1, fd = -1;
+	char portstr[16];
+	int gai, one = 1;
 
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE;
-	if (host && (strcmp(host, "*") == 0 || !*host))
-		host = NULL;
-	snprintf(port, sizeof(port), "%d", cf->listen_port);
-	gai = getaddrinfo(host, port, &hints, &res);
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	gai = getaddrinfo(addr, portstr, &hints, &res);
 	if (gai != 0) {
-		snprintf(err, errlen, "cannot resolve listen_addr \"%s\": %s", cf->listen_addr,
+		snprintf(err, errlen, "cannot resolve listen_addr \"%s\": %s", addr,
 		         gai_strerror(gai));
 		return -1;
 	}
 	for (ai = res; ai; ai = ai->ai_next) {
+		struct proxy_listener *l;
+		int fd;
+
+		if (ctx->nlisteners == PROXY_MAX_LISTEN) {
+			snprintf(err, errlen, "too many listen addresses (at most %d)",
+			         PROXY_MAX_LISTEN);
+			freeaddrinfo(res);
+			return -1;
+		}
 		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0)
+		if (fd < 0 && (errno == EAFNOSUPPORT || errno == EPROTONOSUPPORT)) {
+			log_warn("listen_addr %s: address family not supported here, skipped",
+			         addr);
 			continue;
+		}
+		if (fd < 0) {
+			snprintf(err, errlen, "cannot listen on %s:%d: %s", addr, port,
+			         strerror(errno));
+			freeaddrinfo(res);
+			return -1;
+		}
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0)
-			break;
-		snprintf(err, errlen, "cannot listen on %s:%d: %s", cf->listen_addr,
-		         cf->listen_port, strerror(errno));
-		close(fd);
-		fd = -1;
+		/* "0.0.0.0" and "::" are bound apart, so "::" must not take IPv4 too */
+		if (ai->ai_family == AF_INET6)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
+			int e = errno;
+
+			close(fd);
+			if (e == EADDRNOTAVAIL && ai->ai_family == AF_INET6) {
+				log_warn("listen_addr %s: no IPv6 here, skipped", addr);
+				continue;
+			}
+			snprintf(err, errlen, "cannot listen on %s:%d: %s", addr, port,
+			         strerror(e));
+			freeaddrinfo(res);
+			return -1;
+		}
+		l = &ctx->listeners[ctx->nlisteners++];
+		ev_io_init(&l->io, proxy_accept_cb, fd, EV_READ);
+		l->io.data = ctx;
+		snprintf(l->where, sizeof(l->where),
+		         ai->ai_family == AF_INET6 ? "[%s]:%d" : "%s:%d", addr, port);
+		ev_io_start(ctx->loop, &l->io);
+		log_info("listening on %s", l->where);
 	}
 	freeaddrinfo(res);
-	if (fd < 0)
+	return 0;
+}
+
+int proxy_listen(struct proxy_ctx *ctx, char *err, size_t errlen)
+{
+	const struct conf *cf = ctx->conf;
+
+	for (size_t i = 0; i < cf->nlisten_addrs; i++)
+		if (listen_on(ctx, cf->listen_addrs[i], cf->listen_port, err, errlen) < 0)
+			return -1;
+	if (ctx->nlisteners == 0) {
+		snprintf(err, errlen, "no address of listen_addr \"%s\" can be listened on",
+		         cf->listen_addr);
 		return -1;
-	ctx->listen_fd = fd;
-	ev_io_init(&ctx->listen_io, proxy_accept_cb, fd, EV_READ);
-	ctx->listen_io.data = ctx;
-	ev_io_start(ctx->loop, &ctx->listen_io);
-	log_info("listening on %s:%d", cf->listen_addr, cf->listen_port);
+	}
 	return 0;
 }
 
@@ -167,7 +208,6 @@ int proxy_ctx_init(struct proxy_ctx *ctx, struct ev_loop *loop, const char *conf
 {
 	memset(ctx, 0, sizeof(*ctx));
 	ctx->loop = loop;
-	ctx->listen_fd = -1;
 	pool_list_init(&ctx->clients);
 	pool_list_init(&ctx->servers);
 	ctx->conf_path = strdup(conf_path);
@@ -272,11 +312,11 @@ void proxy_shutdown(struct proxy_ctx *ctx)
 	if (ctx->shutting_down)
 		return;
 	ctx->shutting_down = true;
-	if (ctx->listen_fd >= 0) {
-		ev_io_stop(ctx->loop, &ctx->listen_io);
-		close(ctx->listen_fd);
-		ctx->listen_fd = -1;
+	for (size_t i = 0; i < ctx->nlisteners; i++) {
+		ev_io_stop(ctx->loop, &ctx->listeners[i].io);
+		close(ctx->listeners[i].io.fd);
 	}
+	ctx->nlisteners = 0;
 	while ((n = pool_list_first(&ctx->clients)))
 		proxy_client_fail(n->owner, PROXY_ERR_SHUTDOWN,
 		                  "terminating connection: sluice is shutting down");

@@ -223,14 +223,22 @@ struct proxy_server {
 
 struct proxy_zombie;
 
+#define PROXY_MAX_LISTEN 32
+
+/* A listening socket; io.fd is the socket (owned), io.data the ctx. */
+struct proxy_listener {
+	ev_io io;
+	char where[80]; /* address:port for logs */
+};
+
 struct proxy_ctx {
 	struct ev_loop *loop;      /* borrowed */
 	struct conf *conf;         /* owned */
 	struct conf_authlist auth; /* owned */
 	char *conf_path;           /* owned */
 
-	int listen_fd;
-	ev_io listen_io;
+	struct proxy_listener listeners[PROXY_MAX_LISTEN]; /* one per bound address */
+	size_t nlisteners;
 	SSL_CTX *tls_accept;  /* owned: TLS towards clients, NULL if disabled */
 	SSL_CTX *tls_connect; /* owned: TLS towards servers, NULL if disabled */
 	ev_signal sig_int, sig_term, sig_hup;

@@ -232,3 +232,30 @@ def t_unknown_users(env):
     w = login_wire("127.0.0.1", s.port, "app", "app", "app")
     check(w.query("SELECT 4") == [["4"]], "a real login still works")
     w.close()
+
+
+@test("login.listen_on_every_address")
+def t_listen_all(env):
+    """listen_addr = * serves IPv4 and IPv6; a list binds each address."""
+    s = env.sluice(settings={"listen_addr": "*"})
+    for host in ("127.0.0.1", "::1"):
+        try:
+            sock = socket.create_connection((host, s.port), timeout=5)
+        except OSError as e:
+            if host == "::1" and not socket.has_ipv6:
+                continue
+            raise AssertionError(f"listen_addr = *: cannot connect to {host}: {e}")
+        sock.close()
+    conn = psycopg2_connect(s, "::1")
+    cur = conn.cursor()
+    cur.execute("SELECT 1")
+    check(cur.fetchone() == (1,), "query over IPv6")
+    conn.close()
+    s2 = env.sluice(settings={"listen_addr": "127.0.0.1, ::1"})
+    for host in ("127.0.0.1", "::1"):
+        socket.create_connection((host, s2.port), timeout=5).close()
+
+
+def psycopg2_connect(s, host):
+    import psycopg2
+    return psycopg2.connect(host=host, port=s.port, user="app", password="app", dbname="app")
