@@ -6,7 +6,8 @@
 #   make test     install what is missing, unit tests, then integration tests
 #   make asan     the same tests with AddressSanitizer and UBSan
 #   make fuzz     libFuzzer on the protocol framing and startup parser
-#   make bench    sluice beside PgBouncer and a direct connection
+#   make bench    sluice beside PgBouncer and a direct connection: throughput,
+#                 CPU, memory (BENCH_ONLY=tps or BENCH_ONLY=memory for one part)
 #   make lint     cppcheck and clang-tidy (.clang-tidy) over every C source
 
 CC      ?= cc

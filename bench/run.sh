@@ -9,11 +9,24 @@
 #
 #   ROUNDS=3         rounds per scenario
 #   DURATION=10      seconds per pgbench run (-T)
-#   BENCH_QUICK=1    1 round of 3 s
+#   BENCH_QUICK=1    1 round of 5 s (pgbench -T counts the logins, and 100
+#                    SCRAM logins can take seconds on a busy 2-core machine)
 #   SCALE=10         pgbench -i scale
 #   SLUICE_BIN       binary to benchmark (default ./sluice)
 #   PGBOUNCER_BIN    default /usr/sbin/pgbouncer
 #   KEEP=1           keep the work directory
+#   BENCH_ONLY=tps|memory   run one part only (bench/memory.sh is
+#                    BENCH_ONLY=memory)
+#
+# The memory part (bench/memory.sh alone) measures, for both poolers in
+# transaction mode with a small pool, the RSS per idle logged-in client at
+# MEM_CLIENTS clients, the RSS after each of MEM_BURSTS bursts of
+# MEM_CLIENTS clients that log in and leave, and the peak RSS while
+# BIG_CLIENTS clients each send one BIG_MIB MiB query. bench/idle_clients.py
+# makes the clients.
+#
+#   MEM_CLIENTS=10000  MEM_BURSTS=5  MEM_SETTLE=2 (seconds after clients
+#   leave)  MEM_POOL=5 (default_pool_size)  BIG_CLIENTS=3  BIG_MIB=100
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,9 +39,20 @@ PGBENCH=${PGBENCH:-$(command -v pgbench || echo "$PG_BIN/pgbench")}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 SCALE=${SCALE:-10}
+BENCH_ONLY=${BENCH_ONLY:-}
+case $BENCH_ONLY in
+"" | tps | memory) ;;
+*) echo "bench: BENCH_ONLY must be tps or memory, got \"$BENCH_ONLY\"" >&2; exit 2 ;;
+esac
+MEM_CLIENTS=${MEM_CLIENTS:-10000}
+MEM_BURSTS=${MEM_BURSTS:-5}
+MEM_SETTLE=${MEM_SETTLE:-2}
+MEM_POOL=${MEM_POOL:-5}
+BIG_CLIENTS=${BIG_CLIENTS:-3}
+BIG_MIB=${BIG_MIB:-100}
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
 	ROUNDS=1
-	DURATION=3
+	DURATION=5
 fi
 TX_POOL=50       # default_pool_size in transaction mode
 SESSION_POOL=100 # session mode needs a server connection per client
@@ -51,6 +75,17 @@ else
 	echo "bench: only one CPU, not pinning" >&2
 fi
 
+# The poolers inherit this shell's open-file limit, and the memory part
+# needs MEM_CLIENTS client sockets in each pooler and in the load tool.
+_need=$((MEM_CLIENTS + 1000))
+[ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$_need" ] &&
+	ulimit -Hn "$_need" 2>/dev/null
+ulimit -n "$(ulimit -Hn)" 2>/dev/null
+if [ "$BENCH_ONLY" != tps ] && [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$_need" ]; then
+	echo "bench: the open-file limit is $(ulimit -n), the memory part needs $_need (MEM_CLIENTS $MEM_CLIENTS)" >&2
+	exit 1
+fi
+
 TICKS=$(getconf CLK_TCK)
 W=$(mktemp -d /tmp/sluice-bench.XXXXXX)
 chmod 755 "$W"
@@ -62,8 +97,10 @@ REPORT=$OUT.txt
 
 SLUICE_PID=
 PGB_PID=
+MEMTOOL_PID=
 cleanup() {
 	trap - INT TERM EXIT
+	[ -n "${MEMTOOL_PID:-}" ] && kill -KILL "$MEMTOOL_PID" 2>/dev/null
 	[ -n "$SLUICE_PID" ] && stop_pid "$SLUICE_PID" 10
 	[ -n "$PGB_PID" ] && stop_pid "$PGB_PID" 10
 	pg_stop "$W/pg"
@@ -96,9 +133,11 @@ log "PostgreSQL 15 on 127.0.0.1:$PG_PORT, fsync off, CPU ${SRV_CPU:-any}"
 pg_init "$W/pg" "$PG_PORT" fast || exit 1
 pg_start "$W/pg" "$SRV_CPU" || exit 1
 pg_create_app "$W/pg" app app app || exit 1
-log "pgbench -i -s $SCALE"
-PGPASSWORD=app "$PGBENCH" -i -q -s "$SCALE" -h 127.0.0.1 -p "$PG_PORT" -U app app \
-	>"$W/pgbench-init.log" 2>&1 || { cat "$W/pgbench-init.log" >&2; exit 1; }
+if [ "$BENCH_ONLY" != memory ]; then
+	log "pgbench -i -s $SCALE"
+	PGPASSWORD=app "$PGBENCH" -i -q -s "$SCALE" -h 127.0.0.1 -p "$PG_PORT" -U app app \
+		>"$W/pgbench-init.log" 2>&1 || { cat "$W/pgbench-init.log" >&2; exit 1; }
+fi
 
 # ---- poolers --------------------------------------------------------------
 
@@ -114,6 +153,12 @@ chmod 600 "$W/sluice/userlist.txt" "$W/pgb/userlist.txt"
 
 SLUICE_PORT=
 PGB_PORT=
+# What the start functions put in the configuration besides mode and pool
+# size; the memory part changes them.
+START_AUTH_TYPE=scram-sha-256
+START_AUTH_FILE=userlist.txt # in $W/sluice and $W/pgb
+START_MIN_POOL=5
+START_MAX_CLIENTS=1000
 
 # start_sluice MODE POOLSIZE
 start_sluice() {
@@ -127,13 +172,13 @@ app = host=127.0.0.1 port=$PG_PORT dbname=app
 [sluice]
 listen_addr = 127.0.0.1
 listen_port = $SLUICE_PORT
-auth_type = scram-sha-256
-auth_file = $W/sluice/userlist.txt
+auth_type = $START_AUTH_TYPE
+auth_file = $W/sluice/$START_AUTH_FILE
 admin_users = admin
 pool_mode = $_mode
-min_pool_size = 5
+min_pool_size = $START_MIN_POOL
 default_pool_size = $_pool
-max_client_conn = 1000
+max_client_conn = $START_MAX_CLIENTS
 
 [cache]
 enabled = 0
@@ -149,7 +194,8 @@ EOF
 	fi
 }
 
-# start_pgbouncer MODE POOLSIZE (as postgres: PgBouncer refuses root)
+# start_pgbouncer MODE POOLSIZE (as postgres: PgBouncer refuses root; su
+# and runuser set the soft open-file limit back to 1024, so raise it again)
 start_pgbouncer() {
 	_mode=$1 _pool=$2
 	PGB_PORT=$(free_port)
@@ -162,19 +208,20 @@ app = host=127.0.0.1 port=$PG_PORT dbname=app
 listen_addr = 127.0.0.1
 listen_port = $PGB_PORT
 unix_socket_dir =
-auth_type = scram-sha-256
-auth_file = $W/pgb/userlist.txt
+auth_type = $START_AUTH_TYPE
+auth_file = $W/pgb/$START_AUTH_FILE
 admin_users = admin
 pool_mode = $_mode
-min_pool_size = 5
+min_pool_size = $START_MIN_POOL
 default_pool_size = $_pool
-max_client_conn = 1000
+max_client_conn = $START_MAX_CLIENTS
 logfile = $W/pgb/pgbouncer-$_mode.log
 pidfile = $W/pgb/pgbouncer.pid
 EOF
 	chown postgres:postgres "$_cfg"
 	rm -f "$W/pgb/pgbouncer.pid"
-	as_pg $PIN_SRV "$PGBOUNCER_BIN" -d "$_cfg" >"$W/pgb/pgbouncer-$_mode.out" 2>&1
+	as_pg sh -c 'ulimit -n "$(ulimit -Hn)"; exec "$@"' sh $PIN_SRV "$PGBOUNCER_BIN" -d "$_cfg" \
+		>"$W/pgb/pgbouncer-$_mode.out" 2>&1
 	_i=0
 	while [ ! -s "$W/pgb/pgbouncer.pid" ] && [ $_i -lt 100 ]; do
 		sleep 0.1
@@ -210,11 +257,18 @@ bench_one() {
 	direct) _port=$PG_PORT _pid= ;;
 	esac
 	_log=$W/run-$_scen-$_tgt-$_round.log
-	[ -n "$_pid" ] && read -r _b _bu <<<"$(cpu_ticks "$_pid")"
-	PGPASSWORD=app $PIN_CLI "$PGBENCH" -h 127.0.0.1 -p "$_port" -U app -n -S \
-		-M "$_proto" -c "$_c" -j 2 -T "$_t" $_extra app >"$_log" 2>&1
-	_rc=$?
-	[ -n "$_pid" ] && read -r _a _au <<<"$(cpu_ticks "$_pid")"
+	# pgbench -T counts its logins: when they take all of it (a loaded
+	# machine), it makes no transaction at all. Such a run is tried once more.
+	for _try in 1 2; do
+		[ -n "$_pid" ] && read -r _b _bu <<<"$(cpu_ticks "$_pid")"
+		PGPASSWORD=app $PIN_CLI "$PGBENCH" -h 127.0.0.1 -p "$_port" -U app -n -S \
+			-M "$_proto" -c "$_c" -j 2 -T "$_t" $_extra app >"$_log" 2>&1
+		_rc=$?
+		[ -n "$_pid" ] && read -r _a _au <<<"$(cpu_ticks "$_pid")"
+		[ $_rc = 0 ] && grep -q '^number of transactions actually processed: 0$' "$_log" ||
+			break
+		[ $_try = 1 ] && echo "  $_scen $_tgt round $_round: no transaction in ${_t}s, once more" >&2
+	done
 	_tps=$(sed -n 's/^tps = \([0-9.]*\) (\(without initial connection time\|including reconnection times\)).*/\1/p' "$_log")
 	_n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$_log")
 	_fail=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$_log")
@@ -249,62 +303,62 @@ order() {
 
 warm_up() {
 	for _tgt in sluice pgbouncer; do
-		bench_one warmup warmup "$_tgt" 0 "$1" simple 2 >/dev/null 2>&1
+		bench_one warmup warmup "$_tgt" 0 "$1" simple 4 >/dev/null 2>&1
 	done
 	sed -i '/^warmup\t/d' "$RESULTS"
 }
 
-# ---- session mode ---------------------------------------------------------
+# ---- throughput: pgbench through each pooler and direct -------------------
 
-log ""
-log "rounds $ROUNDS, pgbench -T $DURATION -S -n -j 2, sluice $SLUICE_BIN, $("$PGBOUNCER_BIN" --version | head -n1)"
-log ""
-log "== session mode (default_pool_size $SESSION_POOL)"
-start_sluice session "$SESSION_POOL"
-start_pgbouncer session "$SESSION_POOL"
-warm_up 100
-for r in $(seq 1 "$ROUNDS"); do
-	for c in 10 100; do
-		for tgt in $(order "$r"); do
-			bench_one session "session-simple-c$c" "$tgt" "$r" "$c" simple
+tps_part() {
+	# session mode
+	log ""
+	log "rounds $ROUNDS, pgbench -T $DURATION -S -n -j 2, sluice $SLUICE_BIN, $("$PGBOUNCER_BIN" --version | head -n1)"
+	log ""
+	log "== session mode (default_pool_size $SESSION_POOL)"
+	start_sluice session "$SESSION_POOL"
+	start_pgbouncer session "$SESSION_POOL"
+	warm_up 100
+	for r in $(seq 1 "$ROUNDS"); do
+		for c in 10 100; do
+			for tgt in $(order "$r"); do
+				bench_one session "session-simple-c$c" "$tgt" "$r" "$c" simple
+			done
 		done
 	done
-done
-report_rss session
-stop_poolers
+	report_rss session
+	stop_poolers
 
-# ---- transaction mode -----------------------------------------------------
-
-log "== transaction mode (default_pool_size $TX_POOL)"
-start_sluice transaction "$TX_POOL"
-start_pgbouncer transaction "$TX_POOL"
-warm_up 100
-for r in $(seq 1 "$ROUNDS"); do
-	for c in 10 100; do
-		for tgt in $(order "$r"); do
-			bench_one transaction "tx-extended-c$c" "$tgt" "$r" "$c" extended
+	# transaction mode
+	log "== transaction mode (default_pool_size $TX_POOL)"
+	start_sluice transaction "$TX_POOL"
+	start_pgbouncer transaction "$TX_POOL"
+	warm_up 100
+	for r in $(seq 1 "$ROUNDS"); do
+		for c in 10 100; do
+			for tgt in $(order "$r"); do
+				bench_one transaction "tx-extended-c$c" "$tgt" "$r" "$c" extended
+			done
+			# PgBouncer 1.18 cannot run -M prepared in transaction mode: its
+			# column runs -M extended.
+			for tgt in $(order "$r"); do
+				proto=prepared
+				[ "$tgt" = pgbouncer ] && proto=extended
+				bench_one transaction "tx-prepared-c$c" "$tgt" "$r" "$c" "$proto"
+			done
 		done
-		# PgBouncer 1.18 cannot run -M prepared in transaction mode: its
-		# column runs -M extended.
+		# a new connection per transaction (pgbench -C): what logins cost
 		for tgt in $(order "$r"); do
-			proto=prepared
-			[ "$tgt" = pgbouncer ] && proto=extended
-			bench_one transaction "tx-prepared-c$c" "$tgt" "$r" "$c" "$proto"
+			bench_one transaction "tx-connect-per-txn-c4" "$tgt" "$r" 4 simple "" -C
 		done
 	done
-	# a new connection per transaction (pgbench -C): what logins cost
-	for tgt in $(order "$r"); do
-		bench_one transaction "tx-connect-per-txn-c4" "$tgt" "$r" 4 simple "" -C
-	done
-done
-report_rss transaction
-SLUICE_RSS=$(rss_kb "$SLUICE_PID")
-PGB_RSS=$(rss_kb "$PGB_PID")
-stop_poolers
+	report_rss transaction
+	SLUICE_RSS=$(rss_kb "$SLUICE_PID")
+	PGB_RSS=$(rss_kb "$PGB_PID")
+	stop_poolers
 
-# ---- report ---------------------------------------------------------------
-
-python3 - "$RESULTS" "$SLUICE_RSS" "$PGB_RSS" <<'EOF' | tee -a "$REPORT"
+	# the table of medians
+	python3 - "$RESULTS" "$SLUICE_RSS" "$PGB_RSS" <<'EOF' | tee -a "$REPORT"
 import sys, statistics
 from collections import OrderedDict
 
@@ -348,4 +402,236 @@ for name, t in scen.items():
     print()
 print(f"RSS at the end: sluice {sys.argv[2]} kB, pgbouncer {sys.argv[3]} kB")
 EOF
-echo "results: $REPORT (raw: $RESULTS)"
+}
+
+# ---- memory: idle clients, bursts, large queries ----------------------------
+
+MEM_TSV=$OUT.mem.tsv
+TOOL_ANS=
+
+# tool CMD...: send one command to the load tool and read its one-line
+# answer into TOOL_ANS. False when the answer is an error or none came in
+# time (the tool gives up on a command after MEM_TIMEOUT seconds itself).
+tool() {
+	TOOL_ANS=
+	if [ -z "${MEMTOOL_PID:-}" ] || ! alive "$MEMTOOL_PID"; then
+		TOOL_ANS="error the load tool is not running (see $W/idle_clients.log)"
+		return 1
+	fi
+	if ! echo "$*" >&"${MEMTOOL[1]}"; then
+		TOOL_ANS="error cannot write to the load tool"
+		return 1
+	fi
+	if ! read -r -t $((MEM_TIMEOUT + 30)) TOOL_ANS <&"${MEMTOOL[0]}"; then
+		TOOL_ANS="error no answer from the load tool to \"$*\""
+		return 1
+	fi
+	case $TOOL_ANS in ok*) return 0 ;; esac
+	return 1
+}
+
+# mem TARGET KEY VALUE: one figure for the memory table.
+mem() {
+	printf '%s\t%s\t%s\n' "$1" "$2" "${3:-NA}" >>"$MEM_TSV"
+}
+
+mem_pid() { case $1 in sluice) echo "$SLUICE_PID" ;; pgbouncer) echo "$PGB_PID" ;; esac; }
+mem_port() { case $1 in sluice) echo "$SLUICE_PORT" ;; pgbouncer) echo "$PGB_PORT" ;; esac; }
+
+hwm_kb() {
+	awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"
+}
+
+# settle: let the pooler close what the clients left, and free it
+settle() {
+	sleep "$MEM_SETTLE"
+}
+
+# mem_auth: the poolers' login for the memory part. With a plaintext
+# password, a SCRAM login costs both sides a PBKDF2 (PgBouncer 1.18 salts
+# afresh each time: 10,000 logins take over a minute), so by default the
+# auth_file holds PostgreSQL's own SCRAM verifier of "app", as PgBouncer's
+# documentation recommends; both poolers then log in to PostgreSQL with the
+# keys of the client that logged in (no min_pool_size before the first).
+# MEM_AUTH=md5 uses md5 with the plaintext file.
+mem_auth() {
+	case ${MEM_AUTH:-scram} in
+	md5)
+		START_AUTH_TYPE=md5
+		START_AUTH_FILE=userlist.txt
+		;;
+	scram)
+		_v=$(pg_psql "$W/pg" -d postgres -At -c "select rolpassword from pg_authid where rolname = 'app'")
+		case $_v in
+		SCRAM-SHA-256\$*) ;;
+		*) log "bench: no SCRAM verifier for app in PostgreSQL"; exit 1 ;;
+		esac
+		for _d in "$W/sluice" "$W/pgb"; do
+			printf '"app" "%s"\n"admin" "admin"\n' "$_v" >"$_d/userlist-mem.txt"
+			chmod 600 "$_d/userlist-mem.txt"
+		done
+		chown postgres:postgres "$W/pgb/userlist-mem.txt" 2>/dev/null
+		START_AUTH_TYPE=scram-sha-256
+		START_AUTH_FILE=userlist-mem.txt
+		START_MIN_POOL=0
+		;;
+	*)
+		echo "bench: MEM_AUTH must be scram or md5" >&2
+		exit 2
+		;;
+	esac
+}
+
+memory_part() {
+	MEM_TIMEOUT=${MEM_TIMEOUT:-300}
+	: >"$MEM_TSV"
+	log ""
+	log "sluice $SLUICE_BIN, $("$PGBOUNCER_BIN" --version | head -n1)"
+	log "== memory: transaction mode, default_pool_size $MEM_POOL, ${MEM_AUTH:-scram}, $MEM_CLIENTS idle clients, $MEM_BURSTS bursts, $BIG_CLIENTS queries of $BIG_MIB MiB"
+	mem_auth
+	START_MAX_CLIENTS=$((MEM_CLIENTS + 100))
+	start_sluice transaction "$MEM_POOL"
+	start_pgbouncer transaction "$MEM_POOL"
+	START_AUTH_TYPE=scram-sha-256 START_AUTH_FILE=userlist.txt START_MIN_POOL=5 START_MAX_CLIENTS=1000
+	for t in sluice pgbouncer; do
+		_lim=$(awk '/^Max open files/ { print $4 }' "/proc/$(mem_pid $t)/limits")
+		if [ "$_lim" != unlimited ] && [ "$_lim" -lt $((MEM_CLIENTS + 100)) ]; then
+			log "  $t may open only $_lim files: it will refuse some of the $MEM_CLIENTS clients"
+		fi
+	done
+
+	coproc MEMTOOL {
+		exec $PIN_CLI python3 "$ROOT/bench/idle_clients.py" --password app \
+			--timeout "$MEM_TIMEOUT" 2>>"$W/idle_clients.log"
+	}
+	if ! read -r -t 30 TOOL_ANS <&"${MEMTOOL[0]}" || [ "$TOOL_ANS" != "ok ready" ]; then
+		log "  the load tool did not start:"
+		cat "$W/idle_clients.log" >&2
+		exit 1
+	fi
+
+	# A few logins and queries first, so that what the first clients cost
+	# once (a server in the pool, lazily made tables) is in "before".
+	for t in sluice pgbouncer; do
+		_p=$(mem_port $t)
+		tool open "$_p" 10 && tool select "$_p" 10 && tool close "$_p" ||
+			log "  $t warm-up: $TOOL_ANS"
+	done
+	settle
+	for t in sluice pgbouncer; do
+		mem $t before "$(rss_kb "$(mem_pid $t)")"
+	done
+
+	for b in $(seq 1 "$MEM_BURSTS"); do
+		for t in $(if [ $((b % 2)) = 1 ]; then echo sluice pgbouncer; else echo pgbouncer sluice; fi); do
+			_p=$(mem_port $t) _pid=$(mem_pid $t)
+			if tool open "$_p" "$MEM_CLIENTS"; then
+				sleep 1
+				mem $t "with$b" "$(rss_kb "$_pid")"
+				mem $t "login_s$b" "$(echo "$TOOL_ANS" | sed -n 's/.* in \([0-9.]*\)s,.*/\1/p')"
+				# they are logged in and usable, not half-open
+				[ "$b" = 1 ] && ! tool select "$_p" 10 && log "  $t burst $b: $TOOL_ANS"
+			else
+				log "  $t burst $b: $TOOL_ANS"
+				mem $t "with$b" NA
+			fi
+			tool close "$_p" || log "  $t burst $b: $TOOL_ANS"
+			settle
+			mem $t "after$b" "$(rss_kb "$_pid")"
+			printf '  burst %s %-10s with %s kB, after %s kB\n' "$b" "$t" \
+				"$(awk -v t=$t -v k=with$b '$1 == t && $2 == k { print $3 }' "$MEM_TSV")" \
+				"$(rss_kb "$_pid")" >&2
+		done
+	done
+
+	# Large queries in transaction mode: the peak is VmHWM after resetting
+	# it (clear_refs), else the tool's sampling of VmRSS every 10 ms.
+	for t in sluice pgbouncer; do
+		_p=$(mem_port $t) _pid=$(mem_pid $t)
+		_b=$(rss_kb "$_pid")
+		_hwm_ok=0
+		echo 5 2>/dev/null >"/proc/$_pid/clear_refs" && _hwm_ok=1
+		if tool big "$_p" "$BIG_CLIENTS" "$BIG_MIB" "$_pid"; then
+			_peak=$(echo "$TOOL_ANS" | sed -n 's/.*peak_kb \([0-9]*\).*/\1/p')
+			mem $t big_peak_sampled "$_peak"
+			[ $_hwm_ok = 1 ] && _peak=$(hwm_kb "$_pid")
+			mem $t big_before "$_b"
+			mem $t big_peak "$_peak"
+			mem $t big_s "$(echo "$TOOL_ANS" | sed -n 's/.* secs \([0-9.]*\).*/\1/p')"
+		else
+			log "  $t large queries: $TOOL_ANS"
+		fi
+		settle
+		mem $t big_after "$(rss_kb "$_pid")"
+	done
+
+	tool quit
+	_i=0
+	while [ -n "${MEMTOOL_PID:-}" ] && alive "$MEMTOOL_PID" && [ $_i -lt 100 ]; do
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	stop_poolers
+
+	python3 - "$MEM_TSV" "$MEM_CLIENTS" "$MEM_BURSTS" "$BIG_CLIENTS" "$BIG_MIB" <<'EOF' | tee -a "$REPORT"
+import sys
+
+tsv, n, bursts, bigc, bigm = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+v = {}
+for line in open(tsv):
+    t, k, x = line.rstrip("\n").split("\t")
+    v[t, k] = None if x in ("NA", "") else float(x)
+
+def g(t, k):
+    return v.get((t, k))
+
+def fmt(x, p=0):
+    return "-" if x is None else f"{x:,.{p}f}"
+
+def ratio(a, b, p=2):
+    return "-" if a is None or b is None or b == 0 else f"{a / b:.{p}f}"
+
+T = ("sluice", "pgbouncer")
+rows = []
+def row(label, a, b, p=0, r=True):
+    rows.append((label, fmt(a, p), fmt(b, p), ratio(a, b) if r else ""))
+
+def per_client(t):
+    w, b0 = g(t, "with1"), g(t, "before")
+    return None if w is None or b0 is None else (w - b0) / n
+
+row("RSS before, kB", g("sluice", "before"), g("pgbouncer", "before"))
+row(f"RSS with {n} idle clients, kB", g("sluice", "with1"), g("pgbouncer", "with1"))
+row("per idle client, kB", per_client("sluice"), per_client("pgbouncer"), 2)
+for b in range(1, bursts + 1):
+    row(f"burst {b}: with clients, kB", g("sluice", f"with{b}"), g("pgbouncer", f"with{b}"))
+    row(f"burst {b}: after they left, kB", g("sluice", f"after{b}"), g("pgbouncer", f"after{b}"))
+def drift(t):
+    a1, an = g(t, "after1"), g(t, f"after{bursts}")
+    return None if a1 is None or an is None or a1 == 0 else an / a1
+row(f"after burst {bursts} / after burst 1", drift("sluice"), drift("pgbouncer"), 2)
+row(f"{bigc} x {bigm} MiB queries: before, kB", g("sluice", "big_before"), g("pgbouncer", "big_before"))
+row(f"{bigc} x {bigm} MiB queries: peak, kB", g("sluice", "big_peak"), g("pgbouncer", "big_peak"))
+def grow(t, k):
+    a, b0 = g(t, k), g(t, "big_before")
+    return None if a is None or b0 is None else a - b0
+row("  peak - before, kB", grow("sluice", "big_peak"), grow("pgbouncer", "big_peak"))
+row("  after (settled) - before, kB", grow("sluice", "big_after"), grow("pgbouncer", "big_after"), 0, False)
+logins = [[g(t, f"login_s{b}") for b in range(1, bursts + 1)] for t in T]
+
+w = max(len(r[0]) for r in rows)
+print()
+print(f"memory (transaction mode, {n} clients)")
+print(f"  {'':{w}} {'sluice':>12} {'pgbouncer':>12} {'sluice/pgb':>11}")
+for label, a, b, r in rows:
+    print(f"  {label:{w}} {a:>12} {b:>12} {r:>11}")
+for t, l in zip(T, logins):
+    print(f"  {t} seconds to log {n} clients in, per burst: " + " ".join(fmt(x, 1) for x in l))
+print("  targets (issue 8): <= 1 KB per idle client; after burst 5 within 20 % of after burst 1")
+print()
+EOF
+}
+
+[ "$BENCH_ONLY" != memory ] && tps_part
+[ "$BENCH_ONLY" != tps ] && memory_part
+echo "results: $REPORT (raw: $RESULTS, $MEM_TSV)"
