@@ -747,6 +747,16 @@ static const struct unsupported unsupported_keys[] = {
          "not PgBouncer's lists; remove server_tls_ciphers"},
         /* no peering: [peers] entries are refused too */
         {"peer_id", is_zero, "sluice does not support peering; set peer_id = 0"},
+        /* not yet done by sluice: idle servers are not tested before reuse */
+        {"server_check_query", is_empty,
+         "sluice does not test idle servers before handing them out; a server that "
+         "died is noticed when it closes; set server_check_query empty"},
+        /* inert: server_check_query must be empty */
+        {"server_check_delay", is_duration, "server_check_delay must be a duration in seconds"},
+        /* not yet: no HTTP listener for /metrics and /health */
+        {"stats_listen", is_empty,
+         "sluice has no HTTP listener for metrics yet; remove stats_listen or set it empty "
+         "and use the admin console"},
         {"server_check_delay_jitter", is_zero_duration,
          "sluice adds no jitter to server checks; set server_check_delay_jitter = 0"},
 };
@@ -892,7 +902,6 @@ static const struct key main_keys[] = {
         {"query_wait_timeout", K_DUR, OFF(query_wait_timeout), 0, 0},
         {"server_idle_timeout", K_DUR, OFF(server_idle_timeout), 0, 0},
         {"server_lifetime", K_DUR, OFF(server_lifetime), 0, 0},
-        {"server_check_delay", K_DUR, OFF(server_check_delay), 0, 0},
         {"client_login_timeout", K_DUR, OFF(client_login_timeout), 0, 0},
         {"client_idle_timeout", K_DUR, OFF(client_idle_timeout), 0, 0},
         {"idle_transaction_timeout", K_DUR, OFF(idle_transaction_timeout), 0, 0},
@@ -900,11 +909,9 @@ static const struct key main_keys[] = {
         {"autodb_idle_timeout", K_DUR, OFF(autodb_idle_timeout), 0, 0},
         {"server_reset_query", K_STR, OFF(server_reset_query), 0, 0},
         {"server_reset_query_always", K_BOOL, OFF(server_reset_query_always), 0, 0},
-        {"server_check_query", K_STR, OFF(server_check_query), 0, 0},
         {"max_prepared_statements", K_INT, OFF(max_prepared_statements), 0, 100000},
         {"track_extra_parameters", K_OPT_STR, OFF(track_extra_parameters), 0, 0},
         {"ignore_startup_parameters", K_OPT_STR, OFF(ignore_startup_parameters), 0, 0},
-        {"stats_listen", K_STR, OFF(stats_listen), 0, 0},
         {"logfile", K_OPT_STR, OFF(logfile), 0, 0},
         {"pidfile", K_OPT_STR, OFF(pidfile), 0, 0},
         {"verbose", K_INT, OFF(verbose), 0, 2},
@@ -1011,6 +1018,9 @@ static void cache_key(struct parse *p, const char *name, const char *v)
 	if (strcmp(name, "enabled") == 0) {
 		if (!parse_bool(v, &cc->enabled))
 			fail(p, "enabled must be 0 or 1, got \"%s\"", v);
+		else if (cc->enabled)
+			refuse(p, "[cache] ", name, v,
+			       "sluice has no read cache yet; set enabled = 0");
 	} else if (strcmp(name, "redis_host") == 0) {
 		set_str(&cc->redis_host, v);
 	} else if (strcmp(name, "redis_port") == 0) {
@@ -1081,9 +1091,9 @@ static void defaults(struct conf *c)
 	c->client_login_timeout = 60;
 	c->autodb_idle_timeout = 3600;
 	c->server_reset_query = xstrdup("DISCARD ALL");
-	c->server_check_query = xstrdup("select 1");
+	c->server_check_query = xstrdup("");
 	c->max_prepared_statements = 200;
-	c->stats_listen = xstrdup("127.0.0.1:9127");
+	c->stats_listen = xstrdup("");
 	c->pkt_buf = 8192;
 	c->client_tls_sslmode_str = xstrdup("disable");
 	c->cache.redis_host = xstrdup("127.0.0.1");

@@ -80,7 +80,7 @@ struct conf_user {
 
 /* [cache] section: accepted and validated; used by cache/. */
 struct conf_cache {
-	bool enabled;       /* default false */
+	bool enabled;       /* default false; true is refused until the cache exists */
 	char *redis_host;   /* owned; default "127.0.0.1" */
 	int redis_port;     /* default 6379 */
 	double default_ttl; /* seconds, default 60 */
@@ -149,11 +149,11 @@ struct conf {
 	double autodb_idle_timeout;
 	char *server_reset_query;             /* default "DISCARD ALL"; "" = none */
 	bool server_reset_query_always;       /* default false */
-	char *server_check_query;             /* default "select 1" */
+	char *server_check_query;             /* refused unless empty (no server checks yet) */
 	int max_prepared_statements;          /* default 200 */
 	char *track_extra_parameters;         /* owned or NULL, comma-separated */
 	char *ignore_startup_parameters;      /* owned or NULL, comma-separated */
-	char *stats_listen;                   /* "host:port", default "127.0.0.1:9127"; "" = off */
+	char *stats_listen;                   /* refused unless empty (no HTTP listener yet) */
 	char *logfile;                        /* owned or NULL = stderr */
 	char *pidfile;                        /* owned or NULL */
 	int verbose;                          /* 0..2, default 0 */

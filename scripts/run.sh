@@ -4,7 +4,7 @@
 #
 #   SLUICE_BIN     the binary to run (default ./sluice)
 #   LISTEN_PORT    where sluice listens (default 6432)
-#   CACHE          1 turns the Redis result cache on (default 0)
+#   CACHE          1 asks for the Redis result cache (refused until it exists; default 0)
 #   POOL_MODE      session | transaction (default transaction)
 set -u
 

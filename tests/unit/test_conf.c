@@ -32,7 +32,7 @@ Test(conf, valid_pgbouncer_style_file)
 	cr_assert(conf_is_admin(&c, "root"));
 	cr_assert(conf_is_stats_user(&c, "watcher"));
 	cr_assert_not(conf_is_admin(&c, "watcher"));
-	cr_assert(c.cache.enabled);
+	cr_assert(!c.cache.enabled);
 	cr_assert_eq(c.cache.redis_port, 6380);
 
 	const struct conf_db *app = conf_find_db(&c, "app");
@@ -230,10 +230,20 @@ Test(conf_unsupported, keys_sluice_does_not_honour_stop_startup)
 	        {"server_tls_ciphers", "secure"},
 	        {"peer_id", "1"},
 	        {"server_check_delay_jitter", "5"},
+	        {"server_check_query", "select 1"},
+	        {"stats_listen", "127.0.0.1:9127"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		expect_refused(cases[i][0], cases[i][1]);
+}
+
+Test(conf_unsupported, cache_refused_until_it_exists)
+{
+	char body[2048];
+
+	snprintf(body, sizeof(body), "%s[cache]\nenabled = 1\n", HEAD);
+	expect_text_error(body, 6, "[cache] enabled = 1 is not supported by sluice (");
 }
 
 Test(conf_unsupported, inert_keys_still_validated)
