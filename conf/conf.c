@@ -420,7 +420,6 @@ static const char *const ignored_keys[] = {
         "log_pooler_errors",
         "log_stats",
         "stats_period",
-        "autodb_idle_timeout",
         "dns_max_ttl",
         "dns_nxdomain_ttl",
         "dns_zone_check_period",
@@ -490,6 +489,7 @@ static const struct key main_keys[] = {
         {"client_idle_timeout", K_DUR, OFF(client_idle_timeout), 0, 0},
         {"idle_transaction_timeout", K_DUR, OFF(idle_transaction_timeout), 0, 0},
         {"query_timeout", K_DUR, OFF(query_timeout), 0, 0},
+        {"autodb_idle_timeout", K_DUR, OFF(autodb_idle_timeout), 0, 0},
         {"server_reset_query", K_STR, OFF(server_reset_query), 0, 0},
         {"server_reset_query_always", K_BOOL, OFF(server_reset_query_always), 0, 0},
         {"server_check_query", K_STR, OFF(server_check_query), 0, 0},
@@ -662,6 +662,7 @@ static void defaults(struct conf *c)
 	c->server_lifetime = 3600;
 	c->server_check_delay = 30;
 	c->client_login_timeout = 60;
+	c->autodb_idle_timeout = 3600;
 	c->server_reset_query = xstrdup("DISCARD ALL");
 	c->server_check_query = xstrdup("select 1");
 	c->max_prepared_statements = 200;

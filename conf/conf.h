@@ -100,6 +100,7 @@ struct conf {
 	double client_idle_timeout;           /* default 0 */
 	double idle_transaction_timeout;      /* default 0 */
 	double query_timeout;                 /* default 0 */
+	double autodb_idle_timeout;           /* default 3600: pools from "*" unused this long go */
 	char *server_reset_query;             /* default "DISCARD ALL"; "" = none */
 	bool server_reset_query_always;       /* default false */
 	char *server_check_query;             /* default "select 1" */
