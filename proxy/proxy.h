@@ -435,8 +435,12 @@ void proxy_server_set_state(struct proxy_server *s, enum proxy_sv_state st);
  * PostgreSQL has closed that connection (it has acted then), <s> is not
  * handed to another client. */
 void proxy_server_cancel(struct proxy_server *s);
+/* cancel.c */
 /* Free the cancel requests still in flight (at exit). */
 void proxy_server_cancels_free(struct proxy_ctx *ctx);
+/* <s> is closing: its cancels go on (the query must still stop) but have
+ * no server to hand back. */
+void proxy_server_cancels_detach(struct proxy_server *s);
 /* Released while a cancel for its backend was in flight: parked on the
  * used list, not reusable until the cancel has completed. */
 bool proxy_server_held(const struct proxy_server *s);
