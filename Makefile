@@ -17,7 +17,7 @@ CFLAGS  ?=
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Werror -Wshadow \
 	   -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes -I. \
 	   -I/usr/include/postgresql
-LIBS    := -lev -lhiredis -linih -lxxhash -lpq -lssl -lcrypto -lm
+LIBS    := -lev -lcares -lhiredis -linih -lxxhash -lpq -lssl -lcrypto -lm
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 MODULES := protocol conf stats pool cache proxy

@@ -647,8 +647,7 @@ static const struct unsupported unsupported_keys[] = {
         {"log_disconnections", is_off,
          "sluice logs only the disconnections it causes, with the error it sent; set "
          "log_disconnections = 0"},
-        /* sluice logs every error that closes a client, with its SQLSTATE (the
-         * ERRORs that leave a session open are not logged yet) */
+        /* sluice logs every error it sends a client, with its SQLSTATE */
         {"log_pooler_errors", is_on,
          "sluice always logs the errors it closes clients with; set log_pooler_errors = 1"},
         {"log_stats", is_off,
@@ -656,10 +655,6 @@ static const struct unsupported unsupported_keys[] = {
          "console's SHOW commands"},
         /* inert: sluice has neither averaged SHOW STATS nor stats log lines */
         {"stats_period", is_duration, "stats_period must be a duration in seconds"},
-        /* sluice keeps no DNS cache (it resolves at every connect), so any
-         * maximum cache time holds */
-        {"dns_max_ttl", is_duration, "dns_max_ttl must be a duration in seconds"},
-        {"dns_nxdomain_ttl", is_duration, "dns_nxdomain_ttl must be a duration in seconds"},
         {"dns_zone_check_period", is_zero_duration,
          "sluice does not watch DNS zone serials; set dns_zone_check_period = 0"},
         {"resolv_conf", is_empty,
@@ -906,6 +901,8 @@ static const struct key main_keys[] = {
         {"client_idle_timeout", K_DUR, OFF(client_idle_timeout), 0, 0},
         {"idle_transaction_timeout", K_DUR, OFF(idle_transaction_timeout), 0, 0},
         {"query_timeout", K_DUR, OFF(query_timeout), 0, 0},
+        {"dns_max_ttl", K_DUR, OFF(dns_max_ttl), 0, 0},
+        {"dns_nxdomain_ttl", K_DUR, OFF(dns_nxdomain_ttl), 0, 0},
         {"autodb_idle_timeout", K_DUR, OFF(autodb_idle_timeout), 0, 0},
         {"server_reset_query", K_STR, OFF(server_reset_query), 0, 0},
         {"server_reset_query_always", K_BOOL, OFF(server_reset_query_always), 0, 0},
@@ -1090,6 +1087,8 @@ static void defaults(struct conf *c)
 	c->server_check_delay = 30;
 	c->client_login_timeout = 60;
 	c->autodb_idle_timeout = 3600;
+	c->dns_max_ttl = 15;
+	c->dns_nxdomain_ttl = 15;
 	c->server_reset_query = xstrdup("DISCARD ALL");
 	c->server_check_query = xstrdup("");
 	c->max_prepared_statements = 200;

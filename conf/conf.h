@@ -146,6 +146,8 @@ struct conf {
 	 * no waiting client for this long is freed with its servers, as
 	 * PgBouncer does. Pools of named entries are never freed by this.
 	 */
+	double dns_max_ttl;      /* default 15: how long a resolved host name is kept */
+	double dns_nxdomain_ttl; /* default 15: how long a failed lookup is kept */
 	double autodb_idle_timeout;
 	char *server_reset_query;             /* default "DISCARD ALL"; "" = none */
 	bool server_reset_query_always;       /* default false */

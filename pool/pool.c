@@ -81,11 +81,54 @@ struct pool *pool_find(struct pool_set *s, const char *db_name, const char *user
 	return p;
 }
 
+/* The tally for <kind> 'd'/'u' and <name>, created on first use. */
+static struct pool_tally *tally_get(struct pool_set *s, char kind, const char *name)
+{
+	size_t len = strlen(name) + 1;
+	char *k = malloc(len + 1);
+	struct pool_tally *t = NULL;
+
+	if (!k)
+		return NULL;
+	k[0] = kind;
+	memcpy(k + 1, name, len);
+	HASH_FIND(hh, s->tallies, k, len, t);
+	if (t) {
+		free(k);
+		t->refs++;
+		return t;
+	}
+	t = calloc(1, sizeof(*t));
+	if (!t) {
+		free(k);
+		return NULL;
+	}
+	t->key = k;
+	t->refs = 1;
+	HASH_ADD_KEYPTR(hh, s->tallies, t->key, len, t);
+	return t;
+}
+
+static void tally_put(struct pool_set *s, struct pool_tally *t)
+{
+	if (!t || --t->refs > 0)
+		return;
+	HASH_DEL(s->tallies, t);
+	free(t->key);
+	free(t);
+}
+
 void pool_apply_conf(struct pool *p, const struct conf *c, const struct conf_db *db)
 {
 	const struct conf_user *u = conf_find_user(c, p->user);
 
 	p->db = db;
+	p->autodb = db && strcmp(db->name, "*") == 0;
+	/* the database entry's cap, else the global one; 0 = none */
+	p->max_db_conns =
+	        db && db->max_db_connections > 0 ? db->max_db_connections : c->max_db_connections;
+	p->max_user_conns = u && u->max_user_connections > 0 ? u->max_user_connections
+	                                                     : c->max_user_connections;
 	p->pool_size = db && db->pool_size >= 0 ? db->pool_size : c->default_pool_size;
 	p->min_size = db && db->min_pool_size >= 0 ? db->min_pool_size : c->min_pool_size;
 	if (p->min_size > p->pool_size)
@@ -124,6 +167,18 @@ struct pool *pool_create(struct pool_set *s, const struct conf *c, const struct 
 	pool_list_init(&p->cl_idle);
 	pool_list_init(&p->cl_active);
 	pool_list_init(&p->logins);
+	p->db_tally = tally_get(s, 'd', db_name);
+	p->user_tally = tally_get(s, 'u', user);
+	if (!p->db_tally || !p->user_tally) {
+		tally_put(s, p->db_tally);
+		tally_put(s, p->user_tally);
+		free(p->db_name);
+		free(p->user);
+		free(p->server_user);
+		free(p->key);
+		free(p);
+		return NULL;
+	}
 	pool_apply_conf(p, c, db);
 	HASH_ADD_KEYPTR(hh, s->by_key, p->key, p->key_len, p);
 	return p;
@@ -142,7 +197,13 @@ void pool_clear_params(struct pool *p)
 void pool_destroy(struct pool_set *s, struct pool *p)
 {
 	HASH_DEL(s->by_key, p);
+	tally_put(s, p->db_tally);
+	tally_put(s, p->user_tally);
 	pool_clear_params(p);
+	/* keys that log in as the user: gone with the pool */
+	explicit_bzero(&p->scram_keys, sizeof(p->scram_keys));
+	explicit_bzero(&p->server_keys, sizeof(p->server_keys));
+	p->have_scram_keys = p->have_server_keys = false;
 	free(p->db_name);
 	free(p->user);
 	free(p->server_user);
@@ -153,6 +214,26 @@ void pool_destroy(struct pool_set *s, struct pool *p)
 bool pool_can_open(const struct pool *p)
 {
 	return pool_server_count(p) < (size_t)p->pool_size;
+}
+
+bool pool_caps_allow(const struct pool *p)
+{
+	if (p->max_db_conns > 0 && p->db_tally && p->db_tally->n >= (size_t)p->max_db_conns)
+		return false;
+	if (p->max_user_conns > 0 && p->user_tally && p->user_tally->n >= (size_t)p->max_user_conns)
+		return false;
+	return true;
+}
+
+void pool_count_server(struct pool *p, int delta)
+{
+	if (delta > 0) {
+		p->db_tally->n++;
+		p->user_tally->n++;
+	} else {
+		p->db_tally->n--;
+		p->user_tally->n--;
+	}
 }
 
 int pool_set_param(struct pool *p, const char *name, const char *value)

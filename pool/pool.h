@@ -44,6 +44,18 @@ bool pool_node_linked(const struct pool_node *n);
 
 #define POOL_MAX_PARAMS 32
 
+/*
+ * Server connections counted across pools: one tally per database name
+ * (max_db_connections) and one per user (max_user_connections), shared by
+ * every pool of that database or user and freed with the last of them.
+ */
+struct pool_tally {
+	char *key;   /* owned: 'd' or 'u', then the name */
+	size_t refs; /* pools pointing here */
+	size_t n;    /* their server connections (open or being opened) */
+	UT_hash_handle hh;
+};
+
 /* A ParameterStatus name/value pair, owned. */
 struct pool_param {
 	char *name;
@@ -59,6 +71,14 @@ struct pool {
 	int pool_size; /* ceiling of server connections */
 	int min_size;  /* kept open even when idle */
 	enum conf_pool_mode mode;
+	int max_db_conns;              /* cap of db_tally, 0 = none */
+	int max_user_conns;            /* cap of user_tally, 0 = none */
+	struct pool_tally *db_tally;   /* borrowed from the pool_set: servers of this database */
+	struct pool_tally *user_tally; /* borrowed from the pool_set: servers of this user */
+
+	bool autodb;         /* made from the "*" entry: freed after autodb_idle_timeout unused */
+	double unused_since; /* ev_now() since no client and no busy server, 0 = in use */
+	bool db_missing;     /* PostgreSQL said 3D000 at the last login: do not refill */
 
 	struct pool_list idle;       /* servers ready for a client (LIFO: warm ones first) */
 	struct pool_list used;       /* servers linked to a client or being reset */
@@ -102,7 +122,8 @@ struct pool {
 
 /* All pools of a process. */
 struct pool_set {
-	struct pool *by_key; /* uthash head */
+	struct pool *by_key;        /* uthash head */
+	struct pool_tally *tallies; /* uthash head */
 };
 
 /* Find the pool for (<db_name>, <user>) or NULL. */
@@ -119,7 +140,8 @@ struct pool *pool_create(struct pool_set *s, const struct conf *c, const struct 
 /* Re-resolve sizes and mode after a config reload; <db> may have moved. */
 void pool_apply_conf(struct pool *p, const struct conf *c, const struct conf_db *db);
 
-/* Remove <p> from <s> and free it; its lists must be empty. */
+/* Remove <p> from <s> and free it, wiping its SCRAM keys; its lists must
+ * be empty. */
 void pool_destroy(struct pool_set *s, struct pool *p);
 
 /* Servers that exist or are being opened for this pool. */
@@ -128,8 +150,13 @@ static inline size_t pool_server_count(const struct pool *p)
 	return p->idle.n + p->used.n + p->connecting.n;
 }
 
-/* May one more server connection be opened? */
+/* May one more server connection be opened, as far as the pool's own size
+ * goes? */
 bool pool_can_open(const struct pool *p);
+/* ... and within max_db_connections and max_user_connections? */
+bool pool_caps_allow(const struct pool *p);
+/* A server connection of <p> appeared (<delta> 1) or went away (-1). */
+void pool_count_server(struct pool *p, int delta);
 
 /*
  * Store one ParameterStatus pair in the pool's login set (replacing a

@@ -165,6 +165,7 @@ static void show_pools(struct proxy_client *c)
 	HASH_ITER(hh, ctx->pools.by_key, p, tmp)
 	{
 		size_t active = 0, waiting = p->waiting.n + p->logins.n, sv_active = 0, sv_used = 0;
+		size_t being_canceled = 0, active_cancel = 0;
 		double maxwait = 0;
 		struct pool_node *n;
 		char v[16][32];
@@ -184,10 +185,16 @@ static void show_pools(struct proxy_client *c)
 				maxwait = now - cl->wait_since;
 		}
 		for (n = p->used.head.next; n != &p->used.head; n = n->next) {
-			if (((struct proxy_server *)n->owner)->state == PROXY_SV_ACTIVE)
+			const struct proxy_server *sv = n->owner;
+
+			if (proxy_server_held(sv))
+				being_canceled++;
+			else if (sv->state == PROXY_SV_ACTIVE)
 				sv_active++;
 			else
 				sv_used++;
+			if (sv->state == PROXY_SV_ACTIVE && sv->cancels.n > 0)
+				active_cancel++;
 		}
 		snprintf(v[2], 32, "%zu", active);
 		snprintf(v[3], 32, "%zu", waiting);
@@ -201,7 +208,9 @@ static void show_pools(struct proxy_client *c)
 			vals[i] = v[i];
 		vals[0] = p->db_name;
 		vals[1] = p->user;
-		vals[4] = vals[5] = vals[7] = vals[8] = vals[11] = "0";
+		snprintf(v[7], 32, "%zu", active_cancel);
+		snprintf(v[8], 32, "%zu", being_canceled);
+		vals[4] = vals[5] = vals[11] = "0";
 		vals[15] = conf_pool_mode_name(p->mode);
 		res_row(&r, vals);
 	}

@@ -564,11 +564,11 @@ static void handle_cancel(struct proxy_client *c, const struct proto_startup *s)
 	struct proxy_client *target = NULL;
 
 	HASH_FIND(hh_cancel, ctx->by_cancel, &k, sizeof(k), target);
-	if (target && target->server) {
+	if (target && (target->server || target->state == PROXY_CL_WAIT)) {
 		ctx->n_cancels++;
 		log_debug("C-%llu: cancel request for C-%llu", (unsigned long long)c->id,
 		          (unsigned long long)target->id);
-		proxy_server_cancel(target->server);
+		proxy_pool_cancel(target);
 	}
 	/* PostgreSQL closes without a reply, whatever the outcome */
 	proxy_client_close(c);

@@ -43,7 +43,8 @@ static const unsigned allowed[] = {
                 B(PROXY_CL_LOGIN) | B(PROXY_CL_IDLE) | B(PROXY_CL_ADMIN) | B(PROXY_CL_CLOSING),
         [PROXY_CL_LOGIN] = B(PROXY_CL_IDLE) | B(PROXY_CL_CLOSING),
         [PROXY_CL_IDLE] = B(PROXY_CL_WAIT) | B(PROXY_CL_ACTIVE) | B(PROXY_CL_CLOSING),
-        [PROXY_CL_WAIT] = B(PROXY_CL_ACTIVE) | B(PROXY_CL_CLOSING),
+        /* WAIT -> IDLE: a cancel dropped the queued request (proxy_pool_cancel) */
+        [PROXY_CL_WAIT] = B(PROXY_CL_IDLE) | B(PROXY_CL_ACTIVE) | B(PROXY_CL_CLOSING),
         [PROXY_CL_ACTIVE] = B(PROXY_CL_IDLE) | B(PROXY_CL_CLOSING),
         [PROXY_CL_ADMIN] = B(PROXY_CL_CLOSING),
         [PROXY_CL_CLOSING] = 0,

@@ -61,6 +61,12 @@ const struct proxy_err_info proxy_errors[PROXY_ERR_COUNT] = {
         [PROXY_ERR_LISTEN_IN_TX_MODE] = {"0A000", false,
                                          "connect through a database or user with pool_mode = "
                                          "session"},
+        [PROXY_ERR_SERVER_NO_DATABASE] = {"3D000", true,
+                                          "create the database in PostgreSQL, or fix dbname= "
+                                          "of this entry in [databases]"},
+        [PROXY_ERR_CANCELED] = {"57014", false, NULL},
+        [PROXY_ERR_PARAM_REFUSED] = {"22023", true,
+                                     "check the value of that parameter, then reconnect"},
 };
 
 int proxy_put_err(struct proto_buf *b, enum proxy_err e, const char *msg, const char *detail)

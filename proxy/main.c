@@ -210,6 +210,7 @@ int proxy_ctx_init(struct proxy_ctx *ctx, struct ev_loop *loop, const char *conf
 	ctx->loop = loop;
 	pool_list_init(&ctx->clients);
 	pool_list_init(&ctx->servers);
+	pool_list_init(&ctx->cancels);
 	ctx->conf_path = strdup(conf_path);
 	ctx->conf = calloc(1, sizeof(*ctx->conf));
 	if (!ctx->conf_path || !ctx->conf) {
@@ -282,13 +283,16 @@ void proxy_reload(struct proxy_ctx *ctx)
 	if (nc->listen_port != ctx->conf->listen_port ||
 	    strcmp(nc->listen_addr, ctx->conf->listen_addr) != 0)
 		log_warn("listen_addr/listen_port changes need a restart");
-	/* pools point into the configuration: move them over first */
+	/* pools point into the configuration: move them over first, while the
+	 * old entries are still there to compare with */
 	HASH_ITER(hh, ctx->pools.by_key, p, tmp)
 	{
+		const struct conf_db *old = p->db;
 		const struct conf_db *db = conf_find_db(nc, p->db_name);
 
 		pool_apply_conf(p, nc, db);
 		p->have_server_keys = false; /* the password may have changed */
+		proxy_pool_reloaded(ctx, p, old);
 	}
 	proxy_vars_track(nc->track_extra_parameters);
 	conf_free_auth(&ctx->auth);
@@ -330,6 +334,9 @@ void proxy_ctx_destroy(struct proxy_ctx *ctx)
 	struct pool *p, *tmp;
 	struct proxy_zombie *z;
 
+	/* first: c-ares may hand back sockets to free through the zombies */
+	proxy_dns_free(ctx);
+	proxy_server_cancels_free(ctx);
 	while ((z = ctx->zombies)) {
 		ctx->zombies = z->next;
 		z->fn(z->obj);

@@ -4,17 +4,49 @@
  * reached.
  *
  * Idle servers are handed out warmest first. Clients queue FIFO. A pool
- * opens a new server only while it is under its size and there are more
- * waiting clients than logins already under way. When a login fails and
- * nothing else can serve the queue, the waiting clients get an error at
- * once instead of hanging until query_wait_timeout.
+ * opens a new server only while it is under its size (and its database
+ * and user under max_db_connections / max_user_connections) and there are
+ * more waiting clients than logins already under way. When a login fails
+ * and nothing else can serve the queue, the waiting clients get an error
+ * at once instead of hanging until query_wait_timeout. A server released
+ * while a cancel for its backend is in flight, or made with settings a
+ * reload changed, is never handed out again until that is over.
+ *
+ * Walks over lists whose nodes a step may close (the janitor, failing a
+ * queue) go over a snapshot taken first: a closed connection stays
+ * allocated until the reaper runs, which never happens inside a walk, so
+ * every pointer of the snapshot stays valid and its state says whether it
+ * still needs the step.
  */
 #include "proxy/proxy.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "stats/stats.h"
+
+/* The owners of <l>'s nodes as they are now, front to back (NULL and *n 0
+ * when the list is empty or memory is short: the walk is skipped then and
+ * runs again on the next janitor tick). Caller frees. */
+static void **snapshot(const struct pool_list *l, size_t *n)
+{
+	void **v;
+	size_t i = 0;
+
+	*n = 0;
+	if (l->n == 0)
+		return NULL;
+	v = malloc(l->n * sizeof(*v));
+	if (!v) {
+		log_error("out of memory walking a connection list");
+		return NULL;
+	}
+	for (const struct pool_node *x = l->head.next; x != &l->head && i < l->n; x = x->next)
+		v[i++] = x->owner;
+	*n = i;
+	return v;
+}
 
 struct pool *proxy_pool_for(struct proxy_ctx *ctx, const char *db_name, const char *user,
                             enum proxy_err *err, char *msg, size_t msglen)
@@ -43,8 +75,13 @@ struct pool *proxy_pool_for(struct proxy_ctx *ctx, const char *db_name, const ch
 		snprintf(msg, msglen, "out of memory creating pool \"%s/%s\"", db_name, user);
 		return NULL;
 	}
-	log_info("pool %s/%s created: size %d, min %d, %s mode", db_name, user, p->pool_size,
-	         p->min_size, conf_pool_mode_name(p->mode));
+	if (log_current_level >= LOG_LVL_INFO) {
+		char d[96], u[96];
+
+		log_info("pool %s/%s created: size %d, min %d, %s mode",
+		         log_escape(d, sizeof(d), db_name), log_escape(u, sizeof(u), user),
+		         p->pool_size, p->min_size, conf_pool_mode_name(p->mode));
+	}
 	return p;
 }
 
@@ -55,23 +92,108 @@ static bool lifetime_over(const struct proxy_server *s)
 	return lt > 0 && proxy_now(s->ctx) - s->created_at > lt;
 }
 
+/* Close an idle server of another pool of the same database or user, so
+ * that <p>, held back by max_db_connections / max_user_connections, can
+ * open one. True if <p> may open a server now. */
+static bool make_room(struct proxy_ctx *ctx, struct pool *p)
+{
+	struct pool *q, *tmp;
+
+	if (pool_caps_allow(p))
+		return true;
+	HASH_ITER(hh, ctx->pools.by_key, q, tmp)
+	{
+		struct pool_node *n;
+		bool db_full = p->max_db_conns > 0 && q->db_tally == p->db_tally &&
+		               p->db_tally->n >= (size_t)p->max_db_conns;
+		bool user_full = p->max_user_conns > 0 && q->user_tally == p->user_tally &&
+		                 p->user_tally->n >= (size_t)p->max_user_conns;
+
+		if (q == p || !(db_full || user_full))
+			continue;
+		/* the least recently used idle server sits at the back */
+		n = p->idle.n == 0 && q->idle.n > 0 ? q->idle.head.prev : NULL;
+		if (n) {
+			proxy_server_close(n->owner, "closed to make room for another pool "
+			                             "(max_db_connections / max_user_connections)");
+			if (pool_caps_allow(p))
+				return true;
+		}
+	}
+	return pool_caps_allow(p);
+}
+
+/* May <p> open one more server now (pool size and caps)? */
+static bool may_open(struct proxy_ctx *ctx, struct pool *p)
+{
+	return pool_can_open(p) && make_room(ctx, p);
+}
+
+/* Fail every client of <p> in state <st> (LOGIN or WAIT) with <e>. */
+static void fail_clients(struct pool *p, enum proxy_cl_state st, enum proxy_err e, const char *hint,
+                         const char *msg)
+{
+	struct pool_list *l = st == PROXY_CL_LOGIN ? &p->logins : &p->waiting;
+	size_t n;
+	void **v = snapshot(l, &n);
+
+	for (size_t i = 0; i < n; i++) {
+		struct proxy_client *c = v[i];
+
+		/* an earlier failure may have closed or moved it */
+		if (c->state == st && c->pool == p)
+			proxy_client_fail_hint(c, e, hint, "%s", msg);
+	}
+	free(v);
+}
+
+/* The database of <p> left the configuration: its queued clients are told
+ * at once. */
+static void fail_removed(struct pool *p)
+{
+	char msg[256], d[96];
+
+	snprintf(msg, sizeof(msg), "database \"%s\" was removed from the configuration",
+	         log_escape(d, sizeof(d), p->db_name));
+	fail_clients(p, PROXY_CL_LOGIN, PROXY_ERR_NO_DATABASE, NULL, msg);
+	fail_clients(p, PROXY_CL_WAIT, PROXY_ERR_NO_DATABASE, NULL, msg);
+}
+
 void proxy_pool_server_ready(struct proxy_server *s)
 {
+	struct proxy_ctx *ctx = s->ctx;
 	struct pool *p = s->pool;
 	struct pool_node *n;
 
-	if (s->ctx->shutting_down) {
+	if (ctx->shutting_down) {
 		proxy_server_close(s, "shutting down");
 		return;
 	}
+	if (s->cancels.n > 0) {
+		/* PostgreSQL has not acted on a cancel for this backend yet: handed
+		 * on now, the cancel could hit the next client's query. Parked on
+		 * the used list until the cancel connections end (cancel_end). */
+		s->cancel_hold = true;
+		proxy_server_set_state(s, PROXY_SV_RESET);
+		proxy_io_start_read(ctx, &s->io);
+		return;
+	}
+	s->cancel_hold = false;
 	if (!p->db) {
 		proxy_server_close(s, "database removed from the configuration");
+		fail_removed(p);
 		return;
 	}
 	n = pool_list_first(&p->waiting);
+	if (s->close_needed) {
+		proxy_server_close(s, "database settings changed by a reload");
+		if (n && may_open(ctx, p) && proxy_server_open(ctx, p) < 0)
+			proxy_pool_connect_failed(p);
+		return;
+	}
 	if (lifetime_over(s) && (n == NULL || pool_server_count(p) > (size_t)p->min_size)) {
 		proxy_server_close(s, "server_lifetime reached");
-		if (n && pool_can_open(p) && proxy_server_open(s->ctx, p) < 0)
+		if (n && may_open(ctx, p) && proxy_server_open(ctx, p) < 0)
 			proxy_pool_connect_failed(p);
 		return;
 	}
@@ -80,41 +202,125 @@ void proxy_pool_server_ready(struct proxy_server *s)
 		return;
 	}
 	proxy_server_set_state(s, PROXY_SV_IDLE);
-	s->last_used = proxy_now(s->ctx);
-	proxy_io_start_read(s->ctx, &s->io); /* notice a server that goes away */
+	s->last_used = proxy_now(ctx);
+	proxy_io_start_read(ctx, &s->io); /* notice a server that goes away */
+}
+
+/* PostgreSQL said the database does not exist a moment ago: asking again
+ * before server_login_retry would only repeat that. */
+static bool db_known_missing(const struct proxy_ctx *ctx, const struct pool *p)
+{
+	return p->db_missing && proxy_now(ctx) - p->last_error_at < ctx->conf->server_login_retry;
 }
 
 void proxy_pool_request(struct proxy_client *c)
 {
+	struct proxy_ctx *ctx = c->ctx;
 	struct pool *p = c->pool;
 	struct pool_node *n = pool_list_first(&p->idle);
 
+	if (!p->db) {
+		char d[96];
+
+		proxy_client_fail(c, PROXY_ERR_NO_DATABASE,
+		                  "database \"%s\" was removed from the configuration",
+		                  log_escape(d, sizeof(d), p->db_name));
+		return;
+	}
 	if (n) {
 		proxy_client_link(c, n->owner);
 		return;
 	}
+	if (db_known_missing(ctx, p) && p->used.n == 0 && p->connecting.n == 0) {
+		proxy_client_fail(c, PROXY_ERR_SERVER_NO_DATABASE, "%s", p->last_error);
+		return;
+	}
 	proxy_client_set_state(c, PROXY_CL_WAIT);
-	if (pool_can_open(p) && p->connecting.n < p->waiting.n) {
-		if (proxy_server_open(c->ctx, p) < 0)
+	if (p->connecting.n < p->waiting.n && may_open(ctx, p)) {
+		if (proxy_server_open(ctx, p) < 0)
 			proxy_pool_connect_failed(p);
 	}
 }
 
-static void fail_list(struct pool *p, struct pool_list *l)
+/* Drop the first request buffered from <c> (a Query or FunctionCall, or
+ * an extended-protocol batch up to its Sync), as if PostgreSQL had
+ * cancelled it: 1 if one was dropped, 0 if none is whole yet. */
+static int drop_request(struct proxy_client *c)
 {
-	struct pool_node *n;
-	char hint[160];
+	const uint8_t *p = proto_buf_head(&c->io.in);
+	size_t avail = proto_buf_avail(&c->io.in), off = 0;
 
-	snprintf(hint, sizeof(hint),
-	         "check that PostgreSQL is running and accepts connections at %s:%d",
-	         p->db && p->db->host ? p->db->host : "?", p->db ? p->db->port : 0);
-	while ((n = pool_list_first(l))) {
-		struct proxy_client *c = n->owner;
+	while (avail - off >= 5) {
+		uint8_t type = p[off];
+		uint32_t len = ((uint32_t)p[off + 1] << 24) | ((uint32_t)p[off + 2] << 16) |
+		               ((uint32_t)p[off + 3] << 8) | p[off + 4];
 
-		proxy_client_fail_hint(c, PROXY_ERR_SERVER_UNREACHABLE, hint,
-		                       "cannot connect to the server for \"%s/%s\": %s", p->db_name,
-		                       p->user, p->last_error[0] ? p->last_error : "unknown error");
+		if (len < 4 || avail - off - 1 < len)
+			return 0; /* malformed (the relay will say so) or not all here */
+		off += (size_t)len + 1;
+		if (type == 'Q' || type == 'F' || type == 'S') {
+			proto_buf_consume(&c->io.in, off);
+			return 1;
+		}
+		if (type == 'X' || type == 'd' || type == 'c' || type == 'f')
+			return 0;
 	}
+	return 0;
+}
+
+void proxy_pool_cancel(struct proxy_client *c)
+{
+	struct proto_buf b;
+	int rc;
+
+	if (c->state == PROXY_CL_ACTIVE && c->server) {
+		proxy_server_cancel(c->server);
+		return;
+	}
+	if (c->state != PROXY_CL_WAIT)
+		return; /* nothing of its runs: PostgreSQL ignores such a cancel too */
+	/* Queued, never sent to a server: drop it and answer as PostgreSQL
+	 * would have. A request still arriving has not started, and is left
+	 * alone, as PostgreSQL ignores a cancel while it reads a command. */
+	if (drop_request(c) == 0)
+		return;
+	proto_buf_init(&b);
+	rc = proxy_put_err(&b, PROXY_ERR_CANCELED, "canceling statement due to user request", NULL);
+	if (rc == 0)
+		rc = proto_put_rfq(&b, 'I');
+	if (rc == 0)
+		rc = proxy_io_send(c->ctx, &c->io, proto_buf_head(&b), proto_buf_avail(&b));
+	proto_buf_free(&b);
+	if (rc < 0) {
+		proxy_client_close(c);
+		return;
+	}
+	if (proto_buf_avail(&c->io.in) > 0)
+		return; /* more requests queued: it keeps its place */
+	proxy_client_set_state(c, PROXY_CL_IDLE);
+	proxy_io_start_read(c->ctx, &c->io);
+}
+
+/* Fail the clients of <l>'s state that nothing else can serve. */
+static void fail_list(struct pool *p, enum proxy_cl_state st)
+{
+	char hint[160], msg[512], d[96], u[96];
+	const char *host = p->db && p->db->host ? p->db->host : "?";
+
+	log_escape(d, sizeof(d), p->db_name);
+	log_escape(u, sizeof(u), p->user);
+	if (p->db_missing) {
+		snprintf(msg, sizeof(msg), "cannot log in to the server for \"%s/%s\": %s", d, u,
+		         p->last_error);
+		fail_clients(p, st, PROXY_ERR_SERVER_NO_DATABASE, NULL, msg);
+		return;
+	}
+	snprintf(hint, sizeof(hint),
+	         "check that PostgreSQL is running and accepts connections at %s:%d", host,
+	         p->db ? p->db->port : 0);
+	snprintf(msg, sizeof(msg), "cannot connect to the server for \"%s/%s\": %s", d, u,
+	         p->last_error[0] ? p->last_error : "unknown error");
+	fail_clients(p, st, PROXY_ERR_SERVER_UNREACHABLE, hint, msg);
 }
 
 void proxy_pool_connect_failed(struct pool *p)
@@ -123,24 +329,50 @@ void proxy_pool_connect_failed(struct pool *p)
 		return; /* another login may still succeed */
 	if (p->idle.n > 0)
 		return;
-	fail_list(p, &p->logins);
+	fail_list(p, PROXY_CL_LOGIN);
 	if (p->used.n == 0)
-		fail_list(p, &p->waiting);
+		fail_list(p, PROXY_CL_WAIT);
+}
+
+void proxy_pool_capacity_freed(struct proxy_ctx *ctx, struct pool *p)
+{
+	struct pool *q, *tmp;
+
+	if ((p->max_db_conns == 0 && p->max_user_conns == 0) || ctx->shutting_down)
+		return;
+	HASH_ITER(hh, ctx->pools.by_key, q, tmp)
+	{
+		bool wants =
+		        q->connecting.n < q->waiting.n || (q->logins.n > 0 && q->connecting.n == 0);
+
+		if (q == p || !q->db || !wants ||
+		    (q->db_tally != p->db_tally && q->user_tally != p->user_tally))
+			continue;
+		if (!pool_can_open(q) || !pool_caps_allow(q))
+			continue;
+		if (proxy_server_open(ctx, q) < 0)
+			proxy_pool_connect_failed(q);
+		return; /* one slot came free */
+	}
 }
 
 /* Close idle servers past their lifetime or idle time, keeping the minimum. */
 static void trim_idle(struct proxy_ctx *ctx, struct pool *p, double now)
 {
 	const struct conf *cf = ctx->conf;
-	struct pool_node *n = p->idle.head.prev;
+	size_t n;
+	void **v = snapshot(&p->idle, &n);
 
 	/* oldest-used servers sit at the back of the idle list */
-	while (n != &p->idle.head) {
-		struct proxy_server *s = n->owner;
-		struct pool_node *prev = n->prev;
+	for (size_t i = n; i-- > 0;) {
+		struct proxy_server *s = v[i];
 		bool surplus = pool_server_count(p) > (size_t)p->min_size;
 
-		if (lifetime_over(s) && surplus)
+		if (s->state != PROXY_SV_IDLE || s->pool != p)
+			continue; /* closed or taken by an earlier step */
+		if (s->close_needed || !p->db)
+			proxy_server_close(s, "database settings changed by a reload");
+		else if (lifetime_over(s) && surplus)
 			proxy_server_close(s, "server_lifetime reached");
 		else if (lifetime_over(s) && !surplus && pool_can_open(p))
 			proxy_server_close(s, "server_lifetime reached; replaced");
@@ -149,8 +381,8 @@ static void trim_idle(struct proxy_ctx *ctx, struct pool *p, double now)
 			proxy_server_close(s, "server_idle_timeout reached");
 		else if (pool_server_count(p) > (size_t)p->pool_size)
 			proxy_server_close(s, "pool size lowered");
-		n = prev;
 	}
+	free(v);
 }
 
 /* Open servers up to min_pool_size, and for clients still waiting. */
@@ -158,14 +390,20 @@ static void fill(struct proxy_ctx *ctx, struct pool *p, double now)
 {
 	const struct conf *cf = ctx->conf;
 	double retry = cf->server_login_retry;
+	size_t want_min = p->db_missing ? 0 : (size_t)p->min_size;
 
 	if (!p->db || ctx->shutting_down)
 		return;
 	if (p->last_error_at > 0 && now - p->last_error_at < retry && p->connecting.n == 0 &&
 	    p->waiting.n == 0)
 		return; /* PostgreSQL was unreachable a moment ago: pace retries */
-	while (pool_can_open(p) &&
-	       (pool_server_count(p) < (size_t)p->min_size || p->connecting.n < p->waiting.n)) {
+	while ((pool_server_count(p) < want_min || p->connecting.n < p->waiting.n ||
+	        (p->logins.n > 0 && p->connecting.n == 0)) &&
+	       may_open(ctx, p)) {
+		if (db_known_missing(ctx, p) && p->connecting.n == 0) {
+			proxy_pool_connect_failed(p);
+			break;
+		}
 		if (proxy_server_open(ctx, p) < 0) {
 			proxy_pool_connect_failed(p);
 			break;
@@ -173,20 +411,124 @@ static void fill(struct proxy_ctx *ctx, struct pool *p, double now)
 	}
 }
 
+/* Free a pool made from the "*" entry (or whose entry a reload removed)
+ * once nothing has used it for autodb_idle_timeout. True if freed. */
+static bool reap_unused(struct proxy_ctx *ctx, struct pool *p, double now)
+{
+	double limit = ctx->conf->autodb_idle_timeout;
+	size_t n;
+	void **v;
+
+	if (p->db && !p->autodb)
+		return false;
+	if (p->n_clients > 0 || p->logins.n > 0 || p->used.n > 0 || p->connecting.n > 0) {
+		p->unused_since = 0;
+		return false;
+	}
+	if (p->unused_since == 0) {
+		p->unused_since = now;
+		return false;
+	}
+	if (limit > 0 && now - p->unused_since < limit)
+		return false;
+	v = snapshot(&p->idle, &n);
+	for (size_t i = 0; i < n; i++) {
+		struct proxy_server *s = v[i];
+
+		if (s->state == PROXY_SV_IDLE && s->pool == p)
+			proxy_server_close(s, "autodb_idle_timeout: pool unused");
+	}
+	free(v);
+	if (pool_server_count(p) > 0)
+		return false;
+	if (log_current_level >= LOG_LVL_INFO) {
+		char d[96], u[96];
+
+		log_info("pool %s/%s freed: unused for %g s", log_escape(d, sizeof(d), p->db_name),
+		         log_escape(u, sizeof(u), p->user), now - p->unused_since);
+	}
+	pool_destroy(&ctx->pools, p);
+	return true;
+}
+
 void proxy_pool_janitor(struct proxy_ctx *ctx)
 {
 	double now = proxy_now(ctx);
 	struct pool *p, *tmp;
+	size_t n;
+	void **v = snapshot(&ctx->clients, &n);
 
-	struct pool_node *n, *next;
+	/* a timeout may close other clients too (a server it releases goes to a
+	 * waiting client whose buffered input is bad, a failed pool fails its
+	 * queue): every client of the snapshot is still allocated, its state
+	 * says whether it is still to be checked */
+	for (size_t i = 0; i < n; i++) {
+		struct proxy_client *c = v[i];
 
-	for (n = ctx->clients.head.next; n != &ctx->clients.head; n = next) {
-		next = n->next; /* the client may be closed */
-		proxy_client_check_timeouts(n->owner, now);
+		if (c->state != PROXY_CL_CLOSING)
+			proxy_client_check_timeouts(c, now);
 	}
+	free(v);
 	HASH_ITER(hh, ctx->pools.by_key, p, tmp)
 	{
 		trim_idle(ctx, p, now);
+		if (reap_unused(ctx, p, now))
+			continue;
 		fill(ctx, p, now);
 	}
+}
+
+/* Do two entries connect to the same place as the same login? */
+static bool same_target(const struct conf_db *a, const struct conf_db *b)
+{
+#define SAME(x) ((a->x == NULL && b->x == NULL) || (a->x && b->x && strcmp(a->x, b->x) == 0))
+	return a->port == b->port && SAME(host) && SAME(dbname) && SAME(user) && SAME(password) &&
+	       SAME(connect_query);
+#undef SAME
+}
+
+void proxy_pool_reloaded(struct proxy_ctx *ctx, struct pool *p, const struct conf_db *old)
+{
+	const struct conf_db *db = p->db;
+	const char *server_user;
+	struct pool_list *lists[] = {&p->idle, &p->used, &p->connecting};
+	size_t n;
+	void **v;
+
+	if (!db) {
+		/* clients with a server keep it until they are done with it */
+		fail_removed(p);
+		v = snapshot(&p->idle, &n);
+		for (size_t i = 0; i < n; i++)
+			if (((struct proxy_server *)v[i])->state == PROXY_SV_IDLE)
+				proxy_server_close(v[i], "database removed from the configuration");
+		free(v);
+		return;
+	}
+	if (old && same_target(old, db))
+		return;
+	/* a different server or login: what the old one gave does not hold */
+	server_user = db->user ? db->user : p->user;
+	if (strcmp(server_user, p->server_user) != 0) {
+		char *su = strdup(server_user);
+
+		if (su) {
+			free(p->server_user);
+			p->server_user = su;
+		}
+	}
+	p->db_missing = false;
+	p->last_error[0] = '\0';
+	p->last_error_at = 0;
+	for (size_t l = 0; l < sizeof(lists) / sizeof(lists[0]); l++) {
+		for (struct pool_node *x = lists[l]->head.next; x != &lists[l]->head; x = x->next)
+			((struct proxy_server *)x->owner)->close_needed = true;
+	}
+	/* idle ones go now; the others when their client is done (server_ready) */
+	v = snapshot(&p->idle, &n);
+	for (size_t i = 0; i < n; i++)
+		if (((struct proxy_server *)v[i])->state == PROXY_SV_IDLE)
+			proxy_server_close(v[i], "database settings changed by a reload");
+	free(v);
+	(void)ctx;
 }

@@ -219,9 +219,26 @@ struct proxy_server {
 	double last_used;            /* ev_now() when last released */
 	double busy_since;           /* ev_now() when outstanding went from 0 to 1 */
 	double last_rfq;             /* ev_now() of the last ReadyForQuery */
+
+	enum conf_pool_mode
+	        mode; /* pool mode of the current link (a reload applies to new links) */
+	struct pool_list cancels; /* CancelRequests for its backend still in flight */
+	bool cancel_hold;         /* released while <cancels> ran: not reusable until they end */
+	bool close_needed;        /* its database entry changed: close once released */
+	bool vars_batch;          /* the link's session-parameter batch awaits its ReadyForQuery */
+	bool vars_refused;        /* ... and the server refused one of them */
+	char *vars_error;         /* owned: the server's message when it refused */
+	char *vars_pending[PROXY_NVARS]; /* owned: values sent, recorded when the batch ends well */
+	bool cq_sent;                    /* connect_query sent, its ReadyForQuery ends the login */
+	char *cq_error;                  /* owned: connect_query's error message */
+	struct proxy_dns_entry *dns;     /* borrowed: the resolved host it connects to, or NULL */
+	int dns_idx;                     /* which of its addresses */
+	struct pool_node dns_node;       /* on dns->waiters while the name resolves */
 };
 
 struct proxy_zombie;
+struct proxy_dns;
+struct proxy_dns_entry;
 
 #define PROXY_MAX_LISTEN 32
 
@@ -252,6 +269,9 @@ struct proxy_ctx {
 	struct pool_list servers;       /* every server connection */
 	struct proxy_client *by_cancel; /* uthash on cancel_hkey */
 	struct proxy_zombie *zombies;   /* closed, to free */
+
+	struct proxy_dns *dns;    /* owned: c-ares channel and host cache, made on first use */
+	struct pool_list cancels; /* cancel requests in flight (server.c), freed at exit */
 
 	struct proxy_stmt *stmts;              /* every distinct prepared statement (uthash) */
 	struct proxy_scram_cache *scram_cache; /* SCRAM secrets made from plaintext passwords */
@@ -340,6 +360,9 @@ enum proxy_err {
 	PROXY_ERR_ADMIN_PROTOCOL,       /* extended protocol on the admin console */
 	PROXY_ERR_TX_IN_STATEMENT_MODE, /* transaction block in statement mode (ERROR) */
 	PROXY_ERR_LISTEN_IN_TX_MODE,    /* LISTEN in transaction mode (ERROR) */
+	PROXY_ERR_SERVER_NO_DATABASE,   /* PostgreSQL said the database does not exist (3D000) */
+	PROXY_ERR_CANCELED,             /* a cancel dropped a request still queued (ERROR) */
+	PROXY_ERR_PARAM_REFUSED,        /* the server refused a session parameter of the client */
 	PROXY_ERR_COUNT
 };
 
@@ -421,8 +444,19 @@ void proxy_server_resume(struct proxy_server *s);
 /* Relay pending server bytes to its client. */
 void proxy_server_process(struct proxy_server *s);
 void proxy_server_set_state(struct proxy_server *s, enum proxy_sv_state st);
-/* Send a CancelRequest for <s>'s backend on a new connection. */
+/* Send a CancelRequest for <s>'s backend on a new connection. Until
+ * PostgreSQL has closed that connection (it has acted then), <s> is not
+ * handed to another client. */
 void proxy_server_cancel(struct proxy_server *s);
+/* cancel.c */
+/* Free the cancel requests still in flight (at exit). */
+void proxy_server_cancels_free(struct proxy_ctx *ctx);
+/* <s> is closing: its cancels go on (the query must still stop) but have
+ * no server to hand back. */
+void proxy_server_cancels_detach(struct proxy_server *s);
+/* Released while a cancel for its backend was in flight: parked on the
+ * used list, not reusable until the cancel has completed. */
+bool proxy_server_held(const struct proxy_server *s);
 
 /* pool upkeep (poolmgr.c) */
 /* A client wants a server: link one, open one, or queue the client. */
@@ -431,8 +465,19 @@ void proxy_pool_request(struct proxy_client *c);
 void proxy_pool_server_ready(struct proxy_server *s);
 /* Server connect/login failed: fail clients that nothing else can serve. */
 void proxy_pool_connect_failed(struct pool *p);
-/* Once a second: timeouts, min_pool_size, lifetimes. */
+/* Once a second: timeouts, min_pool_size, lifetimes, unused autodb pools. */
 void proxy_pool_janitor(struct proxy_ctx *ctx);
+/* A CancelRequest names client <c>: forward it to the server running its
+ * query, or, when <c> waits for a server, drop its queued request and
+ * answer it with 57014. May close <c> (if the answer cannot be sent). */
+void proxy_pool_cancel(struct proxy_client *c);
+/* A reload replaced the configuration: <old> is the entry <p> used before
+ * (still valid). Retires servers made with changed connection settings and
+ * fails the waiting clients of a removed database. */
+void proxy_pool_reloaded(struct proxy_ctx *ctx, struct pool *p, const struct conf_db *old);
+/* A server of <p> is gone: clients of other pools held back by
+ * max_db_connections / max_user_connections may get one now. */
+void proxy_pool_capacity_freed(struct proxy_ctx *ctx, struct pool *p);
 /* Get (or create) the pool for a client; NULL with a logged reason. */
 struct pool *proxy_pool_for(struct proxy_ctx *ctx, const char *db_name, const char *user,
                             enum proxy_err *err, char *msg, size_t msglen);
@@ -475,6 +520,22 @@ void proxy_client_stmts_free(struct proxy_client *c);
 void proxy_server_stmts_free(struct proxy_server *s);
 /* Send queued local replies that reached the head; may release the server. */
 void proxy_server_emit_fakes(struct proxy_server *s);
+
+/* dns.c: host names resolved with c-ares on the loop, cached briefly */
+/* Where <s> connects: a unix socket or numeric address is filled in at
+ * once (returns 1); a name found in the cache too (1); otherwise <s> is
+ * queued on the lookup (returns 0) and proxy_server_resolved() runs when
+ * it ends. -1 with the reason in <err> when it fails at once. */
+int proxy_dns_target(struct proxy_server *s, char *err, size_t errlen) PROXY_WUR;
+/* Take <s> off a lookup it waits for (it is closing). */
+void proxy_dns_forget(struct proxy_server *s);
+/* The next address of <s>'s host after the one it failed to connect to:
+ * 1 and <s>->addr set, 0 when there is none. */
+int proxy_dns_next(struct proxy_server *s);
+void proxy_dns_free(struct proxy_ctx *ctx);
+/* server.c: the lookup <s> waited for ended; <err> NULL on success (then
+ * <s>->addr is set). May close <s>. */
+void proxy_server_resolved(struct proxy_server *s, const char *err);
 
 /* admin.c */
 void proxy_admin_welcome(struct proxy_client *c);

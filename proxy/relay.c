@@ -226,75 +226,214 @@ void proxy_client_resume(struct proxy_client *c)
 		proxy_io_start_read(c->ctx, &c->io);
 }
 
-void proxy_client_link(struct proxy_client *c, struct proxy_server *s)
+/* Append a message: <type>, then the length patched in once the body is
+ * written by the caller between begin and end. */
+static size_t msg_begin(struct proto_buf *b, uint8_t type, int *rc)
 {
-	struct proxy_ctx *ctx = c->ctx;
-	char sql[8192];
-	size_t len = 0;
+	size_t at = b->len;
 
-	c->server = s;
-	s->client = c;
-	s->track = c->pool->mode != CONF_POOL_SESSION;
-	s->pq.check_failed = false;
-	proxy_server_set_state(s, PROXY_SV_ACTIVE);
-	if (s->track && proxy_ps_on_link(s))
-		len = (size_t)snprintf(sql, sizeof(sql), "DEALLOCATE ALL;");
-	proxy_client_set_state(c, PROXY_CL_ACTIVE);
+	if (*rc == 0)
+		*rc = proto_put_u8(b, type);
+	if (*rc == 0)
+		*rc = proto_put_u32(b, 0);
+	return at;
+}
 
-	/* carry the client's session parameters over to this server */
-	for (int v = 0; v < PROXY_NVARS; v++) {
+static void msg_end(struct proto_buf *b, size_t at, int rc)
+{
+	uint32_t len = (uint32_t)(b->len - at - 1);
+
+	if (rc != 0)
+		return;
+	b->data[at + 1] = (uint8_t)(len >> 24);
+	b->data[at + 2] = (uint8_t)(len >> 16);
+	b->data[at + 3] = (uint8_t)(len >> 8);
+	b->data[at + 4] = (uint8_t)len;
+}
+
+/* Parse of <sql> as the unnamed statement, no parameter types given. */
+static int put_parse(struct proto_buf *b, const char *sql)
+{
+	int rc = 0;
+	size_t at = msg_begin(b, 'P', &rc);
+
+	if (rc == 0)
+		rc = proto_put_str(b, "");
+	if (rc == 0)
+		rc = proto_put_str(b, sql);
+	if (rc == 0)
+		rc = proto_put_u16(b, 0);
+	msg_end(b, at, rc);
+	return rc;
+}
+
+/* Bind of the unnamed statement to the unnamed portal with <n> text
+ * parameters, then Execute of it. */
+static int put_bind_execute(struct proto_buf *b, const char *const *params, uint16_t n)
+{
+	int rc = 0;
+	size_t at = msg_begin(b, 'B', &rc);
+
+	if (rc == 0)
+		rc = proto_put_str(b, "");
+	if (rc == 0)
+		rc = proto_put_str(b, "");
+	if (rc == 0)
+		rc = proto_put_u16(b, 0); /* all parameters in text format */
+	if (rc == 0)
+		rc = proto_put_u16(b, n);
+	for (uint16_t i = 0; i < n && rc == 0; i++) {
+		size_t len = strlen(params[i]);
+
+		rc = proto_put_u32(b, (uint32_t)len);
+		if (rc == 0)
+			rc = proto_put_bytes(b, params[i], len);
+	}
+	if (rc == 0)
+		rc = proto_put_u16(b, 0); /* results in text format */
+	msg_end(b, at, rc);
+	at = msg_begin(b, 'E', &rc);
+	if (rc == 0)
+		rc = proto_put_str(b, "");
+	if (rc == 0)
+		rc = proto_put_u32(b, 0);
+	msg_end(b, at, rc);
+	return rc;
+}
+
+/* A statement without parameters, run in the batch. */
+static int put_exec(struct proto_buf *b, const char *sql)
+{
+	int rc = put_parse(b, sql);
+
+	return rc == 0 ? put_bind_execute(b, NULL, 0) : rc;
+}
+
+/* "RESET <name>" with the name quoted as an identifier. -1 if too long. */
+static int reset_sql(char *out, size_t cap, const char *name)
+{
+	size_t o = 0;
+
+	if (cap < 9)
+		return -1;
+	memcpy(out, "RESET \"", 7);
+	o = 7;
+	for (const char *x = name; *x; x++) {
+		if (o + 4 >= cap)
+			return -1;
+		if (*x == '"')
+			out[o++] = '"';
+		out[o++] = *x;
+	}
+	out[o++] = '"';
+	out[o] = '\0';
+	return 0;
+}
+
+/*
+ * Carry the client's session parameters over to <s> in one hidden
+ * extended-protocol batch: the name and value go as bound parameters of
+ * set_config (no quoting, whatever standard_conforming_strings says, no
+ * length limit), then one Sync. The values are recorded on <s> only when
+ * the batch's ReadyForQuery comes without an error (server.c); an error
+ * closes <s> and tells the client. Until then the client is stalled, so
+ * none of its requests runs with the wrong settings. 1 if a batch was
+ * queued on <out>, 0 if none is needed, -1 on OOM.
+ */
+static int vars_batch(struct proxy_client *c, struct proxy_server *s, bool deallocate,
+                      struct proto_buf *out)
+{
+	bool parsed = false;
+	int rc = 0, n = 0;
+
+	if (deallocate) {
+		rc = put_exec(out, "DEALLOCATE ALL");
+		n++;
+	}
+	for (int v = 0; v < PROXY_NVARS && rc == 0; v++) {
 		const char *want = c->vars[v];
-		char q[300];
-		size_t qi = 0;
+		const char *params[2];
 
+		free(s->vars_pending[v]);
+		s->vars_pending[v] = NULL;
 		if (!want && s->vars[v] && v >= PROXY_NBUILTIN_VARS) {
 			/* set by an earlier client, not reported by PostgreSQL: reset */
-			int w = snprintf(sql + len, sizeof(sql) - len, "RESET %s;",
-			                 proxy_var_name(v));
+			char sql[160];
 
-			if (w < 0 || (size_t)w >= sizeof(sql) - len)
-				break;
-			len += (size_t)w;
+			if (reset_sql(sql, sizeof(sql), proxy_var_name(v)) < 0)
+				continue;
+			rc = put_exec(out, sql);
+			parsed = false; /* the unnamed statement is the RESET now */
 			free(s->vars[v]);
 			s->vars[v] = NULL;
+			n++;
 			continue;
 		}
 		if (!want || (s->vars[v] && strcmp(s->vars[v], want) == 0))
 			continue;
-		for (const char *x = want; *x && qi < sizeof(q) - 3; x++) {
-			if (*x == '\'')
-				q[qi++] = '\'';
-			q[qi++] = *x;
-		}
-		q[qi] = '\0';
 		/* set_config takes the value as a startup parameter gives it (a
 		 * list such as "a, b" stays a list, unlike SET x TO 'a, b') */
-		int w = snprintf(sql + len, sizeof(sql) - len,
-		                 "SELECT pg_catalog.set_config('%s', '%s', false);",
-		                 proxy_var_name(v), q);
-
-		if (w < 0 || (size_t)w >= sizeof(sql) - len)
-			break;
-		len += (size_t)w;
-		/* PostgreSQL reports most of these back; for the rest, remember */
-		free(s->vars[v]);
-		s->vars[v] = strdup(want);
-	}
-	if (len > 0) {
-		struct proto_buf b;
-		int rc;
-
-		proto_buf_init(&b);
-		rc = proto_put_query(&b, sql);
+		if (!parsed)
+			rc = put_parse(out, "select pg_catalog.set_config($1, $2, false)");
+		parsed = true;
+		params[0] = proxy_var_name(v);
+		params[1] = want;
 		if (rc == 0)
-			rc = proxy_io_send(ctx, &s->io, proto_buf_head(&b), proto_buf_avail(&b));
+			rc = put_bind_execute(out, params, 2);
+		s->vars_pending[v] = strdup(want);
+		if (!s->vars_pending[v])
+			rc = -1;
+		n++;
+	}
+	if (rc == 0 && n > 0) {
+		static const uint8_t sync[5] = {'S', 0, 0, 0, 4};
+
+		rc = proto_put_bytes(out, sync, sizeof(sync));
+	}
+	if (rc < 0)
+		return -1;
+	return n > 0;
+}
+
+void proxy_client_link(struct proxy_client *c, struct proxy_server *s)
+{
+	struct proxy_ctx *ctx = c->ctx;
+	struct proto_buf b;
+	int batch;
+
+	c->server = s;
+	s->client = c;
+	/* the pool mode in force now holds for this whole link, whatever a
+	 * reload changes meanwhile */
+	s->mode = c->pool->mode;
+	s->track = s->mode != CONF_POOL_SESSION;
+	s->pq.check_failed = false;
+	proxy_server_set_state(s, PROXY_SV_ACTIVE);
+	proxy_client_set_state(c, PROXY_CL_ACTIVE);
+
+	proto_buf_init(&b);
+	batch = vars_batch(c, s, s->track && proxy_ps_on_link(s), &b);
+	if (batch < 0) {
+		proto_buf_free(&b);
+		proxy_client_fail(c, PROXY_ERR_OOM, "out of memory");
+		return;
+	}
+	if (batch > 0) {
+		int rc = proxy_io_send(ctx, &s->io, proto_buf_head(&b), proto_buf_avail(&b));
+
 		proto_buf_free(&b);
 		if (rc < 0) {
 			proxy_client_fail(c, PROXY_ERR_SERVER_LOST, "write to server failed");
 			return;
 		}
 		s->internal++;
+		s->vars_batch = true;
+		/* the client's requests wait for the batch's ReadyForQuery
+		 * (proxy_server_process resumes it) */
+		c->stalled = true;
+		proxy_io_stop_read(ctx, &c->io);
 	}
+	proto_buf_free(&b);
 	proxy_client_resume(c);
 	if (c->state == PROXY_CL_ACTIVE && c->server == s)
 		proxy_io_start_read(ctx, &s->io);

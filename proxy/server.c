@@ -1,7 +1,8 @@
 /*
- * Server connections: non-blocking connect, login to PostgreSQL (cleartext,
- * MD5, SCRAM-SHA-256), and the relay of server messages to the linked
- * client.
+ * Server connections: non-blocking connect (host names resolved by dns.c,
+ * each address tried in turn), login to PostgreSQL (cleartext, MD5,
+ * SCRAM-SHA-256) and connect_query, and the relay of server messages to
+ * the linked client (cancel requests are in cancel.c).
  *
  * The relay walks message headers: bodies of DataRow and other bulk
  * messages stream through as they arrive; the few messages that drive the
@@ -66,6 +67,11 @@ void proxy_server_set_state(struct proxy_server *s, enum proxy_sv_state st)
 			else
 				pool_list_push_back(to, &s->node);
 		}
+		/* the database's and user's counts, for their connection caps */
+		if (!from && to)
+			pool_count_server(s->pool, 1);
+		else if (from && !to)
+			pool_count_server(s->pool, -1);
 	}
 }
 
@@ -73,14 +79,37 @@ static void server_free(void *obj)
 {
 	struct proxy_server *s = obj;
 
-	for (int i = 0; i < PROXY_NVARS; i++)
+	for (int i = 0; i < PROXY_NVARS; i++) {
 		free(s->vars[i]);
+		free(s->vars_pending[i]);
+	}
+	free(s->vars_error);
+	free(s->cq_error);
 	proxy_server_stmts_free(s);
 	proxy_pq_free(&s->pq);
 	if (s->scram)
 		explicit_bzero(s->scram, sizeof(*s->scram));
 	free(s->scram);
 	free(s);
+}
+
+/* Say goodbye (Terminate) so PostgreSQL does not log an unexpected EOF:
+ * through TLS on a TLS connection (proxy_io_close then sends close_notify),
+ * never raw bytes into the TLS stream. One non-blocking attempt. */
+static void say_goodbye(struct proxy_server *s)
+{
+	static const uint8_t term[5] = {'X', 0, 0, 0, 4};
+
+	if (s->io.fd < 0 || s->state == PROXY_SV_CONNECTING || s->io.handshaking || s->tls_asked)
+		return;
+	if (proto_buf_avail(&s->io.out) > 0)
+		(void)!proxy_io_flush(s->ctx, &s->io);
+	if (proto_buf_avail(&s->io.out) > 0)
+		return;
+	if (s->io.ssl)
+		(void)!SSL_write(s->io.ssl, term, sizeof(term));
+	else
+		(void)!send(s->io.fd, term, sizeof(term), MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 void proxy_server_close(struct proxy_server *s, const char *reason)
@@ -92,8 +121,15 @@ void proxy_server_close(struct proxy_server *s, const char *reason)
 
 	if (s->state == PROXY_SV_CLOSING)
 		return;
-	log_info("S-%llu %s/%s: closing: %s", (unsigned long long)s->id, p->db_name, p->user,
-	         reason);
+	if (log_current_level >= LOG_LVL_INFO) {
+		char d[96], u[96];
+
+		log_info("S-%llu %s/%s: closing: %s", (unsigned long long)s->id,
+		         log_escape(d, sizeof(d), p->db_name), log_escape(u, sizeof(u), p->user),
+		         reason);
+	}
+	proxy_dns_forget(s);
+	proxy_server_cancels_detach(s);
 	s->client = NULL;
 	if (c) {
 		c->server = NULL;
@@ -107,21 +143,16 @@ void proxy_server_close(struct proxy_server *s, const char *reason)
 		}
 	}
 	ev_timer_stop(ctx->loop, &s->timer);
-	if (s->io.fd >= 0 && s->state != PROXY_SV_CONNECTING) {
-		/* polite goodbye, so PostgreSQL does not log an unexpected EOF */
-		static const uint8_t term[5] = {'X', 0, 0, 0, 4};
-
-		if (proto_buf_avail(&s->io.out) > 0)
-			(void)!proxy_io_flush(ctx, &s->io);
-		if (proto_buf_avail(&s->io.out) == 0)
-			(void)!send(s->io.fd, term, sizeof(term), MSG_NOSIGNAL | MSG_DONTWAIT);
-	}
+	say_goodbye(s);
 	proxy_server_set_state(s, PROXY_SV_CLOSING);
 	proxy_io_close(ctx, &s->io);
 	pool_list_remove(&ctx->servers, &s->all_node);
 	proxy_defer_free(ctx, s, server_free);
 	if (was_login)
 		proxy_pool_connect_failed(p);
+	else
+		proxy_pool_capacity_freed(ctx,
+		                          p); /* not after a failed login: it would retry at once */
 }
 
 /* Connection or login failed: remember why, for the clients that wait. */
@@ -211,11 +242,87 @@ static void send_startup_msg(struct proxy_server *s, bool try_tls)
 	proxy_io_start_read(s->ctx, &s->io);
 }
 
+/* Drop the socket of a connect attempt that failed, before the next one. */
+static void drop_socket(struct proxy_server *s)
+{
+	struct proxy_ctx *ctx = s->ctx;
+
+	if (ev_is_active(&s->io.rd))
+		ev_io_stop(ctx->loop, &s->io.rd);
+	if (ev_is_active(&s->io.wr))
+		ev_io_stop(ctx->loop, &s->io.wr);
+	if (s->io.fd >= 0)
+		close(s->io.fd);
+	s->io.fd = -1;
+}
+
+/* Where the connection goes, for messages. */
+static void where(const struct proxy_server *s, char *buf, size_t len)
+{
+	const struct conf_db *db = s->pool->db;
+
+	snprintf(buf, len, "%s:%d", db && db->host ? db->host : "127.0.0.1", db ? db->port : 0);
+}
+
+/* Connect to s->addr, then to the host's next addresses while connect()
+ * fails at once. May close <s>: -1 then. */
+static int server_connect(struct proxy_server *s)
+{
+	struct proxy_ctx *ctx = s->ctx;
+	int one = 1;
+
+	for (;;) {
+		int fd = socket(s->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		char at[300];
+
+		if (fd < 0) {
+			server_fail(s, "cannot create socket: %s", strerror(errno));
+			return -1;
+		}
+		if (s->addr.ss_family != AF_UNIX)
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		s->io.fd = fd;
+		ev_io_set(&s->io.rd, fd, EV_READ);
+		ev_io_set(&s->io.wr, fd, EV_WRITE);
+		if (connect(fd, (struct sockaddr *)&s->addr, s->addrlen) == 0) {
+			send_startup(s);
+			return s->state == PROXY_SV_CLOSING ? -1 : 0;
+		}
+		if (errno == EINPROGRESS) {
+			ev_io_start(ctx->loop, &s->io.wr); /* writable = connected (or failed) */
+			return 0;
+		}
+		{
+			int err = errno;
+
+			drop_socket(s);
+			if (proxy_dns_next(s) == 1)
+				continue;
+			where(s, at, sizeof(at));
+			server_fail(s, "cannot connect to %s: %s", at, strerror(err));
+			return -1;
+		}
+	}
+}
+
+void proxy_server_resolved(struct proxy_server *s, const char *err)
+{
+	if (err) {
+		const struct conf_db *db = s->pool->db;
+
+		server_fail(s, "cannot resolve host \"%s\": %s", db && db->host ? db->host : "",
+		            err);
+		return;
+	}
+	(void)server_connect(s);
+}
+
 int proxy_server_open(struct proxy_ctx *ctx, struct pool *p)
 {
 	const struct conf_db *db = p->db;
 	struct proxy_server *s;
-	int fd, one = 1;
+	char err[256];
+	int rc;
 
 	if (!db) {
 		snprintf(p->last_error, sizeof(p->last_error),
@@ -223,48 +330,13 @@ int proxy_server_open(struct proxy_ctx *ctx, struct pool *p)
 		p->last_error_at = proxy_now(ctx);
 		return -1;
 	}
+	if (!pool_caps_allow(p))
+		return 0; /* max_db/user_connections: the janitor opens it when there is room */
 	s = calloc(1, sizeof(*s));
 	if (!s) {
 		snprintf(p->last_error, sizeof(p->last_error), "out of memory");
 		return -1;
 	}
-	if (db->host && db->host[0] == '/') {
-		struct sockaddr_un *un = (struct sockaddr_un *)&s->addr;
-
-		un->sun_family = AF_UNIX;
-		snprintf(un->sun_path, sizeof(un->sun_path), "%s/.s.PGSQL.%d", db->host, db->port);
-		s->addrlen = sizeof(*un);
-	} else {
-		struct addrinfo hints = {0}, *res = NULL;
-		char port[16];
-		int gai;
-
-		hints.ai_family = AF_UNSPEC;
-		hints.ai_socktype = SOCK_STREAM;
-		snprintf(port, sizeof(port), "%d", db->port);
-		gai = getaddrinfo(db->host ? db->host : "127.0.0.1", port, &hints, &res);
-		if (gai != 0 || !res) {
-			snprintf(p->last_error, sizeof(p->last_error),
-			         "cannot resolve host \"%s\": %s", db->host, gai_strerror(gai));
-			p->last_error_at = proxy_now(ctx);
-			p->n_server_failures++;
-			free(s);
-			return -1;
-		}
-		memcpy(&s->addr, res->ai_addr, res->ai_addrlen);
-		s->addrlen = res->ai_addrlen;
-		freeaddrinfo(res);
-	}
-	fd = socket(s->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		snprintf(p->last_error, sizeof(p->last_error), "cannot create socket: %s",
-		         strerror(errno));
-		p->last_error_at = proxy_now(ctx);
-		free(s);
-		return -1;
-	}
-	if (s->addr.ss_family != AF_UNIX)
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	s->ctx = ctx;
 	s->id = ++ctx->next_id;
 	s->pool = p;
@@ -273,12 +345,16 @@ int proxy_server_open(struct proxy_ctx *ctx, struct pool *p)
 	s->created_at = s->last_used = proxy_now(ctx);
 	s->node.owner = s;
 	s->all_node.owner = s;
+	s->dns_node.owner = s;
+	s->dns_idx = -1;
+	s->mode = p->mode;
 	pool_list_init(&s->stmt_lru);
+	pool_list_init(&s->cancels);
 	s->ddl_epoch = ctx->ddl_epoch;
-	proxy_io_init(&s->io, fd);
+	proxy_io_init(&s->io, -1);
 	s->io.late = true;
-	ev_io_init(&s->io.rd, server_read_cb, fd, EV_READ);
-	ev_io_init(&s->io.wr, server_write_cb, fd, EV_WRITE);
+	ev_io_init(&s->io.rd, server_read_cb, -1, EV_READ);
+	ev_io_init(&s->io.wr, server_write_cb, -1, EV_WRITE);
 	s->io.rd.data = s->io.wr.data = s;
 	ev_init(&s->timer, server_timer_cb);
 	s->timer.data = s;
@@ -287,22 +363,18 @@ int proxy_server_open(struct proxy_ctx *ctx, struct pool *p)
 	p->last_connect_at = proxy_now(ctx);
 	p->n_server_connects++;
 	if (ctx->conf->server_connect_timeout > 0) {
+		/* covers the name lookup too */
 		ev_timer_set(&s->timer, ctx->conf->server_connect_timeout, 0);
 		ev_timer_start(ctx->loop, &s->timer);
 	}
-	if (connect(fd, (struct sockaddr *)&s->addr, s->addrlen) < 0) {
-		if (errno != EINPROGRESS) {
-			char where[128];
-
-			snprintf(where, sizeof(where), "%s:%d", db->host ? db->host : "", db->port);
-			server_fail(s, "cannot connect to %s: %s", where, strerror(errno));
-			return -1;
-		}
-		ev_io_start(ctx->loop, &s->io.wr); /* writable = connected (or failed) */
-		return 0;
+	rc = proxy_dns_target(s, err, sizeof(err));
+	if (rc < 0) {
+		server_fail(s, "cannot resolve host \"%s\": %s", db->host ? db->host : "", err);
+		return -1;
 	}
-	send_startup(s);
-	return s->state == PROXY_SV_CLOSING ? -1 : 0;
+	if (rc == 0)
+		return 0; /* proxy_server_resolved goes on */
+	return server_connect(s);
 }
 
 /* ---- login ---- */
@@ -459,6 +531,7 @@ static void login_done(struct proxy_server *s)
 	s->scram = NULL;
 	p->have_params = true;
 	p->last_error[0] = '\0';
+	p->db_missing = false;
 	log_debug("S-%llu %s/%s: login done, backend pid %u", (unsigned long long)s->id, p->db_name,
 	          p->user, s->be_pid);
 	while ((n = pool_list_first(&p->logins)))
@@ -552,14 +625,47 @@ static void process_login(struct proxy_server *s)
 
 			if (proto_parse_error(&m, &e) < 0)
 				e.message = "malformed error", e.sqlstate = "";
+			if (s->cq_sent) {
+				/* connect_query failed: its ReadyForQuery follows */
+				if (!s->cq_error)
+					s->cq_error = strdup(e.message);
+				break;
+			}
+			/* not there: asking again and again only repeats this */
+			if (strcmp(e.sqlstate, "3D000") == 0)
+				s->pool->db_missing = true;
 			server_fail(s, "server login failed: %s (SQLSTATE %s)", e.message,
 			            e.sqlstate);
 			return;
 		}
-		case 'Z':
+		case 'Z': {
+			const struct conf_db *db = s->pool->db;
+
 			proto_buf_consume(&s->io.in, m.raw_len);
+			if (!s->cq_sent && db && db->connect_query && db->connect_query[0]) {
+				/* once per new connection, before any client uses it */
+				struct proto_buf b;
+
+				proto_buf_init(&b);
+				if (proto_put_query(&b, db->connect_query) < 0 ||
+				    send_buf(s, &b) < 0) {
+					server_fail(s, "cannot send connect_query");
+					return;
+				}
+				s->cq_sent = true;
+				continue;
+			}
+			if (s->cq_sent && s->cq_error) {
+				char q[128];
+
+				server_fail(s, "connect_query \"%s\" failed: %s",
+				            log_escape(q, sizeof(q), db ? db->connect_query : ""),
+				            s->cq_error);
+				return;
+			}
 			login_done(s);
 			return;
+		}
 		case 'N':
 		case 'v':
 		default:
@@ -594,6 +700,55 @@ static bool must_inspect(uint8_t type)
 	}
 }
 
+/* The link's session-parameter batch (relay.c) ended: record what was
+ * set, unless the server refused something (then the server closes). */
+static void vars_batch_done(struct proxy_server *s)
+{
+	s->vars_batch = false;
+	for (int v = 0; v < PROXY_NVARS; v++) {
+		if (!s->vars_pending[v])
+			continue;
+		if (!s->vars_refused) {
+			free(s->vars[v]);
+			s->vars[v] = s->vars_pending[v];
+		} else {
+			free(s->vars_pending[v]);
+		}
+		s->vars_pending[v] = NULL;
+	}
+}
+
+/* The server refused a parameter of the batch: keep its message for the
+ * client; proxy_server_process closes the server (vars_refused). */
+static void vars_refused_note(struct proxy_server *s, const struct proto_msg *m)
+{
+	struct proto_error e;
+
+	if (s->vars_refused)
+		return;
+	s->vars_refused = true;
+	if (proto_parse_error(m, &e) == 0)
+		s->vars_error = strdup(e.message);
+}
+
+/* The server refused a session parameter of its client: that client cannot
+ * go on with the settings it asked for, and the server's own settings are
+ * unknown now. Close both, telling the client why. */
+static void vars_refused(struct proxy_server *s)
+{
+	struct proxy_client *c = s->client;
+
+	if (c) {
+		c->server = NULL;
+		s->client = NULL;
+		c->stalled = false;
+		proxy_client_fail(c, PROXY_ERR_PARAM_REFUSED,
+		                  "the server refused a session parameter of this client: %s",
+		                  s->vars_error ? s->vars_error : "unknown error");
+	}
+	proxy_server_close(s, "the server refused a session parameter");
+}
+
 /* Act on one inspected message. Returns true to hide it from the client. */
 static bool inspect(struct proxy_server *s, uint8_t type, const uint8_t *body, size_t len)
 {
@@ -608,6 +763,8 @@ static bool inspect(struct proxy_server *s, uint8_t type, const uint8_t *body, s
 			c->in_copy = false;
 		if (s->internal > 0) {
 			s->internal--;
+			if (s->internal == 0 && s->vars_batch)
+				vars_batch_done(s);
 			return true;
 		}
 		if (s->outstanding > 0)
@@ -624,6 +781,8 @@ static bool inspect(struct proxy_server *s, uint8_t type, const uint8_t *body, s
 			log_warn("S-%llu %s/%s: error from an internal query: %s",
 			         (unsigned long long)s->id, s->pool->db_name, s->pool->user,
 			         proto_parse_error(&m, &e) == 0 ? e.message : "?");
+			if (s->internal > 0 && s->vars_batch)
+				vars_refused_note(s, &m);
 			return true;
 		}
 		return false;
@@ -694,7 +853,7 @@ static void maybe_release(struct proxy_server *s)
 {
 	struct proxy_client *c = s->client;
 
-	if (!c || s->state != PROXY_SV_ACTIVE || s->pool->mode == CONF_POOL_SESSION)
+	if (!c || s->state != PROXY_SV_ACTIVE || s->mode == CONF_POOL_SESSION)
 		return;
 	/* more of the client's requests buffered: they go to this server too */
 	if (proto_buf_avail(&c->io.in) > 0 || !proxy_server_reusable(s, c))
@@ -811,7 +970,7 @@ void proxy_server_process(struct proxy_server *s)
 			if (s->track && s->internal == 0)
 				tr = proxy_ps_track_reply(s, type, p + 5, len - 4);
 			hide = inspect(s, type, p + 5, len - 4) || tr != 0;
-			if (type == 'Z' && !hide && c && s->pool->mode == CONF_POOL_STATEMENT &&
+			if (type == 'Z' && !hide && c && s->mode == CONF_POOL_STATEMENT &&
 			    s->status != 'I' && s->outstanding == 0) {
 				/* a transaction block: refused, see statement_abort() */
 				hide = true;
@@ -846,6 +1005,10 @@ void proxy_server_process(struct proxy_server *s)
 	if (p > fwd && s->client && proxy_io_send(ctx, &s->client->io, fwd, (size_t)(p - fwd)) < 0)
 		goto client_failed;
 	proto_buf_consume(&s->io.in, (size_t)(p - proto_buf_head(&s->io.in)));
+	if (s->vars_refused) {
+		vars_refused(s);
+		return;
+	}
 	if (s->saw_fatal && !s->client) {
 		proxy_server_close(s, "server sent a fatal error");
 		return;
@@ -862,7 +1025,7 @@ void proxy_server_process(struct proxy_server *s)
 		if (proto_buf_avail(&s->client->io.out) > PROXY_HIGH_WATER)
 			proxy_io_stop_read(ctx, &s->io); /* backpressure: client is slow */
 	}
-	if (s->client && s->client->stalled && !proxy_ps_checking(s)) {
+	if (s->client && s->client->stalled && s->internal == 0 && !proxy_ps_checking(s)) {
 		/* the shape check is answered: go on with the client's messages */
 		struct proxy_client *c = s->client;
 
@@ -918,11 +1081,15 @@ static void server_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 		if (getsockopt(s->io.fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0)
 			err = errno;
 		if (err) {
-			const struct conf_db *db = s->pool->db;
+			char at[300];
 
-			server_fail(s, "cannot connect to %s:%d: %s",
-			            db && db->host ? db->host : "", db ? db->port : 0,
-			            strerror(err));
+			drop_socket(s);
+			if (proxy_dns_next(s) == 1) {
+				(void)server_connect(s); /* the host's next address */
+				return;
+			}
+			where(s, at, sizeof(at));
+			server_fail(s, "cannot connect to %s: %s", at, strerror(err));
 			return;
 		}
 		send_startup(s);
@@ -972,7 +1139,12 @@ void proxy_server_release(struct proxy_server *s, bool client_gone)
 		return;
 	}
 	s->last_used = proxy_now(s->ctx);
-	if ((s->pool->mode == CONF_POOL_SESSION || cf->server_reset_query_always) &&
+	if (s->close_needed) {
+		/* retired by a reload: no point resetting it */
+		proxy_pool_server_ready(s);
+		return;
+	}
+	if ((s->mode == CONF_POOL_SESSION || cf->server_reset_query_always) &&
 	    cf->server_reset_query && cf->server_reset_query[0]) {
 		struct proto_buf b;
 
@@ -1020,85 +1192,4 @@ void proxy_server_resume(struct proxy_server *s)
 	proxy_io_start_read(s->ctx, &s->io);
 	if (proto_buf_avail(&s->io.in) > 0)
 		proxy_server_process(s);
-}
-
-/* ---- cancel requests ---- */
-
-struct cancel_req {
-	struct proxy_ctx *ctx;
-	ev_io io;
-	ev_timer timer;
-	int fd;
-	uint8_t pkt[16];
-};
-
-static void cancel_free(void *obj)
-{
-	free(obj);
-}
-
-static void cancel_done(struct cancel_req *cr)
-{
-	ev_io_stop(cr->ctx->loop, &cr->io);
-	ev_timer_stop(cr->ctx->loop, &cr->timer);
-	if (cr->fd >= 0)
-		close(cr->fd);
-	cr->fd = -1;
-	proxy_defer_free(cr->ctx, cr, cancel_free);
-}
-
-static void cancel_io_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct cancel_req *cr = w->data;
-
-	(void)loop;
-	(void)revents;
-	if (send(cr->fd, cr->pkt, sizeof(cr->pkt), MSG_NOSIGNAL) < 0 && errno != EAGAIN)
-		log_warn("cannot send cancel request: %s", strerror(errno));
-	cancel_done(cr);
-}
-
-static void cancel_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	(void)loop;
-	(void)revents;
-	log_warn("cancel request timed out");
-	cancel_done(w->data);
-}
-
-void proxy_server_cancel(struct proxy_server *s)
-{
-	struct proxy_ctx *ctx = s->ctx;
-	struct cancel_req *cr;
-	struct proto_buf b;
-
-	if (!s->be_pid)
-		return;
-	cr = calloc(1, sizeof(*cr));
-	if (!cr)
-		return;
-	cr->ctx = ctx;
-	proto_buf_init(&b);
-	if (proto_put_cancel(&b, s->be_pid, s->be_key) < 0 || proto_buf_avail(&b) != 16) {
-		proto_buf_free(&b);
-		free(cr);
-		return;
-	}
-	memcpy(cr->pkt, proto_buf_head(&b), 16);
-	proto_buf_free(&b);
-	cr->fd = socket(s->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (cr->fd < 0 || (connect(cr->fd, (struct sockaddr *)&s->addr, s->addrlen) < 0 &&
-	                   errno != EINPROGRESS)) {
-		log_warn("cannot connect for cancel request: %s", strerror(errno));
-		if (cr->fd >= 0)
-			close(cr->fd);
-		free(cr);
-		return;
-	}
-	ev_io_init(&cr->io, cancel_io_cb, cr->fd, EV_WRITE);
-	cr->io.data = cr;
-	ev_timer_init(&cr->timer, cancel_timer_cb, 5.0, 0);
-	cr->timer.data = cr;
-	ev_io_start(ctx->loop, &cr->io);
-	ev_timer_start(ctx->loop, &cr->timer);
 }
