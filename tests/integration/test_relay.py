@@ -24,6 +24,12 @@ def status_kb(s, field):
     raise TestFailure(f"no {field} in /proc/{s.proc.pid}/status")
 
 
+def under_asan(s):
+    """Is this sluice built with AddressSanitizer (make asan)?"""
+    with open(f"/proc/{s.proc.pid}/maps") as f:
+        return any("libasan" in line for line in f)
+
+
 def rows_and_errors(msgs):
     rows = [parse_datarow(p) for t, p in msgs if t == b"D"]
     errs = [parse_fields(p) for t, p in msgs if t == b"E"]
@@ -74,6 +80,9 @@ def big_messages(s, what):
     check(not errs and rows == [[str(BIG)]], f"{what}: 100 MB Bind (named): {errs or rows}")
     check(w.query("SELECT 'after'") == [["after"]], f"{what}: connection unusable after")
 
+    if under_asan(s):
+        w.close()
+        return  # ASan's quarantine keeps freed memory: RSS says nothing there
     grown = status_kb(s, "VmHWM") - base_hwm
     check(grown < 16 * 1024, f"{what}: sluice's peak RSS grew by {grown // 1024} MB "
           "relaying 100 MB messages (limit 16 MB)")
