@@ -672,3 +672,27 @@ int proto_parse_error(const struct proto_msg *m, struct proto_error *e)
 		}
 	}
 }
+
+/* ---- giving buffer memory back (called by the relay after it consumed) ---- */
+
+void proto_buf_shrink(struct proto_buf *b, size_t keep)
+{
+	size_t avail = b->len - b->off;
+	uint8_t *p;
+
+	if (b->cap <= keep || avail > keep / 2)
+		return;
+	if (avail == 0) {
+		free(b->data);
+		memset(b, 0, sizeof(*b));
+		return;
+	}
+	memmove(b->data, b->data + b->off, avail);
+	b->off = 0;
+	b->len = avail;
+	p = realloc(b->data, keep);
+	if (p) {
+		b->data = p;
+		b->cap = keep;
+	}
+}

@@ -427,4 +427,8 @@ int proto_scram_client_final(struct proto_scram_client *st, const char *password
 int proto_scram_client_verify(struct proto_scram_client *st, const uint8_t *server_final,
                               size_t len, const char **err) PROTO_WUR;
 
+/* Give memory back: a buffer holding at most <keep> / 2 bytes whose
+ * allocation grew past <keep> is freed (when empty) or shrunk to <keep>. */
+void proto_buf_shrink(struct proto_buf *b, size_t keep);
+
 #endif /* SLUICE_PROTO_H */

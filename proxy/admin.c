@@ -385,6 +385,25 @@ static void show_version(struct proxy_client *c)
 	res_end(c, &r, "SHOW");
 }
 
+/* PgBouncer's SHOW MEM layout; one row per kind of object sluice keeps
+ * process-wide: today the prepared-statement registry (transaction mode). */
+static void show_mem(struct proxy_client *c)
+{
+	static const char *const cols[] = {"name", "size", "used", "free", "memtotal"};
+	char size[24], used[24], total[24];
+	const char *vals[] = {"prepared_statement", size, used, "0", total};
+	struct result r;
+	size_t n, bytes;
+
+	proxy_ps_registry(c->ctx, &n, &bytes);
+	snprintf(size, sizeof(size), "%zu", n ? bytes / n : 0);
+	snprintf(used, sizeof(used), "%zu", n);
+	snprintf(total, sizeof(total), "%zu", bytes);
+	res_begin(&r, cols, 5);
+	res_row(&r, vals);
+	res_end(c, &r, "SHOW");
+}
+
 /* Lower-case <in> into <out>, squeeze blanks, drop a trailing ';'. */
 static void normalize(const char *in, char *out, size_t len)
 {
@@ -434,6 +453,8 @@ static void run_command(struct proxy_client *c, const char *sql)
 		show_servers(c);
 	else if (strcmp(cmd, "show version") == 0)
 		show_version(c);
+	else if (strcmp(cmd, "show mem") == 0)
+		show_mem(c);
 	else if (strcmp(cmd, "reload") == 0 || strcmp(cmd, "shutdown") == 0) {
 		if (!c->admin) {
 			proxy_client_fail(

@@ -173,6 +173,9 @@ static void io_push(struct proxy_ctx *ctx, struct proxy_io *io)
 		proto_buf_reset(&io->out);
 		ev_feed_event(ctx->loop, &io->rd, EV_READ);
 		ev_idle_start(ctx->loop, &ctx->kick);
+	} else if (proto_buf_avail(&io->out) <= PROXY_HIGH_WATER / 2) {
+		/* no write watcher fires for this drain: resume the peer here */
+		proxy_relay_drained(ctx, io);
 	}
 }
 

@@ -8,7 +8,9 @@
  * injected first, whose ParseComplete is hidden; a Parse for a statement the
  * server already has, and a client's Close of a statement, are answered
  * locally. Each server keeps at most max_prepared_statements, closing the
- * least recently used.
+ * least recently used. Messages stream: only their names are rewritten, so
+ * parameter values and long texts pass through; a named Parse's text is
+ * kept once, in the registry, for preparing it on other servers.
  *
  * Replies must reach the client in request order, so every request that
  * gets a reply is queued on the server (struct proxy_pending): the relay
@@ -32,10 +34,14 @@ struct proxy_stmt {
 	uint64_t hash; /* key: hash of query + types */
 	uint64_t id;
 	char name[32];  /* server-side name */
-	char *query;    /* owned */
+	char *query;    /* owned, NUL-terminated */
 	uint8_t *types; /* owned: int16 count + int32 OIDs, as on the wire */
 	size_t types_len;
 	uint64_t valid_epoch; /* ctx->ddl_epoch + 1 when a server last accepted it */
+	uint32_t refs;        /* client names and server statements that use it */
+	bool hashed;          /* in ctx->stmts, shared by (text, types) */
+	size_t bytes;         /* memory it holds, for SHOW MEM */
+	size_t fill_cap;      /* while its text streams in: room in <query> */
 	UT_hash_handle hh;
 	struct proxy_stmt *next_same; /* hash collisions */
 };
@@ -116,13 +122,24 @@ void proxy_pq_free(struct proxy_pq *q)
 	memset(q, 0, sizeof(*q));
 }
 
-/* ---- statement registry ---- */
+/* ---- statement registry ----
+ *
+ * Every entry is referenced by the client names (struct proxy_cl_stmt) and
+ * the server statements (struct proxy_sv_stmt) that use it, and freed with
+ * the last of them. So the registry holds what connected clients have
+ * prepared plus what servers keep (max_prepared_statements each, closing the
+ * least recently used): unique texts of clients that left go away.
+ */
+
+static uint64_t stmt_hash(const char *query, size_t qlen, const uint8_t *types, size_t types_len)
+{
+	return XXH64(query, qlen, 0) ^ XXH64(types, types_len, 1);
+}
 
 static struct proxy_stmt *stmt_find(struct proxy_ctx *ctx, const char *query, const uint8_t *types,
                                     size_t types_len, uint64_t *hash, struct proxy_stmt **head)
 {
-	size_t qlen = strlen(query);
-	uint64_t h = XXH64(query, qlen, 0) ^ XXH64(types, types_len, 1);
+	uint64_t h = stmt_hash(query, strlen(query), types, types_len);
 	struct proxy_stmt *st;
 
 	*hash = h;
@@ -135,6 +152,91 @@ static struct proxy_stmt *stmt_find(struct proxy_ctx *ctx, const char *query, co
 	return NULL;
 }
 
+/* A new unshared entry with room for <qcap> bytes of text (plus a NUL). */
+static struct proxy_stmt *stmt_new(struct proxy_ctx *ctx, size_t qcap)
+{
+	struct proxy_stmt *st = calloc(1, sizeof(*st));
+
+	if (!st)
+		return NULL;
+	st->query = malloc(qcap + 1);
+	if (!st->query) {
+		free(st);
+		return NULL;
+	}
+	st->query[qcap] = '\0';
+	st->id = ++ctx->next_stmt_id;
+	snprintf(st->name, sizeof(st->name), "sluice_%llu", (unsigned long long)st->id);
+	st->bytes = sizeof(*st) + qcap + 1;
+	ctx->n_stmts++;
+	ctx->stmt_bytes += st->bytes;
+	return st;
+}
+
+/* Share <st> under its (text, types), after <head> (stmt_find's). */
+static void stmt_link(struct proxy_ctx *ctx, struct proxy_stmt *st, struct proxy_stmt *head)
+{
+	if (head) {
+		st->next_same = head->next_same;
+		head->next_same = st;
+	} else {
+		HASH_ADD(hh, ctx->stmts, hash, sizeof(st->hash), st);
+	}
+	st->hashed = true;
+}
+
+static void stmt_unlink(struct proxy_ctx *ctx, struct proxy_stmt *st)
+{
+	struct proxy_stmt *head = NULL;
+
+	if (!st->hashed)
+		return;
+	HASH_FIND(hh, ctx->stmts, &st->hash, sizeof(st->hash), head);
+	if (head == st) {
+		HASH_DEL(ctx->stmts, st);
+		if (st->next_same)
+			HASH_ADD(hh, ctx->stmts, hash, sizeof(st->next_same->hash), st->next_same);
+	} else {
+		for (; head; head = head->next_same) {
+			if (head->next_same == st) {
+				head->next_same = st->next_same;
+				break;
+			}
+		}
+	}
+	st->next_same = NULL;
+	st->hashed = false;
+}
+
+static void stmt_destroy(struct proxy_ctx *ctx, struct proxy_stmt *st)
+{
+	ctx->n_stmts--;
+	ctx->stmt_bytes -= st->bytes;
+	free(st->query);
+	free(st->types);
+	free(st);
+}
+
+static void stmt_ref(struct proxy_stmt *st)
+{
+	st->refs++;
+}
+
+static void stmt_unref(struct proxy_ctx *ctx, struct proxy_stmt *st)
+{
+	if (--st->refs > 0)
+		return;
+	stmt_unlink(ctx, st);
+	stmt_destroy(ctx, st);
+}
+
+/* Drop an entry stmt_get just made that nothing came to reference. */
+static void stmt_unref_new(struct proxy_ctx *ctx, struct proxy_stmt *st)
+{
+	stmt_unlink(ctx, st);
+	stmt_destroy(ctx, st);
+}
+
 static struct proxy_stmt *stmt_get(struct proxy_ctx *ctx, const char *query, const uint8_t *types,
                                    size_t types_len)
 {
@@ -144,30 +246,28 @@ static struct proxy_stmt *stmt_get(struct proxy_ctx *ctx, const char *query, con
 
 	if (st)
 		return st;
-	st = calloc(1, sizeof(*st));
+	st = stmt_new(ctx, qlen);
 	if (!st)
 		return NULL;
-	st->query = malloc(qlen + 1);
 	st->types = malloc(types_len ? types_len : 1);
-	if (!st->query || !st->types) {
-		free(st->query);
-		free(st->types);
-		free(st);
+	if (!st->types) {
+		stmt_destroy(ctx, st);
 		return NULL;
 	}
 	memcpy(st->query, query, qlen + 1);
 	memcpy(st->types, types, types_len);
 	st->types_len = types_len;
+	st->bytes += types_len;
+	ctx->stmt_bytes += types_len;
 	st->hash = h;
-	st->id = ++ctx->next_stmt_id;
-	snprintf(st->name, sizeof(st->name), "sluice_%llu", (unsigned long long)st->id);
-	if (head) {
-		st->next_same = head->next_same;
-		head->next_same = st;
-	} else {
-		HASH_ADD(hh, ctx->stmts, hash, sizeof(st->hash), st);
-	}
+	stmt_link(ctx, st, head);
 	return st;
+}
+
+void proxy_ps_registry(const struct proxy_ctx *ctx, size_t *n, size_t *bytes)
+{
+	*n = ctx->n_stmts;
+	*bytes = ctx->stmt_bytes;
 }
 
 void proxy_stmts_free(struct proxy_ctx *ctx)
@@ -180,9 +280,7 @@ void proxy_stmts_free(struct proxy_ctx *ctx)
 		while (st) {
 			struct proxy_stmt *next = st->next_same;
 
-			free(st->query);
-			free(st->types);
-			free(st);
+			stmt_destroy(ctx, st);
 			st = next;
 		}
 	}
@@ -199,6 +297,8 @@ static struct proxy_cl_stmt *cl_find(struct proxy_client *c, const char *name)
 static void cl_remove(struct proxy_client *c, struct proxy_cl_stmt *cs)
 {
 	HASH_DEL(c->stmts, cs);
+	if (cs->stmt)
+		stmt_unref(c->ctx, cs->stmt);
 	free(cs->name);
 	free(cs);
 }
@@ -228,6 +328,9 @@ static int cl_set(struct proxy_client *c, const char *name, struct proxy_stmt *s
 		}
 		HASH_ADD_KEYPTR(hh, c->stmts, cs->name, strlen(cs->name), cs);
 	}
+	stmt_ref(st);
+	if (cs->stmt)
+		stmt_unref(c->ctx, cs->stmt);
 	cs->stmt = st;
 	cs->serial = ++c->ctx->next_cl_stmt_serial;
 	cs->has_shape = false;
@@ -261,6 +364,7 @@ static void sv_remove(struct proxy_server *s, struct proxy_sv_stmt *ss)
 {
 	HASH_DEL(s->stmts, ss);
 	pool_list_remove(&s->stmt_lru, &ss->lru);
+	stmt_unref(s->ctx, ss->stmt);
 	free(ss);
 }
 
@@ -301,10 +405,11 @@ static int put_stmt_msg(struct proto_buf *b, uint8_t type, const char *name)
 /*
  * Make sure <s> has <st> prepared, injecting a hidden Parse (and Close of
  * the least recently used statement when over the limit) into <out>.
- * <ss> is what sv_find(s, st) returned.
+ * <ss> is what sv_find(s, st) returned. With <parse> false the caller
+ * writes the Parse itself (the client's, streaming).
  */
 static int ensure_prepared(struct proxy_server *s, struct proxy_stmt *st, struct proxy_sv_stmt *ss,
-                           struct proto_buf *out)
+                           struct proto_buf *out, bool parse)
 {
 	int max = s->ctx->conf->max_prepared_statements;
 
@@ -327,11 +432,12 @@ static int ensure_prepared(struct proxy_server *s, struct proxy_stmt *st, struct
 	ss->id = st->id;
 	ss->stmt = st;
 	ss->lru.owner = ss;
-	if (put_parse(out, st->name, st) < 0 ||
+	if ((parse && put_parse(out, st->name, st) < 0) ||
 	    pq_push(&s->pq, PROXY_PEND_PARSE, PROXY_PEND_HIDE, &st->id, sizeof(st->id)) < 0) {
 		free(ss);
 		return -1;
 	}
+	stmt_ref(st);
 	HASH_ADD(hh, s->stmts, id, sizeof(ss->id), ss);
 	pool_list_push_front(&s->stmt_lru, &ss->lru);
 	return 0;
@@ -385,7 +491,7 @@ static int stmt_ready(struct proxy_server *s, struct proxy_cl_stmt *cs, uint8_t 
 		cs->stale = true;
 		return put_stale(s, kind, out);
 	}
-	if (ensure_prepared(s, cs->stmt, ss, out) < 0)
+	if (ensure_prepared(s, cs->stmt, ss, out, true) < 0)
 		return -1;
 	if (!cs->has_shape || known)
 		return 0;
@@ -440,18 +546,33 @@ static void ddl_seen(struct proxy_ctx *ctx)
 	ctx->ddl_epoch++;
 }
 
+/* Is <sql> (all of a Query's text) DISCARD ALL, and nothing more? */
+static bool is_discard_all(const char *sql)
+{
+	const char *p = starts_with(sql, "discard");
+
+	if (!p || !(p = starts_with(p, "all")))
+		return false;
+	while (isspace((unsigned char)*p) || *p == ';')
+		p++;
+	return *p == '\0';
+}
+
 /*
- * A client's simple Query in transaction mode: DEALLOCATE of named
- * statements is answered locally (they are the proxy's), DISCARD ALL clears
- * the client's statements, DDL invalidates servers' statements.
+ * A client's simple Query in transaction mode, of which <sql> is the start
+ * (all of it when <complete>): DEALLOCATE of named statements is answered
+ * locally (they are the proxy's), DISCARD ALL clears the client's and the
+ * server's statements (only ALL drops prepared statements: PLANS, TEMP and
+ * SEQUENCES leave them), DDL invalidates servers' statements.
  * Returns 1 if the query was answered here (nothing to forward), 0 to
  * forward it, -1 on OOM.
  */
-static int client_query(struct proxy_client *c, struct proxy_server *s, const char *sql)
+static int client_query(struct proxy_client *c, struct proxy_server *s, const char *sql,
+                        bool complete)
 {
 	const char *rest;
 
-	if ((rest = starts_with(sql, "deallocate"))) {
+	if (complete && (rest = starts_with(sql, "deallocate"))) {
 		char name[256];
 		size_t i = 0;
 		const char *p = rest;
@@ -515,9 +636,10 @@ static int client_query(struct proxy_client *c, struct proxy_server *s, const ch
 			return -1;
 		return 1;
 	}
-	if (starts_with(sql, "discard")) {
+	/* PostgreSQL refuses DISCARD ALL in a transaction block (and in a string
+	 * of several statements), so then nothing is dropped */
+	if (complete && s->status == 'I' && is_discard_all(sql)) {
 		proxy_client_stmts_free(c);
-		/* DISCARD ALL on the server drops its statements too */
 		proxy_server_stmts_free(s);
 	}
 	if (is_ddl(sql))
@@ -525,21 +647,118 @@ static int client_query(struct proxy_client *c, struct proxy_server *s, const ch
 	return 0;
 }
 
-int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, uint8_t type,
-                            const uint8_t *body, size_t blen, struct proto_buf *out)
+/* The start of a query text: the NUL-terminated string at <p> (at most <n>
+ * bytes, cut to PROXY_PREFIX_MAX) copied to <buf>, for classification. */
+static const char *text_head(char buf[PROXY_PREFIX_MAX + 1], const uint8_t *p, size_t n)
+{
+	const uint8_t *nul;
+
+	if (n > PROXY_PREFIX_MAX)
+		n = PROXY_PREFIX_MAX;
+	nul = memchr(p, 0, n);
+	if (nul)
+		n = (size_t)(nul - p);
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+	return buf;
+}
+
+/* Write the type and length of a rewritten message whose body starts with
+ * the strings <a> and (if not NULL) <b>; the rest follows from the client. */
+static int put_head(struct proto_buf *out, uint8_t type, uint32_t len, const char *a, const char *b)
+{
+	uint8_t h[5] = {type, (uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
+	                (uint8_t)len};
+
+	if (proto_buf_append(out, h, sizeof(h)) < 0 || proto_put_str(out, a) < 0 ||
+	    (b && proto_put_str(out, b) < 0))
+		return -1;
+	return 0;
+}
+
+/*
+ * A named Parse too large to inspect whole: the client's text streams to
+ * the server behind a header naming a new server-side statement, and is
+ * copied into the registry as it passes (proxy_ps_fill): sluice needs it to
+ * prepare the statement on the next server the client lands on. Memory
+ * stays bounded: the text is held once (never in the input buffer), by an
+ * entry that goes with the last client name and server statement using it.
+ */
+static int parse_streaming(struct proxy_client *c, struct proxy_server *s, struct proxy_ps_msg *m,
+                           const char *name, struct proto_buf *out)
+{
+	size_t nlen = strlen(name) + 1, rest = (size_t)m->len - 4 - nlen;
+	uint64_t newlen;
+	struct proxy_stmt *st = stmt_new(c->ctx, rest);
+
+	if (!st)
+		return -1;
+	st->fill_cap = rest;
+	newlen = (uint64_t)m->len - nlen + strlen(st->name) + 1;
+	if (cl_set(c, name, st) < 0) {
+		stmt_destroy(c->ctx, st);
+		return -1;
+	}
+	if (ensure_prepared(s, st, NULL, out, false) < 0 ||
+	    put_head(out, 'P', (uint32_t)newlen, st->name, NULL) < 0)
+		return -1;
+	/* the client's own Parse: its reply goes to the client */
+	pq_at(&s->pq, s->pq.n - 1)->flags &= ~PROXY_PEND_HIDE;
+	c->fill = st;
+	c->fill_off = 0;
+	m->skip = 5 + nlen;
+	return PROXY_PS_REPLACE_HEAD;
+}
+
+void proxy_ps_fill(struct proxy_client *c, const uint8_t *p, size_t n)
+{
+	struct proxy_stmt *st = c->fill;
+
+	if (n > st->fill_cap - c->fill_off)
+		n = st->fill_cap - c->fill_off;
+	memcpy(st->query + c->fill_off, p, n);
+	c->fill_off += n;
+}
+
+void proxy_ps_fill_done(struct proxy_client *c)
+{
+	struct proxy_ctx *ctx = c->ctx;
+	struct proxy_stmt *st = c->fill, *head;
+	const char *nul = memchr(st->query, 0, st->fill_cap);
+	size_t qlen, tlen;
+	uint64_t h;
+
+	c->fill = NULL;
+	if (!nul)
+		return; /* malformed: the server refuses it; nothing to share */
+	qlen = (size_t)(nul - st->query);
+	tlen = st->fill_cap - qlen - 1;
+	st->types = malloc(tlen ? tlen : 1);
+	if (!st->types)
+		return; /* stays unshared: it works for this client all the same */
+	memcpy(st->types, st->query + qlen + 1, tlen);
+	st->types_len = tlen;
+	st->bytes += tlen;
+	ctx->stmt_bytes += tlen;
+	if (stmt_find(ctx, st->query, st->types, tlen, &h, &head))
+		return; /* the same text is registered already: keep this one apart */
+	st->hash = h;
+	stmt_link(ctx, st, head);
+}
+
+int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, struct proxy_ps_msg *m,
+                            struct proto_buf *out)
 {
 	struct proto_reader r;
+	bool whole = m->avail == (size_t)m->len - 4;
+	char head[PROXY_PREFIX_MAX + 1];
 	int act;
 
-	proto_reader_init(&r, body, blen);
-	switch (type) {
+	proto_reader_init(&r, m->body, m->avail);
+	switch (m->type) {
 	case 'Q': {
-		const char *sql = proto_get_str(&r);
-		int rc;
+		int rc = client_query(c, s, text_head(head, r.p, r.n), whole);
 
-		if (!sql)
-			return PROXY_PS_FORWARD;
-		rc = client_query(c, s, sql);
 		if (rc < 0)
 			return -1;
 		if (rc == 1)
@@ -562,44 +781,59 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, uint
 		return PROXY_PS_FORWARD;
 	case 'P': {
 		const char *name = proto_get_str(&r);
-		const char *query = proto_get_str(&r);
-		const uint8_t *types = r.p;
-		size_t types_len = r.n;
+		const char *query;
 		struct proxy_stmt *st;
 		struct proxy_sv_stmt *ss;
 
-		if (!name || !query)
-			return PROXY_PS_FORWARD; /* malformed: the server says so */
-		if (is_ddl(query))
+		if (name && *name && !whole && (size_t)m->len - 4 <= PROXY_INSPECT_MAX)
+			return PROXY_PS_MORE;
+		if (name && is_ddl(text_head(head, r.p, r.n)))
 			ddl_seen(c->ctx);
-		if (!*name) {
+		if (!name || !*name) {
+			/* unnamed (or a name longer than what is read first, which
+			 * sluice never registers): it streams through */
 			if (pq_push(&s->pq, PROXY_PEND_PARSE, 0, NULL, 0) < 0)
 				return -1;
 			return PROXY_PS_FORWARD;
 		}
-		st = stmt_get(c->ctx, query, types, types_len);
-		if (!st || cl_set(c, name, st) < 0)
+		if (!whole)
+			return parse_streaming(c, s, m, name, out);
+		query = proto_get_str(&r);
+		if (!query) {
+			/* malformed: the server says so */
+			if (pq_push(&s->pq, PROXY_PEND_PARSE, 0, NULL, 0) < 0)
+				return -1;
+			return PROXY_PS_FORWARD;
+		}
+		st = stmt_get(c->ctx, query, r.p, r.n);
+		if (!st)
 			return -1;
+		if (cl_set(c, name, st) < 0) {
+			if (st->refs == 0)
+				stmt_unref_new(c->ctx, st);
+			return -1;
+		}
 		if ((ss = sv_find(s, st))) {
 			/* already there: answer ParseComplete in order */
-			if (ensure_prepared(s, st, ss, out) < 0 ||
+			if (ensure_prepared(s, st, ss, out, true) < 0 ||
 			    pq_push(&s->pq, PROXY_PEND_FAKE, 0, parse_complete, 5) < 0)
 				return -1;
 			return PROXY_PS_REPLACE;
 		}
-		if (ensure_prepared(s, st, NULL, out) < 0)
+		if (ensure_prepared(s, st, NULL, out, true) < 0)
 			return -1;
 		/* the injected Parse is this Parse: its reply goes to the client */
-		s->pq.v[(s->pq.head + s->pq.n - 1) % s->pq.cap].flags &= ~PROXY_PEND_HIDE;
+		pq_at(&s->pq, s->pq.n - 1)->flags &= ~PROXY_PEND_HIDE;
 		return PROXY_PS_REPLACE;
 	}
 	case 'B': {
 		const char *portal = proto_get_str(&r);
 		const char *name = proto_get_str(&r);
 		struct proxy_cl_stmt *cs;
-		size_t start;
+		uint64_t newlen;
 
 		c->bound_serial = 0;
+		/* names not within what is read first are none of sluice's */
 		if (!portal || !name || !*name || !(cs = cl_find(c, name))) {
 			if (pq_push(&s->pq, PROXY_PEND_BIND, 0, NULL, 0) < 0)
 				return -1;
@@ -613,25 +847,25 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, uint
 			c->bound_serial = cs->serial;
 			c->bound_stmt_id = cs->stmt->id;
 		}
-		start = proto_msg_begin(out, 'B');
-		if (start == (size_t)-1 || proto_put_str(out, portal) < 0 ||
-		    proto_put_str(out, cs->stmt->name) < 0 || proto_put_bytes(out, r.p, r.n) < 0)
+		/* only the names are rewritten: parameter values stream through
+		 * (server-side names are short: no overflow of 32 bits) */
+		newlen = (uint64_t)m->len - strlen(name) + strlen(cs->stmt->name);
+		if (put_head(out, 'B', (uint32_t)newlen, portal, cs->stmt->name) < 0 ||
+		    pq_push(&s->pq, PROXY_PEND_BIND, 0, NULL, 0) < 0)
 			return -1;
-		proto_msg_end(out, start);
-		if (pq_push(&s->pq, PROXY_PEND_BIND, 0, NULL, 0) < 0)
-			return -1;
-		return PROXY_PS_REPLACE;
+		m->skip = 5 + strlen(portal) + 1 + strlen(name) + 1;
+		return PROXY_PS_REPLACE_HEAD;
 	}
 	case 'D':
 	case 'C': {
 		uint8_t kind = proto_get_u8(&r);
 		const char *name = proto_get_str(&r);
 		struct proxy_cl_stmt *cs;
-		uint8_t pend =
-		        type == 'D' ? (kind == 'S' ? PROXY_PEND_DESCRIBE_S : PROXY_PEND_DESCRIBE_P)
-		                    : PROXY_PEND_CLOSE;
+		uint8_t pend = m->type == 'D' ? (kind == 'S' ? PROXY_PEND_DESCRIBE_S
+		                                             : PROXY_PEND_DESCRIBE_P)
+		                              : PROXY_PEND_CLOSE;
 
-		if (type == 'D' && kind == 'P' && name && c->bound_serial &&
+		if (m->type == 'D' && kind == 'P' && name && c->bound_serial &&
 		    XXH64(name, strlen(name), 0) == c->bound_portal) {
 			struct shape_ref ref = {c->bound_serial, 0, c->bound_stmt_id};
 
@@ -641,7 +875,7 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, uint
 			return PROXY_PS_FORWARD;
 		}
 		if (r.err || kind != 'S' || !*name || !(cs = cl_find(c, name))) {
-			if (type == 'C' && kind == 'S' && name && *name) {
+			if (m->type == 'C' && kind == 'S' && name && *name) {
 				/* closing an unknown name is not an error in PostgreSQL */
 				if (pq_push(&s->pq, PROXY_PEND_FAKE, 0, close_complete, 5) < 0)
 					return -1;
@@ -651,7 +885,7 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, uint
 				return -1;
 			return PROXY_PS_FORWARD;
 		}
-		if (type == 'C') {
+		if (m->type == 'C') {
 			/* the server keeps it for other clients; the client's name goes */
 			cl_remove(c, cs);
 			if (pq_push(&s->pq, PROXY_PEND_FAKE, 0, close_complete, 5) < 0)

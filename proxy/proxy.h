@@ -30,6 +30,11 @@
 #define PROXY_HIGH_WATER (256 * 1024)
 /* Largest message whose body the relay inspects whole (others stream through). */
 #define PROXY_INSPECT_MAX (64 * 1024)
+/* Bytes of a client message the relay reads before it decides what to do with
+ * it in transaction mode (names, the start of a query text); the rest streams. */
+#define PROXY_PREFIX_MAX 4096
+/* A drained buffer that grew past this is given back (proto_buf_shrink). */
+#define PROXY_BUF_KEEP (64 * 1024)
 
 /* Session parameters a client can set that must follow it across servers. */
 enum proxy_var {
@@ -129,10 +134,21 @@ struct proxy_pq {
 
 /* What to do with a client message (proxy_ps_client_message). */
 enum proxy_ps_action {
-	PROXY_PS_FORWARD = 0, /* send it as it is */
-	PROXY_PS_REPLACE,     /* send the bytes built instead */
-	PROXY_PS_DROP,        /* answered locally */
-	PROXY_PS_STALL,       /* send the bytes built, keep the message until the server answers */
+	PROXY_PS_FORWARD = 0,  /* send it as it is */
+	PROXY_PS_REPLACE,      /* send the bytes built instead */
+	PROXY_PS_DROP,         /* answered locally */
+	PROXY_PS_STALL,        /* send the bytes built, keep the message until the server answers */
+	PROXY_PS_REPLACE_HEAD, /* the bytes built replace the first <skip>; the rest streams */
+	PROXY_PS_MORE,         /* the whole message is needed (it is at most PROXY_INSPECT_MAX) */
+};
+
+/* What the relay has of a client message when it asks prepared.c. */
+struct proxy_ps_msg {
+	uint8_t type;
+	uint32_t len;        /* its length field */
+	const uint8_t *body; /* the first <avail> bytes of its body */
+	size_t avail;        /* len - 4 when the whole message is buffered */
+	size_t skip;         /* out, for PROXY_PS_REPLACE_HEAD: leading bytes not forwarded */
 };
 
 struct proxy_client {
@@ -180,6 +196,8 @@ struct proxy_client {
 	uint64_t bound_portal;       /* hash of the portal name of the last Bind */
 	uint64_t bound_serial;       /* its named statement, if its shape is not known yet */
 	uint64_t bound_stmt_id;      /* and that statement's server-side id */
+	struct proxy_stmt *fill;     /* borrowed: a named statement whose text streams in now */
+	size_t fill_off;             /* bytes of it copied so far */
 	struct proxy_cl_stmt *stmts; /* owned: named prepared statements (transaction mode) */
 	double wait_since;           /* ev_now() when queued */
 	double last_active;          /* ev_now() of the last message */
@@ -217,7 +235,8 @@ struct proxy_server {
 	uint64_t ddl_epoch;          /* ctx->ddl_epoch when its statements were last valid */
 	double created_at;           /* ev_now() at connect */
 	double last_used;            /* ev_now() when last released */
-	double busy_since;           /* ev_now() when outstanding went from 0 to 1 */
+	double busy_since;           /* ev_now() when the query now running started */
+	int inflight;                /* client Query/Execute/FunctionCall not yet answered */
 	double last_rfq;             /* ev_now() of the last ReadyForQuery */
 
 	enum conf_pool_mode
@@ -279,6 +298,8 @@ struct proxy_ctx {
 	uint64_t next_stmt_id;
 	uint64_t next_cl_stmt_serial;
 	uint64_t ddl_epoch; /* bumped when DDL passes through */
+	size_t n_stmts;     /* entries in <stmts> (and statements still streaming in) */
+	size_t stmt_bytes;  /* memory they hold */
 
 	uint64_t next_id;
 	size_t nclients;
@@ -419,6 +440,10 @@ void proxy_client_login_done(struct proxy_client *c);
 void proxy_client_link(struct proxy_client *c, struct proxy_server *s);
 /* Relay server bytes to the linked client; called by server.c. */
 void proxy_client_resume(struct proxy_client *c);
+/* io.c: a deferred flush left <io>'s output below the low-water mark
+ * (PROXY_HIGH_WATER / 2): let its peer be read again. Only starts watchers,
+ * never relays or closes (it runs inside proxy_io_flush_dirty). */
+void proxy_relay_drained(struct proxy_ctx *ctx, struct proxy_io *io);
 /* The only writer of c->state: checks that the transition is legal (abort
  * otherwise), moves the client between its pool's lists, keeps the pool's
  * client count, and sets the timer the new state needs. The client's pool
@@ -484,12 +509,20 @@ struct pool *proxy_pool_for(struct proxy_ctx *ctx, const char *db_name, const ch
 
 /* prepared.c */
 /*
- * Handle one whole client message <type>/<body> for a tracked server:
- * queues the replies it expects, and may rewrite it (bytes to send appended
- * to <out>). Returns enum proxy_ps_action, or -1 on OOM.
+ * Handle one client message <m> for a tracked server, of which at least
+ * min(PROXY_PREFIX_MAX, whole body) bytes are buffered: queues the replies
+ * it expects, and may rewrite it (bytes to send appended to <out>). Does
+ * nothing when it returns PROXY_PS_MORE. Returns enum proxy_ps_action, or
+ * -1 on OOM.
  */
-int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, uint8_t type,
-                            const uint8_t *body, size_t blen, struct proto_buf *out);
+int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, struct proxy_ps_msg *m,
+                            struct proto_buf *out);
+/* The <n> bytes at <p> of the named statement streaming in (c->fill). */
+void proxy_ps_fill(struct proxy_client *c, const uint8_t *p, size_t n);
+/* Its last byte went by: register its text so other clients can share it. */
+void proxy_ps_fill_done(struct proxy_client *c);
+/* Size of the statement registry, for SHOW MEM. */
+void proxy_ps_registry(const struct proxy_ctx *ctx, size_t *n, size_t *bytes);
 /* Account a server reply of <type> (its <body>, or NULL when it was not
  * read whole): 0 relay it, 1 hide it, PROXY_PS_STALE_ERROR hide it and send
  * the client the stale-statement error in its place. */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <ctype.h>
+#include <stddef.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -42,16 +43,22 @@ static bool tracked_type(uint8_t type)
 	}
 }
 
-/* Count the requests the server answers with ReadyForQuery, and whether an
- * extended-protocol batch is open (the server must stay until its Sync). */
+/* Count the requests the server answers with ReadyForQuery, the queries in
+ * flight (for query_timeout), and whether an extended-protocol batch is open
+ * (the server must stay until its Sync). */
 static void count_request(struct proxy_client *c, struct proxy_server *s, uint8_t type)
 {
+	bool query = type == 'Q' || type == 'F' || type == 'E';
+
+	if ((query || type == 'S') && s->inflight == 0 && s->outstanding == 0)
+		s->busy_since = proxy_now(c->ctx); /* the first query in flight starts */
+	if (query)
+		s->inflight++;
 	switch (type) {
 	case 'Q':
 	case 'F':
 	case 'S':
-		if (s->outstanding++ == 0)
-			s->busy_since = proxy_now(c->ctx);
+		s->outstanding++;
 		if (type == 'S')
 			c->unsynced = false;
 		break;
@@ -68,8 +75,16 @@ static void count_request(struct proxy_client *c, struct proxy_server *s, uint8_
 	}
 }
 
-/* Forward what is framed of the client's input to its server. Returns false
- * if the client was closed or unlinked. */
+/*
+ * Forward what is framed of the client's input to its server. Every message
+ * streams: in transaction mode only its first PROXY_PREFIX_MAX bytes (names,
+ * the start of a query) are read before prepared.c decides what to do, and
+ * a rewrite replaces the message or just its names, the rest passing
+ * through. A malformed message goes to PostgreSQL as it came, and its
+ * answer to the client (a Query without its final NUL gets ERROR 08P01
+ * "invalid string in message", and the session goes on). Returns false if
+ * the client was closed or unlinked.
+ */
 static bool relay_to_server(struct proxy_client *c)
 {
 	struct proxy_ctx *ctx = c->ctx;
@@ -83,16 +98,8 @@ static bool relay_to_server(struct proxy_client *c)
 		uint32_t len;
 		uint8_t type;
 
-		if (c->pass_left > 0) {
-			size_t take = n < c->pass_left ? n : c->pass_left;
-
-			p += take;
-			n -= take;
-			c->pass_left -= (uint32_t)take;
-			continue;
-		}
 		if (c->drop_left > 0) {
-			/* after a failed shape check: the server skips these too */
+			/* a message replaced, or skipped after a failed shape check */
 			size_t take = n < c->drop_left ? n : c->drop_left;
 
 			proto_buf_consume(&c->io.in, take);
@@ -100,6 +107,18 @@ static bool relay_to_server(struct proxy_client *c)
 			n -= take;
 			start = p;
 			c->drop_left -= (uint32_t)take;
+			continue;
+		}
+		if (c->pass_left > 0) {
+			size_t take = n < c->pass_left ? n : c->pass_left;
+
+			if (c->fill)
+				proxy_ps_fill(c, p, take);
+			p += take;
+			n -= take;
+			c->pass_left -= (uint32_t)take;
+			if (c->pass_left == 0 && c->fill)
+				proxy_ps_fill_done(c);
 			continue;
 		}
 		if (n < 5)
@@ -138,31 +157,44 @@ static bool relay_to_server(struct proxy_client *c)
 		}
 		if (s->track && tracked_type(type)) {
 			struct proto_buf rew;
+			struct proxy_ps_msg pm;
+			size_t blen = len - 4, avail = n - 5 < blen ? n - 5 : blen;
 			int act;
 
-			if (n < (size_t)len + 1)
-				break; /* rewriting needs the whole message */
+			if (avail < blen && avail < PROXY_PREFIX_MAX)
+				break; /* the start of the message decides */
+			pm.type = type;
+			pm.len = len;
+			pm.body = p + 5;
+			pm.avail = avail;
+			pm.skip = 0;
 			if (p > start) {
 				if (proxy_io_send(ctx, &s->io, start, (size_t)(p - start)) < 0)
 					goto server_failed;
 				proto_buf_consume(&c->io.in, (size_t)(p - start));
+				start = p;
 			}
 			proto_buf_init(&rew);
-			act = proxy_ps_client_message(c, s, type, p + 5, len - 4, &rew);
+			act = proxy_ps_client_message(c, s, &pm, &rew);
+			if (act == PROXY_PS_MORE) {
+				/* a named Parse of at most PROXY_INSPECT_MAX: wait for all */
+				proto_buf_free(&rew);
+				break;
+			}
 			if (act < 0) {
 				proto_buf_free(&rew);
 				proxy_client_fail(c, PROXY_ERR_OOM, "out of memory");
 				return false;
 			}
+			if (act != PROXY_PS_FORWARD &&
+			    proxy_io_send(ctx, &s->io, proto_buf_head(&rew),
+			                  proto_buf_avail(&rew)) < 0) {
+				proto_buf_free(&rew);
+				goto server_failed;
+			}
+			proto_buf_free(&rew);
 			if (act == PROXY_PS_STALL) {
 				/* the message stays buffered until the server has answered */
-				if (proxy_io_send(ctx, &s->io, proto_buf_head(&rew),
-				                  proto_buf_avail(&rew)) < 0) {
-					proto_buf_free(&rew);
-					goto server_failed;
-				}
-				proto_buf_free(&rew);
-				start = p; /* what came before is sent and consumed */
 				c->stalled = true;
 				/* the injected batch waits for the client's Sync */
 				c->unsynced = true;
@@ -173,20 +205,19 @@ static bool relay_to_server(struct proxy_client *c)
 				count_request(c, s, type);
 			else if (type != 'Q')
 				c->unsynced = true;
-			if (act == PROXY_PS_FORWARD) {
-				start = p;
-			} else {
-				if (proxy_io_send(ctx, &s->io, proto_buf_head(&rew),
-				                  proto_buf_avail(&rew)) < 0) {
-					proto_buf_free(&rew);
-					goto server_failed;
-				}
-				proto_buf_consume(&c->io.in, (size_t)len + 1);
-				start = p + len + 1;
+			switch (act) {
+			case PROXY_PS_FORWARD:
+				c->pass_left = len + 1;
+				break;
+			case PROXY_PS_REPLACE_HEAD:
+				/* the names were rewritten; the rest follows as it came */
+				c->drop_left = (uint32_t)pm.skip;
+				c->pass_left = len + 1 - (uint32_t)pm.skip;
+				break;
+			default: /* REPLACE, DROP */
+				c->drop_left = len + 1;
+				break;
 			}
-			proto_buf_free(&rew);
-			p += len + 1;
-			n -= len + 1;
 			continue;
 		}
 		count_request(c, s, type);
@@ -197,6 +228,7 @@ static bool relay_to_server(struct proxy_client *c)
 			goto server_failed;
 		proto_buf_consume(&c->io.in, (size_t)(p - start));
 	}
+	proto_buf_shrink(&c->io.in, PROXY_BUF_KEEP);
 	if (terminate) {
 		log_debug("C-%llu: terminate", (unsigned long long)c->id);
 		proxy_client_close(c);
@@ -213,6 +245,30 @@ static bool relay_to_server(struct proxy_client *c)
 server_failed:
 	proxy_server_close(s, "write to server failed");
 	return false;
+}
+
+void proxy_relay_drained(struct proxy_ctx *ctx, struct proxy_io *io)
+{
+	/* io->late is set for server connections only (see proxy_server_open) */
+	if (io->late) {
+		struct proxy_server *s =
+		        (struct proxy_server *)((char *)io - offsetof(struct proxy_server, io));
+		struct proxy_client *c = s->client;
+
+		proto_buf_shrink(&io->out, PROXY_BUF_KEEP);
+		if (s->state == PROXY_SV_ACTIVE && c && c->server == s &&
+		    c->state == PROXY_CL_ACTIVE && !c->stalled)
+			proxy_io_start_read(ctx, &c->io);
+	} else {
+		struct proxy_client *c =
+		        (struct proxy_client *)((char *)io - offsetof(struct proxy_client, io));
+		struct proxy_server *s = c->server;
+
+		proto_buf_shrink(&io->out, PROXY_BUF_KEEP);
+		if (c->state == PROXY_CL_ACTIVE && s && s->client == c &&
+		    s->state == PROXY_SV_ACTIVE)
+			proxy_io_start_read(ctx, &s->io);
+	}
 }
 
 void proxy_client_resume(struct proxy_client *c)
@@ -446,8 +502,12 @@ void proxy_client_check_timeouts(struct proxy_client *c, double now)
 
 	if (c->state != PROXY_CL_ACTIVE || !s)
 		return;
-	if (cf->query_timeout > 0 && s->outstanding > 0 &&
-	    now - s->busy_since > cf->query_timeout) {
+	/* Each query gets query_timeout from the reply that ended the one before
+	 * (server.c restarts busy_since). PostgreSQL holds the replies to a batch
+	 * of Executes until its Sync, so <inflight> queries may all be due before
+	 * the first reply shows: the batch gets query_timeout for each. */
+	if (cf->query_timeout > 0 && (s->outstanding > 0 || s->inflight > 0) &&
+	    now - s->busy_since > cf->query_timeout * (s->inflight > 1 ? s->inflight : 1)) {
 		proxy_client_fail(c, PROXY_ERR_QUERY_TIMEOUT,
 		                  "query_timeout: query ran longer than %g s and was canceled",
 		                  cf->query_timeout);

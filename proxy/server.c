@@ -749,6 +749,22 @@ static void vars_refused(struct proxy_server *s)
 	proxy_server_close(s, "the server refused a session parameter");
 }
 
+/* Replies that end one query of several in flight (a pipeline, or a
+ * string of statements): the next one's time starts there. */
+static bool ends_query(uint8_t type)
+{
+	switch (type) {
+	case 'C': /* CommandComplete */
+	case 'E': /* ErrorResponse */
+	case 'I': /* EmptyQueryResponse */
+	case 's': /* PortalSuspended */
+	case 'Z': /* ReadyForQuery */
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* Act on one inspected message. Returns true to hide it from the client. */
 static bool inspect(struct proxy_server *s, uint8_t type, const uint8_t *body, size_t len)
 {
@@ -769,6 +785,8 @@ static bool inspect(struct proxy_server *s, uint8_t type, const uint8_t *body, s
 		}
 		if (s->outstanding > 0)
 			s->outstanding--;
+		if (s->outstanding == 0)
+			s->inflight = 0; /* also Executes an error made the server skip */
 		return s->state != PROXY_SV_ACTIVE;
 	case 'E': {
 		struct proto_msg m = {.type = 'E', .body = body, .body_len = len};
@@ -958,6 +976,12 @@ void proxy_server_process(struct proxy_server *s)
 			proxy_server_close(s, "invalid message length from server");
 			return;
 		}
+		if (ends_query(type)) {
+			/* query_timeout times each query: the next one starts now */
+			s->busy_since = proxy_now(ctx);
+			if (type != 'Z' && s->internal == 0 && s->inflight > 0)
+				s->inflight--;
+		}
 		if ((must_inspect(type) ||
 		     (type == 'T' && s->track && s->internal == 0 && proxy_ps_wants_body(s))) &&
 		    len <= PROXY_INSPECT_MAX) {
@@ -1005,6 +1029,7 @@ void proxy_server_process(struct proxy_server *s)
 	if (p > fwd && s->client && proxy_io_send(ctx, &s->client->io, fwd, (size_t)(p - fwd)) < 0)
 		goto client_failed;
 	proto_buf_consume(&s->io.in, (size_t)(p - proto_buf_head(&s->io.in)));
+	proto_buf_shrink(&s->io.in, PROXY_BUF_KEEP);
 	if (s->vars_refused) {
 		vars_refused(s);
 		return;
@@ -1104,6 +1129,7 @@ static void server_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 		proxy_server_close(s, "write to server failed");
 		return;
 	}
+	proto_buf_shrink(&s->io.out, PROXY_BUF_KEEP);
 	if (s->client && proto_buf_avail(&s->io.out) <= PROXY_HIGH_WATER / 2)
 		proxy_client_resume(s->client);
 }
