@@ -94,7 +94,12 @@ void proxy_admin_welcome(struct proxy_client *c)
 		proxy_client_close(c);
 		return;
 	}
-	log_info("C-%llu %s@%s: admin console login", (unsigned long long)c->id, c->user, c->addr);
+	if (log_current_level >= LOG_LVL_INFO) {
+		char who[256];
+
+		proxy_client_describe(c, who, sizeof(who));
+		log_info("%s: admin console login", who);
+	}
 	proxy_client_set_state(c, PROXY_CL_ADMIN);
 }
 

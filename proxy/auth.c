@@ -168,8 +168,12 @@ static void send_welcome(struct proxy_client *c)
 		proxy_client_close(c);
 		return;
 	}
-	log_debug("C-%llu %s/%s@%s: login", (unsigned long long)c->id, c->db_name, c->user,
-	          c->addr);
+	if (log_current_level >= LOG_LVL_DEBUG) {
+		char who[256];
+
+		proxy_client_describe(c, who, sizeof(who));
+		log_debug("%s: login", who);
+	}
 	proxy_client_set_state(c, PROXY_CL_IDLE);
 	proxy_io_start_read(ctx, &c->io);
 	if (proto_buf_avail(&c->io.in) > 0)

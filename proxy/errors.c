@@ -104,10 +104,12 @@ static void fail(struct proxy_client *c, enum proxy_err e, const char *hint, con
 		hint = i->hint;
 	/* every error sluice raises is logged (log_pooler_errors = 1) */
 	if (log_current_level >= LOG_LVL_INFO) {
-		char who[256];
+		char who[256], esc[600];
 
+		/* the message names what the client sent: escaped like names */
 		proxy_client_describe(c, who, sizeof(who));
-		log_info("%s: %s: %s (%s)", who, i->fatal ? "closing" : "error", msg, i->sqlstate);
+		log_info("%s: %s: %s (%s)", who, i->fatal ? "closing" : "error",
+		         log_escape(esc, sizeof(esc), msg), i->sqlstate);
 	}
 	if (!i->fatal) {
 		proto_buf_init(&b);

@@ -469,6 +469,8 @@ void proxy_server_resume(struct proxy_server *s);
 /* Relay pending server bytes to its client. */
 void proxy_server_process(struct proxy_server *s);
 void proxy_server_set_state(struct proxy_server *s, enum proxy_sv_state st);
+/* "S-<id> db/user" for log lines, names escaped. */
+void proxy_server_describe(const struct proxy_server *s, char *buf, size_t len);
 /* Send a CancelRequest for <s>'s backend on a new connection. Until
  * PostgreSQL has closed that connection (it has acted then), <s> is not
  * handed to another client. */

@@ -55,8 +55,12 @@ void proxy_server_set_state(struct proxy_server *s, enum proxy_sv_state st)
 
 	if (s->state == st)
 		return;
-	log_debug("S-%llu %s/%s: %s -> %s", (unsigned long long)s->id, s->pool->db_name,
-	          s->pool->user, state_names[s->state], state_names[st]);
+	if (log_current_level >= LOG_LVL_DEBUG) {
+		char who[256];
+
+		proxy_server_describe(s, who, sizeof(who));
+		log_debug("%s: %s -> %s", who, state_names[s->state], state_names[st]);
+	}
 	s->state = st;
 	if (from != to) {
 		if (from)
@@ -73,6 +77,15 @@ void proxy_server_set_state(struct proxy_server *s, enum proxy_sv_state st)
 		else if (from && !to)
 			pool_count_server(s->pool, -1);
 	}
+}
+
+void proxy_server_describe(const struct proxy_server *s, char *buf, size_t len)
+{
+	char d[96], u[96];
+
+	snprintf(buf, len, "S-%llu %s/%s", (unsigned long long)s->id,
+	         log_escape(d, sizeof(d), s->pool->db_name),
+	         log_escape(u, sizeof(u), s->pool->user));
 }
 
 static void server_free(void *obj)
@@ -122,11 +135,10 @@ void proxy_server_close(struct proxy_server *s, const char *reason)
 	if (s->state == PROXY_SV_CLOSING)
 		return;
 	if (log_current_level >= LOG_LVL_INFO) {
-		char d[96], u[96];
+		char who[256];
 
-		log_info("S-%llu %s/%s: closing: %s", (unsigned long long)s->id,
-		         log_escape(d, sizeof(d), p->db_name), log_escape(u, sizeof(u), p->user),
-		         reason);
+		proxy_server_describe(s, who, sizeof(who));
+		log_info("%s: closing: %s", who, reason);
 	}
 	proxy_dns_forget(s);
 	proxy_server_cancels_detach(s);
@@ -168,7 +180,15 @@ static void server_fail(struct proxy_server *s, const char *fmt, ...)
 	va_end(ap);
 	p->last_error_at = proxy_now(s->ctx);
 	p->n_server_failures++;
-	log_warn("S-%llu %s/%s: %s", (unsigned long long)s->id, p->db_name, p->user, p->last_error);
+	if (log_current_level >= LOG_LVL_WARN) {
+		char who[256];
+
+		char why[320];
+
+		/* the text may quote names PostgreSQL echoed back */
+		proxy_server_describe(s, who, sizeof(who));
+		log_warn("%s: %s", who, log_escape(why, sizeof(why), p->last_error));
+	}
 	proxy_server_close(s, p->last_error);
 }
 
@@ -532,8 +552,12 @@ static void login_done(struct proxy_server *s)
 	p->have_params = true;
 	p->last_error[0] = '\0';
 	p->db_missing = false;
-	log_debug("S-%llu %s/%s: login done, backend pid %u", (unsigned long long)s->id, p->db_name,
-	          p->user, s->be_pid);
+	if (log_current_level >= LOG_LVL_DEBUG) {
+		char who[256];
+
+		proxy_server_describe(s, who, sizeof(who));
+		log_debug("%s: login done, backend pid %u", who, s->be_pid);
+	}
 	while ((n = pool_list_first(&p->logins)))
 		proxy_client_login_done(n->owner);
 	proxy_pool_server_ready(s);
@@ -600,6 +624,7 @@ static void process_login(struct proxy_server *s)
 		case 'S': {
 			struct proto_reader r;
 			const char *name, *value;
+			char esc[96];
 
 			proto_reader_init(&r, m.body, m.body_len);
 			name = proto_get_str(&r);
@@ -609,7 +634,8 @@ static void process_login(struct proxy_server *s)
 			set_var(s, name, value);
 			if (!s->pool->have_params && pool_set_param(s->pool, name, value) < 0)
 				log_warn("S-%llu: cannot keep parameter %s",
-				         (unsigned long long)s->id, name);
+				         (unsigned long long)s->id,
+				         log_escape(esc, sizeof(esc), name));
 			break;
 		}
 		case 'K': {
@@ -796,9 +822,12 @@ static bool inspect(struct proxy_server *s, uint8_t type, const uint8_t *body, s
 		    (strcmp(e.severity, "FATAL") == 0 || strcmp(e.severity, "PANIC") == 0))
 			s->saw_fatal = true;
 		if (s->internal > 0 || s->state != PROXY_SV_ACTIVE) {
-			log_warn("S-%llu %s/%s: error from an internal query: %s",
-			         (unsigned long long)s->id, s->pool->db_name, s->pool->user,
-			         proto_parse_error(&m, &e) == 0 ? e.message : "?");
+			char who[256], msg[256];
+
+			proxy_server_describe(s, who, sizeof(who));
+			log_warn("%s: error from an internal query: %s", who,
+			         log_escape(msg, sizeof(msg),
+			                    proto_parse_error(&m, &e) == 0 ? e.message : "?"));
 			if (s->internal > 0 && s->vars_batch)
 				vars_refused_note(s, &m);
 			return true;

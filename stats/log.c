@@ -93,7 +93,7 @@ const char *log_escape(char *dst, size_t n, const char *src)
 		src = "-";
 	for (; *src; src++) {
 		unsigned char ch = (unsigned char)*src;
-		bool plain = ch >= 0x20 && ch != 0x7f && ch != '"' && ch != '\\';
+		bool plain = ch >= 0x20 && ch != 0x7f && ch != '\\';
 		size_t need = plain ? 1 : 4;
 
 		if (o + need + 4 > n) {

@@ -32,7 +32,7 @@ void log_write(enum log_level lvl, const char *fmt, ...) __attribute__((format(p
 
 /*
  * Copy <src> (may be NULL: "-") into <dst> of <n> bytes for a log line:
- * control characters, '"' and '\\' become \\xNN, so a name holding a
+ * control characters and '\\' become \\xNN, so a name holding a
  * newline cannot forge a line; cut with "..." when it does not fit.
  * Returns <dst>.
  */

@@ -259,3 +259,21 @@ def t_listen_all(env):
 def psycopg2_connect(s, host):
     import psycopg2
     return psycopg2.connect(host=host, port=s.port, user="app", password="app", dbname="app")
+
+
+@test("login.names_escaped_in_log_lines")
+def t_log_escape(env):
+    """A user or database name holding a newline cannot forge a log line."""
+    s = env.sluice(settings={"verbose": "1"})
+    forged = "x\n2026-01-01 00:00:00.000 UTC [1] LOG forged line"
+    for params in ({"user": forged, "database": "app"}, {"user": "app", "database": forged}):
+        w = Wire("127.0.0.1", s.port)
+        w.startup(params)
+        error_or_close(w)
+        w.close()
+    with open(s.log) as f:
+        log = f.read()
+    check("LOG forged line" in log, "the name appears in the log at all (escaped)")
+    for line in log.splitlines():
+        check(not line.startswith("2026-01-01 00:00:00.000"), f"forged log line: {line!r}")
+    check("x\\x0a2026" in log, "newline written as \\x0a")
