@@ -82,6 +82,26 @@ build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(filter protocol/%,$(LIB_SRC)) $(HDRS)
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -I. -fsanitize=fuzzer,address,undefined \
 		-o $@ $< $(filter protocol/%,$(LIB_SRC)) -lssl -lcrypto
 
+# Fuzz targets that drive the whole proxy (fuzz_client: the client state
+# machine against a scripted server) link every library source, built
+# apart by clang with the fuzzer's coverage instrumentation.
+FUZZ_PROXY_BIN := build-fuzz/fuzz_client
+# pointer-overflow recovers only so that tests/fuzz/known-bugs.supp can name
+# known cases; halt_on_error (set by the target) still stops at any other.
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all \
+	-fsanitize-recover=pointer-overflow -fno-omit-frame-pointer
+
+.PHONY: fuzz-lib
+fuzz-lib:
+	@$(MAKE) --no-print-directory CC=clang BUILD=build-fuzz/lib \
+		OPT="-O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN)" build-fuzz/lib/libsluice.a
+
+$(FUZZ_PROXY_BIN): build-fuzz/%: tests/fuzz/%.c proxy/main.c fuzz-lib $(HDRS)
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror -Wshadow -I. \
+		-I/usr/include/postgresql -fsanitize=fuzzer $(FUZZ_SAN) \
+		-DFUZZ_SUPPRESSIONS='"$(CURDIR)/tests/fuzz/known-bugs.supp"' \
+		-o $@ $< build-fuzz/lib/libsluice.a $(LIBS)
+
 fuzz: deps $(FUZZ_BIN)
 	@set -e; for f in $(FUZZ_BIN); do \
 		n=$$(basename $$f); mkdir -p build-fuzz/corpus-$$n; \
