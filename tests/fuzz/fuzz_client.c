@@ -23,6 +23,8 @@
  *   byte 1   bits 0-2 fake server behaviour (see enum smode)
  *            bits 3-5 trickle: fake server writes at most 1 << (n - 1) bytes
  *            per loop iteration (0: all at once)
+ *            bit 6    small socket buffers on sluice's client side, so that
+ *            its writes to clients fall short and wait for the socket
  *   byte 2   length S of the server byte stream, which follows
  *   then     operations (see run_ops)
  *
@@ -121,6 +123,8 @@ struct fstmt {
 	char name[64];
 	uint8_t ncols; /* 0: no rows (NoData) */
 	bool used;
+	unsigned gen;   /* H.ddl_gen when prepared */
+	unsigned shape; /* shape_of(text) without the generation */
 };
 
 /* One connection accepted by the fake PostgreSQL. */
@@ -192,6 +196,8 @@ static struct {
 	enum login login;
 	enum smode mode;
 	size_t trickle;
+	bool small_bufs;
+	unsigned ddl_gen; /* bumped by DDL through the fake server: shapes change */
 	const uint8_t *sb;
 	size_t sb_len, sb_off;
 	unsigned close_after;
@@ -702,8 +708,9 @@ static bool returns_rows(const char *sql)
 	       strncasecmp(sql, "table", 5) == 0 || strncasecmp(sql, "execute", 7) == 0;
 }
 
-/* Column count a statement text returns: 0 (none) to 3, fixed per text, so
- * statements differ in shape but each keeps its own. */
+/* Column count a statement text returns: 0 (none) to 3, fixed per text and
+ * DDL generation, so statements differ in shape, each keeps its own, and
+ * DDL may change it. */
 static uint8_t shape_of(const char *sql)
 {
 	unsigned h = 5381;
@@ -712,7 +719,28 @@ static uint8_t shape_of(const char *sql)
 		return 0;
 	for (const char *p = sql; *p; p++)
 		h = h * 33 + (unsigned char)*p;
-	return (uint8_t)(1 + h % 3);
+	return (uint8_t)(1 + (h + H.ddl_gen) % 3);
+}
+
+static bool is_ddl_word(const char *w)
+{
+	return strcmp(w, "ALTER") == 0 || strcmp(w, "DROP") == 0 || strcmp(w, "CREATE") == 0 ||
+	       strcmp(w, "TRUNCATE") == 0;
+}
+
+/* A statement prepared before DDL that changed its shape: PostgreSQL refuses
+ * to run it (and sluice must recognise that error). */
+static bool stale_plan(struct fsrv *fs, struct proto_buf *b, const struct fstmt *e)
+{
+	if (e->gen == H.ddl_gen || e->ncols == 0 ||
+	    (uint8_t)(1 + (e->shape + H.ddl_gen) % 3) == e->ncols)
+		return false;
+	must(proto_put_error_routine(b, "ERROR", "0A000", "cached plan must not change result type",
+	                             NULL, NULL, "RevalidateCachedQuery"));
+	if (fs->status == 'T')
+		fs->status = 'E';
+	fs->skip_to_sync = true;
+	return true;
 }
 
 static void put_rows(struct proto_buf *b, uint8_t ncols, bool desc)
@@ -932,6 +960,9 @@ static bool run_stmt(struct fsrv *fs, struct proto_buf *b, char *stmt)
 		must(proto_put_msg(b, 'd', "2\n", 2));
 		must(proto_put_msg(b, 'c', NULL, 0));
 		snprintf(tag, sizeof(tag), "COPY 2");
+	} else if (is_ddl_word(word)) {
+		H.ddl_gen++;
+		snprintf(tag, sizeof(tag), "%s TABLE", word);
 	} else if (strcmp(word, "INSERT") == 0) {
 		snprintf(tag, sizeof(tag), "INSERT 0 1");
 	} else if (strcmp(word, "UPDATE") == 0 || strcmp(word, "DELETE") == 0) {
@@ -1018,7 +1049,13 @@ static void fs_extended(struct fsrv *fs, struct proto_buf *b, const struct proto
 		} else if (!(e = st_add(fs->stmts, MAX_STMTS, name))) {
 			ext_err(fs, b, "53200", "out of memory");
 		} else {
+			unsigned h = 5381;
+
+			for (const char *x = sql; *x; x++)
+				h = h * 33 + (unsigned char)*x;
 			e->ncols = shape_of(sql);
+			e->gen = H.ddl_gen;
+			e->shape = h;
 			must(proto_put_msg(b, '1', NULL, 0));
 		}
 		break;
@@ -1031,6 +1068,8 @@ static void fs_extended(struct fsrv *fs, struct proto_buf *b, const struct proto
 			ext_err(fs, b, "08P01", "malformed Bind");
 		} else if (!(e = st_find(fs->stmts, MAX_STMTS, name))) {
 			ext_err(fs, b, "26000", "prepared statement does not exist");
+		} else if (stale_plan(fs, b, e)) {
+			break;
 		} else if (!(pe = st_add(fs->portals, MAX_PORTALS, portal))) {
 			ext_err(fs, b, "53200", "out of memory");
 		} else {
@@ -1050,6 +1089,11 @@ static void fs_extended(struct fsrv *fs, struct proto_buf *b, const struct proto
 		if (!e) {
 			ext_err(fs, b, kind == 'S' ? "26000" : "34000", "does not exist");
 			break;
+		}
+		if (kind == 'S' && e->gen != H.ddl_gen && e->ncols) {
+			/* described anew: PostgreSQL replans and reports the new shape */
+			e->ncols = (uint8_t)(1 + (e->shape + H.ddl_gen) % 3);
+			e->gen = H.ddl_gen;
 		}
 		if (kind == 'S')
 			must(proto_put_msg(b, 't', nop, sizeof(nop)));
@@ -1354,6 +1398,12 @@ static void cli_open(struct fcli *c)
 	ev_io_init(&c->rd, cli_read_cb, c->fd, EV_READ);
 	c->rd.data = c;
 	ev_io_start(H.loop, &c->rd);
+	if (H.small_bufs) {
+		int sz = 4096;
+
+		setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+		setsockopt(sv[0], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	}
 	(void)!proxy_client_new(&H.ctx, sv[1], &ss);
 }
 
@@ -1424,6 +1474,24 @@ static void run_quiet(void)
 		ev_run(H.loop, EVRUN_NOWAIT);
 		idle = H.activity == before ? idle + 1 : 0;
 	}
+}
+
+/* What libev does when a one-shot timer expires: stop it, run its callback. */
+static void expire(ev_timer *t)
+{
+	if (!ev_is_active(t))
+		return;
+	ev_timer_stop(H.loop, t);
+	ev_feed_event(H.loop, t, EV_TIMER);
+}
+
+static void expire_timers(void)
+{
+	for (struct pool_node *n = H.ctx.clients.head.next; n != &H.ctx.clients.head; n = n->next)
+		expire(&((struct proxy_client *)n->owner)->timer);
+	for (struct pool_node *n = H.ctx.servers.head.next; n != &H.ctx.servers.head; n = n->next)
+		expire(&((struct proxy_server *)n->owner)->timer);
+	H.well_behaved = false;
 }
 
 /* Answer the auth request sluice sent the current client, properly, as
@@ -1517,6 +1585,8 @@ static void op_reload(int variant)
  *   0xf7       stop / resume reading what sluice sends the current client
  *   0xf8 V     reload the configuration (V % 3: same, altered, broken)
  *   0xf9       shut down, as on SIGTERM
+ *   0xfa       every running client and server timer expires now (timeouts
+ *              are an hour, so they never expire on their own)
  *   others     nothing
  */
 static void run_ops(const uint8_t *p, const uint8_t *end)
@@ -1580,6 +1650,9 @@ static void run_ops(const uint8_t *p, const uint8_t *end)
 			break;
 		case 0xf9:
 			proxy_shutdown(&H.ctx);
+			break;
+		case 0xfa:
+			expire_timers();
 			break;
 		default:
 			break;
@@ -1695,6 +1768,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	H.login = (enum login)((data[0] >> 2) & 7);
 	H.mode = (enum smode)(data[1] & 7);
 	H.trickle = (data[1] >> 3) & 7 ? (size_t)1 << (((data[1] >> 3) & 7) - 1) : 0;
+	H.small_bufs = (data[1] >> 6) & 1;
+	H.ddl_gen = 0;
 	H.sb = data + 3;
 	H.sb_len = slen;
 	H.sb_off = 0;
@@ -1749,13 +1824,13 @@ static void write_configs(void)
 	        "min_pool_size = 0\n"
 	        "default_pool_size = %d\n"
 	        "max_client_conn = 100\n"
-	        "server_connect_timeout = 0\n"
+	        "server_connect_timeout = 3600\n"
 	        "server_login_retry = 0\n"
-	        "query_wait_timeout = 0\n"
+	        "query_wait_timeout = 3600\n"
 	        "server_idle_timeout = 0\n"
 	        "server_lifetime = 0\n"
-	        "client_login_timeout = 0\n"
-	        "client_idle_timeout = 0\n"
+	        "client_login_timeout = 3600\n"
+	        "client_idle_timeout = 3600\n"
 	        "idle_transaction_timeout = 0\n"
 	        "query_timeout = 0\n"
 	        "server_reset_query = DISCARD ALL\n"

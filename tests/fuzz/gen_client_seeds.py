@@ -21,6 +21,8 @@ S_CLEAN, S_INJECT, S_REPLACE, S_HOLD, S_CLOSE_AFTER, S_LOGIN_EXTRA = 0, 1, 2, 3,
 
 OP_AUTH, OP_CANCEL, OP_SWITCH, OP_CLOSE, OP_KILL = 0xF0, 0xF1, 0xF2, 0xF3, 0xF4
 OP_RELEASE, OP_JANITOR, OP_TOGGLE, OP_RELOAD, OP_SHUTDOWN = 0xF5, 0xF6, 0xF7, 0xF8, 0xF9
+OP_TIMERS = 0xFA
+SMALL_BUFS = 8  # in the trickle argument of seed(): bit 6 of byte 1
 USERS = ["alice", "bob", "carol", "admin", "stats"]
 
 
@@ -274,6 +276,38 @@ def seeds():
                              login_ops("alice", "tx", TRUST) + data(q("select 1")))
     s["kill_idle"] = seed(TRUST, ops=login_ops("alice", "sess", TRUST) + data(q("select 1")) +
                           bytes([OP_KILL]) + data(q("select 1")))
+
+    # DDL changes what a described statement returns
+    described = parse("s1", "select * from t") + describe(b"S", "s1") + SYNC
+    s["shape_stale"] = seed(TRUST, ops=login_ops("alice", "tx", TRUST) + data(described) +
+                            data(q("alter table t add column c int")) +
+                            data(bind("", "s1") + execute() + SYNC) +
+                            data(describe(b"S", "s1") + SYNC + bind("", "s1") + execute() + SYNC))
+    s["shape_other_server"] = seed(TRUST, ops=login_ops("alice", "tx", TRUST) + data(described) +
+                                   data(q("begin")) + bytes([OP_SWITCH, 1]) +
+                                   login_ops("alice", "tx", TRUST) + data(described) +
+                                   data(q("create table u (a int)") + bind("", "s1") +
+                                        execute() + SYNC) + bytes([OP_SWITCH, 0]) +
+                                   data(q("commit") + bind("", "s1") + execute() + SYNC))
+
+    # timeouts: login, wait, idle, server connect
+    s["timer_login"] = seed(TRUST, ops=data(startup("alice", "tx")[:10]) + bytes([OP_TIMERS]))
+    s["timer_auth"] = seed(SCRAM, ops=data(startup("alice", "tx")) + bytes([OP_TIMERS]))
+    s["timer_wait_idle"] = seed(TRUST, ops=two + bytes([OP_TIMERS, OP_SWITCH, 0]) +
+                                data(q("commit")) + bytes([OP_TIMERS]))
+    s["timer_server_login"] = seed(TRUST, mode=S_HOLD, login=L_MD5,
+                                   ops=data(startup("alice", "tx")) + bytes([OP_TIMERS]))
+
+    # sluice's writes to a client fall short: its buffer and write watcher
+    s["small_bufs_big_row"] = seed(TRUST, mode=S_INJECT, trickle=SMALL_BUFS,
+                                   server=bytes([28, 28, 0x40 | 28]),
+                                   ops=login_ops("alice", "tx", TRUST) + bytes([OP_TOGGLE]) +
+                                   data(q("select 1") + q("select 2")) + bytes([OP_TOGGLE]) +
+                                   data(q("select 3")))
+    s["small_bufs_session"] = seed(TRUST, mode=S_INJECT, trickle=SMALL_BUFS | 2,
+                                   server=bytes([28, 28]),
+                                   ops=login_ops("alice", "sess", TRUST) +
+                                   data(q("select 1") + EXT_BATCH) + bytes([OP_CLOSE]))
 
     # reloads and shutdown with clients around
     s["reload"] = seed(TRUST, ops=login_ops("alice", "tx", TRUST) + data(EXT_BATCH) +
