@@ -295,8 +295,10 @@ def seeds():
     s["timer_auth"] = seed(SCRAM, ops=data(startup("alice", "tx")) + bytes([OP_TIMERS]))
     s["timer_wait_idle"] = seed(TRUST, ops=two + bytes([OP_TIMERS, OP_SWITCH, 0]) +
                                 data(q("commit")) + bytes([OP_TIMERS]))
-    s["timer_server_login"] = seed(TRUST, mode=S_HOLD, login=L_MD5,
-                                   ops=data(startup("alice", "tx")) + bytes([OP_TIMERS]))
+    # the server's login never ends (no ReadyForQuery): server_connect_timeout
+    s["timer_server_login"] = seed(TRUST, login=L_RAW, server=msg(b"R", struct.pack("!I", 0)),
+                                   ops=data(startup("alice", "tx")) + bytes([OP_TIMERS]) +
+                                   bytes([OP_SWITCH, 1]) + data(startup("alice", "tx")))
 
     # sluice's writes to a client fall short: its buffer and write watcher
     s["small_bufs_big_row"] = seed(TRUST, mode=S_INJECT, trickle=SMALL_BUFS,
