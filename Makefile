@@ -93,10 +93,26 @@ $(FUZZ_BIN): build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(PROTO_SRC) $(HDRS)
 	@mkdir -p build-fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(PROTO_SRC) -lssl -lcrypto
 
+# Fuzz targets that drive the whole proxy (fuzz_client: the client state
+# machine against a scripted server) link every library source, built
+# apart by clang with the fuzzer's coverage instrumentation.
+FUZZ_PROXY_BIN := build-fuzz/fuzz_client
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+.PHONY: fuzz-lib
+fuzz-lib:
+	@$(MAKE) --no-print-directory CC=clang BUILD=build-fuzz/lib \
+		OPT="-O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN)" build-fuzz/lib/libsluice.a
+
+$(FUZZ_PROXY_BIN): build-fuzz/%: tests/fuzz/%.c proxy/main.c fuzz-lib $(HDRS)
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror -Wshadow -I. \
+		-I/usr/include/postgresql -fsanitize=fuzzer $(FUZZ_SAN) \
+		-o $@ $< build-fuzz/lib/libsluice.a $(LIBS)
+
 # A crash stops the loop with libFuzzer's exit status, its input saved in
 # build-fuzz/ (crash-*), to replay with build-fuzz/<target> <file>.
-fuzz: deps $(FUZZ_BIN)
-	@set -e; for f in $(FUZZ_BIN); do \
+fuzz: deps $(FUZZ_BIN) $(FUZZ_PROXY_BIN)
+	@set -e; for f in $(FUZZ_BIN) $(FUZZ_PROXY_BIN); do \
 		n=$$(basename $$f); mkdir -p build-fuzz/corpus-$$n tests/fuzz/corpus/$$n; \
 		echo "== $$n ($(FUZZ_SECONDS)s)"; \
 		$$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -artifact_prefix=build-fuzz/$$n- \

@@ -61,7 +61,8 @@ static inline size_t proto_buf_avail(const struct proto_buf *b)
 
 static inline uint8_t *proto_buf_head(const struct proto_buf *b)
 {
-	return b->data + b->off;
+	/* a buffer that never held data has no storage: NULL + 0 is undefined */
+	return b->data ? b->data + b->off : b->data;
 }
 
 /* ---- framing ---- */

@@ -183,6 +183,54 @@ void proxy_client_close(struct proxy_client *c)
 	proxy_defer_free(ctx, c, client_free);
 }
 
+struct proxy_client *proxy_client_new(struct proxy_ctx *ctx, int fd,
+                                      const struct sockaddr_storage *ss)
+{
+	struct proxy_client *c = calloc(1, sizeof(*c));
+	int one = 1;
+
+	if (!c) {
+		log_error("out of memory accepting a client");
+		close(fd);
+		return NULL;
+	}
+	if (ss->ss_family == AF_INET || ss->ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+		char ip[INET_ADDRSTRLEN];
+
+		inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
+		snprintf(c->addr, sizeof(c->addr), "%s:%d", ip, ntohs(sin->sin_port));
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+		char ip[INET6_ADDRSTRLEN];
+
+		inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
+		snprintf(c->addr, sizeof(c->addr), "[%s]:%d", ip, ntohs(sin6->sin6_port));
+	} else {
+		snprintf(c->addr, sizeof(c->addr), "unix");
+	}
+	c->ctx = ctx;
+	c->id = ++ctx->next_id;
+	c->state = PROXY_CL_STARTUP;
+	c->last_active = proxy_now(ctx);
+	proxy_io_init(&c->io, fd);
+	ev_io_init(&c->io.rd, client_read_cb, fd, EV_READ);
+	ev_io_init(&c->io.wr, client_write_cb, fd, EV_WRITE);
+	c->io.rd.data = c->io.wr.data = c;
+	ev_init(&c->timer, client_timer_cb);
+	c->timer.data = c;
+	c->all_node.owner = c;
+	c->pool_node.owner = c;
+	pool_list_push_back(&ctx->clients, &c->all_node);
+	ctx->nclients++;
+	ctx->n_accepted++;
+	start_timer(c, ctx->conf->client_login_timeout);
+	proxy_io_start_read(ctx, &c->io);
+	return c;
+}
+
 void proxy_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct proxy_ctx *ctx = w->data;
@@ -192,8 +240,6 @@ void proxy_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	for (int i = 0; i < 64; i++) {
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
-		struct proxy_client *c;
-		int one = 1;
 		int fd = accept4(w->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
@@ -201,46 +247,8 @@ void proxy_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 				log_warn("accept failed: %s", strerror(errno));
 			return;
 		}
-		c = calloc(1, sizeof(*c));
-		if (!c) {
-			log_error("out of memory accepting a client");
-			close(fd);
+		if (!proxy_client_new(ctx, fd, &ss))
 			return;
-		}
-		if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)
-			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		if (ss.ss_family == AF_INET) {
-			struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-			char ip[INET_ADDRSTRLEN];
-
-			inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
-			snprintf(c->addr, sizeof(c->addr), "%s:%d", ip, ntohs(sin->sin_port));
-		} else if (ss.ss_family == AF_INET6) {
-			struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-			char ip[INET6_ADDRSTRLEN];
-
-			inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
-			snprintf(c->addr, sizeof(c->addr), "[%s]:%d", ip, ntohs(sin6->sin6_port));
-		} else {
-			snprintf(c->addr, sizeof(c->addr), "unix");
-		}
-		c->ctx = ctx;
-		c->id = ++ctx->next_id;
-		c->state = PROXY_CL_STARTUP;
-		c->last_active = proxy_now(ctx);
-		proxy_io_init(&c->io, fd);
-		ev_io_init(&c->io.rd, client_read_cb, fd, EV_READ);
-		ev_io_init(&c->io.wr, client_write_cb, fd, EV_WRITE);
-		c->io.rd.data = c->io.wr.data = c;
-		ev_init(&c->timer, client_timer_cb);
-		c->timer.data = c;
-		c->all_node.owner = c;
-		c->pool_node.owner = c;
-		pool_list_push_back(&ctx->clients, &c->all_node);
-		ctx->nclients++;
-		ctx->n_accepted++;
-		start_timer(c, ctx->conf->client_login_timeout);
-		proxy_io_start_read(ctx, &c->io);
 	}
 }
 

@@ -59,7 +59,9 @@ static void reaper_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 		z->fn(z->obj);
 		free(z);
 	}
-	if (ctx->shutting_down && ctx->clients.n == 0 && ctx->servers.n == 0)
+	/* cancel requests still under way must reach PostgreSQL (or time out)
+	 * before the process goes: the queries they stop would run on */
+	if (ctx->shutting_down && ctx->clients.n == 0 && ctx->servers.n == 0 && ctx->cancels.n == 0)
 		ev_break(ctx->loop, EVBREAK_ALL);
 }
 

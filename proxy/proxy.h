@@ -429,6 +429,10 @@ void proxy_auth_password(struct proxy_client *c, const struct proto_msg *m);
 /* Handle what is buffered from the client, as its state says. May close it. */
 void proxy_client_process(struct proxy_client *c);
 void proxy_accept_cb(struct ev_loop *loop, ev_io *w, int revents);
+/* Take over <fd>, a connected non-blocking client socket from <ss>, in
+ * STARTUP state with its login timer running. NULL (fd closed) on OOM. */
+struct proxy_client *proxy_client_new(struct proxy_ctx *ctx, int fd,
+                                      const struct sockaddr_storage *ss);
 /* Stop the client's watchers, release its server, and queue it for the
  * reaper. Idempotent. */
 void proxy_client_close(struct proxy_client *c);
