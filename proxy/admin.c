@@ -58,10 +58,9 @@ static void res_end(struct proxy_client *c, struct result *r, const char *tag)
 
 static void send_tag(struct proxy_client *c, const char *tag)
 {
-	struct result r;
+	struct result r = {0};
 
 	proto_buf_init(&r.b);
-	r.rc = 0;
 	res_end(c, &r, tag);
 }
 

@@ -18,7 +18,7 @@
  * locally made replies when they reach the head of the queue. After an
  * error the server skips to Sync, and so does the queue.
  */
-#include "proxy/proxy.h"
+#include "proxy/stmt.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -29,50 +29,6 @@
 #include <xxhash.h>
 
 #include "stats/stats.h"
-
-struct proxy_stmt {
-	uint64_t hash; /* key: hash of query + types */
-	uint64_t id;
-	char name[32];  /* server-side name */
-	char *query;    /* owned, NUL-terminated */
-	uint8_t *types; /* owned: int16 count + int32 OIDs, as on the wire */
-	size_t types_len;
-	uint64_t valid_epoch; /* ctx->ddl_epoch + 1 when a server last accepted it */
-	uint32_t refs;        /* client names and server statements that use it */
-	bool hashed;          /* in ctx->stmts, shared by (text, types) */
-	size_t bytes;         /* memory it holds, for SHOW MEM */
-	size_t fill_cap;      /* while its text streams in: room in <query> */
-	UT_hash_handle hh;
-	struct proxy_stmt *next_same; /* hash collisions */
-};
-
-/*
- * A statement's shape is a hash of the RowDescription (less the format
- * codes, which the Bind chooses) that Describe reports for it or for a
- * portal bound to it. A client that described it may rely on that shape
- * (PgJDBC decodes later rows by it without asking again), so it must
- * never get rows of another shape: when DDL changed what the text returns,
- * PostgreSQL answers "cached plan must not change result type", and so does
- * sluice when the statement would be prepared anew on another server.
- */
-struct proxy_cl_stmt {
-	char *name;              /* owned: the client's name */
-	struct proxy_stmt *stmt; /* borrowed from ctx */
-	uint64_t serial;         /* tells this naming apart from earlier ones of the name */
-	uint64_t shape;          /* what the client was told, if has_shape */
-	bool has_shape;
-	bool stale; /* the server-side statement no longer has that shape */
-	UT_hash_handle hh;
-};
-
-struct proxy_sv_stmt {
-	uint64_t id;             /* key: proxy_stmt id */
-	struct proxy_stmt *stmt; /* borrowed */
-	uint64_t shape;          /* as this server reported it, if has_shape */
-	bool has_shape;
-	struct pool_node lru; /* most recently used at the front */
-	UT_hash_handle hh;
-};
 
 /* ---- pending reply queue ---- */
 
@@ -122,262 +78,6 @@ void proxy_pq_free(struct proxy_pq *q)
 	memset(q, 0, sizeof(*q));
 }
 
-/* ---- statement registry ----
- *
- * Every entry is referenced by the client names (struct proxy_cl_stmt) and
- * the server statements (struct proxy_sv_stmt) that use it, and freed with
- * the last of them. So the registry holds what connected clients have
- * prepared plus what servers keep (max_prepared_statements each, closing the
- * least recently used): unique texts of clients that left go away.
- */
-
-static uint64_t stmt_hash(const char *query, size_t qlen, const uint8_t *types, size_t types_len)
-{
-	return XXH64(query, qlen, 0) ^ XXH64(types, types_len, 1);
-}
-
-static struct proxy_stmt *stmt_find(struct proxy_ctx *ctx, const char *query, const uint8_t *types,
-                                    size_t types_len, uint64_t *hash, struct proxy_stmt **head)
-{
-	uint64_t h = stmt_hash(query, strlen(query), types, types_len);
-	struct proxy_stmt *st;
-
-	*hash = h;
-	*head = NULL;
-	HASH_FIND(hh, ctx->stmts, &h, sizeof(h), *head);
-	for (st = *head; st; st = st->next_same)
-		if (st->types_len == types_len && memcmp(st->types, types, types_len) == 0 &&
-		    strcmp(st->query, query) == 0)
-			return st;
-	return NULL;
-}
-
-/* A new unshared entry with room for <qcap> bytes of text (plus a NUL). */
-static struct proxy_stmt *stmt_new(struct proxy_ctx *ctx, size_t qcap)
-{
-	struct proxy_stmt *st = calloc(1, sizeof(*st));
-
-	if (!st)
-		return NULL;
-	st->query = malloc(qcap + 1);
-	if (!st->query) {
-		free(st);
-		return NULL;
-	}
-	st->query[qcap] = '\0';
-	st->id = ++ctx->next_stmt_id;
-	snprintf(st->name, sizeof(st->name), "sluice_%llu", (unsigned long long)st->id);
-	st->bytes = sizeof(*st) + qcap + 1;
-	ctx->n_stmts++;
-	ctx->stmt_bytes += st->bytes;
-	return st;
-}
-
-/* Share <st> under its (text, types), after <head> (stmt_find's). */
-static void stmt_link(struct proxy_ctx *ctx, struct proxy_stmt *st, struct proxy_stmt *head)
-{
-	if (head) {
-		st->next_same = head->next_same;
-		head->next_same = st;
-	} else {
-		HASH_ADD(hh, ctx->stmts, hash, sizeof(st->hash), st);
-	}
-	st->hashed = true;
-}
-
-static void stmt_unlink(struct proxy_ctx *ctx, struct proxy_stmt *st)
-{
-	struct proxy_stmt *head = NULL;
-
-	if (!st->hashed)
-		return;
-	HASH_FIND(hh, ctx->stmts, &st->hash, sizeof(st->hash), head);
-	if (head == st) {
-		HASH_DEL(ctx->stmts, st);
-		if (st->next_same)
-			HASH_ADD(hh, ctx->stmts, hash, sizeof(st->next_same->hash), st->next_same);
-	} else {
-		for (; head; head = head->next_same) {
-			if (head->next_same == st) {
-				head->next_same = st->next_same;
-				break;
-			}
-		}
-	}
-	st->next_same = NULL;
-	st->hashed = false;
-}
-
-static void stmt_destroy(struct proxy_ctx *ctx, struct proxy_stmt *st)
-{
-	ctx->n_stmts--;
-	ctx->stmt_bytes -= st->bytes;
-	free(st->query);
-	free(st->types);
-	free(st);
-}
-
-static void stmt_ref(struct proxy_stmt *st)
-{
-	st->refs++;
-}
-
-static void stmt_unref(struct proxy_ctx *ctx, struct proxy_stmt *st)
-{
-	if (--st->refs > 0)
-		return;
-	stmt_unlink(ctx, st);
-	stmt_destroy(ctx, st);
-}
-
-/* Drop an entry stmt_get just made that nothing came to reference. */
-static void stmt_unref_new(struct proxy_ctx *ctx, struct proxy_stmt *st)
-{
-	stmt_unlink(ctx, st);
-	stmt_destroy(ctx, st);
-}
-
-static struct proxy_stmt *stmt_get(struct proxy_ctx *ctx, const char *query, const uint8_t *types,
-                                   size_t types_len)
-{
-	size_t qlen = strlen(query);
-	uint64_t h;
-	struct proxy_stmt *head, *st = stmt_find(ctx, query, types, types_len, &h, &head);
-
-	if (st)
-		return st;
-	st = stmt_new(ctx, qlen);
-	if (!st)
-		return NULL;
-	st->types = malloc(types_len ? types_len : 1);
-	if (!st->types) {
-		stmt_destroy(ctx, st);
-		return NULL;
-	}
-	memcpy(st->query, query, qlen + 1);
-	memcpy(st->types, types, types_len);
-	st->types_len = types_len;
-	st->bytes += types_len;
-	ctx->stmt_bytes += types_len;
-	st->hash = h;
-	stmt_link(ctx, st, head);
-	return st;
-}
-
-void proxy_ps_registry(const struct proxy_ctx *ctx, size_t *n, size_t *bytes)
-{
-	*n = ctx->n_stmts;
-	*bytes = ctx->stmt_bytes;
-}
-
-void proxy_stmts_free(struct proxy_ctx *ctx)
-{
-	struct proxy_stmt *st, *tmp;
-
-	HASH_ITER(hh, ctx->stmts, st, tmp)
-	{
-		HASH_DEL(ctx->stmts, st);
-		while (st) {
-			struct proxy_stmt *next = st->next_same;
-
-			stmt_destroy(ctx, st);
-			st = next;
-		}
-	}
-}
-
-static struct proxy_cl_stmt *cl_find(struct proxy_client *c, const char *name)
-{
-	struct proxy_cl_stmt *cs = NULL;
-
-	HASH_FIND_STR(c->stmts, name, cs);
-	return cs;
-}
-
-static void cl_remove(struct proxy_client *c, struct proxy_cl_stmt *cs)
-{
-	HASH_DEL(c->stmts, cs);
-	if (cs->stmt)
-		stmt_unref(c->ctx, cs->stmt);
-	free(cs->name);
-	free(cs);
-}
-
-void proxy_client_stmts_free(struct proxy_client *c)
-{
-	struct proxy_cl_stmt *cs, *tmp;
-
-	HASH_ITER(hh, c->stmts, cs, tmp)
-	{
-		cl_remove(c, cs);
-	}
-}
-
-static int cl_set(struct proxy_client *c, const char *name, struct proxy_stmt *st)
-{
-	struct proxy_cl_stmt *cs = cl_find(c, name);
-
-	if (!cs) {
-		cs = calloc(1, sizeof(*cs));
-		if (!cs)
-			return -1;
-		cs->name = strdup(name);
-		if (!cs->name) {
-			free(cs);
-			return -1;
-		}
-		HASH_ADD_KEYPTR(hh, c->stmts, cs->name, strlen(cs->name), cs);
-	}
-	stmt_ref(st);
-	if (cs->stmt)
-		stmt_unref(c->ctx, cs->stmt);
-	cs->stmt = st;
-	cs->serial = ++c->ctx->next_cl_stmt_serial;
-	cs->has_shape = false;
-	cs->stale = false;
-	return 0;
-}
-
-static struct proxy_cl_stmt *cl_find_serial(struct proxy_client *c, uint64_t serial)
-{
-	struct proxy_cl_stmt *cs, *tmp;
-
-	if (!c)
-		return NULL;
-	HASH_ITER(hh, c->stmts, cs, tmp)
-	{
-		if (cs->serial == serial)
-			return cs;
-	}
-	return NULL;
-}
-
-static struct proxy_sv_stmt *sv_find(struct proxy_server *s, const struct proxy_stmt *st)
-{
-	struct proxy_sv_stmt *ss = NULL;
-
-	HASH_FIND(hh, s->stmts, &st->id, sizeof(st->id), ss);
-	return ss;
-}
-
-static void sv_remove(struct proxy_server *s, struct proxy_sv_stmt *ss)
-{
-	HASH_DEL(s->stmts, ss);
-	pool_list_remove(&s->stmt_lru, &ss->lru);
-	stmt_unref(s->ctx, ss->stmt);
-	free(ss);
-}
-
-void proxy_server_stmts_free(struct proxy_server *s)
-{
-	struct proxy_sv_stmt *ss, *tmp;
-
-	HASH_ITER(hh, s->stmts, ss, tmp)
-	{
-		sv_remove(s, ss);
-	}
-}
-
 /* ---- message building ---- */
 
 static int put_parse(struct proto_buf *b, const char *name, const struct proxy_stmt *st)
@@ -405,7 +105,7 @@ static int put_stmt_msg(struct proto_buf *b, uint8_t type, const char *name)
 /*
  * Make sure <s> has <st> prepared, injecting a hidden Parse (and Close of
  * the least recently used statement when over the limit) into <out>.
- * <ss> is what sv_find(s, st) returned. With <parse> false the caller
+ * <ss> is what proxy_sv_find(s, st) returned. With <parse> false the caller
  * writes the Parse itself (the client's, streaming).
  */
 static int ensure_prepared(struct proxy_server *s, struct proxy_stmt *st, struct proxy_sv_stmt *ss,
@@ -424,7 +124,7 @@ static int ensure_prepared(struct proxy_server *s, struct proxy_stmt *st, struct
 		if (put_stmt_msg(out, 'C', old->stmt->name) < 0 ||
 		    pq_push(&s->pq, PROXY_PEND_CLOSE, PROXY_PEND_HIDE, NULL, 0) < 0)
 			return -1;
-		sv_remove(s, old);
+		proxy_sv_remove(s, old);
 	}
 	ss = calloc(1, sizeof(*ss));
 	if (!ss)
@@ -437,7 +137,7 @@ static int ensure_prepared(struct proxy_server *s, struct proxy_stmt *st, struct
 		free(ss);
 		return -1;
 	}
-	stmt_ref(st);
+	proxy_stmt_ref(st);
 	HASH_ADD(hh, s->stmts, id, sizeof(ss->id), ss);
 	pool_list_push_front(&s->stmt_lru, &ss->lru);
 	return 0;
@@ -485,7 +185,7 @@ static int stmt_ready(struct proxy_server *s, struct proxy_cl_stmt *cs, uint8_t 
 
 	if (cs->stale)
 		return put_stale(s, kind, out);
-	ss = sv_find(s, cs->stmt);
+	ss = proxy_sv_find(s, cs->stmt);
 	known = ss && ss->has_shape;
 	if (cs->has_shape && known && ss->shape != cs->shape) {
 		cs->stale = true;
@@ -602,11 +302,11 @@ static int client_query(struct proxy_client *c, struct proxy_server *s, const ch
 			proxy_client_stmts_free(c);
 			tag = "DEALLOCATE ALL";
 		} else {
-			struct proxy_cl_stmt *cs = cl_find(c, name);
+			struct proxy_cl_stmt *cs = proxy_cl_find(c, name);
 
 			if (!cs)
 				return 0; /* the server reports the error */
-			cl_remove(c, cs);
+			proxy_cl_remove(c, cs);
 			tag = "DEALLOCATE";
 		}
 		rl = 0;
@@ -689,14 +389,14 @@ static int parse_streaming(struct proxy_client *c, struct proxy_server *s, struc
 {
 	size_t nlen = strlen(name) + 1, rest = (size_t)m->len - 4 - nlen;
 	uint64_t newlen;
-	struct proxy_stmt *st = stmt_new(c->ctx, rest);
+	struct proxy_stmt *st = proxy_stmt_new(c->ctx, rest);
 
 	if (!st)
 		return -1;
 	st->fill_cap = rest;
 	newlen = (uint64_t)m->len - nlen + strlen(st->name) + 1;
-	if (cl_set(c, name, st) < 0) {
-		stmt_destroy(c->ctx, st);
+	if (proxy_cl_set(c, name, st) < 0) {
+		proxy_stmt_destroy(c->ctx, st);
 		return -1;
 	}
 	if (ensure_prepared(s, st, NULL, out, false) < 0 ||
@@ -740,10 +440,10 @@ void proxy_ps_fill_done(struct proxy_client *c)
 	st->types_len = tlen;
 	st->bytes += tlen;
 	ctx->stmt_bytes += tlen;
-	if (stmt_find(ctx, st->query, st->types, tlen, &h, &head))
+	if (proxy_stmt_find(ctx, st->query, st->types, tlen, &h, &head))
 		return; /* the same text is registered already: keep this one apart */
 	st->hash = h;
-	stmt_link(ctx, st, head);
+	proxy_stmt_link(ctx, st, head);
 }
 
 int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, struct proxy_ps_msg *m,
@@ -805,15 +505,15 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, stru
 				return -1;
 			return PROXY_PS_FORWARD;
 		}
-		st = stmt_get(c->ctx, query, r.p, r.n);
+		st = proxy_stmt_get(c->ctx, query, r.p, r.n);
 		if (!st)
 			return -1;
-		if (cl_set(c, name, st) < 0) {
+		if (proxy_cl_set(c, name, st) < 0) {
 			if (st->refs == 0)
-				stmt_unref_new(c->ctx, st);
+				proxy_stmt_unref_new(c->ctx, st);
 			return -1;
 		}
-		if ((ss = sv_find(s, st))) {
+		if ((ss = proxy_sv_find(s, st))) {
 			/* already there: answer ParseComplete in order */
 			if (ensure_prepared(s, st, ss, out, true) < 0 ||
 			    pq_push(&s->pq, PROXY_PEND_FAKE, 0, parse_complete, 5) < 0)
@@ -834,7 +534,7 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, stru
 
 		c->bound_serial = 0;
 		/* names not within what is read first are none of sluice's */
-		if (!portal || !name || !*name || !(cs = cl_find(c, name))) {
+		if (!portal || !name || !*name || !(cs = proxy_cl_find(c, name))) {
 			if (pq_push(&s->pq, PROXY_PEND_BIND, 0, NULL, 0) < 0)
 				return -1;
 			return PROXY_PS_FORWARD;
@@ -874,7 +574,7 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, stru
 				return -1;
 			return PROXY_PS_FORWARD;
 		}
-		if (r.err || kind != 'S' || !*name || !(cs = cl_find(c, name))) {
+		if (r.err || kind != 'S' || !*name || !(cs = proxy_cl_find(c, name))) {
 			if (m->type == 'C' && kind == 'S' && name && *name) {
 				/* closing an unknown name is not an error in PostgreSQL */
 				if (pq_push(&s->pq, PROXY_PEND_FAKE, 0, close_complete, 5) < 0)
@@ -887,7 +587,7 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, stru
 		}
 		if (m->type == 'C') {
 			/* the server keeps it for other clients; the client's name goes */
-			cl_remove(c, cs);
+			proxy_cl_remove(c, cs);
 			if (pq_push(&s->pq, PROXY_PEND_FAKE, 0, close_complete, 5) < 0)
 				return -1;
 			return PROXY_PS_DROP;
@@ -928,7 +628,7 @@ static void forget_parse(struct proxy_server *s, const struct proxy_pending *h)
 	memcpy(&id, h->bytes, sizeof(id));
 	HASH_FIND(hh, s->stmts, &id, sizeof(id), ss);
 	if (ss)
-		sv_remove(s, ss);
+		proxy_sv_remove(s, ss);
 }
 
 bool proxy_ps_checking(const struct proxy_server *s)
@@ -1006,7 +706,7 @@ static void shape_done(struct proxy_server *s, const struct proxy_pending *h, bo
 		ss->shape = shape;
 		ss->has_shape = true;
 	}
-	cs = cl_find_serial(s->client, ref.serial);
+	cs = proxy_cl_find_serial(s->client, ref.serial);
 	if (!cs)
 		return;
 	if (h->flags & PROXY_PEND_SHAPE_KEEP) {
@@ -1175,7 +875,7 @@ int proxy_ps_answer_idle(struct proxy_client *c)
 
 				if (!name || !query || !*name)
 					return 0;
-				st = stmt_find(ctx, query, r.p, r.n, &h, &head);
+				st = proxy_stmt_find(ctx, query, r.p, r.n, &h, &head);
 				if (!st || st->valid_epoch != ctx->ddl_epoch + 1)
 					return 0;
 			} else if (m.type == 'C') {
@@ -1207,9 +907,9 @@ int proxy_ps_answer_idle(struct proxy_client *c)
 				const char *name = proto_get_str(&r), *query = proto_get_str(&r);
 				uint64_t h;
 				struct proxy_stmt *head,
-				        *st = stmt_find(ctx, query, r.p, r.n, &h, &head);
+				        *st = proxy_stmt_find(ctx, query, r.p, r.n, &h, &head);
 
-				rc = cl_set(c, name, st);
+				rc = proxy_cl_set(c, name, st);
 				if (rc == 0)
 					rc = proto_buf_append(&out, parse_complete,
 					                      sizeof(parse_complete));
@@ -1217,9 +917,9 @@ int proxy_ps_answer_idle(struct proxy_client *c)
 				struct proxy_cl_stmt *cs;
 
 				(void)proto_get_u8(&r);
-				cs = cl_find(c, proto_get_str(&r));
+				cs = proxy_cl_find(c, proto_get_str(&r));
 				if (cs)
-					cl_remove(c, cs);
+					proxy_cl_remove(c, cs);
 				rc = proto_buf_append(&out, close_complete, sizeof(close_complete));
 			}
 			done += m.raw_len;

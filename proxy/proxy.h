@@ -473,6 +473,12 @@ void proxy_server_resume(struct proxy_server *s);
 /* Relay pending server bytes to its client. */
 void proxy_server_process(struct proxy_server *s);
 void proxy_server_set_state(struct proxy_server *s, enum proxy_sv_state st);
+/* Send and free <b> (a built message) to <s>. -1 if the socket failed. */
+int proxy_server_send_buf(struct proxy_server *s, struct proto_buf *b) PROXY_WUR;
+/* Record the reported value of a tracked parameter on <s>. */
+void proxy_server_set_var(struct proxy_server *s, const char *name, const char *value);
+/* Go on with <s>'s login from what it has read. May close <s>. */
+void proxy_server_login_step(struct proxy_server *s);
 /* "S-<id> db/user" for log lines, names escaped. */
 void proxy_server_describe(const struct proxy_server *s, char *buf, size_t len);
 /* Send a CancelRequest for <s>'s backend on a new connection. Until
