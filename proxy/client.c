@@ -70,6 +70,12 @@ static struct pool_list *client_list(struct pool *p, enum proxy_cl_state st)
 	}
 }
 
+/* Not logged in yet: counted against max_login_clients. */
+static bool logging_in(enum proxy_cl_state st)
+{
+	return st == PROXY_CL_STARTUP || st == PROXY_CL_AUTH || st == PROXY_CL_LOGIN;
+}
+
 static bool logged_in(enum proxy_cl_state st)
 {
 	return st == PROXY_CL_IDLE || st == PROXY_CL_WAIT || st == PROXY_CL_ACTIVE;
@@ -109,6 +115,8 @@ void proxy_client_set_state(struct proxy_client *c, enum proxy_cl_state st)
 		c->pool->n_clients++;
 	else if (c->pool && logged_in(from) && !logged_in(st))
 		c->pool->n_clients--;
+	if (logging_in(from) && !logging_in(st))
+		c->ctx->nlogins--;
 	c->state = st;
 	switch (st) {
 	case PROXY_CL_WAIT:
@@ -225,10 +233,36 @@ struct proxy_client *proxy_client_new(struct proxy_ctx *ctx, int fd,
 	c->pool_node.owner = c;
 	pool_list_push_back(&ctx->clients, &c->all_node);
 	ctx->nclients++;
+	ctx->nlogins++;
 	ctx->n_accepted++;
 	start_timer(c, ctx->conf->client_login_timeout);
 	proxy_io_start_read(ctx, &c->io);
 	return c;
+}
+
+/*
+ * Too many connections are logging in (max_login_clients): answer with
+ * 53300 and close at once, before any memory is taken for the connection,
+ * so a flood of sockets that never finish their login costs nothing
+ * lasting and cannot lock out the clients that log in.
+ */
+static void refuse_login(struct proxy_ctx *ctx, int fd)
+{
+	struct proto_buf b;
+	char msg[128];
+
+	ctx->n_login_refused++;
+	snprintf(msg, sizeof(msg), "too many connections are logging in (max_login_clients = %d)",
+	         ctx->conf->max_login_clients);
+	proto_buf_init(&b);
+	if (proxy_put_err(&b, PROXY_ERR_TOO_MANY_LOGINS, msg, NULL) == 0)
+		(void)!send(fd, proto_buf_head(&b), proto_buf_avail(&b),
+		            MSG_DONTWAIT | MSG_NOSIGNAL);
+	proto_buf_free(&b);
+	close(fd);
+	if (ctx->n_login_refused % 1000 == 1)
+		log_warn("refused a connection: %s (%llu so far)", msg,
+		         (unsigned long long)ctx->n_login_refused);
 }
 
 void proxy_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -246,6 +280,10 @@ void proxy_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 				log_warn("accept failed: %s", strerror(errno));
 			return;
+		}
+		if (ctx->nlogins >= (size_t)ctx->conf->max_login_clients) {
+			refuse_login(ctx, fd);
+			continue;
 		}
 		if (!proxy_client_new(ctx, fd, &ss))
 			return;

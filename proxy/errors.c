@@ -29,6 +29,10 @@ const struct proxy_err_info proxy_errors[PROXY_ERR_COUNT] = {
         [PROXY_ERR_TOO_MANY_CLIENTS] = {"53300", true,
                                         "raise max_client_conn in the configuration or use "
                                         "fewer client connections"},
+        [PROXY_ERR_TOO_MANY_LOGINS] = {"53300", true,
+                                       "raise max_login_clients, or look for what opens "
+                                       "connections that do not log in (see "
+                                       "client_login_timeout)"},
         [PROXY_ERR_POOL_FULL] = {"53300", true, NULL},
         [PROXY_ERR_OOM] = {"53200", true, NULL},
         [PROXY_ERR_INTERNAL] = {"58000", true, NULL},

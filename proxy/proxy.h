@@ -303,6 +303,7 @@ struct proxy_ctx {
 
 	uint64_t next_id;
 	size_t nclients;
+	size_t nlogins; /* clients not logged in yet (STARTUP, AUTH, LOGIN) */
 	bool shutting_down;
 	double started_at;
 
@@ -310,6 +311,7 @@ struct proxy_ctx {
 	uint64_t n_accepted;
 	uint64_t n_login_failures;
 	uint64_t n_cancels;
+	uint64_t n_login_refused; /* connections refused by max_login_clients */
 };
 
 /* main.c / ctx.c */
@@ -364,6 +366,7 @@ enum proxy_err {
 	PROXY_ERR_NOT_ALLOWED,          /* user not allowed here (admin console, auth_file) */
 	PROXY_ERR_NO_DATABASE,          /* database not in [databases] */
 	PROXY_ERR_TOO_MANY_CLIENTS,     /* max_client_conn or max_login_clients reached */
+	PROXY_ERR_TOO_MANY_LOGINS,      /* max_login_clients reached */
 	PROXY_ERR_POOL_FULL,            /* no room for a server connection */
 	PROXY_ERR_OOM,                  /* out of memory for this connection */
 	PROXY_ERR_INTERNAL,             /* a system call sluice relies on failed */

@@ -4,6 +4,7 @@ import os
 import socket
 import ssl
 import struct
+import time
 
 from harness import (GSSENC_REQUEST, SSL_REQUEST, Closed, PgError, Wire, check, login_wire,
                      parse_fields, test)
@@ -277,3 +278,35 @@ def t_log_escape(env):
     for line in log.splitlines():
         check(not line.startswith("2026-01-01 00:00:00.000"), f"forged log line: {line!r}")
     check("x\\x0a2026" in log, "newline written as \\x0a")
+
+
+@test("login.stalled_logins_are_capped")
+def t_login_cap(env):
+    """Connections that never finish logging in take at most
+    max_login_clients; more get 53300 at once, logged-in clients go on, and
+    logins work again once the stalled ones are gone."""
+    s = env.sluice(settings={"max_client_conn": "50", "max_login_clients": "3"})
+    keeper = login_wire("127.0.0.1", s.port, "app", "app", "app")
+    stalled = [socket.create_connection(("127.0.0.1", s.port), timeout=5) for _ in range(3)]
+    time.sleep(0.2)
+    for _ in range(5):
+        w = Wire("127.0.0.1", s.port)
+        what, f = error_or_close(w)
+        check(what == "E" and f.get("C") == "53300" and "max_login_clients" in f.get("M", ""),
+              f"connection beyond max_login_clients: {what} {f}")
+        w.close()
+    check(keeper.query("SELECT 5") == [["5"]], "a logged-in client goes on")
+    for sock in stalled:
+        sock.close()
+    ok = False
+    for _ in range(50):
+        try:
+            w = login_wire("127.0.0.1", s.port, "app", "app", "app")
+        except PgError:
+            time.sleep(0.05)
+            continue
+        ok = w.query("SELECT 6") == [["6"]]
+        w.close()
+        break
+    check(ok, "a login works once the stalled connections are gone")
+    keeper.close()
