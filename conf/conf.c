@@ -1108,9 +1108,13 @@ static void validate(struct parse *p)
 
 	p->line = 0;
 	if (c->max_login_clients == 0) {
+		/* 10 %, but never fewer than 100 (or max_client_conn): a small
+		 * pool's clients all log in at once after a restart */
+		int floor = c->max_client_conn < 100 ? c->max_client_conn : 100;
+
 		c->max_login_clients = c->max_client_conn / 10;
-		if (c->max_login_clients < 1)
-			c->max_login_clients = 1;
+		if (c->max_login_clients < floor)
+			c->max_login_clients = floor;
 	} else if (c->max_login_clients > c->max_client_conn) {
 		fail(p,
 		     "max_login_clients (%d) cannot exceed max_client_conn (%d): clients logging "

@@ -388,11 +388,14 @@ Test(conf_limits, max_login_clients_follows_max_client_conn)
 	cr_assert_eq(c.max_login_clients, 100, "10 %% of the default max_client_conn");
 	conf_free(&c);
 	/* given after max_client_conn or before it: the default follows it */
-	expect_ok("max_client_conn = 50\n", &c);
-	cr_assert_eq(c.max_login_clients, 5);
+	expect_ok("max_client_conn = 50000\n", &c);
+	cr_assert_eq(c.max_login_clients, 5000);
+	conf_free(&c);
+	expect_ok("max_client_conn = 500\n", &c);
+	cr_assert_eq(c.max_login_clients, 100, "at least 100");
 	conf_free(&c);
 	expect_ok("max_client_conn = 9\n", &c);
-	cr_assert_eq(c.max_login_clients, 1, "at least 1");
+	cr_assert_eq(c.max_login_clients, 9, "at most max_client_conn");
 	conf_free(&c);
 	expect_ok("max_login_clients = 7\nmax_client_conn = 20\n", &c);
 	cr_assert_eq(c.max_login_clients, 7);
