@@ -1108,11 +1108,12 @@ static void validate(struct parse *p)
 
 	p->line = 0;
 	if (c->max_login_clients == 0) {
-		/* 10 %, but never fewer than 100 (or max_client_conn): a small
-		 * pool's clients all log in at once after a restart */
+		/* half, but never fewer than 100 (or max_client_conn): stalled
+		 * logins can take at most half the slots, and an application
+		 * that opens its whole pool at once after a restart still fits */
 		int floor = c->max_client_conn < 100 ? c->max_client_conn : 100;
 
-		c->max_login_clients = c->max_client_conn / 10;
+		c->max_login_clients = c->max_client_conn / 2;
 		if (c->max_login_clients < floor)
 			c->max_login_clients = floor;
 	} else if (c->max_login_clients > c->max_client_conn) {

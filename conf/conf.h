@@ -115,7 +115,7 @@ struct conf {
 	int default_pool_size;         /* default 50 */
 	int max_client_conn;           /* 1..1000000, default 1000 */
 	/*
-	 * 1..max_client_conn; default 10 % of max_client_conn, at least 100 (or
+	 * 1..max_client_conn; default half of max_client_conn, at least 100 (or
 	 * max_client_conn when smaller)
 	 * (resolved after the whole file is read, so it follows an explicit
 	 * max_client_conn). Most clients that may be connected and not yet

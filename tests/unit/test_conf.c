@@ -385,13 +385,13 @@ Test(conf_limits, max_login_clients_follows_max_client_conn)
 
 	expect_ok("", &c);
 	cr_assert_eq(c.max_client_conn, 1000);
-	cr_assert_eq(c.max_login_clients, 100, "10 %% of the default max_client_conn");
+	cr_assert_eq(c.max_login_clients, 500, "half the default max_client_conn");
 	conf_free(&c);
 	/* given after max_client_conn or before it: the default follows it */
 	expect_ok("max_client_conn = 50000\n", &c);
-	cr_assert_eq(c.max_login_clients, 5000);
+	cr_assert_eq(c.max_login_clients, 25000);
 	conf_free(&c);
-	expect_ok("max_client_conn = 500\n", &c);
+	expect_ok("max_client_conn = 150\n", &c);
 	cr_assert_eq(c.max_login_clients, 100, "at least 100");
 	conf_free(&c);
 	expect_ok("max_client_conn = 9\n", &c);
