@@ -86,13 +86,8 @@ void proxy_admin_welcome(struct proxy_client *c)
 		rc = proto_put_backend_key(&b, 0, 0);
 	if (rc == 0)
 		rc = proto_put_rfq(&b, 'I');
-	if (rc == 0)
-		rc = proxy_io_send(c->ctx, &c->io, proto_buf_head(&b), proto_buf_avail(&b));
-	proto_buf_free(&b);
-	if (rc < 0) {
-		proxy_client_close(c);
+	if (proxy_client_send(c, &b, rc) < 0)
 		return;
-	}
 	if (log_current_level >= LOG_LVL_INFO) {
 		char who[256];
 
@@ -441,10 +436,9 @@ static void run_command(struct proxy_client *c, const char *sql)
 		struct proto_buf b;
 
 		proto_buf_init(&b);
-		if (proto_put_msg(&b, 'I', NULL, 0) < 0 || proto_put_rfq(&b, 'I') < 0 ||
-		    proxy_io_send(c->ctx, &c->io, proto_buf_head(&b), proto_buf_avail(&b)) < 0)
-			proxy_client_close(c);
-		proto_buf_free(&b);
+		(void)proxy_client_send(
+		        c, &b,
+		        proto_put_msg(&b, 'I', NULL, 0) < 0 || proto_put_rfq(&b, 'I') < 0 ? -1 : 0);
 		return;
 	}
 	if (strcmp(cmd, "show pools") == 0)

@@ -36,10 +36,7 @@ static int send_auth(struct proxy_client *c, uint32_t code, const void *data, si
 
 	proto_buf_init(&b);
 	rc = proto_put_auth(&b, code, data, len);
-	if (rc == 0)
-		rc = proxy_io_send(c->ctx, &c->io, proto_buf_head(&b), proto_buf_avail(&b));
-	proto_buf_free(&b);
-	return rc;
+	return proxy_client_send(c, &b, rc);
 }
 
 static void send_welcome(struct proxy_client *c);
@@ -161,13 +158,8 @@ static void send_welcome(struct proxy_client *c)
 	}
 	if (rc == 0)
 		rc = proto_put_rfq(&b, 'I');
-	if (rc == 0)
-		rc = proxy_io_send(ctx, &c->io, proto_buf_head(&b), proto_buf_avail(&b));
-	proto_buf_free(&b);
-	if (rc < 0) {
-		proxy_client_close(c);
+	if (proxy_client_send(c, &b, rc) < 0)
 		return;
-	}
 	if (log_current_level >= LOG_LVL_DEBUG) {
 		char who[256];
 
@@ -203,13 +195,8 @@ static void begin_scram(struct proxy_client *c)
 
 	proto_buf_init(&b);
 	rc = proto_put_auth_sasl(&b, "SCRAM-SHA-256");
-	if (rc == 0)
-		rc = proxy_io_send(c->ctx, &c->io, proto_buf_head(&b), proto_buf_avail(&b));
-	proto_buf_free(&b);
-	if (rc < 0) {
-		proxy_client_close(c);
+	if (proxy_client_send(c, &b, rc) < 0)
 		return;
-	}
 	c->auth_step = PROXY_AUTH_SASL_INIT;
 }
 
@@ -587,10 +574,7 @@ static int send_negotiation(struct proxy_client *c, const struct proto_startup *
 
 	proto_buf_init(&b);
 	rc = proto_put_negotiate_version(&b, PROTO_V3_NEWEST_MINOR, s->pq_options, s->npq_options);
-	if (rc == 0)
-		rc = proxy_io_send(c->ctx, &c->io, proto_buf_head(&b), proto_buf_avail(&b));
-	proto_buf_free(&b);
-	return rc;
+	return proxy_client_send(c, &b, rc);
 }
 
 void proxy_auth_startup(struct proxy_client *c, const struct proto_msg *m)

@@ -141,6 +141,16 @@ void proxy_client_set_state(struct proxy_client *c, enum proxy_cl_state st)
 	}
 }
 
+int proxy_client_send(struct proxy_client *c, struct proto_buf *b, int rc)
+{
+	if (rc == 0)
+		rc = proxy_io_send(c->ctx, &c->io, proto_buf_head(b), proto_buf_avail(b));
+	proto_buf_free(b);
+	if (rc < 0)
+		proxy_client_close(c);
+	return rc;
+}
+
 void proxy_client_describe(const struct proxy_client *c, char *buf, size_t len)
 {
 	char db[96], user[96];

@@ -116,15 +116,13 @@ static void fail(struct proxy_client *c, enum proxy_err e, const char *hint, con
 		         log_escape(esc, sizeof(esc), msg), i->sqlstate);
 	}
 	if (!i->fatal) {
+		int rc;
+
 		proto_buf_init(&b);
-		if (proto_put_error(&b, "ERROR", i->sqlstate, msg, NULL, hint) < 0 ||
-		    proto_put_rfq(&b, 'I') < 0 ||
-		    proxy_io_send(c->ctx, &c->io, proto_buf_head(&b), proto_buf_avail(&b)) < 0) {
-			proto_buf_free(&b);
-			proxy_client_close(c);
-			return;
-		}
-		proto_buf_free(&b);
+		rc = proto_put_error(&b, "ERROR", i->sqlstate, msg, NULL, hint);
+		if (rc == 0)
+			rc = proto_put_rfq(&b, 'I');
+		(void)proxy_client_send(c, &b, rc);
 		return;
 	}
 	if (c->io.fd >= 0) {

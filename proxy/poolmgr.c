@@ -270,9 +270,6 @@ static int drop_request(struct proxy_client *c)
 
 void proxy_pool_cancel(struct proxy_client *c)
 {
-	struct proto_buf b;
-	int rc;
-
 	if (c->state == PROXY_CL_ACTIVE && c->server) {
 		proxy_server_cancel(c->server);
 		return;
@@ -284,17 +281,9 @@ void proxy_pool_cancel(struct proxy_client *c)
 	 * alone, as PostgreSQL ignores a cancel while it reads a command. */
 	if (drop_request(c) == 0)
 		return;
-	proto_buf_init(&b);
-	rc = proxy_put_err(&b, PROXY_ERR_CANCELED, "canceling statement due to user request", NULL);
-	if (rc == 0)
-		rc = proto_put_rfq(&b, 'I');
-	if (rc == 0)
-		rc = proxy_io_send(c->ctx, &c->io, proto_buf_head(&b), proto_buf_avail(&b));
-	proto_buf_free(&b);
-	if (rc < 0) {
-		proxy_client_close(c);
+	proxy_client_fail(c, PROXY_ERR_CANCELED, "canceling statement due to user request");
+	if (c->state == PROXY_CL_CLOSING)
 		return;
-	}
 	if (proto_buf_avail(&c->io.in) > 0)
 		return; /* more requests queued: it keeps its place */
 	proxy_client_set_state(c, PROXY_CL_IDLE);

@@ -439,6 +439,9 @@ struct proxy_client *proxy_client_new(struct proxy_ctx *ctx, int fd,
 /* Stop the client's watchers, release its server, and queue it for the
  * reaper. Idempotent. */
 void proxy_client_close(struct proxy_client *c);
+/* Send what <b> holds to the client if <rc> (what building it returned) is
+ * 0, and free <b>. -1 when it was not sent: then the client is closed. */
+int proxy_client_send(struct proxy_client *c, struct proto_buf *b, int rc);
 /* "C-<id> db/user@addr" for log lines, names escaped. */
 void proxy_client_describe(const struct proxy_client *c, char *buf, size_t len);
 /* The pool's server login finished: welcome a client in LOGIN state. */

@@ -1061,3 +1061,11 @@ def cancel_reaches_own_query(env, s):
     check(b_result.get("v") == "b-done", "the other client got no result")
     a.close()
     b.close()
+
+
+def under_asan(s):
+    """Is this sluice built with AddressSanitizer (make asan)? Its quarantine
+    keeps freed memory and its checks cost CPU: RSS and CPU bounds say
+    nothing there."""
+    with open(f"/proc/{s.proc.pid}/maps") as f:
+        return any("libasan" in line for line in f)

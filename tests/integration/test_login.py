@@ -6,7 +6,7 @@ import ssl
 import struct
 import time
 
-from harness import (GSSENC_REQUEST, SSL_REQUEST, Closed, PgError, Wire, check, login_wire,
+from harness import (under_asan, GSSENC_REQUEST, SSL_REQUEST, Closed, PgError, Wire, check, login_wire,
                      parse_fields, test)
 from test_tls import certs, tls_settings
 
@@ -228,8 +228,9 @@ def t_unknown_users(env):
     cpu = cpu_seconds(pid) - cpu0
     # a cache entry per name would keep > 8 MB here; one key derivation
     # (4096 rounds of HMAC-SHA-256) costs a few ms of CPU each
-    check(grown < 4096, f"RSS grew {grown} kB over {n} unknown users")
-    check(cpu < n * 0.0008, f"sluice used {cpu:.2f} s of CPU for {n} unknown-user logins")
+    if not under_asan(s):
+        check(grown < 4096, f"RSS grew {grown} kB over {n} unknown users")
+        check(cpu < n * 0.0008, f"sluice used {cpu:.2f} s of CPU for {n} unknown-user logins")
     w = login_wire("127.0.0.1", s.port, "app", "app", "app")
     check(w.query("SELECT 4") == [["4"]], "a real login still works")
     w.close()

@@ -7,7 +7,7 @@ import struct
 import threading
 import time
 
-from harness import (M_SYNC, PASSWORDS, Closed, PgError, TestFailure, check, login_wire, m_bind,
+from harness import (under_asan, M_SYNC, PASSWORDS, Closed, PgError, TestFailure, check, login_wire, m_bind,
                      m_execute, m_parse, m_query, msg, parse_datarow, parse_fields,
                      run_with_deadline, test, wait_until)
 
@@ -22,12 +22,6 @@ def status_kb(s, field):
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     raise TestFailure(f"no {field} in /proc/{s.proc.pid}/status")
-
-
-def under_asan(s):
-    """Is this sluice built with AddressSanitizer (make asan)?"""
-    with open(f"/proc/{s.proc.pid}/maps") as f:
-        return any("libasan" in line for line in f)
 
 
 def rows_and_errors(msgs):
