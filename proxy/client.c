@@ -167,7 +167,7 @@ static void client_free(void *obj)
 	}
 	free(c->user);
 	free(c->db_name);
-	free(c);
+	proxy_slab_free(&c->ctx->client_slab, c);
 }
 
 void proxy_client_close(struct proxy_client *c)
@@ -194,7 +194,7 @@ void proxy_client_close(struct proxy_client *c)
 struct proxy_client *proxy_client_new(struct proxy_ctx *ctx, int fd,
                                       const struct sockaddr_storage *ss)
 {
-	struct proxy_client *c = calloc(1, sizeof(*c));
+	struct proxy_client *c = proxy_slab_alloc(&ctx->client_slab);
 	int one = 1;
 
 	if (!c) {
@@ -403,7 +403,7 @@ static void client_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	(void)revents;
 	if (c->io.handshaking && !client_handshake(c))
 		return;
-	n = proxy_io_read(&c->io);
+	n = proxy_io_read(c->ctx, &c->io);
 	if (n == -2)
 		return;
 	if (n <= 0) {

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -59,6 +60,7 @@ static void reaper_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 		z->fn(z->obj);
 		free(z);
 	}
+	proxy_mem_upkeep(ctx);
 	/* cancel requests still under way must reach PostgreSQL (or time out)
 	 * before the process goes: the queries they stop would run on */
 	if (ctx->shutting_down && ctx->clients.n == 0 && ctx->servers.n == 0 && ctx->cancels.n == 0)
@@ -213,6 +215,9 @@ int proxy_ctx_init(struct proxy_ctx *ctx, struct ev_loop *loop, const char *conf
 	pool_list_init(&ctx->clients);
 	pool_list_init(&ctx->servers);
 	pool_list_init(&ctx->cancels);
+	proxy_bufpool_init(&ctx->bufs);
+	proxy_slab_init(&ctx->client_slab, sizeof(struct proxy_client));
+	proxy_slab_init(&ctx->server_slab, sizeof(struct proxy_server));
 	ctx->conf_path = strdup(conf_path);
 	ctx->conf = calloc(1, sizeof(*ctx->conf));
 	if (!ctx->conf_path || !ctx->conf) {
@@ -349,6 +354,9 @@ void proxy_ctx_destroy(struct proxy_ctx *ctx)
 		pool_destroy(&ctx->pools, p);
 	}
 	HASH_CLEAR(hh_cancel, ctx->by_cancel);
+	proxy_slab_destroy(&ctx->client_slab);
+	proxy_slab_destroy(&ctx->server_slab);
+	proxy_bufpool_destroy(&ctx->bufs);
 	proxy_stmts_free(ctx);
 	proxy_scram_cache_free(ctx);
 	conf_free_auth(&ctx->auth);
@@ -394,6 +402,11 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* A fixed threshold: buffers grown for large messages (128 KiB and
+	 * more) are mapped on their own and unmapped when freed, instead of
+	 * glibc raising the threshold after the first free and carving later
+	 * ones out of the heap, where they would pin pages after a burst. */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	loop = ev_default_loop(EVFLAG_AUTO);
 	if (!loop) {
 		fprintf(stderr, "sluice: cannot initialise the event loop\n");
