@@ -277,10 +277,19 @@ void proxy_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		int fd = accept4(w->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				/* the connection stays queued: don't spin on it */
+				proxy_accept_pause(ctx, errno);
+				return;
+			}
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
 				log_warn("accept failed: %s", strerror(errno));
 			return;
 		}
+		ctx->accept_backoff = 0;
 		if (ctx->nlogins >= (size_t)ctx->conf->max_login_clients) {
 			refuse_login(ctx, fd);
 			continue;

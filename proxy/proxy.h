@@ -348,6 +348,8 @@ struct proxy_ctx {
 	struct proxy_slab client_slab; /* struct proxy_client objects */
 	struct proxy_slab server_slab; /* struct proxy_server objects */
 	struct proxy_io *last_read;    /* read last: its empty block serves the next read */
+	ev_timer accept_pause;         /* listener stopped after accept() ran out of fds */
+	double accept_backoff;         /* length of the next such pause, seconds */
 
 	uint64_t next_id;
 	size_t nclients;
@@ -407,6 +409,10 @@ void proxy_buf_drained(struct proxy_bufpool *bp, struct proto_buf *b);
  * needed back to malloc, and return freed heap memory to the system
  * (malloc_trim) once a burst of connections has gone. Cheap otherwise. */
 void proxy_mem_upkeep(struct proxy_ctx *ctx);
+
+/* main.c: accept() failed with <err> for want of file descriptors or
+ * memory: stop the listener for a while (logged once per pause). */
+void proxy_accept_pause(struct proxy_ctx *ctx, int err);
 
 /* tls.c */
 /* Build the TLS contexts the configuration asks for. -1 with <err>. */

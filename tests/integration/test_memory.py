@@ -1,4 +1,5 @@
-"""Memory per idle client and after bursts of clients.
+"""Memory per idle client and after bursts of clients, and accept() when
+sluice runs out of file descriptors.
 
 Idle clients are opened in bulk by a small non-blocking client (one
 selector, startup packet, wait for ReadyForQuery) so that thousands log in
@@ -24,6 +25,14 @@ def rss_kb(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise TestFailure(f"no VmRSS for pid {pid}")
+
+
+def cpu_seconds(pid):
+    """User plus system CPU time of pid, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # fields[0] is the state (field 3): utime and stime are fields 14 and 15
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _ready_for_query(buf):
@@ -178,3 +187,45 @@ def t_memory(env):
           f"RSS after the 5th burst {last} KiB is more than {BURST_RATCHET} x "
           f"{first} KiB after the first: {detail}")
 
+
+@test("resources.accept_out_of_fds_backs_off")
+def t_accept_emfile(env):
+    """With its file descriptors used up, sluice stops its listener for a
+    while instead of spinning on accept() (a connection it cannot accept
+    stays queued, so the listener stays readable): little CPU, a few log
+    lines, and clients are served again once descriptors are free."""
+    import resource
+    s = env.sluice(settings={"pool_mode": "transaction", "min_pool_size": "1"}, fresh=True)
+    pid = s.proc.pid
+    keeper = s.wire()
+    check(keeper.query("SELECT 1") == [["1"]], "first query failed")
+    old = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    limit = fd_count(pid) + 6
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (limit, old[1]))
+    extra = []
+    try:
+        for _ in range(30):
+            extra.append(socket.create_connection(("127.0.0.1", s.port), timeout=5))
+        time.sleep(0.5)
+        cpu0, t0 = cpu_seconds(pid), time.time()
+        time.sleep(3)
+        busy = (cpu_seconds(pid) - cpu0) / (time.time() - t0)
+        with open(s.log, errors="replace") as f:
+            accept_lines = [ln for ln in f if "accept" in ln]
+        check(busy < 0.3, f"sluice used {busy:.0%} of a core while out of file descriptors")
+        check(accept_lines, "nothing logged about accept() failing")
+        check(len(accept_lines) <= 12,
+              f"{len(accept_lines)} log lines about accept() in 3.5 s: {accept_lines[:3]}")
+        check("ulimit" in accept_lines[0], f"the log line does not say what to do: "
+              f"{accept_lines[0]!r}")
+    finally:
+        close_all(extra)
+    # the accepted ones see EOF and go; the queued ones are accepted and go
+    ok = wait_until(lambda: fd_count(pid) <= limit - 6, 10, 0.1)
+    check(ok, "the closed connections still hold file descriptors in sluice")
+    w = s.wire()
+    check(w.query("SELECT 2") == [["2"]], "a new client is not served after the shortage")
+    w.close()
+    check(keeper.query("SELECT 3") == [["3"]], "the old client broke during the shortage")
+    keeper.close()
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, old)
