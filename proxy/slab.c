@@ -24,7 +24,16 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) /* clang */
+#define SLAB_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) /* gcc */
+#define SLAB_ASAN 1
+#endif
+
+#ifdef SLAB_ASAN
 #include <sanitizer/asan_interface.h>
 #define SLAB_MALLOC    1
 #define POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))
