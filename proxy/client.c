@@ -177,7 +177,7 @@ static void client_free(void *obj)
 	}
 	free(c->user);
 	free(c->db_name);
-	free(c);
+	proxy_slab_free(&c->ctx->client_slab, c);
 }
 
 void proxy_client_close(struct proxy_client *c)
@@ -204,7 +204,7 @@ void proxy_client_close(struct proxy_client *c)
 struct proxy_client *proxy_client_new(struct proxy_ctx *ctx, int fd,
                                       const struct sockaddr_storage *ss)
 {
-	struct proxy_client *c = calloc(1, sizeof(*c));
+	struct proxy_client *c = proxy_slab_alloc(&ctx->client_slab);
 	int one = 1;
 
 	if (!c) {
@@ -287,10 +287,19 @@ void proxy_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		int fd = accept4(w->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				/* the connection stays queued: don't spin on it */
+				proxy_accept_pause(ctx, errno);
+				return;
+			}
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
 				log_warn("accept failed: %s", strerror(errno));
 			return;
 		}
+		ctx->accept_backoff = 0;
 		if (ctx->nlogins >= (size_t)ctx->conf->max_login_clients) {
 			refuse_login(ctx, fd);
 			continue;
@@ -413,7 +422,7 @@ static void client_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	(void)revents;
 	if (c->io.handshaking && !client_handshake(c))
 		return;
-	n = proxy_io_read(&c->io);
+	n = proxy_io_read(c->ctx, &c->io);
 	if (n == -2)
 		return;
 	if (n <= 0) {

@@ -6,17 +6,26 @@
  * read produces leave in one syscall. Large sends go straight to the
  * socket when nothing is queued, without a copy. Whatever the socket does
  * not take stays queued and the write watcher is armed until it drains.
+ *
+ * Buffers are held only while bytes are in flight (bufpool.c): a read
+ * takes a block, a queued send takes one, and before the loop sleeps
+ * every connection that read or sent this iteration gives back what is
+ * empty, so an idle connection holds no buffer. The block of the
+ * connection read last is handed to the next read when it is empty by
+ * then, so a burst of reads in one iteration shares a few blocks.
  */
 #include "proxy/proxy.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
 
-/* Read chunk: large enough that a busy relay needs few syscalls. */
-#define IO_READ_CHUNK (32 * 1024)
+/* Room a read wants: with less left in the buffer (after compacting), an
+ * incomplete message larger than the block grows it from malloc. */
+#define IO_READ_MIN (PROXY_BLOCK_SIZE / 4)
 /* Sends at least this large skip the queue when it is empty. */
 #define IO_DIRECT_MIN (16 * 1024)
 
@@ -45,10 +54,36 @@ void proxy_io_stop_read(struct proxy_ctx *ctx, struct proxy_io *io)
 		ev_io_stop(ctx->loop, &io->rd);
 }
 
+static void mark_dirty(struct proxy_ctx *ctx, struct proxy_io *io)
+{
+	if (io->dirty)
+		return;
+	io->dirty = true;
+	io->next_dirty = ctx->dirty;
+	ctx->dirty = io;
+}
+
+/* Make room in io->in for a read: a block if it has none, else at least
+ * IO_READ_MIN bytes. -1 on OOM. */
+static int in_room(struct proxy_ctx *ctx, struct proxy_io *io)
+{
+	struct proxy_io *prev = ctx->last_read;
+
+	ctx->last_read = io;
+	/* the previous read's handler has run: if it left nothing, its block
+	 * is free for this one (views into an empty buffer are dead) */
+	if (prev && prev != io)
+		proxy_buf_drained(&ctx->bufs, &prev->in);
+	if (!io->in.data)
+		return proxy_buf_take(&ctx->bufs, &io->in);
+	return proto_buf_reserve(&io->in, IO_READ_MIN);
+}
+
 /* One SSL_read into io->in: >0 bytes, 0 EOF, -1 error, -2 try later. */
 static ssize_t tls_read(struct proxy_io *io)
 {
-	int n = SSL_read(io->ssl, io->in.data + io->in.len, (int)(io->in.cap - io->in.len));
+	size_t room = io->in.cap - io->in.len;
+	int n = SSL_read(io->ssl, io->in.data + io->in.len, room > INT_MAX ? INT_MAX : (int)room);
 
 	if (n > 0) {
 		io->in.len += (size_t)n;
@@ -66,7 +101,7 @@ static ssize_t tls_read(struct proxy_io *io)
 	}
 }
 
-ssize_t proxy_io_read(struct proxy_io *io)
+ssize_t proxy_io_read(struct proxy_ctx *ctx, struct proxy_io *io)
 {
 	ssize_t n, total = 0;
 
@@ -74,12 +109,14 @@ ssize_t proxy_io_read(struct proxy_io *io)
 		errno = EPIPE;
 		return -1;
 	}
-	if (proto_buf_reserve(&io->in, IO_READ_CHUNK) < 0)
+	if (in_room(ctx, io) < 0)
 		return -1;
+	/* before the loop sleeps, an emptied buffer goes back to the pool */
+	mark_dirty(ctx, io);
 	if (io->ssl) {
 		/* drain what OpenSSL already decrypted: the socket will not wake us for it */
 		do {
-			if (proto_buf_reserve(&io->in, 16 * 1024) < 0)
+			if (total > 0 && proto_buf_reserve(&io->in, IO_READ_MIN) < 0)
 				return -1;
 			n = tls_read(io);
 			if (n <= 0)
@@ -124,15 +161,6 @@ static ssize_t write_some(struct proxy_io *io, const void *p, size_t n)
 	return w;
 }
 
-static void mark_dirty(struct proxy_ctx *ctx, struct proxy_io *io)
-{
-	if (io->dirty)
-		return;
-	io->dirty = true;
-	io->next_dirty = ctx->dirty;
-	ctx->dirty = io;
-}
-
 int proxy_io_send(struct proxy_ctx *ctx, struct proxy_io *io, const void *p, size_t n)
 {
 	ssize_t w = 0;
@@ -148,16 +176,25 @@ int proxy_io_send(struct proxy_ctx *ctx, struct proxy_io *io, const void *p, siz
 		if ((size_t)w == n)
 			return 0;
 	}
+	if (!io->out.data && proxy_buf_take(&ctx->bufs, &io->out) < 0)
+		return -1;
 	if (proto_buf_append(&io->out, (const uint8_t *)p + w, n - (size_t)w) < 0)
 		return -1;
-	if (io->handshaking || w > 0) {
+	if ((io->handshaking || w > 0) && !ev_is_active(&io->wr)) {
 		/* the socket is full (or not ready): wait until it is writable */
-		if (!ev_is_active(&io->wr))
-			ev_io_start(ctx->loop, &io->wr);
-	} else if (!ev_is_active(&io->wr)) {
-		mark_dirty(ctx, io);
+		ev_io_start(ctx->loop, &io->wr);
 	}
+	/* flushed before the loop sleeps unless the write watcher is armed;
+	 * either way its buffers are looked at then */
+	mark_dirty(ctx, io);
 	return 0;
+}
+
+/* Before the loop sleeps: give back the blocks <io> emptied. */
+static void io_tidy(struct proxy_ctx *ctx, struct proxy_io *io)
+{
+	proxy_buf_drained(&ctx->bufs, &io->in);
+	proxy_buf_drained(&ctx->bufs, &io->out);
 }
 
 /* Write out what is queued on <io> now. */
@@ -170,7 +207,7 @@ static void io_push(struct proxy_ctx *ctx, struct proxy_io *io)
 		/* Let the owner find out through its read callback. That runs after
 		 * the reaper, so what it queues needs another loop iteration. */
 		io->failed = true;
-		proto_buf_reset(&io->out);
+		proxy_buf_release(&ctx->bufs, &io->out);
 		ev_feed_event(ctx->loop, &io->rd, EV_READ);
 		ev_idle_start(ctx->loop, &ctx->kick);
 	} else if (proto_buf_avail(&io->out) <= PROXY_HIGH_WATER / 2) {
@@ -203,6 +240,7 @@ void proxy_io_flush_dirty(struct proxy_ctx *ctx)
 		io->next_dirty = NULL;
 		io->dirty = false;
 		io_push(ctx, io);
+		io_tidy(ctx, io);
 	}
 	while (late) {
 		struct proxy_io *io = late;
@@ -211,6 +249,7 @@ void proxy_io_flush_dirty(struct proxy_ctx *ctx)
 		io->next_dirty = NULL;
 		io->dirty = false;
 		io_push(ctx, io);
+		io_tidy(ctx, io);
 	}
 }
 
@@ -230,6 +269,7 @@ int proxy_io_flush(struct proxy_ctx *ctx, struct proxy_io *io)
 	}
 	if (ev_is_active(&io->wr))
 		ev_io_stop(ctx->loop, &io->wr);
+	proxy_buf_drained(&ctx->bufs, &io->out);
 	return 1;
 }
 
@@ -259,6 +299,8 @@ void proxy_io_close(struct proxy_ctx *ctx, struct proxy_io *io)
 	if (io->fd >= 0)
 		close(io->fd);
 	io->fd = -1;
-	proto_buf_free(&io->in);
-	proto_buf_free(&io->out);
+	if (ctx->last_read == io)
+		ctx->last_read = NULL;
+	proxy_buf_release(&ctx->bufs, &io->in);
+	proxy_buf_release(&ctx->bufs, &io->out);
 }

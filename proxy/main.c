@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -59,6 +60,7 @@ static void reaper_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 		z->fn(z->obj);
 		free(z);
 	}
+	proxy_mem_upkeep(ctx);
 	/* cancel requests still under way must reach PostgreSQL (or time out)
 	 * before the process goes: the queries they stop would run on */
 	if (ctx->shutting_down && ctx->clients.n == 0 && ctx->servers.n == 0 && ctx->cancels.n == 0)
@@ -71,6 +73,48 @@ static void kick_cb(struct ev_loop *loop, ev_idle *w, int revents)
 {
 	(void)revents;
 	ev_idle_stop(loop, w);
+}
+
+/* Shortest and longest pause of the listener after accept() failed for
+ * want of file descriptors; the pause doubles while the shortage lasts. */
+#define ACCEPT_PAUSE_MIN 0.1
+#define ACCEPT_PAUSE_MAX 1.6
+
+static void accept_resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct proxy_ctx *ctx = w->data;
+
+	(void)revents;
+	if (ctx->shutting_down)
+		return;
+	for (size_t i = 0; i < ctx->nlisteners; i++)
+		ev_io_start(loop, &ctx->listeners[i].io);
+}
+
+/*
+ * A connection accept() could not take stays in the listen queue, so the
+ * listener stays readable and the loop would spin on it at full CPU,
+ * logging each failure (libev's manual, "The special problem of
+ * accept()ing when you can't"). Stop the listeners for a pause instead,
+ * long enough for clients to leave, and log once per pause; the waiting
+ * connections are accepted when it ends. A successful accept resets the
+ * pause (proxy_accept_cb sets accept_backoff back to 0).
+ */
+void proxy_accept_pause(struct proxy_ctx *ctx, int err)
+{
+	double pause = ctx->accept_backoff > 0 ? ctx->accept_backoff : ACCEPT_PAUSE_MIN;
+
+	/* descriptors are short for the whole process: stop every listener */
+	for (size_t i = 0; i < ctx->nlisteners; i++)
+		ev_io_stop(ctx->loop, &ctx->listeners[i].io);
+	if (ev_is_active(&ctx->accept_pause))
+		return;
+	log_warn("accept failed: %s (%zu clients, %zu servers); not accepting for %.1f s%s",
+	         strerror(err), ctx->clients.n, ctx->servers.n, pause,
+	         err == EMFILE || err == ENFILE ? ": raise the open files limit (ulimit -n)" : "");
+	ev_timer_set(&ctx->accept_pause, pause, 0);
+	ev_timer_start(ctx->loop, &ctx->accept_pause);
+	ctx->accept_backoff = pause * 2 > ACCEPT_PAUSE_MAX ? ACCEPT_PAUSE_MAX : pause * 2;
 }
 
 static void janitor_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -213,6 +257,11 @@ int proxy_ctx_init(struct proxy_ctx *ctx, struct ev_loop *loop, const char *conf
 	pool_list_init(&ctx->clients);
 	pool_list_init(&ctx->servers);
 	pool_list_init(&ctx->cancels);
+	proxy_bufpool_init(&ctx->bufs);
+	proxy_slab_init(&ctx->client_slab, sizeof(struct proxy_client));
+	proxy_slab_init(&ctx->server_slab, sizeof(struct proxy_server));
+	ev_init(&ctx->accept_pause, accept_resume_cb);
+	ctx->accept_pause.data = ctx;
 	ctx->conf_path = strdup(conf_path);
 	ctx->conf = calloc(1, sizeof(*ctx->conf));
 	if (!ctx->conf_path || !ctx->conf) {
@@ -323,6 +372,7 @@ void proxy_shutdown(struct proxy_ctx *ctx)
 		close(ctx->listeners[i].io.fd);
 	}
 	ctx->nlisteners = 0;
+	ev_timer_stop(ctx->loop, &ctx->accept_pause);
 	while ((n = pool_list_first(&ctx->clients)))
 		proxy_client_fail(n->owner, PROXY_ERR_SHUTDOWN,
 		                  "terminating connection: sluice is shutting down");
@@ -349,6 +399,9 @@ void proxy_ctx_destroy(struct proxy_ctx *ctx)
 		pool_destroy(&ctx->pools, p);
 	}
 	HASH_CLEAR(hh_cancel, ctx->by_cancel);
+	proxy_slab_destroy(&ctx->client_slab);
+	proxy_slab_destroy(&ctx->server_slab);
+	proxy_bufpool_destroy(&ctx->bufs);
 	proxy_stmts_free(ctx);
 	proxy_scram_cache_free(ctx);
 	conf_free_auth(&ctx->auth);
@@ -394,6 +447,11 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* A fixed threshold: buffers grown for large messages (128 KiB and
+	 * more) are mapped on their own and unmapped when freed, instead of
+	 * glibc raising the threshold after the first free and carving later
+	 * ones out of the heap, where they would pin pages after a burst. */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	loop = ev_default_loop(EVFLAG_AUTO);
 	if (!loop) {
 		fprintf(stderr, "sluice: cannot initialise the event loop\n");

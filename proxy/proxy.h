@@ -52,14 +52,14 @@ enum proxy_var {
 /* Socket plus buffers shared by clients and servers. */
 struct proxy_io {
 	int fd;               /* owned; -1 when closed */
-	SSL *ssl;             /* owned; NULL for plain connections */
 	bool handshaking;     /* TLS handshake under way: no application data yet */
-	ev_io rd, wr;         /* wr armed only while out is non-empty */
-	struct proto_buf in;  /* owned: bytes read, not yet handled */
-	struct proto_buf out; /* owned: bytes waiting for the socket */
-	bool dirty;           /* on ctx->dirty: out to be flushed before the loop sleeps */
+	bool dirty;           /* on ctx->dirty: flushed and tidied before the loop sleeps */
 	bool failed;          /* a deferred write failed: the next read reports it */
 	bool late;            /* server side: flushed after the client side */
+	SSL *ssl;             /* owned; NULL for plain connections */
+	ev_io rd, wr;         /* wr armed only while out is non-empty */
+	struct proto_buf in;  /* owned: bytes read, not yet handled; no storage when empty */
+	struct proto_buf out; /* owned: bytes waiting for the socket; no storage when empty */
 	struct proxy_io *next_dirty;
 };
 
@@ -157,7 +157,7 @@ struct proxy_client {
 	uint64_t id;
 	enum proxy_cl_state state;
 	ev_timer timer; /* login, wait and idle timeouts */
-	char addr[64];  /* peer address for logs */
+	char addr[56];  /* peer address for logs: "[<IPv6>]:<port>" fits */
 
 	char *user;                  /* owned */
 	char *db_name;               /* owned */
@@ -174,9 +174,9 @@ struct proxy_client {
 	/* Authentication. */
 	enum proxy_auth_step auth_step;
 	uint8_t md5_salt[4];
+	bool scram_ok;                    /* SCRAM keys recovered, hand to the pool */
 	char *secret;                     /* owned copy of the stored secret, wiped on free */
 	struct proto_scram_server *scram; /* owned, during SASL */
-	bool scram_ok;                    /* SCRAM keys recovered, hand to the pool */
 
 	/* Cancel key data the client got from us. */
 	uint32_t cancel_pid, cancel_key;
@@ -255,6 +255,49 @@ struct proxy_server {
 	struct pool_node dns_node;       /* on dns->waiters while the name resolves */
 };
 
+/*
+ * bufpool.c: I/O buffers are taken from a pool of fixed-size blocks when a
+ * connection has bytes in flight and given back when its buffer is empty,
+ * so an idle connection holds none. A message larger than a block grows
+ * its buffer from malloc; the buffer goes back to a block afterwards.
+ */
+#define PROXY_BLOCK_SIZE (32 * 1024)
+
+struct proxy_bufpool {
+	void *free;         /* owned: free blocks, linked through their first bytes */
+	size_t nfree;       /* blocks on <free> */
+	size_t low;         /* fewest free blocks since the last upkeep: not needed */
+	size_t trim_debt;   /* bytes given back to malloc since the last malloc_trim */
+	size_t conn_peak;   /* most connections since the last malloc_trim */
+	double next_upkeep; /* ev_now() of the next proxy_mem_upkeep pass */
+	uint64_t n_trims;   /* malloc_trim calls, for tests and the curious */
+	bool grown;         /* some buffer may be larger than a block: look once a second */
+};
+
+/*
+ * slab.c: connection objects live in slabs, fixed-size chunks of objects of
+ * one size with a free list per chunk, so thousands of them do not scatter
+ * over the heap; a chunk whose objects are all free goes back to the system.
+ */
+struct proxy_slab_chunk;
+
+struct proxy_slab {
+	size_t size;                      /* object size, rounded up */
+	size_t per_chunk;                 /* objects per chunk */
+	struct proxy_slab_chunk *partial; /* chunks with a free object (doubly linked) */
+	struct proxy_slab_chunk *spare;   /* one empty chunk kept, against thrashing */
+	size_t nchunks;                   /* chunks held, spare included */
+	size_t nobjs;                     /* objects handed out */
+};
+
+void proxy_slab_init(struct proxy_slab *s, size_t size);
+/* A zeroed object, or NULL when out of memory. */
+void *proxy_slab_alloc(struct proxy_slab *s);
+/* <obj> came from proxy_slab_alloc(<s>); NULL is ignored. */
+void proxy_slab_free(struct proxy_slab *s, void *obj);
+/* Release every chunk; every object must have been freed. */
+void proxy_slab_destroy(struct proxy_slab *s);
+
 struct proxy_zombie;
 struct proxy_dns;
 struct proxy_dns_entry;
@@ -301,6 +344,13 @@ struct proxy_ctx {
 	size_t n_stmts;     /* entries in <stmts> (and statements still streaming in) */
 	size_t stmt_bytes;  /* memory they hold */
 
+	struct proxy_bufpool bufs;     /* I/O buffer blocks (bufpool.c) */
+	struct proxy_slab client_slab; /* struct proxy_client objects */
+	struct proxy_slab server_slab; /* struct proxy_server objects */
+	struct proxy_io *last_read;    /* read last: its empty block serves the next read */
+	ev_timer accept_pause;         /* listener stopped after accept() ran out of fds */
+	double accept_backoff;         /* length of the next such pause, seconds */
+
 	uint64_t next_id;
 	size_t nclients;
 	size_t nlogins; /* clients not logged in yet (STARTUP, AUTH, LOGIN) */
@@ -329,9 +379,10 @@ double proxy_now(const struct proxy_ctx *ctx);
 void proxy_io_init(struct proxy_io *io, int fd);
 void proxy_io_start_read(struct proxy_ctx *ctx, struct proxy_io *io);
 void proxy_io_stop_read(struct proxy_ctx *ctx, struct proxy_io *io);
-/* Read what the socket has into io->in. Returns bytes read, 0 on EOF, -1 on
- * error, -2 when nothing is available. */
-ssize_t proxy_io_read(struct proxy_io *io);
+/* Read what the socket has into io->in (taking a buffer block if it has
+ * none). Returns bytes read, 0 on EOF, -1 on error, -2 when nothing is
+ * available. */
+ssize_t proxy_io_read(struct proxy_ctx *ctx, struct proxy_io *io);
 /* Send <n> bytes: directly if nothing is queued, the rest queued on io->out
  * with the write watcher armed. -1 if the socket failed. */
 int proxy_io_send(struct proxy_ctx *ctx, struct proxy_io *io, const void *p, size_t n) PROXY_WUR;
@@ -340,6 +391,28 @@ int proxy_io_flush(struct proxy_ctx *ctx, struct proxy_io *io) PROXY_WUR;
 /* Write out what sends queued during this loop iteration: client side first. */
 void proxy_io_flush_dirty(struct proxy_ctx *ctx);
 void proxy_io_close(struct proxy_ctx *ctx, struct proxy_io *io);
+
+/* bufpool.c */
+void proxy_bufpool_init(struct proxy_bufpool *bp);
+void proxy_bufpool_destroy(struct proxy_bufpool *bp);
+/* Give <b> (which has no storage) a block. -1 on OOM. */
+int proxy_buf_take(struct proxy_bufpool *bp, struct proto_buf *b) PROXY_WUR;
+/* Drop <b>'s content and give its storage back: a block to the pool,
+ * a larger buffer to malloc. */
+void proxy_buf_release(struct proxy_bufpool *bp, struct proto_buf *b);
+/* Called whenever <b> may have drained: an empty block goes back to the
+ * pool at once. A buffer grown past a block is kept, since a stream (a
+ * large result, with backpressure) would grow it again at once;
+ * proxy_mem_upkeep frees or shrinks it within a second. */
+void proxy_buf_drained(struct proxy_bufpool *bp, struct proto_buf *b);
+/* From the reaper: at most once a second, give free blocks that were not
+ * needed back to malloc, and return freed heap memory to the system
+ * (malloc_trim) once a burst of connections has gone. Cheap otherwise. */
+void proxy_mem_upkeep(struct proxy_ctx *ctx);
+
+/* main.c: accept() failed with <err> for want of file descriptors or
+ * memory: stop the listener for a while (logged once per pause). */
+void proxy_accept_pause(struct proxy_ctx *ctx, int err);
 
 /* tls.c */
 /* Build the TLS contexts the configuration asks for. -1 with <err>. */

@@ -103,7 +103,7 @@ static void server_free(void *obj)
 	if (s->scram)
 		explicit_bzero(s->scram, sizeof(*s->scram));
 	free(s->scram);
-	free(s);
+	proxy_slab_free(&s->ctx->server_slab, s);
 }
 
 /* Say goodbye (Terminate) so PostgreSQL does not log an unexpected EOF:
@@ -352,7 +352,7 @@ int proxy_server_open(struct proxy_ctx *ctx, struct pool *p)
 	}
 	if (!pool_caps_allow(p))
 		return 0; /* max_db/user_connections: the janitor opens it when there is room */
-	s = calloc(1, sizeof(*s));
+	s = proxy_slab_alloc(&ctx->server_slab);
 	if (!s) {
 		snprintf(p->last_error, sizeof(p->last_error), "out of memory");
 		return -1;
@@ -714,7 +714,7 @@ static void server_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		server_handshake(s);
 		return;
 	}
-	n = proxy_io_read(&s->io);
+	n = proxy_io_read(s->ctx, &s->io);
 	if (n == -2)
 		return;
 	if (n <= 0) {
