@@ -142,7 +142,7 @@ static void send_welcome(struct proxy_client *c)
 		} else if (v >= 0) {
 			/* the client starts from the server default and keeps it, so
 			 * it never inherits what an earlier client set on a server */
-			c->vars[v] = strdup(val);
+			c->vars[v] = proxy_str_get(ctx, val);
 			sent[v] = c->vars[v] != NULL;
 		}
 		rc = proto_put_param_status(&b, p->params[i].name, val);
@@ -670,8 +670,8 @@ void proxy_auth_startup(struct proxy_client *c, const struct proto_msg *m)
 		int v = proxy_var_index(n);
 
 		if (v >= 0) {
-			free(c->vars[v]);
-			c->vars[v] = strdup(s.values[i]);
+			proxy_str_put(ctx, c->vars[v]);
+			c->vars[v] = proxy_str_get(ctx, s.values[i]);
 			continue;
 		}
 		if (strcmp(n, "user") == 0 || strcmp(n, "database") == 0 ||

@@ -47,10 +47,10 @@ static void vars_batch_done(struct proxy_server *s)
 		if (!s->vars_pending[v])
 			continue;
 		if (!s->vars_refused) {
-			free(s->vars[v]);
+			proxy_str_put(s->ctx, s->vars[v]);
 			s->vars[v] = s->vars_pending[v];
 		} else {
-			free(s->vars_pending[v]);
+			proxy_str_put(s->ctx, s->vars_pending[v]);
 		}
 		s->vars_pending[v] = NULL;
 	}
@@ -159,8 +159,8 @@ static bool inspect(struct proxy_server *s, uint8_t type, const uint8_t *body, s
 			proxy_server_set_var(s, name, value);
 			/* the client changed a parameter itself: it follows the client */
 			if (c && v >= 0 && s->internal == 0 && s->state == PROXY_SV_ACTIVE) {
-				free(c->vars[v]);
-				c->vars[v] = strdup(value);
+				proxy_str_put(s->ctx, c->vars[v]);
+				c->vars[v] = proxy_str_get(s->ctx, value);
 			}
 		}
 		return s->internal > 0 || s->state != PROXY_SV_ACTIVE;

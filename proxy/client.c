@@ -165,7 +165,7 @@ static void client_free(void *obj)
 	struct proxy_client *c = obj;
 
 	for (int i = 0; i < PROXY_NVARS; i++)
-		free(c->vars[i]);
+		proxy_str_put(c->ctx, c->vars[i]);
 	proxy_client_stmts_free(c);
 	if (c->secret) {
 		explicit_bzero(c->secret, strlen(c->secret));

@@ -404,6 +404,7 @@ void proxy_ctx_destroy(struct proxy_ctx *ctx)
 	proxy_bufpool_destroy(&ctx->bufs);
 	proxy_stmts_free(ctx);
 	proxy_scram_cache_free(ctx);
+	proxy_strs_free(ctx);
 	conf_free_auth(&ctx->auth);
 	proxy_tls_free(ctx);
 	if (ctx->conf) {

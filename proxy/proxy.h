@@ -183,8 +183,8 @@ struct proxy_client {
 	uint64_t cancel_hkey;
 	UT_hash_handle hh_cancel;
 
-	/* Session parameters the client asked for; owned, NULL = server default. */
-	char *vars[PROXY_NVARS];
+	/* Session parameters the client asked for; interned, NULL = server default. */
+	const char *vars[PROXY_NVARS];
 
 	/* Relay state of client -> server bytes. */
 	uint32_t pass_left;          /* bytes of the current message still to forward */
@@ -218,7 +218,7 @@ struct proxy_server {
 	socklen_t addrlen;
 	uint32_t be_pid, be_key;          /* BackendKeyData from PostgreSQL */
 	struct proto_scram_client *scram; /* owned during login */
-	char *vars[PROXY_NVARS];          /* owned: reported values of tracked parameters */
+	const char *vars[PROXY_NVARS];    /* interned (proxy_str_get): reported values */
 
 	char status;        /* last ReadyForQuery status: 'I', 'T' or 'E' */
 	int outstanding;    /* client Query/Sync messages not yet answered by ReadyForQuery */
@@ -247,12 +247,13 @@ struct proxy_server {
 	bool vars_batch;          /* the link's session-parameter batch awaits its ReadyForQuery */
 	bool vars_refused;        /* ... and the server refused one of them */
 	char *vars_error;         /* owned: the server's message when it refused */
-	char *vars_pending[PROXY_NVARS]; /* owned: values sent, recorded when the batch ends well */
-	bool cq_sent;                    /* connect_query sent, its ReadyForQuery ends the login */
-	char *cq_error;                  /* owned: connect_query's error message */
-	struct proxy_dns_entry *dns;     /* borrowed: the resolved host it connects to, or NULL */
-	int dns_idx;                     /* which of its addresses */
-	struct pool_node dns_node;       /* on dns->waiters while the name resolves */
+	const char
+	        *vars_pending[PROXY_NVARS]; /* interned: values sent, kept if the batch ends well */
+	bool cq_sent;                /* connect_query sent, its ReadyForQuery ends the login */
+	char *cq_error;              /* owned: connect_query's error message */
+	struct proxy_dns_entry *dns; /* borrowed: the resolved host it connects to, or NULL */
+	int dns_idx;                 /* which of its addresses */
+	struct pool_node dns_node;   /* on dns->waiters while the name resolves */
 };
 
 /*
@@ -299,6 +300,7 @@ void proxy_slab_free(struct proxy_slab *s, void *obj);
 void proxy_slab_destroy(struct proxy_slab *s);
 
 struct proxy_zombie;
+struct proxy_istr;
 struct proxy_dns;
 struct proxy_dns_entry;
 
@@ -337,6 +339,7 @@ struct proxy_ctx {
 
 	struct proxy_stmt *stmts;              /* every distinct prepared statement (uthash) */
 	struct proxy_scram_cache *scram_cache; /* SCRAM secrets made from plaintext passwords */
+	struct proxy_istr *strs;               /* interned strings (uthash) */
 	uint8_t mock_key[PROTO_SCRAM_KEY_LEN]; /* per process: mock SCRAM salts of unknown users */
 	uint64_t next_stmt_id;
 	uint64_t next_cl_stmt_serial;
@@ -490,6 +493,17 @@ int proxy_var_index(const char *name);
 /* Add the names in <list> (comma-separated) to the tracked parameters;
  * names are never removed, so values held by connections keep their slot. */
 void proxy_vars_track(const char *list);
+/*
+ * Interned strings. Values of session parameters are few and repeat over
+ * thousands of connections ("UTF8", "ISO, MDY"), so each distinct value is
+ * kept once, reference counted, and two interned values are equal exactly
+ * when their pointers are. proxy_str_get returns <s> interned (one more
+ * reference), NULL on OOM; proxy_str_put drops a reference (NULL is fine).
+ */
+const char *proxy_str_get(struct proxy_ctx *ctx, const char *s);
+void proxy_str_put(struct proxy_ctx *ctx, const char *s);
+/* Free the table at exit (every reference must be gone). */
+void proxy_strs_free(struct proxy_ctx *ctx);
 /* Next item of a comma-separated list, blanks trimmed: its start and
  * length, or NULL at the end. Advances <*pp>. */
 const char *proxy_list_next(const char **pp, size_t *len);

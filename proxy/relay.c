@@ -410,7 +410,7 @@ static int vars_batch(struct proxy_client *c, struct proxy_server *s, bool deall
 		const char *want = c->vars[v];
 		const char *params[2];
 
-		free(s->vars_pending[v]);
+		proxy_str_put(s->ctx, s->vars_pending[v]);
 		s->vars_pending[v] = NULL;
 		if (!want && s->vars[v] && v >= PROXY_NBUILTIN_VARS) {
 			/* set by an earlier client, not reported by PostgreSQL: reset */
@@ -420,12 +420,13 @@ static int vars_batch(struct proxy_client *c, struct proxy_server *s, bool deall
 				continue;
 			rc = put_exec(out, sql);
 			parsed = false; /* the unnamed statement is the RESET now */
-			free(s->vars[v]);
+			proxy_str_put(s->ctx, s->vars[v]);
 			s->vars[v] = NULL;
 			n++;
 			continue;
 		}
-		if (!want || (s->vars[v] && strcmp(s->vars[v], want) == 0))
+		/* both interned: equal values are the same pointer */
+		if (!want || s->vars[v] == want)
 			continue;
 		/* set_config takes the value as a startup parameter gives it (a
 		 * list such as "a, b" stays a list, unlike SET x TO 'a, b') */
@@ -436,7 +437,7 @@ static int vars_batch(struct proxy_client *c, struct proxy_server *s, bool deall
 		params[1] = want;
 		if (rc == 0)
 			rc = put_bind_execute(out, params, 2);
-		s->vars_pending[v] = strdup(want);
+		s->vars_pending[v] = proxy_str_get(s->ctx, want);
 		if (!s->vars_pending[v])
 			rc = -1;
 		n++;

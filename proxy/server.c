@@ -93,8 +93,8 @@ static void server_free(void *obj)
 	struct proxy_server *s = obj;
 
 	for (int i = 0; i < PROXY_NVARS; i++) {
-		free(s->vars[i]);
-		free(s->vars_pending[i]);
+		proxy_str_put(s->ctx, s->vars[i]);
+		proxy_str_put(s->ctx, s->vars_pending[i]);
 	}
 	free(s->vars_error);
 	free(s->cq_error);
@@ -535,8 +535,8 @@ void proxy_server_set_var(struct proxy_server *s, const char *name, const char *
 		return;
 	if (s->vars[v] && strcmp(s->vars[v], value) == 0)
 		return;
-	free(s->vars[v]);
-	s->vars[v] = strdup(value);
+	proxy_str_put(s->ctx, s->vars[v]);
+	s->vars[v] = proxy_str_get(s->ctx, value);
 }
 
 static void login_done(struct proxy_server *s)
@@ -820,7 +820,7 @@ void proxy_server_release(struct proxy_server *s, bool client_gone)
 		s->internal++;
 		/* the reset undoes what sluice SET and PostgreSQL does not report */
 		for (int v = PROXY_NBUILTIN_VARS; v < PROXY_NVARS; v++) {
-			free(s->vars[v]);
+			proxy_str_put(s->ctx, s->vars[v]);
 			s->vars[v] = NULL;
 		}
 		proxy_server_set_state(s, PROXY_SV_RESET);

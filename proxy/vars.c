@@ -12,6 +12,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uthash.h>
+
 #include "stats/stats.h"
 
 static const char *var_names[PROXY_NVARS] = {
@@ -91,5 +96,59 @@ void proxy_vars_track(const char *list)
 			return;
 		}
 		var_names[slot] = strdup(name);
+	}
+}
+
+struct proxy_istr {
+	UT_hash_handle hh;
+	uint32_t refs;
+	char s[]; /* key */
+};
+
+static struct proxy_istr *istr_of(const char *s)
+{
+	return (struct proxy_istr *)(uintptr_t)(s - offsetof(struct proxy_istr, s));
+}
+
+const char *proxy_str_get(struct proxy_ctx *ctx, const char *s)
+{
+	struct proxy_istr *e = NULL;
+	size_t n = strlen(s);
+
+	HASH_FIND(hh, ctx->strs, s, n, e);
+	if (e) {
+		e->refs++;
+		return e->s;
+	}
+	e = malloc(sizeof(*e) + n + 1);
+	if (!e)
+		return NULL;
+	memset(e, 0, sizeof(*e));
+	memcpy(e->s, s, n + 1);
+	e->refs = 1;
+	HASH_ADD_KEYPTR(hh, ctx->strs, e->s, n, e);
+	return e->s;
+}
+
+void proxy_str_put(struct proxy_ctx *ctx, const char *s)
+{
+	struct proxy_istr *e;
+
+	if (!s)
+		return;
+	e = istr_of(s);
+	if (--e->refs > 0)
+		return;
+	HASH_DEL(ctx->strs, e); // NOLINT(clang-analyzer-unix.Malloc)
+	free(e);
+}
+
+void proxy_strs_free(struct proxy_ctx *ctx)
+{
+	struct proxy_istr *e;
+
+	while ((e = ctx->strs)) {
+		HASH_DEL(ctx->strs, e); // NOLINT(clang-analyzer-unix.Malloc)
+		free(e);
 	}
 }
