@@ -309,7 +309,7 @@ void proxy_server_process(struct proxy_server *s)
 			s->pass_left -= (uint32_t)take;
 			continue;
 		}
-		if (n < 5)
+		if (n < 5 || !p) /* !p: no buffer, so nothing read (n is 0 then) */
 			break;
 		type = p[0];
 		len = get_be32(p + 1);

@@ -282,7 +282,8 @@ void proxy_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	(void)loop;
 	(void)revents;
 	for (int i = 0; i < 64; i++) {
-		struct sockaddr_storage ss;
+		/* a unix socket peer may come back with no address at all */
+		struct sockaddr_storage ss = {.ss_family = AF_UNSPEC};
 		socklen_t sl = sizeof(ss);
 		int fd = accept4(w->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
