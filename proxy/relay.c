@@ -121,7 +121,7 @@ static bool relay_to_server(struct proxy_client *c)
 				proxy_ps_fill_done(c);
 			continue;
 		}
-		if (n < 5)
+		if (n < 5 || !p) /* !p: no buffer, so nothing read (n is 0 then) */
 			break;
 		type = p[0];
 		len = get_be32(p + 1);

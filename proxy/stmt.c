@@ -188,7 +188,8 @@ struct proxy_cl_stmt *proxy_cl_find(struct proxy_client *c, const char *name)
 
 void proxy_cl_remove(struct proxy_client *c, struct proxy_cl_stmt *cs)
 {
-	HASH_DEL(c->stmts, cs);
+	/* the analyzer loses track of the table uthash frees with its last entry */
+	HASH_DEL(c->stmts, cs); // NOLINT(clang-analyzer-unix.Malloc)
 	if (cs->stmt)
 		stmt_unref(c->ctx, cs->stmt);
 	free(cs->name);
