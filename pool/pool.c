@@ -114,8 +114,8 @@ static void tally_put(struct pool_set *s, struct pool_tally *t)
 	if (!t || --t->refs > 0)
 		return;
 	/* the analyzer loses track of the table uthash frees with its last entry */
-	HASH_DEL(s->tallies,
-	         t); // NOLINT(clang-analyzer-unix.Malloc,clang-analyzer-core.NullDereference)
+	// NOLINTNEXTLINE(clang-analyzer-unix.Malloc,clang-analyzer-core.NullDereference)
+	HASH_DEL(s->tallies, t);
 	free(t->key);
 	free(t);
 }
