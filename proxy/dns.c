@@ -106,10 +106,9 @@ static void dns_sock_state(void *data, ares_socket_t fd, int readable, int writa
 	struct proxy_dns *d = data;
 	struct dns_sock **pp, *ds;
 
-	for (pp = &d->socks; *pp; pp = &(*pp)->next)
-		if ((*pp)->io.fd == fd)
+	for (pp = &d->socks; (ds = *pp) != NULL; pp = &ds->next)
+		if (ds->io.fd == fd)
 			break;
-	ds = *pp;
 	if (!readable && !writable) {
 		if (ds) {
 			ev_io_stop(d->ctx->loop, &ds->io);
