@@ -3,6 +3,7 @@
  * value checked. The first problem is reported as "file:line: message".
  */
 #include "conf/conf.h"
+#include "conf/conf_int.h"
 
 #include <errno.h>
 #include <ini.h>
@@ -13,19 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
-/* Parsing state shared by the inih callbacks. */
-struct parse {
-	struct conf *c;
-	FILE *f;
-	int line;       /* line the reader handed out last */
-	bool long_line; /* a line did not fit inih's buffer */
-	char err[512];  /* first error, without the file name */
-	int err_line;
-};
-
-static void fail(struct parse *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void fail(struct parse *p, const char *fmt, ...)
+void conf_fail(struct parse *p, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -38,15 +27,16 @@ static void fail(struct parse *p, const char *fmt, ...)
 }
 
 /* Long values (a query) are cut in messages so the explanation fits. */
-static void refuse(struct parse *p, const char *what, const char *name, const char *v,
-                   const char *instead)
+void conf_refuse(struct parse *p, const char *what, const char *name, const char *v,
+                 const char *instead)
 {
 	int n = (int)strlen(v);
 
 	if (n > 60)
-		fail(p, "%s%s = %.57s... is not supported by sluice (%s)", what, name, v, instead);
+		conf_fail(p, "%s%s = %.57s... is not supported by sluice (%s)", what, name, v,
+		          instead);
 	else
-		fail(p, "%s%s = %s is not supported by sluice (%s)", what, name, v, instead);
+		conf_fail(p, "%s%s = %s is not supported by sluice (%s)", what, name, v, instead);
 }
 
 /* fgets that counts lines and notices lines too long for inih. */
@@ -60,7 +50,7 @@ static char *reader(char *str, int num, void *stream)
 	p->line++;
 	size_t n = strlen(r);
 	if (n > 0 && r[n - 1] != '\n' && !feof(p->f)) {
-		fail(p, "line longer than %d characters", num - 1);
+		conf_fail(p, "line longer than %d characters", num - 1);
 		/* Skip the rest of it so inih sees one (truncated) line. */
 		int ch;
 		while ((ch = fgetc(p->f)) != EOF && ch != '\n')
@@ -92,7 +82,7 @@ static void set_opt_str(char **dst, const char *v)
 	*dst = v[0] ? xstrdup(v) : NULL;
 }
 
-static bool parse_int(const char *v, long lo, long hi, int *out)
+bool conf_parse_int(const char *v, long lo, long hi, int *out)
 {
 	char *end;
 	errno = 0;
@@ -103,7 +93,7 @@ static bool parse_int(const char *v, long lo, long hi, int *out)
 	return true;
 }
 
-static bool parse_bool(const char *v, bool *out)
+bool conf_parse_bool(const char *v, bool *out)
 {
 	static const char *const yes[] = {"1", "yes", "true", "on"};
 	static const char *const no[] = {"0", "no", "false", "off"};
@@ -122,7 +112,7 @@ static bool parse_bool(const char *v, bool *out)
 }
 
 /* Seconds, optionally with a unit: 500ms, 10s, 5min, 1h. */
-static bool parse_duration(const char *v, double *out)
+bool conf_parse_duration(const char *v, double *out)
 {
 	char *end;
 	errno = 0;
@@ -220,7 +210,7 @@ static void set_list(char ***dst, size_t *n, const char *v)
 
 /*
  * libpq-style "key=value key='quoted value'" list. Calls <fn> per pair;
- * returns false (after fail()) on a syntax error or when <fn> does.
+ * returns false (after conf_fail()) on a syntax error or when <fn> does.
  */
 typedef bool (*kv_fn)(struct parse *p, void *target, const char *key, const char *val);
 
@@ -236,7 +226,7 @@ static bool parse_kv(struct parse *p, const char *s, void *target, kv_fn fn)
 		size_t k = 0;
 		while (*s && *s != '=' && *s != ' ' && *s != '\t') {
 			if (k + 1 >= sizeof(key)) {
-				fail(p, "key too long");
+				conf_fail(p, "key too long");
 				return false;
 			}
 			key[k++] = *s++;
@@ -245,7 +235,7 @@ static bool parse_kv(struct parse *p, const char *s, void *target, kv_fn fn)
 		while (*s == ' ' || *s == '\t')
 			s++;
 		if (*s != '=' || k == 0) {
-			fail(p, "expected key=value, got \"%s\"", key);
+			conf_fail(p, "expected key=value, got \"%s\"", key);
 			return false;
 		}
 		s++;
@@ -256,7 +246,7 @@ static bool parse_kv(struct parse *p, const char *s, void *target, kv_fn fn)
 			s++;
 			for (;;) {
 				if (!*s) {
-					fail(p, "unterminated quoted value for %s", key);
+					conf_fail(p, "unterminated quoted value for %s", key);
 					return false;
 				}
 				if (*s == '\\' && s[1]) {
@@ -266,7 +256,7 @@ static bool parse_kv(struct parse *p, const char *s, void *target, kv_fn fn)
 					break;
 				}
 				if (n + 1 >= sizeof(val)) {
-					fail(p, "value of %s too long", key);
+					conf_fail(p, "value of %s too long", key);
 					return false;
 				}
 				val[n++] = *s++;
@@ -274,7 +264,7 @@ static bool parse_kv(struct parse *p, const char *s, void *target, kv_fn fn)
 		} else {
 			while (*s && *s != ' ' && *s != '\t') {
 				if (n + 1 >= sizeof(val)) {
-					fail(p, "value of %s too long", key);
+					conf_fail(p, "value of %s too long", key);
 					return false;
 				}
 				val[n++] = *s++;
@@ -301,9 +291,9 @@ static bool db_key(struct parse *p, void *target, const char *key, const char *v
 	if (strcmp(key, "host") == 0) {
 		set_str(&db->host, val);
 	} else if (strcmp(key, "port") == 0) {
-		if (!parse_int(val, 1, 65535, &db->port)) {
-			fail(p, "database \"%s\": port must be 1..65535, got \"%s\"", db->name,
-			     val);
+		if (!conf_parse_int(val, 1, 65535, &db->port)) {
+			conf_fail(p, "database \"%s\": port must be 1..65535, got \"%s\"", db->name,
+			          val);
 			return false;
 		}
 	} else if (strcmp(key, "dbname") == 0) {
@@ -317,17 +307,17 @@ static bool db_key(struct parse *p, void *target, const char *key, const char *v
 		int *dst = key[0] == 'p'   ? &db->pool_size
 		           : key[1] == 'i' ? &db->min_pool_size
 		                           : &db->max_db_connections;
-		if (!parse_int(val, 0, 100000, dst)) {
-			fail(p, "database \"%s\": %s must be a number 0..100000, got \"%s\"",
-			     db->name, key, val);
+		if (!conf_parse_int(val, 0, 100000, dst)) {
+			conf_fail(p, "database \"%s\": %s must be a number 0..100000, got \"%s\"",
+			          db->name, key, val);
 			return false;
 		}
 	} else if (strcmp(key, "pool_mode") == 0) {
 		if (!parse_pool_mode(val, &db->pool_mode)) {
-			fail(p,
-			     "database \"%s\": pool_mode must be session, transaction or "
-			     "statement, got \"%s\"",
-			     db->name, val);
+			conf_fail(p,
+			          "database \"%s\": pool_mode must be session, transaction or "
+			          "statement, got \"%s\"",
+			          db->name, val);
 			return false;
 		}
 	} else if (strcmp(key, "connect_query") == 0) {
@@ -338,29 +328,32 @@ static bool db_key(struct parse *p, void *target, const char *key, const char *v
 	           strcmp(key, "timezone") == 0) {
 		/* PgBouncer sets these on the server connection; sluice does not. */
 		if (val[0]) {
-			refuse(p, db_what(db, what, sizeof(what)), key, val,
-			       "sluice does not set it on server connections; set it with ALTER "
-			       "DATABASE ... SET, or from the client, and remove the key");
+			conf_refuse(
+			        p, db_what(db, what, sizeof(what)), key, val,
+			        "sluice does not set it on server connections; set it with ALTER "
+			        "DATABASE ... SET, or from the client, and remove the key");
 			return false;
 		}
 	} else if (strcmp(key, "auth_user") == 0 || strcmp(key, "auth_dbname") == 0) {
 		/* security: authentication sluice does not do */
 		if (val[0]) {
-			refuse(p, db_what(db, what, sizeof(what)), key, val,
-			       "sluice looks users up in auth_file only; remove the key and list "
-			       "the users in auth_file");
+			conf_refuse(
+			        p, db_what(db, what, sizeof(what)), key, val,
+			        "sluice looks users up in auth_file only; remove the key and list "
+			        "the users in auth_file");
 			return false;
 		}
 	} else if (strcmp(key, "reserve_pool") == 0 || strcmp(key, "reserve_pool_size") == 0) {
 		int n;
-		if (val[0] && !parse_int(val, 0, 0, &n)) {
-			refuse(p, db_what(db, what, sizeof(what)), key, val,
-			       "sluice has no reserve pool; set it to 0 and size pool_size for the "
-			       "peak");
+		if (val[0] && !conf_parse_int(val, 0, 0, &n)) {
+			conf_refuse(p, db_what(db, what, sizeof(what)), key, val,
+			            "sluice has no reserve pool; set it to 0 and size pool_size "
+			            "for the "
+			            "peak");
 			return false;
 		}
 	} else {
-		fail(p, "database \"%s\": unknown key \"%s\"", db->name, key);
+		conf_fail(p, "database \"%s\": unknown key \"%s\"", db->name, key);
 		return false;
 	}
 	return true;
@@ -372,22 +365,24 @@ static bool user_key(struct parse *p, void *target, const char *key, const char 
 
 	if (strcmp(key, "pool_mode") == 0) {
 		if (!parse_pool_mode(val, &u->pool_mode)) {
-			fail(p,
-			     "user \"%s\": pool_mode must be session, transaction or statement, "
-			     "got \"%s\"",
-			     u->name, val);
+			conf_fail(
+			        p,
+			        "user \"%s\": pool_mode must be session, transaction or statement, "
+			        "got \"%s\"",
+			        u->name, val);
 			return false;
 		}
 	} else if (strcmp(key, "max_user_connections") == 0) {
-		if (!parse_int(val, 0, 100000, &u->max_user_connections)) {
-			fail(p,
-			     "user \"%s\": max_user_connections must be a number 0..100000, got "
-			     "\"%s\"",
-			     u->name, val);
+		if (!conf_parse_int(val, 0, 100000, &u->max_user_connections)) {
+			conf_fail(
+			        p,
+			        "user \"%s\": max_user_connections must be a number 0..100000, got "
+			        "\"%s\"",
+			        u->name, val);
 			return false;
 		}
 	} else {
-		fail(p, "user \"%s\": unknown key \"%s\"", u->name, key);
+		conf_fail(p, "user \"%s\": unknown key \"%s\"", u->name, key);
 		return false;
 	}
 	return true;
@@ -399,8 +394,8 @@ static void add_db(struct parse *p, const char *name, const char *value)
 
 	for (size_t i = 0; i < c->ndbs; i++) {
 		if (strcmp(c->dbs[i].name, name) == 0) {
-			fail(p, "database \"%s\" is defined twice (first on line %d)", name,
-			     c->dbs[i].line);
+			conf_fail(p, "database \"%s\" is defined twice (first on line %d)", name,
+			          c->dbs[i].line);
 			return;
 		}
 	}
@@ -422,24 +417,24 @@ static void add_db(struct parse *p, const char *name, const char *value)
 	if (!db->dbname && strcmp(name, "*") != 0)
 		db->dbname = xstrdup(name);
 	if (db->password && !db->user)
-		fail(p, "database \"%s\": password given without user", name);
+		conf_fail(p, "database \"%s\": password given without user", name);
 	/* PgBouncer's host lists and abstract-namespace sockets would reach
 	 * getaddrinfo as one odd name: refuse them here, with the reason. */
 	if (!db->host[0])
-		fail(p,
-		     "database \"%s\": host is empty (give a host name, an address or a "
-		     "unix socket directory)",
-		     name);
+		conf_fail(p,
+		          "database \"%s\": host is empty (give a host name, an address or a "
+		          "unix socket directory)",
+		          name);
 	else if (strchr(db->host, ','))
-		fail(p,
-		     "database \"%s\": host = %s: host lists are not supported by sluice "
-		     "(give one host per entry)",
-		     name, db->host);
+		conf_fail(p,
+		          "database \"%s\": host = %s: host lists are not supported by sluice "
+		          "(give one host per entry)",
+		          name, db->host);
 	else if (db->host[0] == '@')
-		fail(p,
-		     "database \"%s\": host = %s: abstract-namespace unix sockets are not "
-		     "supported by sluice (give a socket directory starting with /)",
-		     name, db->host);
+		conf_fail(p,
+		          "database \"%s\": host = %s: abstract-namespace unix sockets are not "
+		          "supported by sluice (give a socket directory starting with /)",
+		          name, db->host);
 }
 
 static void add_user(struct parse *p, const char *name, const char *value)
@@ -448,8 +443,8 @@ static void add_user(struct parse *p, const char *name, const char *value)
 
 	for (size_t i = 0; i < c->nusers; i++) {
 		if (strcmp(c->users[i].name, name) == 0) {
-			fail(p, "user \"%s\" is defined twice (first on line %d)", name,
-			     c->users[i].line);
+			conf_fail(p, "user \"%s\" is defined twice (first on line %d)", name,
+			          c->users[i].line);
 			return;
 		}
 	}
@@ -463,315 +458,6 @@ static void add_user(struct parse *p, const char *name, const char *value)
 	u->pool_mode = CONF_POOL_UNSET;
 	u->line = p->line;
 	parse_kv(p, value, u, user_key);
-}
-
-/*
- * PgBouncer keys sluice does not implement. An existing pgbouncer.ini must
- * still load when what it says is what sluice does anyway, but a setting
- * sluice would not honour stops startup (never silently ignored): each key
- * has a test of the values it accepts, and the text that says what sluice
- * does instead. Values are accepted when
- *   - they mean "not used" (empty, 0, off) and sluice does not do it either;
- *   - they describe what sluice does (e.g. TLS 1.2 and 1.3 only);
- *   - the key bounds something sluice does less of, so any bound is met
- *     (no DNS cache: every dns_*_ttl holds);
- *   - the key only tunes a feature whose switch is refused unless off
- *     (syslog_ident with syslog = 0), which is inert in PgBouncer too.
- * Security-relevant keys (authentication, TLS, packet size, socket
- * permissions, privilege drop, the simple-query switch) accept only the
- * values that mean "not used" or exactly sluice's behaviour.
- */
-typedef bool (*accept_fn)(const struct parse *p, const char *v);
-
-struct unsupported {
-	const char *name;
-	accept_fn ok;
-	const char *instead; /* what sluice does instead, what to do */
-};
-
-static bool is_empty(const struct parse *p, const char *v)
-{
-	(void)p;
-	return v[0] == 0;
-}
-
-static bool is_off(const struct parse *p, const char *v)
-{
-	bool b;
-	(void)p;
-	return parse_bool(v, &b) && !b;
-}
-
-static bool is_on(const struct parse *p, const char *v)
-{
-	bool b;
-	(void)p;
-	return parse_bool(v, &b) && b;
-}
-
-/* Empty (PgBouncer's "not set") or the number 0. */
-static bool is_zero(const struct parse *p, const char *v)
-{
-	int n;
-	return is_empty(p, v) || (parse_int(v, 0, 0, &n));
-}
-
-static bool is_zero_duration(const struct parse *p, const char *v)
-{
-	double d;
-	(void)p;
-	return parse_duration(v, &d) && d == 0;
-}
-
-static bool is_duration(const struct parse *p, const char *v)
-{
-	double d;
-	(void)p;
-	return parse_duration(v, &d);
-}
-
-static bool is_count(const struct parse *p, const char *v)
-{
-	int n;
-	(void)p;
-	return parse_int(v, 0, 1000000000, &n);
-}
-
-static bool is_anything(const struct parse *p, const char *v)
-{
-	(void)p;
-	(void)v;
-	return true;
-}
-
-/* sluice calls listen() with a backlog of 1024 (the kernel caps it at
- * net.core.somaxconn). */
-static bool is_backlog(const struct parse *p, const char *v)
-{
-	int n;
-	(void)p;
-	return parse_int(v, 1024, 1024, &n);
-}
-
-/* sluice's own limit on one protocol message; it cannot be lowered. Any
- * larger limit holds, and PostgreSQL refuses larger messages anyway. Must
- * stay equal to PROTO_MAX_MSG_LEN (tests/unit/test_conf.c checks). */
-#define SLUICE_MAX_MSG_LEN 1073741824L
-
-static bool is_packet_size(const struct parse *p, const char *v)
-{
-	char *end;
-	(void)p;
-	errno = 0;
-	long long n = strtoll(v, &end, 10);
-	return end != v && !*end && !errno && n >= SLUICE_MAX_MSG_LEN && n <= 4294967295LL;
-}
-
-/* conffile names the file to read on the next reload: only the file sluice
- * was started with (or empty). */
-static bool is_own_path(const struct parse *p, const char *v)
-{
-	return v[0] == 0 || strcmp(v, p->c->path) == 0;
-}
-
-/*
- * A TLS protocol list as PgBouncer writes it (tlsv1.0 .. tlsv1.3, all,
- * secure, legacy; separated by commas, colons or blanks) naming exactly
- * TLS 1.2 and 1.3, the versions sluice enables (minimum 1.2, no maximum).
- */
-static bool is_tls12_13(const struct parse *p, const char *v)
-{
-	static const struct {
-		const char *name;
-		unsigned bits; /* 1 = 1.0, 2 = 1.1, 4 = 1.2, 8 = 1.3 */
-	} names[] = {
-	        {"tlsv1.0", 1}, {"tlsv1.1", 2}, {"tlsv1.2", 4}, {"tlsv1.3", 8},
-	        {"all", 15},    {"legacy", 15}, {"secure", 12},
-	};
-	unsigned bits = 0;
-	const char *s = v;
-
-	if (is_empty(p, v))
-		return true;
-	while (*s) {
-		size_t n = strcspn(s, ", :\t");
-		bool known = n == 0;
-		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && !known; i++) {
-			if (strlen(names[i].name) == n && strncasecmp(s, names[i].name, n) == 0) {
-				bits |= names[i].bits;
-				known = true;
-			}
-		}
-		if (!known)
-			return false;
-		s += n;
-		if (*s)
-			s++;
-	}
-	return bits == 12;
-}
-
-/* sluice leaves ECDH groups to OpenSSL's defaults, as PgBouncer's "auto". */
-static bool is_auto(const struct parse *p, const char *v)
-{
-	return is_empty(p, v) || strcasecmp(v, "auto") == 0;
-}
-
-/* sluice sets no DH parameters, so TLS 1.2 DHE suites are off: "none". */
-static bool is_none(const struct parse *p, const char *v)
-{
-	return is_empty(p, v) || strcasecmp(v, "none") == 0;
-}
-
-static const struct unsupported unsupported_keys[] = {
-        /* no unix socket listener: client paths and permissions do not exist */
-        {"unix_socket_dir", is_empty,
-         "sluice listens on TCP only (listen_addr, listen_port); set unix_socket_dir = "
-         "(empty) and connect over TCP"},
-        {"unix_socket_mode", is_empty,
-         "sluice has no unix socket to set a mode on; remove the key and connect over TCP"},
-        {"unix_socket_group", is_empty,
-         "sluice has no unix socket to give a group; remove the key and connect over TCP"},
-        /* security: a privilege drop that would not happen */
-        {"user", is_empty,
-         "sluice does not change its user after startup; start it as the user it should "
-         "run as (e.g. systemd User=) and remove the key"},
-        /* logging: only what sluice logs is accepted */
-        {"syslog", is_off,
-         "sluice logs to logfile or stderr (journald takes stderr); set syslog = 0"},
-        {"syslog_ident", is_anything, NULL},    /* inert: syslog must be 0 */
-        {"syslog_facility", is_anything, NULL}, /* inert: syslog must be 0 */
-        {"log_connections", is_off,
-         "sluice logs logins only at verbose = 1; set log_connections = 0 (SHOW CLIENTS "
-         "lists who is connected)"},
-        {"log_disconnections", is_off,
-         "sluice logs only the disconnections it causes, with the error it sent; set "
-         "log_disconnections = 0"},
-        /* sluice logs every error it sends a client, with its SQLSTATE */
-        {"log_pooler_errors", is_on,
-         "sluice always logs the errors it closes clients with; set log_pooler_errors = 1"},
-        {"log_stats", is_off,
-         "sluice writes no periodic statistics lines; set log_stats = 0 and use the admin "
-         "console's SHOW commands"},
-        /* inert: sluice has neither averaged SHOW STATS nor stats log lines */
-        {"stats_period", is_duration, "stats_period must be a duration in seconds"},
-        {"dns_zone_check_period", is_zero_duration,
-         "sluice does not watch DNS zone serials; set dns_zone_check_period = 0"},
-        {"resolv_conf", is_empty,
-         "sluice uses the system resolver (/etc/resolv.conf); set resolv_conf = (empty)"},
-        {"listen_backlog", is_backlog,
-         "sluice's listen backlog is 1024 (capped by net.core.somaxconn); set "
-         "listen_backlog = 1024 or remove the key"},
-        /* sluice reads at most once per connection per loop pass, within
-         * any limit (0 = no limit) */
-        {"sbuf_loopcnt", is_count, "sbuf_loopcnt must be a whole number"},
-        {"so_reuseport", is_off,
-         "sluice does not set SO_REUSEPORT, so instances cannot share a port; set "
-         "so_reuseport = 0"},
-        /* inert: sluice has no SUSPEND or online restart to time */
-        {"suspend_timeout", is_duration, "suspend_timeout must be a duration in seconds"},
-        {"tcp_defer_accept", is_off,
-         "sluice does not set TCP_DEFER_ACCEPT; set tcp_defer_accept = 0"},
-        {"tcp_socket_buffer", is_zero,
-         "sluice leaves socket buffer sizes to the kernel; remove tcp_socket_buffer"},
-        {"tcp_keepalive", is_off,
-         "sluice does not enable TCP keepalive on its sockets; set tcp_keepalive = 0 (and "
-         "use client_idle_timeout or the kernel's settings)"},
-        {"tcp_keepcnt", is_zero, "sluice does not enable TCP keepalive; remove tcp_keepcnt"},
-        {"tcp_keepidle", is_zero, "sluice does not enable TCP keepalive; remove tcp_keepidle"},
-        {"tcp_keepintvl", is_zero, "sluice does not enable TCP keepalive; remove tcp_keepintvl"},
-        {"tcp_user_timeout", is_zero,
-         "sluice does not set TCP_USER_TIMEOUT; set tcp_user_timeout = 0"},
-        /* security: clients relying on it would get the simple protocol */
-        {"disable_pqexec", is_off,
-         "sluice relays the simple query protocol; set disable_pqexec = 0 (refuse "
-         "multi-statement queries in PostgreSQL or the application instead)"},
-        {"application_name_add_host", is_off,
-         "sluice does not add the client's address to application_name; set "
-         "application_name_add_host = 0"},
-        {"conffile", is_own_path,
-         "sluice always reloads the file it was started with; remove conffile"},
-        /* Windows service registration only; inert elsewhere, in PgBouncer too */
-        {"service_name", is_anything, NULL},
-        {"job_name", is_anything, NULL},
-        /* security: authentication sluice does not do */
-        {"auth_hba_file", is_empty,
-         "sluice has no HBA rules: every client authenticates with auth_type against "
-         "auth_file; remove auth_hba_file and restrict access with listen_addr or a "
-         "firewall"},
-        {"auth_query", is_empty,
-         "sluice looks users up in auth_file only; remove auth_query and list the users "
-         "in auth_file"},
-        {"auth_user", is_empty,
-         "sluice looks users up in auth_file only; remove auth_user and list the users in "
-         "auth_file"},
-        {"auth_dbname", is_empty, "sluice looks users up in auth_file only; remove auth_dbname"},
-        {"reserve_pool_size", is_zero,
-         "sluice has no reserve pool; set reserve_pool_size = 0 and size default_pool_size "
-         "for the peak"},
-        /* inert: reserve_pool_size must be 0 */
-        {"reserve_pool_timeout", is_duration, "reserve_pool_timeout must be a duration in seconds"},
-        /* security: a lower limit would not be enforced */
-        {"max_packet_size", is_packet_size,
-         "sluice's limit on one message is 1073741824 bytes (1 GiB) and cannot be "
-         "lowered; remove max_packet_size or set it to 1073741824 or more"},
-        /* sluice reuses the most recently used idle server first (LIFO) */
-        {"server_round_robin", is_off,
-         "sluice reuses the most recently used server first; set server_round_robin = 0"},
-        {"server_fast_close", is_off,
-         "sluice retires a changed server when its client leaves; set server_fast_close "
-         "= 0"},
-        /* security: TLS settings must be what sluice really does */
-        {"client_tls_protocols", is_tls12_13,
-         "sluice accepts TLS 1.2 and 1.3 from clients; set client_tls_protocols = secure "
-         "or remove the key"},
-        {"client_tls_ciphers", is_empty,
-         "sluice uses OpenSSL's default cipher list (the system policy in openssl.cnf), "
-         "not PgBouncer's lists; remove client_tls_ciphers"},
-        {"client_tls_ecdhcurve", is_auto,
-         "sluice uses OpenSSL's default ECDH groups; set client_tls_ecdhcurve = auto or "
-         "remove the key"},
-        {"client_tls_dheparams", is_none,
-         "sluice sets no DH parameters, so DHE key exchange is off; set "
-         "client_tls_dheparams = none or remove the key"},
-        {"server_tls_protocols", is_tls12_13,
-         "sluice offers TLS 1.2 and 1.3 to servers; set server_tls_protocols = secure or "
-         "remove the key"},
-        {"server_tls_ciphers", is_empty,
-         "sluice uses OpenSSL's default cipher list (the system policy in openssl.cnf), "
-         "not PgBouncer's lists; remove server_tls_ciphers"},
-        /* no peering: [peers] entries are refused too */
-        {"peer_id", is_zero, "sluice does not support peering; set peer_id = 0"},
-        /* not yet done by sluice: idle servers are not tested before reuse */
-        {"server_check_query", is_empty,
-         "sluice does not test idle servers before handing them out; a server that "
-         "died is noticed when it closes; set server_check_query empty"},
-        /* inert: server_check_query must be empty */
-        {"server_check_delay", is_duration, "server_check_delay must be a duration in seconds"},
-        /* not yet: no HTTP listener for /metrics and /health */
-        {"stats_listen", is_empty,
-         "sluice has no HTTP listener for metrics yet; remove stats_listen or set it empty "
-         "and use the admin console"},
-        {"server_check_delay_jitter", is_zero_duration,
-         "sluice adds no jitter to server checks; set server_check_delay_jitter = 0"},
-};
-
-/* True when <name> is one of unsupported_keys (after fail() if refused). */
-static bool unsupported_key(struct parse *p, const char *name, const char *v)
-{
-	for (size_t i = 0; i < sizeof(unsupported_keys) / sizeof(unsupported_keys[0]); i++) {
-		const struct unsupported *u = &unsupported_keys[i];
-		if (strcmp(u->name, name) != 0)
-			continue;
-		if (u->ok(p, v))
-			return true;
-		if (u->ok == is_duration || u->ok == is_count)
-			fail(p, "%s, got \"%s\"", u->instead, v);
-		else
-			refuse(p, "", name, v, u->instead);
-		return true;
-	}
-	return false;
 }
 
 /* Characters of a host name or a numeric address (with an IPv6 scope). */
@@ -793,7 +479,7 @@ static void add_listen(struct parse *p, const char *s, size_t n)
 
 	for (size_t i = 0; i < c->nlisten_addrs; i++) {
 		if (strlen(c->listen_addrs[i]) == n && strncmp(c->listen_addrs[i], s, n) == 0) {
-			fail(p, "listen_addr names %.*s twice", (int)n, s);
+			conf_fail(p, "listen_addr names %.*s twice", (int)n, s);
 			return;
 		}
 	}
@@ -837,14 +523,14 @@ static void set_listen_addr(struct parse *p, const char *v)
 			e--;
 		/* a comma always starts another item, even at the end */
 		if (e == b || (*s == ',' && !s[1])) {
-			fail(p, "listen_addr has an empty item in \"%s\"", v);
+			conf_fail(p, "listen_addr has an empty item in \"%s\"", v);
 			break;
 		}
 		if (*s == ',')
 			s++;
 		if ((e - b == 1 && *b == '*') != star && c->nlisten_addrs > 0) {
-			fail(p, "listen_addr: * already means every address; list either * or "
-			        "specific addresses");
+			conf_fail(p, "listen_addr: * already means every address; list either * or "
+			             "specific addresses");
 			break;
 		}
 		if (e - b == 1 && *b == '*') {
@@ -858,8 +544,8 @@ static void set_listen_addr(struct parse *p, const char *v)
 			e--;
 		}
 		if (!addr_chars_ok(b, (size_t)(e - b))) {
-			fail(p, "listen_addr: \"%.*s\" is not an address or host name",
-			     (int)(e - b), b);
+			conf_fail(p, "listen_addr: \"%.*s\" is not an address or host name",
+			          (int)(e - b), b);
 			break;
 		}
 		add_listen(p, b, (size_t)(e - b));
@@ -867,8 +553,8 @@ static void set_listen_addr(struct parse *p, const char *v)
 	if (p->err[0])
 		return;
 	if (c->nlisten_addrs == 0)
-		fail(p, "listen_addr is empty: sluice listens on TCP only; give addresses, or "
-		        "* for all IPv4 and IPv6 addresses");
+		conf_fail(p, "listen_addr is empty: sluice listens on TCP only; give addresses, or "
+		             "* for all IPv4 and IPv6 addresses");
 }
 
 enum kind { K_STR, K_OPT_STR, K_INT, K_BOOL, K_DUR, K_SIZE };
@@ -938,30 +624,32 @@ static void main_key(struct parse *p, const char *name, const char *v)
 			set_opt_str(dst, v);
 			break;
 		case K_INT:
-			if (!parse_int(v, k->lo, k->hi, dst))
-				fail(p, "%s must be a whole number from %ld to %ld, got \"%s\"",
-				     name, k->lo, k->hi, v);
+			if (!conf_parse_int(v, k->lo, k->hi, dst))
+				conf_fail(p,
+				          "%s must be a whole number from %ld to %ld, got \"%s\"",
+				          name, k->lo, k->hi, v);
 			break;
 		case K_SIZE: {
 			int n;
-			if (!parse_int(v, k->lo, k->hi, &n))
-				fail(p, "%s must be a whole number from %ld to %ld, got \"%s\"",
-				     name, k->lo, k->hi, v);
+			if (!conf_parse_int(v, k->lo, k->hi, &n))
+				conf_fail(p,
+				          "%s must be a whole number from %ld to %ld, got \"%s\"",
+				          name, k->lo, k->hi, v);
 			else
 				*(size_t *)dst = (size_t)n;
 			break;
 		}
 		case K_BOOL:
-			if (!parse_bool(v, dst))
-				fail(p, "%s must be 0 or 1 (or yes/no, on/off), got \"%s\"", name,
-				     v);
+			if (!conf_parse_bool(v, dst))
+				conf_fail(p, "%s must be 0 or 1 (or yes/no, on/off), got \"%s\"",
+				          name, v);
 			break;
 		case K_DUR:
-			if (!parse_duration(v, dst))
-				fail(p,
-				     "%s must be a duration in seconds (like 30, 1.5, 500ms), "
-				     "got \"%s\"",
-				     name, v);
+			if (!conf_parse_duration(v, dst))
+				conf_fail(p,
+				          "%s must be a duration in seconds (like 30, 1.5, 500ms), "
+				          "got \"%s\"",
+				          name, v);
 			break;
 		}
 		return;
@@ -978,32 +666,35 @@ static void main_key(struct parse *p, const char *name, const char *v)
 		else if (strcmp(v, "plain") == 0)
 			c->auth_type = CONF_AUTH_PLAIN;
 		else
-			fail(p, "auth_type must be trust, plain, md5 or scram-sha-256, got \"%s\"",
-			     v);
+			conf_fail(
+			        p,
+			        "auth_type must be trust, plain, md5 or scram-sha-256, got \"%s\"",
+			        v);
 	} else if (strcmp(name, "pool_mode") == 0) {
 		if (!parse_pool_mode(v, &c->pool_mode))
-			fail(p, "pool_mode must be session, transaction or statement, got \"%s\"",
-			     v);
+			conf_fail(p,
+			          "pool_mode must be session, transaction or statement, got \"%s\"",
+			          v);
 	} else if (strcmp(name, "admin_users") == 0) {
 		set_list(&c->admin_users, &c->nadmin_users, v);
 	} else if (strcmp(name, "stats_users") == 0) {
 		set_list(&c->stats_users, &c->nstats_users, v);
 	} else if (strcmp(name, "client_tls_sslmode") == 0) {
 		if (!parse_sslmode(v, &c->client_tls_sslmode))
-			fail(p,
-			     "client_tls_sslmode must be disable, allow, prefer, require, "
-			     "verify-ca or verify-full, got \"%s\"",
-			     v);
+			conf_fail(p,
+			          "client_tls_sslmode must be disable, allow, prefer, require, "
+			          "verify-ca or verify-full, got \"%s\"",
+			          v);
 		else
 			set_str(&c->client_tls_sslmode_str, v);
 	} else if (strcmp(name, "server_tls_sslmode") == 0) {
 		if (!parse_sslmode(v, &c->server_tls_sslmode))
-			fail(p,
-			     "server_tls_sslmode must be disable, allow, prefer, require, "
-			     "verify-ca or verify-full, got \"%s\"",
-			     v);
-	} else if (!unsupported_key(p, name, v)) {
-		fail(p, "unknown key \"%s\" in [sluice]", name);
+			conf_fail(p,
+			          "server_tls_sslmode must be disable, allow, prefer, require, "
+			          "verify-ca or verify-full, got \"%s\"",
+			          v);
+	} else if (!conf_unsupported_key(p, name, v)) {
+		conf_fail(p, "unknown key \"%s\" in [sluice]", name);
 	}
 }
 
@@ -1013,26 +704,26 @@ static void cache_key(struct parse *p, const char *name, const char *v)
 	int n;
 
 	if (strcmp(name, "enabled") == 0) {
-		if (!parse_bool(v, &cc->enabled))
-			fail(p, "enabled must be 0 or 1, got \"%s\"", v);
+		if (!conf_parse_bool(v, &cc->enabled))
+			conf_fail(p, "enabled must be 0 or 1, got \"%s\"", v);
 		else if (cc->enabled)
-			refuse(p, "[cache] ", name, v,
-			       "sluice has no read cache yet; set enabled = 0");
+			conf_refuse(p, "[cache] ", name, v,
+			            "sluice has no read cache yet; set enabled = 0");
 	} else if (strcmp(name, "redis_host") == 0) {
 		set_str(&cc->redis_host, v);
 	} else if (strcmp(name, "redis_port") == 0) {
-		if (!parse_int(v, 1, 65535, &cc->redis_port))
-			fail(p, "redis_port must be 1..65535, got \"%s\"", v);
+		if (!conf_parse_int(v, 1, 65535, &cc->redis_port))
+			conf_fail(p, "redis_port must be 1..65535, got \"%s\"", v);
 	} else if (strcmp(name, "default_ttl") == 0) {
-		if (!parse_duration(v, &cc->default_ttl))
-			fail(p, "default_ttl must be a duration in seconds, got \"%s\"", v);
+		if (!conf_parse_duration(v, &cc->default_ttl))
+			conf_fail(p, "default_ttl must be a duration in seconds, got \"%s\"", v);
 	} else if (strcmp(name, "l1_entries") == 0) {
-		if (!parse_int(v, 0, 10000000, &n))
-			fail(p, "l1_entries must be a whole number, got \"%s\"", v);
+		if (!conf_parse_int(v, 0, 10000000, &n))
+			conf_fail(p, "l1_entries must be a whole number, got \"%s\"", v);
 		else
 			cc->l1_entries = (size_t)n;
 	} else {
-		fail(p, "unknown key \"%s\" in [cache]", name);
+		conf_fail(p, "unknown key \"%s\" in [cache]", name);
 	}
 }
 
@@ -1053,14 +744,14 @@ static int handler(void *user, const char *section, const char *name, const char
 	else if (strcmp(section, "peers") == 0)
 		/* An empty [peers] section loads; an entry would expect cancel
 		 * requests to be forwarded between processes. */
-		fail(p,
-		     "[peers] %s = %s is not supported by sluice (no peering: each sluice "
-		     "handles the cancel requests of its own clients; remove the entry)",
-		     name, value);
+		conf_fail(p,
+		          "[peers] %s = %s is not supported by sluice (no peering: each sluice "
+		          "handles the cancel requests of its own clients; remove the entry)",
+		          name, value);
 	else if (section[0] == 0)
-		fail(p, "key \"%s\" outside any section (expected [sluice] first)", name);
+		conf_fail(p, "key \"%s\" outside any section (expected [sluice] first)", name);
 	else
-		fail(p, "unknown section [%s]", section);
+		conf_fail(p, "unknown section [%s]", section);
 	return 1;
 }
 
@@ -1117,25 +808,27 @@ static void validate(struct parse *p)
 		if (c->max_login_clients < floor)
 			c->max_login_clients = floor;
 	} else if (c->max_login_clients > c->max_client_conn) {
-		fail(p,
-		     "max_login_clients (%d) cannot exceed max_client_conn (%d): clients logging "
-		     "in count towards max_client_conn",
-		     c->max_login_clients, c->max_client_conn);
+		conf_fail(p,
+		          "max_login_clients (%d) cannot exceed max_client_conn (%d): clients "
+		          "logging "
+		          "in count towards max_client_conn",
+		          c->max_login_clients, c->max_client_conn);
 	}
 	if (c->ndbs == 0)
-		fail(p, "no [databases] entries: clients would have nothing to connect to");
+		conf_fail(p, "no [databases] entries: clients would have nothing to connect to");
 	if (c->auth_type != CONF_AUTH_TRUST && !c->auth_file)
-		fail(p, "auth_type %s needs an auth_file with the users' passwords",
-		     c->auth_type == CONF_AUTH_MD5     ? "md5"
-		     : c->auth_type == CONF_AUTH_SCRAM ? "scram-sha-256"
-		                                       : "plain");
+		conf_fail(p, "auth_type %s needs an auth_file with the users' passwords",
+		          c->auth_type == CONF_AUTH_MD5     ? "md5"
+		          : c->auth_type == CONF_AUTH_SCRAM ? "scram-sha-256"
+		                                            : "plain");
 	if (c->client_tls_sslmode != CONF_SSL_DISABLE &&
 	    (!c->client_tls_cert_file || !c->client_tls_key_file))
-		fail(p, "client_tls_sslmode needs client_tls_cert_file and client_tls_key_file");
+		conf_fail(p,
+		          "client_tls_sslmode needs client_tls_cert_file and client_tls_key_file");
 	if (c->client_tls_sslmode >= CONF_SSL_VERIFY_CA && !c->client_tls_ca_file)
-		fail(p, "client_tls_sslmode verify-ca/verify-full needs client_tls_ca_file");
+		conf_fail(p, "client_tls_sslmode verify-ca/verify-full needs client_tls_ca_file");
 	if (c->server_tls_sslmode >= CONF_SSL_VERIFY_CA && !c->server_tls_ca_file)
-		fail(p, "server_tls_sslmode verify-ca/verify-full needs server_tls_ca_file");
+		conf_fail(p, "server_tls_sslmode verify-ca/verify-full needs server_tls_ca_file");
 }
 
 int conf_load(const char *path, struct conf *c, char *err, size_t errlen)
@@ -1157,10 +850,10 @@ int conf_load(const char *path, struct conf *c, char *err, size_t errlen)
 	fclose(p.f);
 	if (rc > 0 && !p.err[0]) {
 		p.line = rc;
-		fail(&p, "syntax error: expected [section], key = value or a comment");
+		conf_fail(&p, "syntax error: expected [section], key = value or a comment");
 	}
 	if (ioerr)
-		fail(&p, "read error");
+		conf_fail(&p, "read error");
 	if (!p.err[0])
 		validate(&p);
 	if (p.err[0]) {

@@ -1069,3 +1069,18 @@ def under_asan(s):
     nothing there."""
     with open(f"/proc/{s.proc.pid}/maps") as f:
         return any("libasan" in line for line in f)
+
+
+def error_or_close(w, timeout=3):
+    """Read until an ErrorResponse or EOF: ('E', its fields), ('closed', None)
+    or ('timeout', None)."""
+    w.settimeout(timeout)
+    try:
+        while True:
+            t, p = w.read_msg()
+            if t == b"E":
+                return "E", parse_fields(p)
+    except (Closed, ConnectionResetError):
+        return "closed", None
+    except socket.timeout:
+        return "timeout", None

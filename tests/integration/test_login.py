@@ -6,23 +6,9 @@ import ssl
 import struct
 import time
 
-from harness import (under_asan, GSSENC_REQUEST, SSL_REQUEST, Closed, PgError, Wire, check, login_wire,
+from harness import (error_or_close, under_asan, GSSENC_REQUEST, SSL_REQUEST, Closed, PgError, Wire, check, login_wire,
                      parse_fields, test)
 from test_tls import certs, tls_settings
-
-
-def error_or_close(w, timeout=3):
-    """Read until an ErrorResponse or EOF: ('E', fields) or ('closed', None)."""
-    w.settimeout(timeout)
-    try:
-        while True:
-            t, p = w.read_msg()
-            if t == b"E":
-                return "E", parse_fields(p)
-    except (Closed, ConnectionResetError):
-        return "closed", None
-    except socket.timeout:
-        return "timeout", None
 
 
 def md5_secret(user, password):

@@ -9,7 +9,7 @@ import time
 
 import psycopg2
 
-from harness import (GSSENC_REQUEST, PROTOCOL_3, SSL_REQUEST, Closed, PgError, M_SYNC,
+from harness import (error_or_close, GSSENC_REQUEST, PROTOCOL_3, SSL_REQUEST, Closed, PgError, M_SYNC,
                      TestFailure, Wire, check, cancel_reaches_own_query, free_port,
                      killed_client_releases_locks, login_wire, m_bind, m_execute, m_parse,
                      m_query, parse_datarow, parse_fields, pgbench, pgbench_stats,
@@ -249,16 +249,8 @@ def t_max_client_conn(env):
 
 def read_error_or_close(w, timeout=3):
     """Read until an ErrorResponse or EOF; returns ('E', code) or ('closed', None)."""
-    w.settimeout(timeout)
-    try:
-        while True:
-            t, p = w.read_msg()
-            if t == b"E":
-                return "E", parse_fields(p).get("C")
-    except (Closed, ConnectionResetError):
-        return "closed", None
-    except socket.timeout:
-        return "timeout", None
+    what, fields = error_or_close(w, timeout)
+    return what, fields.get("C") if fields else None
 
 
 @test("session.bad_input")
