@@ -432,4 +432,114 @@ int proto_scram_client_verify(struct proto_scram_client *st, const uint8_t *serv
  * allocation grew past <keep> is freed (when empty) or shrunk to <keep>. */
 void proto_buf_shrink(struct proto_buf *b, size_t keep);
 
+/*
+ * ---- SQL scanner (sqlscan.c) ----
+ *
+ * One pass over SQL text, on the hot path, with no allocation. It knows
+ * every lexical form of PostgreSQL (quotes with doubled quotes, E'' with
+ * backslash escapes, U&'' and U&"", dollar quotes with tags, nested block
+ * comments, -- comments, quoted identifiers, numeric, bit and hex literals,
+ * :: casts) and
+ *  - splits the text at top-level semicolons (empty statements are none);
+ *  - normalizes each statement: comments dropped, whitespace runs made one
+ *    space, literals replaced by $n (numbered after the highest $n the text
+ *    already has, as pg_query_normalize does), and the list of an
+ *    IN (...) made of literals only collapsed to one: "IN ($1)";
+ *  - fingerprints each normalized statement with xxHash over a canonical
+ *    form (unquoted words lower-cased), so "SELECT 1" and "select  2" have
+ *    the same fingerprint;
+ *  - finds each statement's leading keyword and reads "sluice:" hints from
+ *    its comments ("sluice:cache", "sluice:cache ttl=30", "sluice:nocache").
+ * Malformed text (an unterminated string or comment) still scans: the rest
+ * of the text is that token.
+ */
+#define PROTO_SQL_MAX_STMTS 32 /* statements kept apart; later ones fold into the last */
+
+enum proto_sql_kw {
+	PROTO_KW_NONE = 0, /* empty or an unknown leading word */
+	PROTO_KW_SELECT,
+	PROTO_KW_INSERT,
+	PROTO_KW_UPDATE,
+	PROTO_KW_DELETE,
+	PROTO_KW_MERGE,
+	PROTO_KW_WITH,
+	PROTO_KW_VALUES,
+	PROTO_KW_TABLE,
+	PROTO_KW_COPY,
+	PROTO_KW_BEGIN,
+	PROTO_KW_START,
+	PROTO_KW_COMMIT,
+	PROTO_KW_END,
+	PROTO_KW_ROLLBACK,
+	PROTO_KW_ABORT,
+	PROTO_KW_SAVEPOINT,
+	PROTO_KW_RELEASE,
+	PROTO_KW_PREPARE,
+	PROTO_KW_EXECUTE,
+	PROTO_KW_DEALLOCATE,
+	PROTO_KW_SET,
+	PROTO_KW_RESET,
+	PROTO_KW_SHOW,
+	PROTO_KW_EXPLAIN,
+	PROTO_KW_CREATE,
+	PROTO_KW_ALTER,
+	PROTO_KW_DROP,
+	PROTO_KW_TRUNCATE,
+	PROTO_KW_GRANT,
+	PROTO_KW_REVOKE,
+	PROTO_KW_COMMENT,
+	PROTO_KW_VACUUM,
+	PROTO_KW_ANALYZE,
+	PROTO_KW_LISTEN,
+	PROTO_KW_UNLISTEN,
+	PROTO_KW_NOTIFY,
+	PROTO_KW_DO,
+	PROTO_KW_CALL,
+	PROTO_KW_LOCK,
+	PROTO_KW_DISCARD,
+	PROTO_KW_DECLARE,
+	PROTO_KW_FETCH,
+	PROTO_KW_MOVE,
+	PROTO_KW_CLOSE,
+	PROTO_KW_REFRESH,
+	PROTO_KW_REINDEX,
+	PROTO_KW_CLUSTER,
+	PROTO_KW_CHECKPOINT,
+	PROTO_KW_OTHER, /* some other word */
+};
+
+#define PROTO_SQL_HINT_CACHE   1u /* sluice:cache */
+#define PROTO_SQL_HINT_NOCACHE 2u /* sluice:nocache (wins over cache) */
+
+struct proto_sql_stmt {
+	uint64_t fp;       /* fingerprint of the normalized statement; never 0 */
+	uint32_t norm_off; /* its normalized text: buf[norm_off, norm_off + norm_len) */
+	uint32_t norm_len;
+	uint32_t src_off; /* its original text: sql[src_off, src_off + src_len) */
+	uint32_t src_len;
+	uint32_t cache_ttl; /* seconds from "sluice:cache ttl=N", 0 = none given */
+	uint16_t nparams;   /* highest $n in the normalized statement */
+	uint8_t keyword;    /* enum proto_sql_kw */
+	uint8_t hints;      /* PROTO_SQL_HINT_* */
+	bool cut;           /* the text or <buf> ended inside it: a prefix only */
+};
+
+struct proto_sql_scan {
+	unsigned nstmts; /* 0 for text with no statement (blank, comments, ";") */
+	struct proto_sql_stmt stmt[PROTO_SQL_MAX_STMTS];
+};
+
+/*
+ * Scan <len> bytes of <sql> (a NUL ends it early). <complete> is false when
+ * <sql> is only the start of a longer text: the last statement is then
+ * <cut>. Normalized statements go to <buf> of <cap> bytes (each followed by
+ * a NUL); when <buf> is full the statement is cut and the rest is only
+ * fingerprinted as far as it went. Pure, never fails.
+ */
+void proto_sql_scan(const char *sql, size_t len, bool complete, char *buf, size_t cap,
+                    struct proto_sql_scan *out);
+
+/* Lower-case name of a keyword ("select"), "" for PROTO_KW_NONE. */
+const char *proto_sql_kw_name(enum proto_sql_kw kw);
+
 #endif /* SLUICE_PROTO_H */

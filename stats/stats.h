@@ -1,5 +1,5 @@
 /*
- * Logging and (later) statement statistics.
+ * Logging and statement statistics.
  *
  * Logging: one line per event, "2026-01-02 03:04:05.678 UTC [pid] LEVEL msg",
  * to stderr or the configured logfile. The level is checked before any
@@ -11,6 +11,9 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "protocol/proto.h"
 
 enum log_level {
 	LOG_LVL_ERROR = 0,
@@ -54,5 +57,220 @@ const char *log_escape(char *dst, size_t n, const char *src);
 		if (log_current_level >= LOG_LVL_DEBUG)                                            \
 			log_write(LOG_LVL_DEBUG, __VA_ARGS__);                                     \
 	} while (0)
+
+/*
+ * ---- Statement statistics ----
+ *
+ * The proxy feeds two narrow hooks and never more: stats_shape_seen() when
+ * a statement's text has been scanned (at a Query, or once at a Parse), and
+ * stats_record() when a reply closes a request. Everything else here is
+ * pure bookkeeping: no socket, no event loop. All times are nanoseconds of
+ * CLOCK_MONOTONIC unless named otherwise.
+ */
+enum stats_class {
+	STATS_CL_SELECT = 0,
+	STATS_CL_INSERT,
+	STATS_CL_UPDATE,
+	STATS_CL_DELETE,
+	STATS_CL_MERGE,
+	STATS_CL_COPY,
+	STATS_CL_DDL,
+	STATS_CL_TCL,     /* begin/commit/rollback/savepoint/prepare transaction */
+	STATS_CL_UTILITY, /* set/show/explain/vacuum/analyze/... */
+	STATS_CL_OTHER,   /* anything else, or text the parser cannot read */
+	STATS_NCLASSES
+};
+
+/* "select", "insert", ..., "other". */
+const char *stats_class_name(enum stats_class cls);
+
+/* Settings, from the configuration at start and at every reload. */
+struct stats_config {
+	bool track;                /* track_statements */
+	bool track_literals;       /* keep one example with its literals per shape */
+	uint32_t max_statements;   /* max_tracked_statements: rows kept, <other> rows aside */
+	uint32_t slow_ms;          /* slow_query_ms; 0 = no slow-query log */
+	uint32_t slow_log_size;    /* slow_query_log_size: entries in SHOW SLOW's ring */
+	uint32_t nplus1_threshold; /* nplusone_threshold: repeats that make a burst */
+	uint32_t nplus1_window_ms; /* nplusone_window_ms: outside a transaction */
+};
+
+/* ---- classify.c: the PostgreSQL parser's verdict on one statement ---- */
+#define STATS_MAX_TABLES 16
+
+struct stats_shape_info {
+	uint64_t pg_fp;     /* libpg_query's fingerprint, 0 if it could not parse the text */
+	uint8_t cls;        /* enum stats_class */
+	bool parsed;        /* libpg_query parsed the text */
+	bool writes;        /* may change data or schema (DML, COPY FROM, DDL, CALL, DO,
+	                       a data-modifying CTE, SELECT INTO, EXPLAIN ANALYZE of a write) */
+	bool locking;       /* FOR UPDATE / NO KEY UPDATE / SHARE / KEY SHARE */
+	bool modifying_cte; /* a WITH holding INSERT / UPDATE / DELETE / MERGE */
+	bool volatile_fn;   /* calls a function not known to be immutable: now(), random(),
+	                       nextval(), current_user, any user-defined function ... */
+	bool catalog;       /* reads pg_catalog, information_schema or a pg_* relation */
+	bool temp;          /* names a relation in pg_temp */
+	bool tables_cut;    /* more tables than STATS_MAX_TABLES: the lists are partial */
+	uint8_t nread, nwritten;
+	char *read[STATS_MAX_TABLES];    /* owned: "schema.table" or "table", folded to lower
+	                                    case unless quoted; each listed once */
+	char *written[STATS_MAX_TABLES]; /* owned: likewise, tables written */
+};
+
+/*
+ * Run libpg_query on <len> bytes of <sql> (one statement) and fill <out>.
+ * <kw> (enum proto_sql_kw, from the scanner) classes text the parser cannot
+ * read. Returns 0 when parsed, -1 when not (then <out> holds the fallback
+ * class and nothing else). Costly (microseconds): once per shape.
+ */
+int stats_classify(const char *sql, size_t len, uint8_t kw, struct stats_shape_info *out);
+void stats_shape_info_free(struct stats_shape_info *info);
+
+/* ---- hist.c: fixed-memory log-linear latency histogram ---- */
+struct stats_hist;
+
+void stats_hist_add(struct stats_hist *h, uint64_t ns);
+/* The <q> quantile (0..1) in ns, within 2 % of the exact value; 0 if empty. */
+uint64_t stats_hist_quantile(const struct stats_hist *h, double q);
+/* How many values were at most <ns> (for Prometheus buckets). */
+uint64_t stats_hist_count_le(const struct stats_hist *h, uint64_t ns);
+uint64_t stats_hist_count(const struct stats_hist *h);
+void stats_hist_merge(struct stats_hist *dst, const struct stats_hist *src);
+struct stats_hist *stats_hist_new(void); /* zeroed, NULL on OOM */
+void stats_hist_free(struct stats_hist *h);
+size_t stats_hist_size(void); /* bytes one takes */
+
+/* ---- stats.c: the tables ---- */
+struct stats;        /* owned by the proxy context */
+struct stats_scope;  /* one (database, user): a pool's */
+struct stats_client; /* one client's N+1 state */
+
+struct stats *stats_new(const struct stats_config *cfg); /* NULL on OOM */
+/* New settings (reload); a smaller max_statements folds rows at once. */
+void stats_configure(struct stats *st, const struct stats_config *cfg);
+void stats_free(struct stats *st);
+/* RESET STATS: every row, counter, slow entry and N+1 record goes. */
+void stats_reset(struct stats *st);
+bool stats_enabled(const struct stats *st);
+uint64_t stats_clock_ns(void); /* CLOCK_MONOTONIC */
+
+/* A (database, user), referenced by its pool; NULL on OOM. */
+struct stats_scope *stats_scope_get(struct stats *st, const char *db, const char *user);
+void stats_scope_put(struct stats *st, struct stats_scope *sc);
+
+/*
+ * Hook 1: a statement was scanned. <s> and <norm> (its normalized text, a
+ * NUL-terminated string) come from proto_sql_scan; <src> is the statement's
+ * original text (s->src_len bytes), given to the parser the first time
+ * the fingerprint is seen, and kept as the example with literals only when
+ * track_literals is on. One hash lookup when the shape is known.
+ * Returns what the parser said of it, or NULL (tracking off, or OOM).
+ */
+const struct stats_shape_info *stats_shape_seen(struct stats *st, const struct proto_sql_stmt *s,
+                                                const char *norm, const char *src);
+/* The shape of <fp> if it is known (memoized), else NULL. */
+const struct stats_shape_info *stats_shape_find(struct stats *st, uint64_t fp);
+
+/* Hook 2: a reply closed a request. */
+struct stats_event {
+	struct stats_scope *scope; /* the pool's */
+	uint64_t fp;               /* from the scanner; 0 = text unknown: counted in <other> */
+	uint64_t start_ns;         /* its first byte went to the server */
+	uint64_t end_ns;           /* the reply that closed it came */
+	uint64_t wait_ns;          /* the client waited this long for a server first */
+	int64_t rows;              /* from the CommandComplete tag; -1 if none */
+	char sqlstate[6];          /* "" unless an ErrorResponse closed it */
+	bool in_tx;                /* ran inside a transaction block */
+	const char *app_name;      /* for the slow log and N+1; may be NULL */
+	const char *client_addr;   /* likewise */
+	uint32_t server_pid;       /* PostgreSQL's pid of the server that ran it */
+	struct stats_client **client; /* the client's N+1 state, made on first use; may be NULL */
+};
+void stats_record(struct stats *st, const struct stats_event *ev);
+/* A client is gone: its N+1 state goes (NULL is fine). */
+void stats_client_free(struct stats *st, struct stats_client *cl);
+
+/* ---- read side, for the admin console and /metrics ---- */
+struct stats_row_view {
+	uint64_t fp, pg_fp;
+	const char *db, *user;
+	const char *text;    /* normalized; "<other>" for a database's folded rows */
+	const char *example; /* with literals (track_literals), or NULL */
+	uint8_t cls;
+	bool other;          /* the <other> row of its database */
+	uint64_t calls, errors, rows;
+	double total_ms, mean_ms, min_ms, max_ms, stddev_ms;
+	double p50_ms, p95_ms, p99_ms;
+	double wait_ms; /* total wait */
+	uint64_t cache_hits;
+	double first_seen, last_seen; /* Unix time, seconds */
+	const char *error_classes;    /* "23:2 42:1": SQLSTATE classes and counts, "" if none */
+};
+
+enum stats_order {
+	STATS_ORDER_TOTAL = 0, /* total time, largest first (the default) */
+	STATS_ORDER_CALLS,
+	STATS_ORDER_MEAN,
+	STATS_ORDER_MAX,
+	STATS_ORDER_P95,
+	STATS_ORDER_P99,
+	STATS_ORDER_ERRORS,
+	STATS_ORDER_ROWS,
+	STATS_ORDER_WAIT,
+};
+
+typedef void (*stats_row_cb)(void *arg, const struct stats_row_view *r);
+/* Rows in <order>, at most <limit> (0 = all). Returns how many. */
+size_t stats_queries(struct stats *st, enum stats_order order, size_t limit, stats_row_cb cb,
+                     void *arg);
+
+struct stats_class_view {
+	uint8_t cls;
+	uint64_t calls, errors, rows;
+	double total_ms, mean_ms, p50_ms, p95_ms, p99_ms;
+	const struct stats_hist *hist;
+};
+typedef void (*stats_class_cb)(void *arg, const struct stats_class_view *v);
+void stats_classes(struct stats *st, stats_class_cb cb, void *arg);
+
+/* Per (database, user): the same figures, for /metrics and SHOW STATS. */
+struct stats_scope_view {
+	const char *db, *user;
+	uint64_t calls, errors, rows;
+	double total_ms, wait_ms;
+	const struct stats_hist *hist;
+};
+typedef void (*stats_scope_cb)(void *arg, const struct stats_scope_view *v);
+void stats_scopes(struct stats *st, stats_scope_cb cb, void *arg);
+
+struct stats_slow_view {
+	double at; /* Unix time, seconds, when it ended */
+	const char *db, *user, *app_name, *client_addr;
+	double wait_ms, exec_ms;
+	uint32_t server_pid;
+	uint8_t cls;
+	uint64_t fp;
+	const char *sqlstate; /* "" when it succeeded */
+	const char *text;     /* normalized */
+};
+typedef void (*stats_slow_cb)(void *arg, const struct stats_slow_view *v);
+/* Newest first. */
+void stats_slow(struct stats *st, stats_slow_cb cb, void *arg);
+
+struct stats_nplus1_view {
+	uint64_t fp;
+	const char *db, *user, *text;
+	uint64_t bursts;          /* times the threshold was reached */
+	uint64_t largest;         /* most repeats in one burst */
+	double last_at;           /* Unix time of the latest burst */
+	const char *last_app, *last_addr;
+	uint64_t prev_fp;         /* the statement run just before the latest burst (the "1") */
+	const char *prev_text;    /* its normalized text, or "" */
+};
+typedef void (*stats_nplus1_cb)(void *arg, const struct stats_nplus1_view *v);
+void stats_nplus1(struct stats *st, stats_nplus1_cb cb, void *arg);
+
+/* Bytes held by the tables (SHOW MEM). */
+size_t stats_mem(const struct stats *st);
 
 #endif /* SLUICE_STATS_H */
