@@ -593,6 +593,13 @@ static const struct key main_keys[] = {
         {"server_reset_query", K_STR, OFF(server_reset_query), 0, 0},
         {"server_reset_query_always", K_BOOL, OFF(server_reset_query_always), 0, 0},
         {"max_prepared_statements", K_INT, OFF(max_prepared_statements), 0, 100000},
+        {"track_statements", K_BOOL, OFF(track_statements), 0, 0},
+        {"track_literals", K_BOOL, OFF(track_literals), 0, 0},
+        {"max_tracked_statements", K_INT, OFF(max_tracked_statements), 10, 1000000},
+        {"slow_query_ms", K_INT, OFF(slow_query_ms), 0, 86400000},
+        {"slow_query_log_size", K_INT, OFF(slow_query_log_size), 0, 1000000},
+        {"nplusone_threshold", K_INT, OFF(nplusone_threshold), 2, 1000000},
+        {"nplusone_window_ms", K_INT, OFF(nplusone_window_ms), 1, 3600000},
         {"track_extra_parameters", K_OPT_STR, OFF(track_extra_parameters), 0, 0},
         {"ignore_startup_parameters", K_OPT_STR, OFF(ignore_startup_parameters), 0, 0},
         {"logfile", K_OPT_STR, OFF(logfile), 0, 0},
@@ -783,6 +790,12 @@ static void defaults(struct conf *c)
 	c->server_reset_query = xstrdup("DISCARD ALL");
 	c->server_check_query = xstrdup("");
 	c->max_prepared_statements = 200;
+	c->track_statements = true;
+	c->max_tracked_statements = 5000;
+	c->slow_query_ms = 100;
+	c->slow_query_log_size = 1000;
+	c->nplusone_threshold = 10;
+	c->nplusone_window_ms = 1000;
 	c->stats_listen = xstrdup("");
 	c->pkt_buf = 8192;
 	c->client_tls_sslmode_str = xstrdup("disable");

@@ -157,6 +157,14 @@ struct conf {
 	char *track_extra_parameters;         /* owned or NULL, comma-separated */
 	char *ignore_startup_parameters;      /* owned or NULL, comma-separated */
 	char *stats_listen;                   /* refused unless empty (no HTTP listener yet) */
+	/* Statement statistics (stats/): see README "Statement statistics". */
+	bool track_statements;  /* default true: time and classify every statement */
+	bool track_literals;    /* default false: keep one example with literals per shape */
+	int max_tracked_statements; /* default 5000: rows before the least used fold */
+	int slow_query_ms;      /* default 100; 0 = no slow-query log */
+	int slow_query_log_size; /* default 1000: SHOW SLOW's entries */
+	int nplusone_threshold; /* default 10: repeats of one SELECT that make a burst */
+	int nplusone_window_ms; /* default 1000: the window outside a transaction */
 	char *logfile;                        /* owned or NULL = stderr */
 	char *pidfile;                        /* owned or NULL */
 	int verbose;                          /* 0..2, default 0 */

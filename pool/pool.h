@@ -62,6 +62,8 @@ struct pool_param {
 	char *value;
 };
 
+struct stats_scope;
+
 struct pool {
 	char *db_name;            /* owned: the database name clients use */
 	char *user;               /* owned: the client-side user name */
@@ -114,6 +116,8 @@ struct pool {
 	uint64_t n_clients;     /* clients logged in to this pool: idle, waiting or active */
 	double total_wait_time; /* seconds clients spent queued */
 	uint64_t n_waited;
+
+	struct stats_scope *stats_scope; /* borrowed reference: its statement statistics */
 
 	UT_hash_handle hh; /* key: db_name "\0" user */
 	char *key;         /* owned */

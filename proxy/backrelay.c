@@ -32,6 +32,7 @@ static bool must_inspect(uint8_t type)
 	case 'H': /* CopyOutResponse */
 	case 'W': /* CopyBothResponse */
 	case 'c': /* CopyDone */
+	case 'C': /* CommandComplete: its tag counts the rows */
 		return true;
 	default:
 		return false;
@@ -283,7 +284,7 @@ void proxy_server_process(struct proxy_server *s)
 			size_t flen;
 			bool any = false;
 
-			while (proxy_ps_take_fake(s, fake, &flen)) {
+			while (proxy_reply_take_fake(s, fake, &flen)) {
 				if (!any && p > fwd &&
 				    proxy_io_send(ctx, &c->io, fwd, (size_t)(p - fwd)) < 0)
 					goto client_failed;
@@ -332,8 +333,8 @@ void proxy_server_process(struct proxy_server *s)
 				/* wait for the whole message; make room for it */
 				break;
 			}
-			if (s->track && s->internal == 0)
-				tr = proxy_ps_track_reply(s, type, p + 5, len - 4);
+			if (s->internal == 0)
+				tr = proxy_reply_track(s, type, p + 5, len - 4);
 			hide = inspect(s, type, p + 5, len - 4) || tr != 0;
 			if (type == 'Z' && !hide && c && s->mode == CONF_POOL_STATEMENT &&
 			    s->status != 'I' && s->outstanding == 0) {
@@ -356,7 +357,7 @@ void proxy_server_process(struct proxy_server *s)
 			continue;
 		}
 		hide = s->internal > 0 || s->state != PROXY_SV_ACTIVE;
-		if (s->track && s->internal == 0 && proxy_ps_track_reply(s, type, NULL, 0))
+		if (s->internal == 0 && proxy_reply_track(s, type, NULL, 0))
 			hide = true;
 		if (hide) {
 			if (p > fwd && c && proxy_io_send(ctx, &c->io, fwd, (size_t)(p - fwd)) < 0)
@@ -417,7 +418,7 @@ void proxy_server_emit_fakes(struct proxy_server *s)
 	/* only when nothing of the server's is waiting to be relayed first */
 	if (!c || s->internal > 0 || s->pass_left > 0 || proto_buf_avail(&s->io.in) > 0)
 		return;
-	while (proxy_ps_take_fake(s, fake, &flen)) {
+	while (proxy_reply_take_fake(s, fake, &flen)) {
 		any = true;
 		if (proxy_io_send(s->ctx, &c->io, fake, flen) < 0) {
 			proxy_client_close(c);

@@ -129,6 +129,8 @@ void proxy_client_set_state(struct proxy_client *c, enum proxy_cl_state st)
 	case PROXY_CL_ACTIVE:
 		if (from == PROXY_CL_WAIT) {
 			c->pool->total_wait_time += proxy_now(c->ctx) - c->wait_since;
+			/* the requests it queued carry the wait into their statistics */
+			c->wait_ns = (uint64_t)((proxy_now(c->ctx) - c->wait_since) * 1e9);
 			c->pool->n_waited++;
 		}
 		start_timer(c, 0);
@@ -167,6 +169,7 @@ static void client_free(void *obj)
 	for (int i = 0; i < PROXY_NVARS; i++)
 		proxy_str_put(c->ctx, c->vars[i]);
 	proxy_client_stmts_free(c);
+	proxy_reply_client_free(c);
 	if (c->secret) {
 		explicit_bzero(c->secret, strlen(c->secret));
 		free(c->secret);

@@ -249,9 +249,23 @@ static void create_static_pools(struct proxy_ctx *ctx)
 	}
 }
 
+/* The statistics settings of <c>. */
+static void stats_settings(const struct conf *c, struct stats_config *out)
+{
+	out->track = c->track_statements;
+	out->track_literals = c->track_literals;
+	out->max_statements = (uint32_t)c->max_tracked_statements;
+	out->slow_ms = (uint32_t)c->slow_query_ms;
+	out->slow_log_size = (uint32_t)c->slow_query_log_size;
+	out->nplus1_threshold = (uint32_t)c->nplusone_threshold;
+	out->nplus1_window_ms = (uint32_t)c->nplusone_window_ms;
+}
+
 int proxy_ctx_init(struct proxy_ctx *ctx, struct ev_loop *loop, const char *conf_path, char *err,
                    size_t errlen)
 {
+	struct stats_config sc;
+
 	memset(ctx, 0, sizeof(*ctx));
 	ctx->loop = loop;
 	pool_list_init(&ctx->clients);
@@ -280,6 +294,11 @@ int proxy_ctx_init(struct proxy_ctx *ctx, struct ev_loop *loop, const char *conf
 	proxy_auth_keys_sync(ctx);
 	if (proxy_tls_init(ctx, ctx->conf, err, errlen) < 0)
 		return -1;
+	stats_settings(ctx->conf, &sc);
+	if (!(ctx->stats = stats_new(&sc))) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	ctx->started_at = ev_now(loop);
 	return 0;
 }
@@ -352,6 +371,12 @@ void proxy_reload(struct proxy_ctx *ctx)
 	free(ctx->conf);
 	ctx->conf = nc;
 	proxy_auth_keys_sync(ctx);
+	{
+		struct stats_config sc;
+
+		stats_settings(nc, &sc);
+		stats_configure(ctx->stats, &sc);
+	}
 	log_set_verbose(nc->verbose);
 	if (log_open(nc->logfile) < 0)
 		log_error("cannot open logfile \"%s\"", nc->logfile);
@@ -396,8 +421,11 @@ void proxy_ctx_destroy(struct proxy_ctx *ctx)
 	}
 	HASH_ITER(hh, ctx->pools.by_key, p, tmp)
 	{
+		stats_scope_put(ctx->stats, p->stats_scope);
 		pool_destroy(&ctx->pools, p);
 	}
+	stats_free(ctx->stats);
+	ctx->stats = NULL;
 	HASH_CLEAR(hh_cancel, ctx->by_cancel);
 	proxy_slab_destroy(&ctx->client_slab);
 	proxy_slab_destroy(&ctx->server_slab);

@@ -70,6 +70,10 @@ struct pool *proxy_pool_for(struct proxy_ctx *ctx, const char *db_name, const ch
 		return NULL;
 	}
 	p = pool_create(&ctx->pools, ctx->conf, db, db_name, user, db->user ? db->user : user);
+	if (p && !(p->stats_scope = stats_scope_get(ctx->stats, db_name, user))) {
+		pool_destroy(&ctx->pools, p);
+		p = NULL;
+	}
 	if (!p) {
 		*err = PROXY_ERR_OOM;
 		snprintf(msg, msglen, "out of memory creating pool \"%s/%s\"", db_name, user);
@@ -436,6 +440,7 @@ static bool reap_unused(struct proxy_ctx *ctx, struct pool *p, double now)
 		log_info("pool %s/%s freed: unused for %g s", log_escape(d, sizeof(d), p->db_name),
 		         log_escape(u, sizeof(u), p->user), now - p->unused_since);
 	}
+	stats_scope_put(ctx->stats, p->stats_scope);
 	pool_destroy(&ctx->pools, p);
 	return true;
 }

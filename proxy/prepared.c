@@ -13,10 +13,10 @@
  * kept once, in the registry, for preparing it on other servers.
  *
  * Replies must reach the client in request order, so every request that
- * gets a reply is queued on the server (struct proxy_pending): the relay
- * pops an entry per reply, hides replies to injected messages and emits
- * locally made replies when they reach the head of the queue. After an
- * error the server skips to Sync, and so does the queue.
+ * gets a reply is queued on the server's tracker (reply.c): injected
+ * messages are queued hidden, locally made replies are queued to be
+ * emitted when they reach the head, and the tracker tells this file what
+ * became of the Parses and Describes it cares about (proxy_ps_reply_*).
  */
 #include "proxy/stmt.h"
 
@@ -29,54 +29,6 @@
 #include <xxhash.h>
 
 #include "stats/stats.h"
-
-/* ---- pending reply queue ---- */
-
-static struct proxy_pending *pq_at(struct proxy_pq *q, size_t i)
-{
-	return &q->v[(q->head + i) % q->cap];
-}
-
-static int pq_push(struct proxy_pq *q, uint8_t kind, uint8_t flags, const void *bytes, size_t len)
-{
-	struct proxy_pending *e;
-
-	if (q->n == q->cap) {
-		size_t ncap = q->cap ? q->cap * 2 : 16;
-		struct proxy_pending *nv = malloc(ncap * sizeof(*nv));
-
-		if (!nv)
-			return -1;
-		for (size_t i = 0; i < q->n; i++)
-			nv[i] = *pq_at(q, i);
-		free(q->v);
-		q->v = nv;
-		q->head = 0;
-		q->cap = ncap;
-	}
-	e = &q->v[(q->head + q->n) % q->cap];
-	e->kind = kind;
-	e->flags = flags;
-	e->len = (uint8_t)(len < sizeof(e->bytes) ? len : sizeof(e->bytes));
-	if (len)
-		memcpy(e->bytes, bytes, e->len);
-	q->n++;
-	return 0;
-}
-
-static void pq_pop(struct proxy_pq *q)
-{
-	if (q->n == 0)
-		return;
-	q->head = (q->head + 1) % q->cap;
-	q->n--;
-}
-
-void proxy_pq_free(struct proxy_pq *q)
-{
-	free(q->v);
-	memset(q, 0, sizeof(*q));
-}
 
 /* ---- message building ---- */
 
@@ -122,7 +74,7 @@ static int ensure_prepared(struct proxy_server *s, struct proxy_stmt *st, struct
 		struct proxy_sv_stmt *old = s->stmt_lru.head.prev->owner;
 
 		if (put_stmt_msg(out, 'C', old->stmt->name) < 0 ||
-		    pq_push(&s->pq, PROXY_PEND_CLOSE, PROXY_PEND_HIDE, NULL, 0) < 0)
+		    proxy_reply_push(s, PROXY_PEND_CLOSE, PROXY_PEND_HIDE, NULL, 0) < 0)
 			return -1;
 		proxy_sv_remove(s, old);
 	}
@@ -133,7 +85,7 @@ static int ensure_prepared(struct proxy_server *s, struct proxy_stmt *st, struct
 	ss->stmt = st;
 	ss->lru.owner = ss;
 	if ((parse && put_parse(out, st->name, st) < 0) ||
-	    pq_push(&s->pq, PROXY_PEND_PARSE, PROXY_PEND_HIDE, &st->id, sizeof(st->id)) < 0) {
+	    proxy_reply_push(s, PROXY_PEND_PARSE, PROXY_PEND_HIDE, &st->id, sizeof(st->id)) < 0) {
 		free(ss);
 		return -1;
 	}
@@ -162,7 +114,7 @@ static int put_stale(struct proxy_server *s, uint8_t kind, struct proto_buf *out
 	size_t start = proto_msg_begin(out, 'D');
 
 	if (start == (size_t)-1 || proto_put_u8(out, '!') < 0 || proto_put_str(out, "") < 0 ||
-	    pq_push(&s->pq, kind, PROXY_PEND_STALE, NULL, 0) < 0)
+	    proxy_reply_push(s, kind, PROXY_PEND_STALE, NULL, 0) < 0)
 		return -1;
 	proto_msg_end(out, start);
 	return PROXY_PS_REPLACE;
@@ -199,7 +151,7 @@ static int stmt_ready(struct proxy_server *s, struct proxy_cl_stmt *cs, uint8_t 
 	ref.expected = cs->shape;
 	ref.stmt_id = cs->stmt->id;
 	if (put_stmt_msg(out, 'D', cs->stmt->name) < 0 || proto_put_msg(out, 'H', NULL, 0) < 0 ||
-	    pq_push(&s->pq, PROXY_PEND_DESCRIBE_S, PROXY_PEND_HIDE | PROXY_PEND_SHAPE_CHECK, &ref,
+	    proxy_reply_push(s, PROXY_PEND_DESCRIBE_S, PROXY_PEND_HIDE | PROXY_PEND_SHAPE_CHECK, &ref,
 	            sizeof(ref)) < 0)
 		return -1;
 	return PROXY_PS_STALL;
@@ -326,13 +278,13 @@ static int client_query(struct proxy_client *c, struct proxy_server *s, const ch
 		reply[rl++] = 0;
 		reply[rl++] = 5;
 		reply[rl++] = 0; /* patched when emitted */
-		if (pq_push(&s->pq, PROXY_PEND_FAKE, PROXY_PEND_FAKE_RFQ, reply, rl) < 0)
+		if (proxy_reply_push(s, PROXY_PEND_FAKE, PROXY_PEND_FAKE_RFQ, reply, rl) < 0)
 			return -1;
 		return 1;
 	}
 	if (starts_with(sql, "listen")) {
 		/* notifications arrive on one server; the client would miss them */
-		if (pq_push(&s->pq, PROXY_PEND_FAKE, PROXY_PEND_FAKE_LISTEN, NULL, 0) < 0)
+		if (proxy_reply_push(s, PROXY_PEND_FAKE, PROXY_PEND_FAKE_LISTEN, NULL, 0) < 0)
 			return -1;
 		return 1;
 	}
@@ -403,7 +355,7 @@ static int parse_streaming(struct proxy_client *c, struct proxy_server *s, struc
 	    put_head(out, 'P', (uint32_t)newlen, st->name, NULL) < 0)
 		return -1;
 	/* the client's own Parse: its reply goes to the client */
-	pq_at(&s->pq, s->pq.n - 1)->flags &= ~PROXY_PEND_HIDE;
+	proxy_reply_at(&s->pq, s->pq.n - 1)->flags &= ~PROXY_PEND_HIDE;
 	c->fill = st;
 	c->fill_off = 0;
 	m->skip = 5 + nlen;
@@ -463,20 +415,20 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, stru
 			return -1;
 		if (rc == 1)
 			return PROXY_PS_DROP;
-		if (pq_push(&s->pq, PROXY_PEND_QUERY, 0, NULL, 0) < 0)
+		if (proxy_reply_push(s, PROXY_PEND_QUERY, 0, NULL, 0) < 0)
 			return -1;
 		return PROXY_PS_FORWARD;
 	}
 	case 'F':
-		if (pq_push(&s->pq, PROXY_PEND_QUERY, 0, NULL, 0) < 0)
+		if (proxy_reply_push(s, PROXY_PEND_QUERY, 0, NULL, 0) < 0)
 			return -1;
 		return PROXY_PS_FORWARD;
 	case 'S':
-		if (pq_push(&s->pq, PROXY_PEND_SYNC, 0, NULL, 0) < 0)
+		if (proxy_reply_push(s, PROXY_PEND_SYNC, 0, NULL, 0) < 0)
 			return -1;
 		return PROXY_PS_FORWARD;
 	case 'E':
-		if (pq_push(&s->pq, PROXY_PEND_EXECUTE, 0, NULL, 0) < 0)
+		if (proxy_reply_push(s, PROXY_PEND_EXECUTE, 0, NULL, 0) < 0)
 			return -1;
 		return PROXY_PS_FORWARD;
 	case 'P': {
@@ -492,7 +444,7 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, stru
 		if (!name || !*name) {
 			/* unnamed (or a name longer than what is read first, which
 			 * sluice never registers): it streams through */
-			if (pq_push(&s->pq, PROXY_PEND_PARSE, 0, NULL, 0) < 0)
+			if (proxy_reply_push(s, PROXY_PEND_PARSE, 0, NULL, 0) < 0)
 				return -1;
 			return PROXY_PS_FORWARD;
 		}
@@ -501,7 +453,7 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, stru
 		query = proto_get_str(&r);
 		if (!query) {
 			/* malformed: the server says so */
-			if (pq_push(&s->pq, PROXY_PEND_PARSE, 0, NULL, 0) < 0)
+			if (proxy_reply_push(s, PROXY_PEND_PARSE, 0, NULL, 0) < 0)
 				return -1;
 			return PROXY_PS_FORWARD;
 		}
@@ -516,14 +468,14 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, stru
 		if ((ss = proxy_sv_find(s, st))) {
 			/* already there: answer ParseComplete in order */
 			if (ensure_prepared(s, st, ss, out, true) < 0 ||
-			    pq_push(&s->pq, PROXY_PEND_FAKE, 0, parse_complete, 5) < 0)
+			    proxy_reply_push(s, PROXY_PEND_FAKE, 0, parse_complete, 5) < 0)
 				return -1;
 			return PROXY_PS_REPLACE;
 		}
 		if (ensure_prepared(s, st, NULL, out, true) < 0)
 			return -1;
 		/* the injected Parse is this Parse: its reply goes to the client */
-		pq_at(&s->pq, s->pq.n - 1)->flags &= ~PROXY_PEND_HIDE;
+		proxy_reply_at(&s->pq, s->pq.n - 1)->flags &= ~PROXY_PEND_HIDE;
 		return PROXY_PS_REPLACE;
 	}
 	case 'B': {
@@ -535,7 +487,7 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, stru
 		c->bound_serial = 0;
 		/* names not within what is read first are none of sluice's */
 		if (!portal || !name || !*name || !(cs = proxy_cl_find(c, name))) {
-			if (pq_push(&s->pq, PROXY_PEND_BIND, 0, NULL, 0) < 0)
+			if (proxy_reply_push(s, PROXY_PEND_BIND, 0, NULL, 0) < 0)
 				return -1;
 			return PROXY_PS_FORWARD;
 		}
@@ -551,7 +503,7 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, stru
 		 * (server-side names are short: no overflow of 32 bits) */
 		newlen = (uint64_t)m->len - strlen(name) + strlen(cs->stmt->name);
 		if (put_head(out, 'B', (uint32_t)newlen, portal, cs->stmt->name) < 0 ||
-		    pq_push(&s->pq, PROXY_PEND_BIND, 0, NULL, 0) < 0)
+		    proxy_reply_push(s, PROXY_PEND_BIND, 0, NULL, 0) < 0)
 			return -1;
 		m->skip = 5 + strlen(portal) + 1 + strlen(name) + 1;
 		return PROXY_PS_REPLACE_HEAD;
@@ -570,25 +522,25 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, stru
 			struct shape_ref ref = {c->bound_serial, 0, c->bound_stmt_id};
 
 			c->bound_serial = 0; /* once is enough */
-			if (pq_push(&s->pq, pend, PROXY_PEND_SHAPE_KEEP, &ref, sizeof(ref)) < 0)
+			if (proxy_reply_push(s, pend, PROXY_PEND_SHAPE_KEEP, &ref, sizeof(ref)) < 0)
 				return -1;
 			return PROXY_PS_FORWARD;
 		}
 		if (r.err || kind != 'S' || !*name || !(cs = proxy_cl_find(c, name))) {
 			if (m->type == 'C' && kind == 'S' && name && *name) {
 				/* closing an unknown name is not an error in PostgreSQL */
-				if (pq_push(&s->pq, PROXY_PEND_FAKE, 0, close_complete, 5) < 0)
+				if (proxy_reply_push(s, PROXY_PEND_FAKE, 0, close_complete, 5) < 0)
 					return -1;
 				return PROXY_PS_DROP;
 			}
-			if (pq_push(&s->pq, pend, 0, NULL, 0) < 0)
+			if (proxy_reply_push(s, pend, 0, NULL, 0) < 0)
 				return -1;
 			return PROXY_PS_FORWARD;
 		}
 		if (m->type == 'C') {
 			/* the server keeps it for other clients; the client's name goes */
 			proxy_cl_remove(c, cs);
-			if (pq_push(&s->pq, PROXY_PEND_FAKE, 0, close_complete, 5) < 0)
+			if (proxy_reply_push(s, PROXY_PEND_FAKE, 0, close_complete, 5) < 0)
 				return -1;
 			return PROXY_PS_DROP;
 		}
@@ -597,7 +549,7 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, stru
 		struct shape_ref ref = {cs->serial, 0, cs->stmt->id};
 
 		if (put_stmt_msg(out, 'D', cs->stmt->name) < 0 ||
-		    pq_push(&s->pq, pend, PROXY_PEND_SHAPE_KEEP, &ref, sizeof(ref)) < 0)
+		    proxy_reply_push(s, pend, PROXY_PEND_SHAPE_KEEP, &ref, sizeof(ref)) < 0)
 			return -1;
 		return PROXY_PS_REPLACE;
 	}
@@ -717,127 +669,42 @@ static void shape_done(struct proxy_server *s, const struct proxy_pending *h, bo
 	}
 }
 
-int proxy_ps_track_reply(struct proxy_server *s, uint8_t type, const uint8_t *body, size_t len)
+void proxy_ps_reply_error(struct proxy_server *s, const uint8_t *body, size_t len)
 {
-	struct proxy_pq *q = &s->pq;
-	struct proxy_pending *h;
-	bool hide;
-
-	if (q->n == 0)
-		return 0;
-	h = pq_at(q, 0);
-	hide = (h->flags & PROXY_PEND_HIDE) != 0;
-	switch (type) {
-	case 'E': {
-		int rc;
-
-		if (body && plan_changed(body, len))
-			ddl_seen(s->ctx); /* DDL passed by another way: prepare everything anew */
-		if (h->kind == PROXY_PEND_QUERY)
-			return 0;
-		/* the client must learn why its statement fails, even if we injected it */
-		if (h->kind == PROXY_PEND_PARSE)
-			hide = false;
-		rc = (h->flags & PROXY_PEND_STALE) ? PROXY_PS_STALE_ERROR : hide ? 1 : 0;
-		/* the failed request, then everything up to Sync is skipped */
-		do {
-			h = pq_at(q, 0);
-			if (h->kind == PROXY_PEND_PARSE && h->len == sizeof(uint64_t))
-				forget_parse(s, h);
-			if (h->flags & PROXY_PEND_SHAPE_CHECK)
-				q->check_failed = true;
-			pq_pop(q);
-		} while (q->n > 0 && pq_at(q, 0)->kind != PROXY_PEND_SYNC);
-		return rc;
-	}
-	case '1':
-		if (h->kind == PROXY_PEND_PARSE && h->len == sizeof(uint64_t)) {
-			/* a server accepted it: later Parses of it may be answered here */
-			struct proxy_sv_stmt *ss = NULL;
-			uint64_t id;
-
-			memcpy(&id, h->bytes, sizeof(id));
-			HASH_FIND(hh, s->stmts, &id, sizeof(id), ss);
-			if (ss)
-				ss->stmt->valid_epoch = s->ctx->ddl_epoch + 1;
-		}
-		/* fall through */
-	case '2':
-	case '3':
-		if (h->kind == PROXY_PEND_QUERY)
-			return 0;
-		pq_pop(q);
-		return hide ? 1 : 0;
-	case 't':
-		/* ParameterDescription comes first in the answer to a Describe */
-		return h->kind == PROXY_PEND_DESCRIBE_S && hide ? 1 : 0;
-	case 'T':
-	case 'n': {
-		uint64_t shape = 0;
-		bool known;
-
-		if (h->kind != PROXY_PEND_DESCRIBE_S && h->kind != PROXY_PEND_DESCRIBE_P) {
-			/* a Query's RowDescription; NoData only answers a Describe */
-			if (type == 'n' && h->kind != PROXY_PEND_QUERY)
-				pq_pop(q);
-			return 0;
-		}
-		/* a RowDescription too large to read whole has no known shape */
-		known = (type == 'n' || body) && row_shape(type == 'n' ? NULL : body, len, &shape);
-		shape_done(s, h, known, shape);
-		pq_pop(q);
-		return hide ? 1 : 0;
-	}
-	case 'C':
-	case 's':
-	case 'I':
-		if (h->kind == PROXY_PEND_EXECUTE)
-			pq_pop(q);
-		return 0;
-	case 'Z':
-		if (h->kind == PROXY_PEND_SYNC || h->kind == PROXY_PEND_QUERY)
-			pq_pop(q);
-		return 0;
-	default:
-		return 0;
-	}
+	if (body && plan_changed(body, len))
+		ddl_seen(s->ctx); /* DDL passed by another way: prepare everything anew */
 }
 
-int proxy_ps_take_fake(struct proxy_server *s, uint8_t *buf, size_t *len)
+void proxy_ps_reply_skipped(struct proxy_server *s, const struct proxy_pending *h)
 {
-	struct proxy_pq *q = &s->pq;
-	struct proxy_pending *h;
+	if (h->kind == PROXY_PEND_PARSE && h->len == sizeof(uint64_t))
+		forget_parse(s, h);
+	if (h->flags & PROXY_PEND_SHAPE_CHECK)
+		s->pq.check_failed = true;
+}
 
-	if (q->n == 0)
-		return 0;
-	h = pq_at(q, 0);
-	if (h->kind != PROXY_PEND_FAKE)
-		return 0;
-	if (h->flags & PROXY_PEND_FAKE_LISTEN) {
-		struct proto_buf b;
+void proxy_ps_reply_parsed(struct proxy_server *s, const struct proxy_pending *h)
+{
+	struct proxy_sv_stmt *ss = NULL;
+	uint64_t id;
 
-		proto_buf_init(&b);
-		if (proxy_put_err(&b, PROXY_ERR_LISTEN_IN_TX_MODE,
-		                  "LISTEN is not supported in transaction pooling mode",
-		                  "notifications are delivered to one server connection, which "
-		                  "this client does not keep") < 0 ||
-		    proto_put_rfq(&b, s->status ? s->status : 'I') < 0 ||
-		    proto_buf_avail(&b) > PROXY_FAKE_MAX) {
-			proto_buf_free(&b);
-			return 0;
-		}
-		*len = proto_buf_avail(&b);
-		memcpy(buf, proto_buf_head(&b), *len);
-		proto_buf_free(&b);
-		pq_pop(q);
-		return 1;
-	}
-	memcpy(buf, h->bytes, h->len);
-	*len = h->len;
-	if (h->flags & PROXY_PEND_FAKE_RFQ)
-		buf[*len - 1] = (uint8_t)(s->status ? s->status : 'I');
-	pq_pop(q);
-	return 1;
+	if (h->kind != PROXY_PEND_PARSE || h->len != sizeof(uint64_t))
+		return;
+	/* a server accepted it: later Parses of it may be answered here */
+	memcpy(&id, h->bytes, sizeof(id));
+	HASH_FIND(hh, s->stmts, &id, sizeof(id), ss);
+	if (ss)
+		ss->stmt->valid_epoch = s->ctx->ddl_epoch + 1;
+}
+
+void proxy_ps_reply_described(struct proxy_server *s, const struct proxy_pending *h, uint8_t type,
+                              const uint8_t *body, size_t len)
+{
+	uint64_t shape = 0;
+	/* a RowDescription too large to read whole has no known shape */
+	bool known = (type == 'n' || body) && row_shape(type == 'n' ? NULL : body, len, &shape);
+
+	shape_done(s, h, known, shape);
 }
 
 /*

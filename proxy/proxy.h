@@ -96,6 +96,9 @@ struct proxy_server;
 struct proxy_stmt;
 struct proxy_cl_stmt;
 struct proxy_sv_stmt;
+struct proxy_named_fp;
+struct stats;
+struct stats_client;
 
 /* Requests whose replies the relay must match, in transaction mode. */
 enum proxy_pend_kind {
@@ -118,18 +121,35 @@ enum proxy_pend_kind {
 #define PROXY_PEND_STALE       32  /* its error stands for "cached plan must not change" */
 #define PROXY_FAKE_MAX         320 /* largest locally made reply */
 
+#define PROXY_PEND_TIMED       64  /* a client's Query or Execute: its statements are timed */
+#define PROXY_PEND_IN_TX       128 /* sent inside a transaction block */
+
 struct proxy_pending {
 	uint8_t kind;      /* enum proxy_pend_kind */
 	uint8_t flags;     /* PROXY_PEND_* */
 	uint8_t len;       /* bytes used */
 	uint8_t bytes[61]; /* FAKE: the reply; PARSE: the statement id (8 bytes) */
+	uint64_t fp;       /* fingerprint of its statement (a Query's first), 0 = none */
+	uint64_t t0;       /* stats_clock_ns() when it left for the server (TIMED) */
+	uint64_t wait_ns;  /* the client waited this long for a server before it left */
+	uint64_t *more;    /* owned: a Query's later statements' fingerprints, or NULL */
+	uint32_t rows;     /* DataRows seen for it */
+	uint16_t nmore;    /* entries of <more> */
+	uint16_t sub;      /* a Query's statements closed so far */
 };
 
-/* FIFO of pending replies (ring buffer). */
+/* FIFO of pending replies (ring buffer, reply.c). */
 struct proxy_pq {
 	struct proxy_pending *v; /* owned */
 	size_t head, n, cap;
 	bool check_failed; /* one was skipped by an error before its answer came */
+};
+
+/* The fingerprints of the client message being relayed (reply.c), stamped
+ * on the entries it queues. */
+struct proxy_note {
+	uint64_t fp[PROTO_SQL_MAX_STMTS];
+	uint16_t n;
 };
 
 /* What to do with a client message (proxy_ps_client_message). */
@@ -200,6 +220,18 @@ struct proxy_client {
 	size_t fill_off;             /* bytes of it copied so far */
 	struct proxy_cl_stmt *stmts; /* owned: named prepared statements (transaction mode) */
 	double wait_since;           /* ev_now() when queued */
+
+	/* Statement statistics (reply.c): what its statements and portals are. */
+	uint64_t unnamed_fp;             /* the unnamed statement's fingerprint */
+	uint64_t portal_fp;              /* the unnamed portal's */
+	uint64_t nportal_hash;           /* the last named portal bound: its name's hash */
+	uint64_t nportal_fp;             /* and its fingerprint */
+	struct proxy_named_fp *named;    /* owned: session mode's named statements */
+	uint32_t nnamed;                 /* entries of <named> */
+	uint64_t wait_ns;                /* queued this long before its server came */
+	uint64_t susp_fp, susp_ns;       /* an Execute suspended (row limit): time so far */
+	uint32_t susp_rows;              /* and rows */
+	struct stats_client *stats;      /* owned by stats/: N+1 state */
 	double last_active;          /* ev_now() of the last message */
 };
 
@@ -338,6 +370,9 @@ struct proxy_ctx {
 	struct pool_list cancels; /* cancel requests in flight (server.c), freed at exit */
 
 	struct proxy_stmt *stmts;              /* every distinct prepared statement (uthash) */
+	struct stats *stats;                   /* owned: statement statistics */
+	struct proxy_note note;                /* the client message being relayed (reply.c) */
+	char scan_buf[8192];                   /* normalized text of a statement being scanned */
 	struct proxy_scram_cache *scram_cache; /* SCRAM secrets made from plaintext passwords */
 	struct proxy_istr *strs;               /* interned strings (uthash) */
 	uint8_t mock_key[PROTO_SCRAM_KEY_LEN]; /* per process: mock SCRAM salts of unknown users */
@@ -612,7 +647,47 @@ void proxy_pool_capacity_freed(struct proxy_ctx *ctx, struct pool *p);
 struct pool *proxy_pool_for(struct proxy_ctx *ctx, const char *db_name, const char *user,
                             enum proxy_err *err, char *msg, size_t msglen);
 
+/*
+ * reply.c: the request/reply tracker, in every pool mode. Each request the
+ * client sends that gets a reply is an entry on its server's queue; each
+ * reply closes the entry at the head, in order. prepared.c queues its
+ * entries here (and its injected ones, hidden); statistics hang off the
+ * closing replies.
+ */
+/* Queue an entry; it carries the fingerprints of ctx->note. -1 on OOM. */
+int proxy_reply_push(struct proxy_server *s, uint8_t kind, uint8_t flags, const void *bytes,
+                     size_t len) PROXY_WUR;
+/* The <i>-th entry from the head (i < q->n). */
+struct proxy_pending *proxy_reply_at(struct proxy_pq *q, size_t i);
+void proxy_pq_free(struct proxy_pq *q);
+/* Before a client message is queued: find the statements it runs
+ * (scanning a Query's or Parse's text, or looking up a Bind's statement
+ * and an Execute's portal) into ctx->note. Nothing when tracking is off. */
+void proxy_reply_note(struct proxy_client *c, struct proxy_server *s, const struct proxy_ps_msg *m);
+/* Queue what an untouched client message <m> expects (session mode and
+ * any message prepared.c leaves alone). PROXY_PS_FORWARD, PROXY_PS_MORE
+ * (a named Parse that must be read whole first), or -1 on OOM. */
+int proxy_reply_request(struct proxy_client *c, struct proxy_server *s, struct proxy_ps_msg *m);
+/* Account a server reply of <type> (its <body>, or NULL when it was not
+ * read whole): 0 relay it, 1 hide it, PROXY_PS_STALE_ERROR hide it and send
+ * the client the stale-statement error in its place. */
+#define PROXY_PS_STALE_ERROR 2
+int proxy_reply_track(struct proxy_server *s, uint8_t type, const uint8_t *body, size_t len);
+/* If a locally made reply is at the head of the queue, copy it to <buf>
+ * (PROXY_FAKE_MAX bytes) and return 1. */
+int proxy_reply_take_fake(struct proxy_server *s, uint8_t *buf, size_t *len);
+/* The fingerprint of a statement text, scanned now (and its shape noted). */
+uint64_t proxy_reply_text_fp(struct proxy_ctx *ctx, const char *sql, size_t len, bool complete);
+/* A client is gone: its statement-statistics state goes. */
+void proxy_reply_client_free(struct proxy_client *c);
+
 /* prepared.c */
+/* What the tracker tells prepared.c of its entries' replies. */
+void proxy_ps_reply_error(struct proxy_server *s, const uint8_t *body, size_t len);
+void proxy_ps_reply_skipped(struct proxy_server *s, const struct proxy_pending *h);
+void proxy_ps_reply_parsed(struct proxy_server *s, const struct proxy_pending *h);
+void proxy_ps_reply_described(struct proxy_server *s, const struct proxy_pending *h, uint8_t type,
+                              const uint8_t *body, size_t len);
 /*
  * Handle one client message <m> for a tracked server, of which at least
  * min(PROXY_PREFIX_MAX, whole body) bytes are buffered: queues the replies
@@ -628,11 +703,6 @@ void proxy_ps_fill(struct proxy_client *c, const uint8_t *p, size_t n);
 void proxy_ps_fill_done(struct proxy_client *c);
 /* Size of the statement registry, for SHOW MEM. */
 void proxy_ps_registry(const struct proxy_ctx *ctx, size_t *n, size_t *bytes);
-/* Account a server reply of <type> (its <body>, or NULL when it was not
- * read whole): 0 relay it, 1 hide it, PROXY_PS_STALE_ERROR hide it and send
- * the client the stale-statement error in its place. */
-#define PROXY_PS_STALE_ERROR 2
-int proxy_ps_track_reply(struct proxy_server *s, uint8_t type, const uint8_t *body, size_t len);
 /* Must the relay read this RowDescription whole and pass its body to
  * track_reply? */
 bool proxy_ps_wants_body(const struct proxy_server *s);
@@ -640,9 +710,6 @@ bool proxy_ps_wants_body(const struct proxy_server *s);
 bool proxy_ps_checking(const struct proxy_server *s);
 /* Append the stale-statement ErrorResponse to <b>. */
 int proxy_ps_put_stale_error(struct proto_buf *b);
-/* If a locally made reply is at the head of the queue, copy it to <buf>
- * (PROXY_FAKE_MAX bytes) and return 1. */
-int proxy_ps_take_fake(struct proxy_server *s, uint8_t *buf, size_t *len);
 /* At link: true if the server's statements are stale (DDL) and were dropped,
  * so a DEALLOCATE ALL must run. */
 bool proxy_ps_on_link(struct proxy_server *s);
@@ -652,7 +719,6 @@ void proxy_scram_cache_free(struct proxy_ctx *ctx);
  * none yet (auth_type = scram-sha-256), and drop those of users gone.
  * Called when the auth file is loaded and reloaded, never per login. */
 void proxy_auth_keys_sync(struct proxy_ctx *ctx);
-void proxy_pq_free(struct proxy_pq *q);
 void proxy_stmts_free(struct proxy_ctx *ctx);
 void proxy_client_stmts_free(struct proxy_client *c);
 void proxy_server_stmts_free(struct proxy_server *s);

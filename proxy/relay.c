@@ -4,9 +4,10 @@
  *
  * The relay walks message headers only: it counts the messages that the
  * server answers with ReadyForQuery (Query, Sync, FunctionCall) so the
- * server side knows when a transaction-pooled server may be released, and
+ * server side knows when a transaction-pooled server may be released,
+ * queues every request that gets a reply on the tracker (reply.c), and
  * stops at Terminate. Message bodies stream through untouched, whatever
- * their size.
+ * their size: only a bounded prefix is read before a message is passed on.
  */
 #include "proxy/proxy.h"
 
@@ -155,7 +156,7 @@ static bool relay_to_server(struct proxy_client *c)
 			}
 			c->skip_to_sync = false;
 		}
-		if (s->track && tracked_type(type)) {
+		if (tracked_type(type)) {
 			struct proto_buf rew;
 			struct proxy_ps_msg pm;
 			size_t blen = len - 4, avail = n - 5 < blen ? n - 5 : blen;
@@ -163,6 +164,8 @@ static bool relay_to_server(struct proxy_client *c)
 
 			if (avail < blen && avail < PROXY_PREFIX_MAX)
 				break; /* the start of the message decides */
+			if (type == 'P' && avail < blen && blen <= PROXY_INSPECT_MAX && p[5] != 0)
+				break; /* a named Parse is read whole: its text is kept or scanned */
 			pm.type = type;
 			pm.len = len;
 			pm.body = p + 5;
@@ -175,7 +178,12 @@ static bool relay_to_server(struct proxy_client *c)
 				start = p;
 			}
 			proto_buf_init(&rew);
-			act = proxy_ps_client_message(c, s, &pm, &rew);
+			/* the tracker queues what it expects, in every pool mode;
+			 * transaction mode may rewrite it (prepared.c) */
+			proxy_reply_note(c, s, &pm);
+			act = s->track ? proxy_ps_client_message(c, s, &pm, &rew)
+			               : proxy_reply_request(c, s, &pm);
+			ctx->note.n = 0;
 			if (act == PROXY_PS_MORE) {
 				/* a named Parse of at most PROXY_INSPECT_MAX: wait for all */
 				proto_buf_free(&rew);

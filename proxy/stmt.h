@@ -16,6 +16,7 @@ struct proxy_stmt {
 	char *query;    /* owned, NUL-terminated */
 	uint8_t *types; /* owned: int16 count + int32 OIDs, as on the wire */
 	size_t types_len;
+	uint64_t fp;          /* fingerprint of its text (statistics), 0 = not scanned yet */
 	uint64_t valid_epoch; /* ctx->ddl_epoch + 1 when a server last accepted it */
 	uint32_t refs;        /* client names and server statements that use it */
 	bool hashed;          /* in ctx->stmts, shared by (text, types) */

@@ -1,0 +1,599 @@
+/*
+ * The request/reply tracker, in every pool mode.
+ *
+ * Each request a client sends that PostgreSQL answers (Query, FunctionCall,
+ * Parse, Bind, Describe, Close, Execute, Sync) is an entry on its server's
+ * queue, in order; each reply closes the entry at the head. After an error
+ * the server skips to the next Sync, and so does the queue. prepared.c
+ * queues its rewritten and injected requests here too (injected ones
+ * hidden, local answers as FAKE entries emitted when they reach the head)
+ * and hears back through proxy_ps_reply_*.
+ *
+ * Statement statistics hang off the same entries: before a client message
+ * is queued, proxy_reply_note() finds which statements it runs (a Query's
+ * or Parse's text is scanned; a Bind's statement and an Execute's portal
+ * are looked up, so an Execute of a known statement costs no scanning), and
+ * the entry carries their fingerprints and the time it left. When a
+ * CommandComplete or ErrorResponse closes it, stats_record() gets the
+ * figures. A Query of several statements is split by its CommandCompletes.
+ * Each statement's time runs from its request leaving for the server to
+ * the reply that closes it, as the client sees it: PostgreSQL holds the
+ * replies of a pipeline until its Sync, so this is never less than what
+ * the server spent.
+ */
+#include "proxy/stmt.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "stats/stats.h"
+
+/* A session-mode client's named statement and its fingerprint. */
+struct proxy_named_fp {
+	uint64_t key; /* hash of the name */
+	uint64_t fp;
+	UT_hash_handle hh;
+};
+
+/* Named statements remembered per client; beyond, they count as <other>. */
+#define NAMED_MAX 10000
+
+/* ---- the queue ---- */
+
+struct proxy_pending *proxy_reply_at(struct proxy_pq *q, size_t i)
+{
+	return &q->v[(q->head + i) % q->cap];
+}
+
+static bool stats_on(const struct proxy_ctx *ctx)
+{
+	return ctx->stats && stats_enabled(ctx->stats);
+}
+
+int proxy_reply_push(struct proxy_server *s, uint8_t kind, uint8_t flags, const void *bytes,
+                     size_t len)
+{
+	struct proxy_ctx *ctx = s->ctx;
+	struct proxy_pq *q = &s->pq;
+	const struct proxy_note *nt = &ctx->note;
+	struct proxy_pending *e;
+
+	if (q->n == q->cap) {
+		size_t ncap = q->cap ? q->cap * 2 : 8;
+		struct proxy_pending *nv = malloc(ncap * sizeof(*nv));
+
+		if (!nv)
+			return -1;
+		for (size_t i = 0; i < q->n; i++)
+			nv[i] = *proxy_reply_at(q, i);
+		free(q->v);
+		q->v = nv;
+		q->head = 0;
+		q->cap = ncap;
+	}
+	e = &q->v[(q->head + q->n) % q->cap];
+	memset(e, 0, sizeof(*e));
+	e->kind = kind;
+	e->flags = flags;
+	e->len = (uint8_t)(len < sizeof(e->bytes) ? len : sizeof(e->bytes));
+	if (len)
+		memcpy(e->bytes, bytes, e->len);
+	if (nt->n > 0 && kind != PROXY_PEND_FAKE) {
+		e->fp = nt->fp[0];
+		if ((kind == PROXY_PEND_QUERY || kind == PROXY_PEND_EXECUTE) &&
+		    !(flags & PROXY_PEND_HIDE)) {
+			struct proxy_client *c = s->client;
+
+			e->flags |= PROXY_PEND_TIMED;
+			if (s->status == 'T' || s->status == 'E')
+				e->flags |= PROXY_PEND_IN_TX;
+			e->t0 = stats_clock_ns();
+			if (c) {
+				e->wait_ns = c->wait_ns;
+				c->wait_ns = 0;
+			}
+			if (kind == PROXY_PEND_QUERY && nt->n > 1) {
+				e->more = malloc((nt->n - 1) * sizeof(uint64_t));
+				if (!e->more)
+					return -1;
+				memcpy(e->more, nt->fp + 1, (nt->n - 1) * sizeof(uint64_t));
+				e->nmore = (uint16_t)(nt->n - 1);
+			}
+		}
+	}
+	q->n++;
+	return 0;
+}
+
+static void pop(struct proxy_pq *q)
+{
+	struct proxy_pending *h;
+
+	if (q->n == 0)
+		return;
+	h = proxy_reply_at(q, 0);
+	free(h->more);
+	h->more = NULL;
+	q->head = (q->head + 1) % q->cap;
+	q->n--;
+}
+
+void proxy_pq_free(struct proxy_pq *q)
+{
+	while (q->n > 0)
+		pop(q);
+	free(q->v);
+	memset(q, 0, sizeof(*q));
+}
+
+/* ---- what a client message runs ---- */
+
+/*
+ * Scan the statement text at <p> (at most <n> bytes, NUL-terminated within
+ * them when the message is whole) into ctx->note, noting each shape with
+ * stats/. Returns the first statement's fingerprint, 0 if none.
+ */
+static uint64_t scan_text(struct proxy_ctx *ctx, const uint8_t *p, size_t n, bool whole)
+{
+	const uint8_t *nul = memchr(p, '\0', n);
+	size_t len = nul ? (size_t)(nul - p) : n;
+	struct proto_sql_scan sc;
+	struct proxy_note *nt = &ctx->note;
+
+	proto_sql_scan((const char *)p, len, nul != NULL || whole, ctx->scan_buf,
+	               sizeof(ctx->scan_buf), &sc);
+	nt->n = 0;
+	for (unsigned i = 0; i < sc.nstmts; i++) {
+		const struct proto_sql_stmt *st = &sc.stmt[i];
+
+		stats_shape_seen(ctx->stats, st, ctx->scan_buf + st->norm_off,
+		                 (const char *)p + st->src_off);
+		nt->fp[nt->n++] = st->fp;
+	}
+	return nt->n ? nt->fp[0] : 0;
+}
+
+uint64_t proxy_reply_text_fp(struct proxy_ctx *ctx, const char *sql, size_t len, bool complete)
+{
+	struct proxy_note saved = ctx->note;
+	uint64_t fp;
+
+	fp = scan_text(ctx, (const uint8_t *)sql, len, complete);
+	ctx->note = saved;
+	return fp;
+}
+
+static uint64_t name_key(const char *name)
+{
+	return XXH3_64bits(name, strlen(name));
+}
+
+static void named_set(struct proxy_client *c, const char *name, uint64_t fp)
+{
+	struct proxy_named_fp *e = NULL;
+	uint64_t key = name_key(name);
+
+	HASH_FIND(hh, c->named, &key, sizeof(key), e);
+	if (e) {
+		e->fp = fp;
+		return;
+	}
+	if (c->nnamed >= NAMED_MAX || !(e = malloc(sizeof(*e))))
+		return; /* its executions count as <other> */
+	e->key = key;
+	e->fp = fp;
+	HASH_ADD(hh, c->named, key, sizeof(e->key), e);
+	c->nnamed++;
+}
+
+static struct proxy_named_fp *named_find(struct proxy_client *c, const char *name)
+{
+	struct proxy_named_fp *e = NULL;
+	uint64_t key = name_key(name);
+
+	HASH_FIND(hh, c->named, &key, sizeof(key), e);
+	return e;
+}
+
+/* The fingerprint of the client's statement <name> ("" = unnamed). */
+static uint64_t stmt_fp(struct proxy_client *c, struct proxy_server *s, const char *name)
+{
+	struct proxy_named_fp *e;
+
+	if (!*name)
+		return c->unnamed_fp;
+	if (s->track) {
+		/* transaction mode: the registry knows the text, scanned once */
+		struct proxy_cl_stmt *cs = proxy_cl_find(c, name);
+		struct proxy_stmt *st = cs ? cs->stmt : NULL;
+
+		if (!st || !st->query)
+			return 0;
+		if (!st->fp && !c->fill)
+			st->fp = proxy_reply_text_fp(c->ctx, st->query, strlen(st->query), true);
+		return st->fp;
+	}
+	e = named_find(c, name);
+	return e ? e->fp : 0;
+}
+
+void proxy_reply_note(struct proxy_client *c, struct proxy_server *s, const struct proxy_ps_msg *m)
+{
+	struct proxy_ctx *ctx = c->ctx;
+	struct proxy_note *nt = &ctx->note;
+	struct proto_reader r;
+	bool whole = m->avail == (size_t)m->len - 4;
+	uint64_t fp = 0;
+
+	nt->n = 0;
+	if (!stats_on(ctx))
+		return;
+	proto_reader_init(&r, m->body, m->avail);
+	switch (m->type) {
+	case 'Q':
+		if (m->avail > 0)
+			scan_text(ctx, m->body, m->avail, whole);
+		return;
+	case 'P': {
+		const char *name = proto_get_str(&r);
+
+		if (!name)
+			return;
+		fp = r.n > 0 ? scan_text(ctx, r.p, r.n, whole) : 0;
+		if (!*name)
+			c->unnamed_fp = fp;
+		else if (!s->track)
+			named_set(c, name, fp);
+		break;
+	}
+	case 'B': {
+		const char *portal = proto_get_str(&r);
+		const char *name = proto_get_str(&r);
+
+		if (!portal || !name)
+			return;
+		fp = stmt_fp(c, s, name);
+		if (!*portal) {
+			c->portal_fp = fp;
+		} else {
+			c->nportal_hash = name_key(portal);
+			c->nportal_fp = fp;
+		}
+		break;
+	}
+	case 'E': {
+		const char *portal = proto_get_str(&r);
+
+		if (!portal)
+			return;
+		if (!*portal)
+			fp = c->portal_fp;
+		else if (name_key(portal) == c->nportal_hash)
+			fp = c->nportal_fp;
+		break;
+	}
+	case 'C': {
+		uint8_t kind = proto_get_u8(&r);
+		const char *name = proto_get_str(&r);
+		struct proxy_named_fp *e;
+
+		if (kind == 'S' && name && *name && !s->track && (e = named_find(c, name))) {
+			HASH_DEL(c->named, e); // NOLINT(clang-analyzer-unix.Malloc)
+			free(e);
+			c->nnamed--;
+		}
+		return;
+	}
+	default:
+		return;
+	}
+	nt->fp[0] = fp;
+	nt->n = fp != 0;
+}
+
+int proxy_reply_request(struct proxy_client *c, struct proxy_server *s, struct proxy_ps_msg *m)
+{
+	struct proto_reader r;
+	uint8_t kind;
+
+	(void)c;
+	switch (m->type) {
+	case 'Q':
+	case 'F':
+		kind = PROXY_PEND_QUERY;
+		break;
+	case 'S':
+		kind = PROXY_PEND_SYNC;
+		break;
+	case 'E':
+		kind = PROXY_PEND_EXECUTE;
+		break;
+	case 'P':
+		kind = PROXY_PEND_PARSE;
+		break;
+	case 'B':
+		kind = PROXY_PEND_BIND;
+		break;
+	case 'C':
+		kind = PROXY_PEND_CLOSE;
+		break;
+	case 'D':
+		proto_reader_init(&r, m->body, m->avail);
+		kind = proto_get_u8(&r) == 'S' ? PROXY_PEND_DESCRIBE_S : PROXY_PEND_DESCRIBE_P;
+		break;
+	default:
+		return PROXY_PS_FORWARD;
+	}
+	return proxy_reply_push(s, kind, 0, NULL, 0) < 0 ? -1 : PROXY_PS_FORWARD;
+}
+
+/* ---- replies ---- */
+
+/* Rows of a CommandComplete tag ("SELECT 5", "INSERT 0 5"); -1 if none. */
+static int64_t tag_rows(const uint8_t *body, size_t len)
+{
+	static const char *const counted[] = {"SELECT ", "INSERT ", "UPDATE ", "DELETE ",
+	                                       "MERGE ",  "COPY ",   "FETCH ",  "MOVE "};
+	const uint8_t *end, *p;
+	int64_t rows = 0;
+	bool ok = false;
+
+	if (!body || !(end = memchr(body, '\0', len)))
+		return -1;
+	for (size_t i = 0; i < sizeof(counted) / sizeof(counted[0]) && !ok; i++)
+		ok = strncmp((const char *)body, counted[i], strlen(counted[i])) == 0;
+	if (!ok)
+		return -1;
+	p = end;
+	while (p > body && p[-1] >= '0' && p[-1] <= '9')
+		p--;
+	if (p == end)
+		return -1;
+	for (; p < end && rows < (INT64_MAX - 9) / 10; p++)
+		rows = rows * 10 + (*p - '0');
+	return rows;
+}
+
+/* Hand one closed statement to stats/. */
+static void record(struct proxy_server *s, const struct proxy_pending *h, uint64_t fp,
+                   uint64_t t0, uint64_t wait_ns, int64_t rows, const char *sqlstate)
+{
+	struct proxy_client *c = s->client;
+	struct stats_event ev;
+
+	if (!fp || !c || !c->pool || !c->pool->stats_scope || !stats_on(s->ctx))
+		return;
+	memset(&ev, 0, sizeof(ev));
+	ev.scope = c->pool->stats_scope;
+	ev.fp = fp;
+	ev.end_ns = stats_clock_ns();
+	ev.start_ns = t0 && t0 <= ev.end_ns ? t0 : ev.end_ns;
+	ev.wait_ns = wait_ns;
+	ev.rows = rows;
+	if (sqlstate)
+		memcpy(ev.sqlstate, sqlstate, 5);
+	ev.in_tx = (h->flags & PROXY_PEND_IN_TX) != 0;
+	ev.app_name = c->vars[PROXY_VAR_APPLICATION_NAME];
+	ev.client_addr = c->addr;
+	ev.server_pid = s->be_pid;
+	ev.client = &c->stats;
+	stats_record(s->ctx->stats, &ev);
+}
+
+/* The fingerprint of a Query's statement that the next reply closes. */
+static uint64_t query_fp(const struct proxy_pending *h)
+{
+	if (h->sub == 0)
+		return h->fp;
+	return h->sub <= h->nmore ? h->more[h->sub - 1] : 0;
+}
+
+static void error_closes(struct proxy_server *s, struct proxy_pending *h, const uint8_t *body,
+                         size_t len)
+{
+	struct proto_msg m = {.type = 'E', .body = body, .body_len = len};
+	struct proto_error e;
+	const char *state = body && proto_parse_error(&m, &e) == 0 ? e.sqlstate : "XX000";
+	struct proxy_client *c = s->client;
+
+	if (h->kind == PROXY_PEND_QUERY) {
+		if (h->flags & PROXY_PEND_TIMED)
+			record(s, h, query_fp(h), h->t0, h->sub == 0 ? h->wait_ns : 0, -1, state);
+		h->sub = (uint16_t)(h->nmore + 1); /* the rest of the string does not run */
+		return;
+	}
+	if (h->kind == PROXY_PEND_EXECUTE && c && c->susp_fp) {
+		c->susp_fp = 0;
+		c->susp_ns = 0;
+		c->susp_rows = 0;
+	}
+	/* a failed Parse or Bind of a client's statement is an error of it */
+	if ((h->flags & PROXY_PEND_TIMED) || h->kind == PROXY_PEND_PARSE ||
+	    h->kind == PROXY_PEND_BIND)
+		record(s, h, h->fp, h->t0, h->wait_ns, -1, state);
+}
+
+/* CommandComplete (<body> its tag) or EmptyQueryResponse closes the
+ * statement at the head. */
+static void complete(struct proxy_server *s, struct proxy_pending *h, uint8_t type,
+                     const uint8_t *body, size_t len)
+{
+	struct proxy_client *c = s->client;
+	int64_t rows = type == 'C' ? tag_rows(body, len) : -1;
+
+	if (!(h->flags & PROXY_PEND_TIMED))
+		return;
+	if (h->kind == PROXY_PEND_QUERY) {
+		if (type == 'C')
+			record(s, h, query_fp(h), h->t0, h->sub == 0 ? h->wait_ns : 0, rows, NULL);
+		h->sub++;
+		return;
+	}
+	if (type != 'C')
+		return; /* an empty query: PostgreSQL counts nothing either */
+	if (c && c->susp_fp && c->susp_fp == h->fp) {
+		/* the last part of a portal run with a row limit: one call in all */
+		uint64_t now = stats_clock_ns();
+		uint64_t took = c->susp_ns + (h->t0 && h->t0 < now ? now - h->t0 : 0);
+
+		rows = (int64_t)c->susp_rows + h->rows;
+		c->susp_fp = 0;
+		c->susp_ns = 0;
+		c->susp_rows = 0;
+		record(s, h, h->fp, now - took, h->wait_ns, rows, NULL);
+		return;
+	}
+	record(s, h, h->fp, h->t0, h->wait_ns, rows, NULL);
+}
+
+/* PortalSuspended: the Execute's row limit was reached; a later Execute
+ * of the portal goes on with it. */
+static void suspended(struct proxy_server *s, const struct proxy_pending *h)
+{
+	struct proxy_client *c = s->client;
+	uint64_t now;
+
+	if (!(h->flags & PROXY_PEND_TIMED) || !c || !h->fp)
+		return;
+	now = stats_clock_ns();
+	if (c->susp_fp != h->fp) {
+		c->susp_ns = 0;
+		c->susp_rows = 0;
+	}
+	c->susp_fp = h->fp;
+	c->susp_ns += h->t0 && h->t0 < now ? now - h->t0 : 0;
+	c->susp_rows += h->rows;
+}
+
+int proxy_reply_track(struct proxy_server *s, uint8_t type, const uint8_t *body, size_t len)
+{
+	struct proxy_pq *q = &s->pq;
+	struct proxy_pending *h;
+	bool hide;
+
+	if (q->n == 0)
+		return 0;
+	h = proxy_reply_at(q, 0);
+	hide = (h->flags & PROXY_PEND_HIDE) != 0;
+	switch (type) {
+	case 'D':
+		h->rows++;
+		return 0;
+	case 'E': {
+		int rc;
+
+		proxy_ps_reply_error(s, body, len);
+		error_closes(s, h, body, len);
+		if (h->kind == PROXY_PEND_QUERY)
+			return 0;
+		/* the client must learn why its statement fails, even if we injected it */
+		if (h->kind == PROXY_PEND_PARSE)
+			hide = false;
+		rc = (h->flags & PROXY_PEND_STALE) ? PROXY_PS_STALE_ERROR : hide ? 1 : 0;
+		/* the failed request, then everything up to Sync is skipped */
+		do {
+			proxy_ps_reply_skipped(s, proxy_reply_at(q, 0));
+			pop(q);
+		} while (q->n > 0 && proxy_reply_at(q, 0)->kind != PROXY_PEND_SYNC);
+		return rc;
+	}
+	case '1':
+		proxy_ps_reply_parsed(s, h);
+		/* fall through */
+	case '2':
+	case '3':
+		if (h->kind == PROXY_PEND_QUERY)
+			return 0;
+		pop(q);
+		return hide ? 1 : 0;
+	case 't':
+		/* ParameterDescription comes first in the answer to a Describe */
+		return h->kind == PROXY_PEND_DESCRIBE_S && hide ? 1 : 0;
+	case 'T':
+	case 'n':
+		if (h->kind != PROXY_PEND_DESCRIBE_S && h->kind != PROXY_PEND_DESCRIBE_P) {
+			/* a Query's RowDescription; NoData only answers a Describe */
+			if (type == 'n' && h->kind != PROXY_PEND_QUERY)
+				pop(q);
+			return 0;
+		}
+		if (h->flags & (PROXY_PEND_SHAPE_KEEP | PROXY_PEND_SHAPE_CHECK))
+			proxy_ps_reply_described(s, h, type, body, len);
+		pop(q);
+		return hide ? 1 : 0;
+	case 'C':
+	case 'I':
+		if (h->kind == PROXY_PEND_EXECUTE || h->kind == PROXY_PEND_QUERY)
+			complete(s, h, type, body, len);
+		if (h->kind == PROXY_PEND_EXECUTE)
+			pop(q);
+		return 0;
+	case 's':
+		if (h->kind == PROXY_PEND_EXECUTE) {
+			suspended(s, h);
+			pop(q);
+		}
+		return 0;
+	case 'Z':
+		if (h->kind == PROXY_PEND_SYNC || h->kind == PROXY_PEND_QUERY)
+			pop(q);
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+int proxy_reply_take_fake(struct proxy_server *s, uint8_t *buf, size_t *len)
+{
+	struct proxy_pq *q = &s->pq;
+	struct proxy_pending *h;
+
+	if (q->n == 0)
+		return 0;
+	h = proxy_reply_at(q, 0);
+	if (h->kind != PROXY_PEND_FAKE)
+		return 0;
+	if (h->flags & PROXY_PEND_FAKE_LISTEN) {
+		struct proto_buf b;
+
+		proto_buf_init(&b);
+		if (proxy_put_err(&b, PROXY_ERR_LISTEN_IN_TX_MODE,
+		                  "LISTEN is not supported in transaction pooling mode",
+		                  "notifications are delivered to one server connection, which "
+		                  "this client does not keep") < 0 ||
+		    proto_put_rfq(&b, s->status ? s->status : 'I') < 0 ||
+		    proto_buf_avail(&b) > PROXY_FAKE_MAX) {
+			proto_buf_free(&b);
+			return 0;
+		}
+		*len = proto_buf_avail(&b);
+		memcpy(buf, proto_buf_head(&b), *len);
+		proto_buf_free(&b);
+		pop(q);
+		return 1;
+	}
+	memcpy(buf, h->bytes, h->len);
+	*len = h->len;
+	if (h->flags & PROXY_PEND_FAKE_RFQ)
+		buf[*len - 1] = (uint8_t)(s->status ? s->status : 'I');
+	pop(q);
+	return 1;
+}
+
+void proxy_reply_client_free(struct proxy_client *c)
+{
+	struct proxy_named_fp *e, *tmp;
+
+	HASH_ITER(hh, c->named, e, tmp)
+	{
+		HASH_DEL(c->named, e); // NOLINT(clang-analyzer-unix.Malloc)
+		free(e);
+	}
+	c->nnamed = 0;
+	if (c->stats) {
+		stats_client_free(c->ctx->stats, c->stats);
+		c->stats = NULL;
+	}
+}
