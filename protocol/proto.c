@@ -581,16 +581,34 @@ int proto_put_terminate(struct proto_buf *b)
 	return proto_put_msg(b, 'X', NULL, 0);
 }
 
-static int put_row_desc_body(struct proto_buf *b, const char *const *names, size_t n)
+/* Type size of the OIDs the console sends (pg_type.typlen). */
+static int16_t type_len(uint32_t oid)
+{
+	switch (oid) {
+	case PROTO_OID_INT4:
+		return 4;
+	case PROTO_OID_INT8:
+	case PROTO_OID_FLOAT8:
+	case PROTO_OID_TIMESTAMPTZ:
+		return 8;
+	default:
+		return -1;
+	}
+}
+
+static int put_row_desc_body(struct proto_buf *b, const char *const *names, const uint32_t *oids,
+                             size_t n)
 {
 	/* the column count is an Int16 */
 	if (n > UINT16_MAX || proto_put_u16(b, (uint16_t)n) < 0)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
+		uint32_t oid = oids ? oids[i] : PROTO_OID_TEXT;
+
 		if (proto_put_str(b, names[i]) < 0 || proto_put_u32(b, 0) < 0 ||
-		    proto_put_u16(b, 0) < 0 || proto_put_u32(b, 25) < 0 ||
-		    proto_put_u16(b, (uint16_t)-1) < 0 || proto_put_u32(b, (uint32_t)-1) < 0 ||
-		    proto_put_u16(b, 0) < 0)
+		    proto_put_u16(b, 0) < 0 || proto_put_u32(b, oid) < 0 ||
+		    proto_put_u16(b, (uint16_t)type_len(oid)) < 0 ||
+		    proto_put_u32(b, (uint32_t)-1) < 0 || proto_put_u16(b, 0) < 0)
 			return -1;
 	}
 	return 0;
@@ -598,7 +616,13 @@ static int put_row_desc_body(struct proto_buf *b, const char *const *names, size
 
 int proto_put_row_desc(struct proto_buf *b, const char *const *names, size_t n)
 {
-	BUILD(b, 'T', put_row_desc_body(b, names, n));
+	BUILD(b, 'T', put_row_desc_body(b, names, NULL, n));
+}
+
+int proto_put_row_desc_typed(struct proto_buf *b, const char *const *names, const uint32_t *oids,
+                             size_t n)
+{
+	BUILD(b, 'T', put_row_desc_body(b, names, oids, n));
 }
 
 static int put_data_row_body(struct proto_buf *b, const char *const *values, size_t n)

@@ -252,6 +252,16 @@ int proto_put_query(struct proto_buf *b, const char *sql) PROTO_WUR;
 int proto_put_terminate(struct proto_buf *b) PROTO_WUR;
 /* Result sets for locally answered queries: every column is text (OID 25). */
 int proto_put_row_desc(struct proto_buf *b, const char *const *names, size_t n) PROTO_WUR;
+/* Type OIDs of result columns, as PostgreSQL numbers them. */
+#define PROTO_OID_INT8        20
+#define PROTO_OID_INT4        23
+#define PROTO_OID_TEXT        25
+#define PROTO_OID_FLOAT8      701
+#define PROTO_OID_NUMERIC     1700
+#define PROTO_OID_TIMESTAMPTZ 1184
+/* The same with each column's type (<oids>, text format all the same). */
+int proto_put_row_desc_typed(struct proto_buf *b, const char *const *names, const uint32_t *oids,
+                             size_t n) PROTO_WUR;
 /* DataRow; a NULL value is sent as SQL NULL. */
 int proto_put_data_row(struct proto_buf *b, const char *const *values, size_t n) PROTO_WUR;
 int proto_put_command_complete(struct proto_buf *b, const char *tag) PROTO_WUR;

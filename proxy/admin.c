@@ -453,6 +453,8 @@ static void run_command(struct proxy_client *c, const char *sql)
 		show_version(c);
 	else if (strcmp(cmd, "show mem") == 0)
 		show_mem(c);
+	else if (proxy_admin_stats_command(c, cmd))
+		return;
 	else if (strcmp(cmd, "reload") == 0 || strcmp(cmd, "shutdown") == 0) {
 		if (!c->admin) {
 			proxy_client_fail(

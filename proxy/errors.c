@@ -56,7 +56,9 @@ const struct proxy_err_info proxy_errors[PROXY_ERR_COUNT] = {
         [PROXY_ERR_ADMIN_DENIED] = {"42501", false, NULL},
         [PROXY_ERR_ADMIN_SYNTAX] = {"42601", false,
                                     "try SHOW POOLS, SHOW DATABASES, SHOW CLIENTS, SHOW SERVERS, "
-                                    "SHOW VERSION, RELOAD or SHUTDOWN"},
+                                    "SHOW VERSION, SHOW MEM, SHOW QUERIES, SHOW SLOW, "
+                                    "SHOW CLASSES, SHOW NPLUSONE, RESET STATS, RELOAD or "
+                                    "SHUTDOWN"},
         [PROXY_ERR_ADMIN_PROTOCOL] = {"0A000", true,
                                       "use psql or another client of the simple query protocol"},
         [PROXY_ERR_TX_IN_STATEMENT_MODE] = {"0A000", false,

@@ -681,6 +681,11 @@ uint64_t proxy_reply_text_fp(struct proxy_ctx *ctx, const char *sql, size_t len,
 /* A client is gone: its statement-statistics state goes. */
 void proxy_reply_client_free(struct proxy_client *c);
 
+/* admin_stats.c: SHOW QUERIES / SLOW / CLASSES / NPLUSONE and RESET STATS
+ * (<cmd> lower-cased, blanks squeezed). False if <cmd> is none of them;
+ * may close <c> if it cannot answer. */
+bool proxy_admin_stats_command(struct proxy_client *c, const char *cmd);
+
 /* prepared.c */
 /* What the tracker tells prepared.c of its entries' replies. */
 void proxy_ps_reply_error(struct proxy_server *s, const uint8_t *body, size_t len);
