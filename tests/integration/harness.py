@@ -137,6 +137,7 @@ full_page_writes = off
 password_encryption = 'scram-sha-256'
 shared_buffers = 64MB
 log_min_messages = warning
+shared_preload_libraries = 'pg_stat_statements'
 """)
         hba = os.path.join(self.data, "pg_hba.conf")
         with open(hba) as f:
