@@ -18,7 +18,7 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Werror -Wshadow \
 	   -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes -I. \
 	   -I/usr/include/postgresql
 # only what the code uses: hiredis and libpq join with the cache and auth_query
-LIBS    := -lev -lcares -linih -lxxhash -lssl -lcrypto -lm
+LIBS    := -lev -lcares -linih -lxxhash -lpg_query -ljson-c -lssl -lcrypto -lm
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 MODULES := protocol conf stats pool cache proxy
