@@ -160,18 +160,22 @@ START_AUTH_FILE=userlist.txt # in $W/sluice and $W/pgb
 START_MIN_POOL=5
 START_MAX_CLIENTS=1000
 
-# start_sluice MODE POOLSIZE
+# start_sluice MODE POOLSIZE [off]: "off" starts the second sluice, with
+# track_statements = off (SLUICEOFF_PORT, SLUICEOFF_PID), which runs beside
+# the first so that what statement tracking costs is measured in one run.
 start_sluice() {
-	_mode=$1 _pool=$2
-	SLUICE_PORT=$(free_port)
-	_cfg=$W/sluice/sluice-$_mode.ini
+	_mode=$1 _pool=$2 _off=${3:-}
+	_port=$(free_port)
+	_track=on
+	[ "$_off" = off ] && _track=off
+	_cfg=$W/sluice/sluice-$_mode-$_track.ini
 	cat >"$_cfg" <<EOF
 [databases]
 app = host=127.0.0.1 port=$PG_PORT dbname=app
 
 [sluice]
 listen_addr = 127.0.0.1
-listen_port = $SLUICE_PORT
+listen_port = $_port
 auth_type = $START_AUTH_TYPE
 auth_file = $W/sluice/$START_AUTH_FILE
 admin_users = admin
@@ -179,18 +183,24 @@ pool_mode = $_mode
 min_pool_size = $START_MIN_POOL
 default_pool_size = $_pool
 max_client_conn = $START_MAX_CLIENTS
+track_statements = $_track
 
 [cache]
 enabled = 0
 redis_host = 127.0.0.1
 redis_port = 6379
 EOF
-	$PIN_SRV "$SLUICE_BIN" "$_cfg" >"$W/sluice/sluice-$_mode.log" 2>&1 &
-	SLUICE_PID=$!
-	if ! wait_port "$SLUICE_PORT" "$SLUICE_PID" 15; then
+	$PIN_SRV "$SLUICE_BIN" "$_cfg" >"$W/sluice/sluice-$_mode-$_track.log" 2>&1 &
+	_pid=$!
+	if ! wait_port "$_port" "$_pid" 15; then
 		echo "bench: sluice did not start ($SLUICE_BIN $_cfg); its log:" >&2
-		cat "$W/sluice/sluice-$_mode.log" >&2
+		cat "$W/sluice/sluice-$_mode-$_track.log" >&2
 		exit 1
+	fi
+	if [ "$_track" = off ]; then
+		SLUICEOFF_PORT=$_port SLUICEOFF_PID=$_pid
+	else
+		SLUICE_PORT=$_port SLUICE_PID=$_pid
 	fi
 }
 
@@ -237,8 +247,9 @@ EOF
 
 stop_poolers() {
 	[ -n "$SLUICE_PID" ] && stop_pid "$SLUICE_PID" 10
+	[ -n "${SLUICEOFF_PID:-}" ] && stop_pid "$SLUICEOFF_PID" 10
 	[ -n "$PGB_PID" ] && stop_pid "$PGB_PID" 10
-	SLUICE_PID= PGB_PID=
+	SLUICE_PID= PGB_PID= SLUICEOFF_PID=
 }
 
 report_rss() {
@@ -253,6 +264,7 @@ bench_one() {
 	_mode=$1 _scen=$2 _tgt=$3 _round=$4 _c=$5 _proto=$6 _t=${7:-$DURATION} _extra=${8:-}
 	case $_tgt in
 	sluice) _port=$SLUICE_PORT _pid=$SLUICE_PID ;;
+	sluice-off) _port=$SLUICEOFF_PORT _pid=$SLUICEOFF_PID ;;
 	pgbouncer) _port=$PGB_PORT _pid=$PGB_PID ;;
 	direct) _port=$PG_PORT _pid= ;;
 	esac
@@ -294,15 +306,16 @@ bench_one() {
 # right after another (a direct run's backends are still exiting when the
 # next run starts).
 order() {
-	case $(($1 % 3)) in
-	1) echo sluice pgbouncer direct ;;
-	2) echo pgbouncer direct sluice ;;
-	0) echo direct sluice pgbouncer ;;
+	case $(($1 % 4)) in
+	1) echo sluice sluice-off pgbouncer direct ;;
+	2) echo sluice-off pgbouncer direct sluice ;;
+	3) echo pgbouncer direct sluice sluice-off ;;
+	0) echo direct sluice sluice-off pgbouncer ;;
 	esac
 }
 
 warm_up() {
-	for _tgt in sluice pgbouncer; do
+	for _tgt in sluice sluice-off pgbouncer; do
 		bench_one warmup warmup "$_tgt" 0 "$1" simple 4 >/dev/null 2>&1
 	done
 	sed -i '/^warmup\t/d' "$RESULTS"
@@ -317,6 +330,7 @@ tps_part() {
 	log ""
 	log "== session mode (default_pool_size $SESSION_POOL)"
 	start_sluice session "$SESSION_POOL"
+	start_sluice session "$SESSION_POOL" off
 	start_pgbouncer session "$SESSION_POOL"
 	warm_up 100
 	for r in $(seq 1 "$ROUNDS"); do
@@ -332,6 +346,7 @@ tps_part() {
 	# transaction mode
 	log "== transaction mode (default_pool_size $TX_POOL)"
 	start_sluice transaction "$TX_POOL"
+	start_sluice transaction "$TX_POOL" off
 	start_pgbouncer transaction "$TX_POOL"
 	warm_up 100
 	for r in $(seq 1 "$ROUNDS"); do
@@ -388,7 +403,7 @@ for name, t in scen.items():
     print(f"  {'':10} {'protocol':9} {'median tps':>12} {'cpu us/txn':>11} "
           f"{'of it user':>11} {'runs':>5}")
     m = {}
-    for tgt in ("sluice", "pgbouncer", "direct"):
+    for tgt in ("sluice", "sluice-off", "pgbouncer", "direct"):
         if tgt not in t:
             continue
         d = t[tgt]
@@ -397,8 +412,11 @@ for name, t in scen.items():
               f"{fmt(m[tgt][2], 2):>11} {len(d['tps']):>5}")
     s = m.get("sluice", (None, None, None))
     b = m.get("pgbouncer", (None, None, None))
+    o = m.get("sluice-off", (None, None, None))
     print(f"  sluice/pgbouncer: tps {ratio(s[0], b[0])}, cpu/txn {ratio(s[1], b[1])}, "
           f"user cpu/txn {ratio(s[2], b[2])}")
+    print(f"  tracking on/off:  tps {ratio(s[0], o[0])}, cpu/txn {ratio(s[1], o[1])}, "
+          f"user cpu/txn {ratio(s[2], o[2])}")
     print()
 print(f"RSS at the end: sluice {sys.argv[2]} kB, pgbouncer {sys.argv[3]} kB")
 EOF
