@@ -15,8 +15,10 @@
 #   SLUICE_BIN       binary to benchmark (default ./sluice)
 #   PGBOUNCER_BIN    default /usr/sbin/pgbouncer
 #   KEEP=1           keep the work directory
-#   BENCH_ONLY=tps|memory   run one part only (bench/memory.sh is
-#                    BENCH_ONLY=memory)
+#   BENCH_ONLY=tps|memory|shapes   run one part only (bench/memory.sh is
+#                    BENCH_ONLY=memory); shapes: sluice's RSS while
+#                    SHAPES_STATEMENTS statements (1,000,000) of
+#                    SHAPES_DISTINCT shapes (100,000) pass (bench/shapes.py)
 #
 # The memory part (bench/memory.sh alone) measures, for both poolers in
 # transaction mode with a small pool, the RSS per idle logged-in client at
@@ -41,8 +43,8 @@ DURATION=${DURATION:-10}
 SCALE=${SCALE:-10}
 BENCH_ONLY=${BENCH_ONLY:-}
 case $BENCH_ONLY in
-"" | tps | memory) ;;
-*) echo "bench: BENCH_ONLY must be tps or memory, got \"$BENCH_ONLY\"" >&2; exit 2 ;;
+"" | tps | memory | shapes) ;;
+*) echo "bench: BENCH_ONLY must be tps, memory or shapes, got \"$BENCH_ONLY\"" >&2; exit 2 ;;
 esac
 MEM_CLIENTS=${MEM_CLIENTS:-10000}
 MEM_BURSTS=${MEM_BURSTS:-5}
@@ -81,7 +83,7 @@ _need=$((MEM_CLIENTS + 1000))
 [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$_need" ] &&
 	ulimit -Hn "$_need" 2>/dev/null
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
-if [ "$BENCH_ONLY" != tps ] && [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$_need" ]; then
+if { [ "$BENCH_ONLY" = "" ] || [ "$BENCH_ONLY" = memory ]; } && [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$_need" ]; then
 	echo "bench: the open-file limit is $(ulimit -n), the memory part needs $_need (MEM_CLIENTS $MEM_CLIENTS)" >&2
 	exit 1
 fi
@@ -133,7 +135,7 @@ log "PostgreSQL 15 on 127.0.0.1:$PG_PORT, fsync off, CPU ${SRV_CPU:-any}"
 pg_init "$W/pg" "$PG_PORT" fast || exit 1
 pg_start "$W/pg" "$SRV_CPU" || exit 1
 pg_create_app "$W/pg" app app app || exit 1
-if [ "$BENCH_ONLY" != memory ]; then
+if [ "$BENCH_ONLY" = "" ] || [ "$BENCH_ONLY" = tps ]; then
 	log "pgbench -i -s $SCALE"
 	PGPASSWORD=app "$PGBENCH" -i -q -s "$SCALE" -h 127.0.0.1 -p "$PG_PORT" -U app app \
 		>"$W/pgbench-init.log" 2>&1 || { cat "$W/pgbench-init.log" >&2; exit 1; }
@@ -650,6 +652,21 @@ print()
 EOF
 }
 
-[ "$BENCH_ONLY" != memory ] && tps_part
-[ "$BENCH_ONLY" != tps ] && memory_part
+# ---- statement table: RSS under many distinct shapes -----------------------
+
+shapes_part() {
+	log ""
+	log "== statement table: ${SHAPES_STATEMENTS:-1000000} statements of ${SHAPES_DISTINCT:-100000} shapes (transaction mode)"
+	start_sluice transaction 5
+	$PIN_CLI python3 bench/shapes.py "$SLUICE_PORT" "$SLUICE_PID" \
+		"${SHAPES_STATEMENTS:-1000000}" "${SHAPES_DISTINCT:-100000}" 2>&1 | tee -a "$REPORT"
+	stop_poolers
+}
+
+case $BENCH_ONLY in
+"") tps_part; memory_part; shapes_part ;;
+tps) tps_part ;;
+memory) memory_part ;;
+shapes) shapes_part ;;
+esac
 echo "results: $REPORT (raw: $RESULTS, $MEM_TSV)"
