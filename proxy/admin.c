@@ -385,7 +385,8 @@ static void show_version(struct proxy_client *c)
 }
 
 /* PgBouncer's SHOW MEM layout; one row per kind of object sluice keeps
- * process-wide: today the prepared-statement registry (transaction mode). */
+ * process-wide: the prepared-statement registry (transaction mode) and the
+ * statement statistics (all their tables, in one row). */
 static void show_mem(struct proxy_client *c)
 {
 	static const char *const cols[] = {"name", "size", "used", "free", "memtotal"};
@@ -394,12 +395,17 @@ static void show_mem(struct proxy_client *c)
 	struct result r;
 	size_t n, bytes;
 
+	char sbytes[24];
+	const char *svals[] = {"statement_stats", sbytes, "1", "0", sbytes};
+
 	proxy_ps_registry(c->ctx, &n, &bytes);
 	snprintf(size, sizeof(size), "%zu", n ? bytes / n : 0);
 	snprintf(used, sizeof(used), "%zu", n);
 	snprintf(total, sizeof(total), "%zu", bytes);
+	snprintf(sbytes, sizeof(sbytes), "%zu", stats_mem(c->ctx->stats));
 	res_begin(&r, cols, 5);
 	res_row(&r, vals);
+	res_row(&r, svals);
 	res_end(c, &r, "SHOW");
 }
 
