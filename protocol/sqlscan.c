@@ -212,7 +212,7 @@ static inline bool ci_prefix(const char *p, const char *end, const char *lit, si
 	X(PROTO_KW_CLUSTER, "cluster")                                                             \
 	X(PROTO_KW_CHECKPOINT, "checkpoint")
 
-#define KW_NAME(e, name) [e] = name,
+#define KW_NAME(e, name) [e] = (name),
 #define KW_LEN(e, name)  [e] = sizeof(name) - 1,
 
 static const char *const kw_names[] = {
@@ -891,7 +891,6 @@ static size_t expand(struct sc *s, char *t, size_t len, size_t room, bool *cut)
 	size_t d = fin, e = len;
 	for (uint32_t i = n; i-- > 0;) {
 		size_t m;
-		char num[24];
 		unsigned nd = ndigits(base + i + 1);
 		uint64_t v = base + i + 1;
 
@@ -906,10 +905,9 @@ static size_t expand(struct sc *s, char *t, size_t len, size_t room, bool *cut)
 		}
 		d -= e - (m + 1);
 		memmove(t + d, t + m + 1, e - (m + 1));
+		d -= nd; /* never below m: the text only grows */
 		for (unsigned k = nd; k-- > 0; v /= 10)
-			num[k] = (char)('0' + v % 10);
-		d -= nd;
-		memcpy(t + d, num, nd);
+			t[d + k] = (char)('0' + v % 10);
 		t[--d] = '$';
 		e = m;
 	}
@@ -1129,9 +1127,7 @@ HOT void word(struct sc *s, const char *p, size_t n)
 	} else if (s->routine == 4 && s->depth == 0) {
 		/* psql's rule: a BEGIN .. END body keeps its semicolons, and a
 		 * CASE inside it has an END of its own */
-		if (WORD_IS(p, n, "begin"))
-			s->body++;
-		else if (WORD_IS(p, n, "case") && s->body)
+		if (WORD_IS(p, n, "begin") || (s->body && WORD_IS(p, n, "case")))
 			s->body++;
 		else if (WORD_IS(p, n, "end") && s->body)
 			s->body--;

@@ -475,7 +475,7 @@ Test(sqlscan, a_long_statement_streams_into_the_same_fingerprint)
 		na += (size_t)sprintf(a + na, "%sCol_%d + %d", i ? ", " : "", i, i);
 		nb += (size_t)sprintf(b + nb, "%s\n  col_%d+'%d'", i ? " ," : "", i, i * 7);
 	}
-	na += (size_t)sprintf(a + na, " FROM \"Tab\"");
+	sprintf(a + na, " FROM \"Tab\"");
 	nb += (size_t)sprintf(b + nb, " from \"Tab\"");
 	cr_assert_eq(fp(a), fp(b));
 	b[nb - 3] = 'A'; /* "Tab" -> "TAb": quoted, so a different statement */
@@ -731,7 +731,7 @@ Test(sqlscan, many_literals_are_numbered_past_the_remembered_ones)
 		m += (size_t)sprintf(want + m, "%s($%d, $%d)", i ? ", " : "", 2 * i + 3, 2 * i + 4);
 	}
 	n += (size_t)sprintf(sql + n, " RETURNING $2");
-	m += (size_t)sprintf(want + m, " RETURNING $2");
+	sprintf(want + m, " RETURNING $2");
 	struct proto_sql_scan r = scan(sql);
 	cr_assert_eq(r.nstmts, 1);
 	cr_expect_str_eq(norm(&r, 0), want);
@@ -857,13 +857,11 @@ Test(sqlscan, agrees_with_pg_query_normalize)
 	        "SELECT * FROM t WHERE a = 1 FOR UPDATE",
 	        "INSERT INTO t (a, b) VALUES (1, 'x')",
 	        "INSERT INTO t VALUES (1, 'a'), (-2, 'b') RETURNING id",
-	        "INSERT INTO t (a, b) VALUES (1, 'x') ON CONFLICT (a) DO UPDATE SET b = 'y' "
-	        "RETURNING -1",
+	        "INSERT INTO t (a) VALUES (1) ON CONFLICT (a) DO UPDATE SET b = 'y' RETURNING -1",
 	        "UPDATE t SET a = DEFAULT, b = -3 WHERE c = 'q'",
 	        "UPDATE pgbench_accounts SET abalance = abalance + 4321 WHERE aid = 12345",
 	        "UPDATE pgbench_tellers SET tbalance = tbalance + -17 WHERE tid = 3",
-	        "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 2, 3, -4, "
-	        "CURRENT_TIMESTAMP)",
+	        "INSERT INTO pgbench_history VALUES (1, 2, 3, -4, CURRENT_TIMESTAMP)",
 	        "SELECT abalance FROM pgbench_accounts WHERE aid = 77",
 	        "DELETE FROM t WHERE id = 7 RETURNING *",
 	        "WITH d AS (DELETE FROM t WHERE a < 5 RETURNING *) INSERT INTO u SELECT * FROM d",
@@ -930,5 +928,9 @@ Test(sqlscan, pgbench_statement_cost)
 	cr_expect_eq(same, rounds);
 	cr_expect_str_eq(buf + r.stmt[0].norm_off,
 	                 "UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2");
+#if defined(__SANITIZE_ADDRESS__)
+	cr_expect_lt(ns, 50000.0);
+#else
 	cr_expect_lt(ns, 5000.0);
+#endif
 }
