@@ -47,9 +47,15 @@ $(BUILD)/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
+# Libraries one unit test needs beyond the program's: test_sqlscan checks
+# the scanner against libpg_query's pg_query_normalize.
+TEST_LIBS :=
+$(BUILD)/tests/test_sqlscan: TEST_LIBS := -lpg_query
+
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libsluice.a $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Wno-missing-prototypes -o $@ $< $(BUILD)/libsluice.a -lcriterion $(LIBS)
+	$(CC) $(CFLAGS) -Wno-missing-prototypes -o $@ $< $(BUILD)/libsluice.a -lcriterion \
+		$(TEST_LIBS) $(LIBS)
 
 deps:
 	@scripts/deps.sh
@@ -92,7 +98,7 @@ PROTO_SRC := $(filter protocol/%,$(LIB_SRC))
 
 $(FUZZ_BIN): build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(PROTO_SRC) $(HDRS)
 	@mkdir -p build-fuzz
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(PROTO_SRC) -lssl -lcrypto
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(PROTO_SRC) -lxxhash -lssl -lcrypto
 
 # Fuzz targets that drive the whole proxy (fuzz_client: the client state
 # machine against a scripted server) link every library source, built
