@@ -150,26 +150,26 @@ struct conf {
 	double dns_max_ttl;      /* default 15: how long a resolved host name is kept */
 	double dns_nxdomain_ttl; /* default 15: how long a failed lookup is kept */
 	double autodb_idle_timeout;
-	char *server_reset_query;             /* default "DISCARD ALL"; "" = none */
-	bool server_reset_query_always;       /* default false */
-	char *server_check_query;             /* refused unless empty (no server checks yet) */
-	int max_prepared_statements;          /* default 200 */
-	char *track_extra_parameters;         /* owned or NULL, comma-separated */
-	char *ignore_startup_parameters;      /* owned or NULL, comma-separated */
-	char *stats_listen;                   /* refused unless empty (no HTTP listener yet) */
+	char *server_reset_query;        /* default "DISCARD ALL"; "" = none */
+	bool server_reset_query_always;  /* default false */
+	char *server_check_query;        /* refused unless empty (no server checks yet) */
+	int max_prepared_statements;     /* default 200 */
+	char *track_extra_parameters;    /* owned or NULL, comma-separated */
+	char *ignore_startup_parameters; /* owned or NULL, comma-separated */
+	char *stats_listen;              /* refused unless empty (no HTTP listener yet) */
 	/* Statement statistics (stats/): see README "Statement statistics". */
-	bool track_statements;  /* default true: time and classify every statement */
-	bool track_literals;    /* default false: keep one example with literals per shape */
-	int max_tracked_statements; /* default 5000: rows before the least used fold */
-	int slow_query_ms;      /* default 100; 0 = no slow-query log */
-	int slow_query_log_size; /* default 1000: SHOW SLOW's entries */
-	int nplusone_threshold; /* default 10: repeats of one SELECT that make a burst */
-	int nplusone_window_ms; /* default 1000: the window outside a transaction */
-	char *logfile;                        /* owned or NULL = stderr */
-	char *pidfile;                        /* owned or NULL */
-	int verbose;                          /* 0..2, default 0 */
-	size_t pkt_buf;                       /* default 8192; I/O buffer size */
-	char *client_tls_sslmode_str;         /* kept for SHOW CONFIG */
+	bool track_statements;        /* default true: time and classify every statement */
+	bool track_literals;          /* default false: keep one example with literals per shape */
+	int max_tracked_statements;   /* default 5000: rows before the least used fold */
+	int slow_query_ms;            /* default 100; 0 = no slow-query log */
+	int slow_query_log_size;      /* default 1000: SHOW SLOW's entries */
+	int nplusone_threshold;       /* default 10: repeats of one SELECT that make a burst */
+	int nplusone_window_ms;       /* default 1000: the window outside a transaction */
+	char *logfile;                /* owned or NULL = stderr */
+	char *pidfile;                /* owned or NULL */
+	int verbose;                  /* 0..2, default 0 */
+	size_t pkt_buf;               /* default 8192; I/O buffer size */
+	char *client_tls_sslmode_str; /* kept for SHOW CONFIG */
 	enum conf_sslmode client_tls_sslmode; /* default disable */
 	char *client_tls_cert_file, *client_tls_key_file, *client_tls_ca_file;
 	enum conf_sslmode server_tls_sslmode; /* default disable */

@@ -200,11 +200,11 @@ static bool parse_tail(const char *s, enum stats_order *order, size_t *limit)
 static void show_queries(struct proxy_client *c, const char *tail)
 {
 	static const char *const cols[] = {
-	        "fingerprint", "pg_fingerprint", "database",  "user",       "class",
-	        "calls",       "errors",         "rows",      "total_ms",   "mean_ms",
-	        "min_ms",      "max_ms",         "stddev_ms", "p50_ms",     "p95_ms",
-	        "p99_ms",      "wait_ms",        "cache_hits", "first_seen", "last_seen",
-	        "error_classes", "query",        "example"};
+	        "fingerprint",   "pg_fingerprint", "database",   "user",       "class",
+	        "calls",         "errors",         "rows",       "total_ms",   "mean_ms",
+	        "min_ms",        "max_ms",         "stddev_ms",  "p50_ms",     "p95_ms",
+	        "p99_ms",        "wait_ms",        "cache_hits", "first_seen", "last_seen",
+	        "error_classes", "query",          "example"};
 	static const uint32_t oids[] = {TX, TX, TX, TX, TX, I8, I8, I8, F8, F8, F8, F8,
 	                                F8, F8, F8, F8, F8, I8, TS, TS, TX, TX, TX};
 	enum stats_order order = STATS_ORDER_TOTAL;
@@ -212,10 +212,11 @@ static void show_queries(struct proxy_client *c, const char *tail)
 	struct table *t;
 
 	if (!parse_tail(tail, &order, &limit)) {
-		proxy_client_fail_hint(c, PROXY_ERR_ADMIN_SYNTAX,
-		                       "SHOW QUERIES [ORDER BY total_ms | calls | mean_ms | max_ms | "
-		                       "p95_ms | p99_ms | errors | rows | wait_ms] [LIMIT n]",
-		                       "cannot read SHOW QUERIES%s", tail);
+		proxy_client_fail_hint(
+		        c, PROXY_ERR_ADMIN_SYNTAX,
+		        "SHOW QUERIES [ORDER BY total_ms | calls | mean_ms | max_ms | "
+		        "p95_ms | p99_ms | errors | rows | wait_ms] [LIMIT n]",
+		        "cannot read SHOW QUERIES%s", tail);
 		return;
 	}
 	if (!(t = malloc(sizeof(*t)))) {
@@ -251,9 +252,9 @@ static void slow_row(void *arg, const struct stats_slow_view *v)
 
 static void show_slow(struct proxy_client *c)
 {
-	static const char *const cols[] = {"at",      "database",   "user",        "application_name",
-	                                   "client_addr", "wait_ms", "exec_ms",    "server_pid",
-	                                   "class",   "fingerprint", "sqlstate",   "query"};
+	static const char *const cols[] = {
+	        "at",      "database",   "user",  "application_name", "client_addr", "wait_ms",
+	        "exec_ms", "server_pid", "class", "fingerprint",      "sqlstate",    "query"};
 	static const uint32_t oids[] = {TS, TX, TX, TX, TX, F8, F8, I4, TX, TX, TX, TX};
 	struct table *t = malloc(sizeof(*t));
 
@@ -287,8 +288,8 @@ static void class_row(void *arg, const struct stats_class_view *v)
 
 static void show_classes(struct proxy_client *c)
 {
-	static const char *const cols[] = {"class",    "calls",   "errors", "rows",  "total_ms",
-	                                   "mean_ms",  "p50_ms",  "p95_ms", "p99_ms"};
+	static const char *const cols[] = {"class",   "calls",  "errors", "rows",  "total_ms",
+	                                   "mean_ms", "p50_ms", "p95_ms", "p99_ms"};
 	static const uint32_t oids[] = {TX, I8, I8, I8, F8, F8, F8, F8, F8};
 	struct table *t = malloc(sizeof(*t));
 
@@ -324,11 +325,16 @@ static void nplus1_row(void *arg, const struct stats_nplus1_view *v)
 
 static void show_nplus1(struct proxy_client *c)
 {
-	static const char *const cols[] = {"fingerprint",      "database",
-	                                   "user",             "bursts",
-	                                   "largest_burst",    "last_at",
-	                                   "last_application_name", "last_client_addr",
-	                                   "preceding_fingerprint", "preceding_query",
+	static const char *const cols[] = {"fingerprint",
+	                                   "database",
+	                                   "user",
+	                                   "bursts",
+	                                   "largest_burst",
+	                                   "last_at",
+	                                   "last_application_name",
+	                                   "last_client_addr",
+	                                   "preceding_fingerprint",
+	                                   "preceding_query",
 	                                   "query"};
 	static const uint32_t oids[] = {TX, TX, TX, I8, I8, TS, TX, TX, TX, TX, TX};
 	struct table *t = malloc(sizeof(*t));
@@ -357,8 +363,9 @@ bool proxy_admin_stats_command(struct proxy_client *c, const char *cmd)
 		show_nplus1(c);
 	else if (strcmp(cmd, "reset stats") == 0) {
 		if (!c->admin) {
-			proxy_client_fail(c, PROXY_ERR_ADMIN_DENIED,
-			                  "permission denied: only admin_users may run RESET STATS");
+			proxy_client_fail(
+			        c, PROXY_ERR_ADMIN_DENIED,
+			        "permission denied: only admin_users may run RESET STATS");
 			return true;
 		}
 		stats_reset(c->ctx->stats);

@@ -151,8 +151,8 @@ static int stmt_ready(struct proxy_server *s, struct proxy_cl_stmt *cs, uint8_t 
 	ref.expected = cs->shape;
 	ref.stmt_id = cs->stmt->id;
 	if (put_stmt_msg(out, 'D', cs->stmt->name) < 0 || proto_put_msg(out, 'H', NULL, 0) < 0 ||
-	    proxy_reply_push(s, PROXY_PEND_DESCRIBE_S, PROXY_PEND_HIDE | PROXY_PEND_SHAPE_CHECK, &ref,
-	            sizeof(ref)) < 0)
+	    proxy_reply_push(s, PROXY_PEND_DESCRIBE_S, PROXY_PEND_HIDE | PROXY_PEND_SHAPE_CHECK,
+	                     &ref, sizeof(ref)) < 0)
 		return -1;
 	return PROXY_PS_STALL;
 }

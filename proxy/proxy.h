@@ -121,8 +121,8 @@ enum proxy_pend_kind {
 #define PROXY_PEND_STALE       32  /* its error stands for "cached plan must not change" */
 #define PROXY_FAKE_MAX         320 /* largest locally made reply */
 
-#define PROXY_PEND_TIMED       64  /* a client's Query or Execute: its statements are timed */
-#define PROXY_PEND_IN_TX       128 /* sent inside a transaction block */
+#define PROXY_PEND_TIMED 64  /* a client's Query or Execute: its statements are timed */
+#define PROXY_PEND_IN_TX 128 /* sent inside a transaction block */
 
 struct proxy_pending {
 	uint8_t kind;      /* enum proxy_pend_kind */
@@ -222,17 +222,17 @@ struct proxy_client {
 	double wait_since;           /* ev_now() when queued */
 
 	/* Statement statistics (reply.c): what its statements and portals are. */
-	uint64_t unnamed_fp;             /* the unnamed statement's fingerprint */
-	uint64_t portal_fp;              /* the unnamed portal's */
-	uint64_t nportal_hash;           /* the last named portal bound: its name's hash */
-	uint64_t nportal_fp;             /* and its fingerprint */
-	struct proxy_named_fp *named;    /* owned: session mode's named statements */
-	uint32_t nnamed;                 /* entries of <named> */
-	uint64_t wait_ns;                /* queued this long before its server came */
-	uint64_t susp_fp, susp_ns;       /* an Execute suspended (row limit): time so far */
-	uint32_t susp_rows;              /* and rows */
-	struct stats_client *stats;      /* owned by stats/: N+1 state */
-	double last_active;          /* ev_now() of the last message */
+	uint64_t unnamed_fp;          /* the unnamed statement's fingerprint */
+	uint64_t portal_fp;           /* the unnamed portal's */
+	uint64_t nportal_hash;        /* the last named portal bound: its name's hash */
+	uint64_t nportal_fp;          /* and its fingerprint */
+	struct proxy_named_fp *named; /* owned: session mode's named statements */
+	uint32_t nnamed;              /* entries of <named> */
+	uint64_t wait_ns;             /* queued this long before its server came */
+	uint64_t susp_fp, susp_ns;    /* an Execute suspended (row limit): time so far */
+	uint32_t susp_rows;           /* and rows */
+	struct stats_client *stats;   /* owned by stats/: N+1 state */
+	double last_active;           /* ev_now() of the last message */
 };
 
 struct proxy_server {

@@ -165,7 +165,8 @@ static bool relay_to_server(struct proxy_client *c)
 			if (avail < blen && avail < PROXY_PREFIX_MAX)
 				break; /* the start of the message decides */
 			if (type == 'P' && avail < blen && blen <= PROXY_INSPECT_MAX && p[5] != 0)
-				break; /* a named Parse is read whole: its text is kept or scanned */
+				break; /* a named Parse is read whole: its text is kept or scanned
+				        */
 			pm.type = type;
 			pm.len = len;
 			pm.body = p + 5;

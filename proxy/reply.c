@@ -335,7 +335,7 @@ int proxy_reply_request(struct proxy_client *c, struct proxy_server *s, struct p
 static int64_t tag_rows(const uint8_t *body, size_t len)
 {
 	static const char *const counted[] = {"SELECT ", "INSERT ", "UPDATE ", "DELETE ",
-	                                       "MERGE ",  "COPY ",   "FETCH ",  "MOVE "};
+	                                      "MERGE ",  "COPY ",   "FETCH ",  "MOVE "};
 	const uint8_t *end, *p;
 	int64_t rows = 0;
 	bool ok = false;
@@ -357,8 +357,8 @@ static int64_t tag_rows(const uint8_t *body, size_t len)
 }
 
 /* Hand one closed statement to stats/. */
-static void record(struct proxy_server *s, const struct proxy_pending *h, uint64_t fp,
-                   uint64_t t0, uint64_t wait_ns, int64_t rows, const char *sqlstate)
+static void record(struct proxy_server *s, const struct proxy_pending *h, uint64_t fp, uint64_t t0,
+                   uint64_t wait_ns, int64_t rows, const char *sqlstate)
 {
 	struct proxy_client *c = s->client;
 	struct stats_event ev;

@@ -173,17 +173,17 @@ const struct stats_shape_info *stats_shape_find(struct stats *st, uint64_t fp);
 
 /* Hook 2: a reply closed a request. */
 struct stats_event {
-	struct stats_scope *scope; /* the pool's */
-	uint64_t fp;               /* from the scanner; 0 = text unknown: counted in <other> */
-	uint64_t start_ns;         /* its first byte went to the server */
-	uint64_t end_ns;           /* the reply that closed it came */
-	uint64_t wait_ns;          /* the client waited this long for a server first */
-	int64_t rows;              /* from the CommandComplete tag; -1 if none */
-	char sqlstate[6];          /* "" unless an ErrorResponse closed it */
-	bool in_tx;                /* ran inside a transaction block */
-	const char *app_name;      /* for the slow log and N+1; may be NULL */
-	const char *client_addr;   /* likewise */
-	uint32_t server_pid;       /* PostgreSQL's pid of the server that ran it */
+	struct stats_scope *scope;    /* the pool's */
+	uint64_t fp;                  /* from the scanner; 0 = text unknown: counted in <other> */
+	uint64_t start_ns;            /* its first byte went to the server */
+	uint64_t end_ns;              /* the reply that closed it came */
+	uint64_t wait_ns;             /* the client waited this long for a server first */
+	int64_t rows;                 /* from the CommandComplete tag; -1 if none */
+	char sqlstate[6];             /* "" unless an ErrorResponse closed it */
+	bool in_tx;                   /* ran inside a transaction block */
+	const char *app_name;         /* for the slow log and N+1; may be NULL */
+	const char *client_addr;      /* likewise */
+	uint32_t server_pid;          /* PostgreSQL's pid of the server that ran it */
 	struct stats_client **client; /* the client's N+1 state, made on first use; may be NULL */
 };
 void stats_record(struct stats *st, const struct stats_event *ev);
@@ -197,7 +197,7 @@ struct stats_row_view {
 	const char *text;    /* normalized; "<other>" for a database's folded rows */
 	const char *example; /* with literals (track_literals), or NULL */
 	uint8_t cls;
-	bool other;          /* the <other> row of its database */
+	bool other; /* the <other> row of its database */
 	uint64_t calls, errors, rows;
 	double total_ms, mean_ms, min_ms, max_ms, stddev_ms;
 	double p50_ms, p95_ms, p99_ms;
@@ -260,12 +260,12 @@ void stats_slow(struct stats *st, stats_slow_cb cb, void *arg);
 struct stats_nplus1_view {
 	uint64_t fp;
 	const char *db, *user, *text;
-	uint64_t bursts;          /* times the threshold was reached */
-	uint64_t largest;         /* most repeats in one burst */
-	double last_at;           /* Unix time of the latest burst */
+	uint64_t bursts;  /* times the threshold was reached */
+	uint64_t largest; /* most repeats in one burst */
+	double last_at;   /* Unix time of the latest burst */
 	const char *last_app, *last_addr;
-	uint64_t prev_fp;         /* the statement run just before the latest burst (the "1") */
-	const char *prev_text;    /* its normalized text, or "" */
+	uint64_t prev_fp;      /* the statement run just before the latest burst (the "1") */
+	const char *prev_text; /* its normalized text, or "" */
 };
 typedef void (*stats_nplus1_cb)(void *arg, const struct stats_nplus1_view *v);
 void stats_nplus1(struct stats *st, stats_nplus1_cb cb, void *arg);
