@@ -12,7 +12,7 @@ import re
 import threading
 import time
 
-from harness import (check, test, Wire, m_parse, m_bind, m_execute, msg)
+from harness import (check, test, m_parse, m_bind, m_execute, msg, pgbench)
 
 SETUP = """
 CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
@@ -270,3 +270,56 @@ def t_order(env):
         check(t == b"Z", "the console stays usable after a bad command")
     finally:
         w.close()
+
+
+def pgss_counts(env):
+    out = {}
+    for q, calls, rows in env.pg.query(
+            "SELECT query, calls, rows FROM pg_stat_statements s "
+            "JOIN pg_roles r ON r.oid = s.userid WHERE r.rolname = 'app'", dbname="app"):
+        k = canon(q).rstrip(";").strip()
+        c0, r0 = out.get(k, (0, 0))
+        out[k] = (c0 + calls, r0 + rows)
+    return out
+
+
+@test("stats.prepared_statements_match_pg_stat_statements", timeout=150)
+def t_prepared(env):
+    """pgbench's TPC-B script with -M extended (unnamed statements) and
+    -M prepared (named ones, parsed once per connection, then only Bind and
+    Execute) in session and transaction mode: every statement's calls and
+    rows as pg_stat_statements has them."""
+    env.ensure_pgbench()
+    clients, txns = 3, 100
+    for mode in ("session", "transaction"):
+        for proto in ("extended", "prepared"):
+            s = env.sluice({"pool_mode": mode}, fresh=True)
+            env.pg.query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements", dbname="app")
+            env.pg.query("SELECT pg_stat_statements_reset()", dbname="app")
+            r = pgbench(s, "-n", "-M", proto, "-c", str(clients), "-t", str(txns), "app")
+            check(r.returncode == 0, f"pgbench {mode} {proto}: {r.stdout[-800:]}")
+            ours = {canon(x["query"]): x for x in admin_rows(s, "SHOW QUERIES")
+                    if x["database"] == "app"}
+            theirs = pgss_counts(env)
+            n = clients * txns
+            for text, cls in (
+                    ("UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2",
+                     "update"),
+                    ("SELECT abalance FROM pgbench_accounts WHERE aid = $1", "select"),
+                    ("UPDATE pgbench_tellers SET tbalance = tbalance + $1 WHERE tid = $2",
+                     "update"),
+                    ("INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) "
+                     "VALUES ($1, $2, $3, $4, CURRENT_TIMESTAMP)", "insert")):
+                k = canon(text)
+                check(k in ours, f"{mode} {proto}: no row for {text!r}: {sorted(ours)}")
+                check(theirs.get(k) == (n, n),
+                      f"{mode} {proto}: pg_stat_statements has {theirs.get(k)} for {text!r}")
+                check((ours[k]["calls"], ours[k]["rows"]) == (n, n),
+                      f"{mode} {proto}: sluice counts {ours[k]['calls']}/{ours[k]['rows']} "
+                      f"for {text!r}, expected {n}/{n}")
+                check(ours[k]["class"] == cls, f"{mode} {proto}: class of {text!r}: "
+                      f"{ours[k]['class']}")
+            # BEGIN and END are statements too, of class tcl
+            tcl = [x for x in ours.values() if x["class"] == "tcl"]
+            check(sum(x["calls"] for x in tcl) == 2 * n,
+                  f"{mode} {proto}: BEGIN/END calls {[(x['query'], x['calls']) for x in tcl]}")
