@@ -109,6 +109,25 @@ struct pool {
 	double last_error_at; /* ev_now() time, 0 = none */
 	double last_connect_at;
 
+	/*
+	 * PgBouncer's per-pool figures (SHOW STATS, /metrics), since start or
+	 * RESET STATS; times in microseconds as PgBouncer keeps them. <avg>
+	 * holds the averages over the last stats_period, <prev> the totals at
+	 * the start of the current period.
+	 */
+	struct pool_stats {
+		uint64_t xact_count;   /* transactions: a server went back to idle ('I') */
+		uint64_t query_count;  /* queries: Query messages and Executes */
+		uint64_t bytes_recv;   /* bytes from clients */
+		uint64_t bytes_sent;   /* bytes to clients */
+		uint64_t xact_time;    /* us spent in transactions */
+		uint64_t query_time;   /* us spent in queries */
+		uint64_t wait_time;    /* us clients spent queued for a server */
+		uint64_t server_assignments; /* times a server was linked to a client */
+		uint64_t client_parses, server_parses; /* Parse messages from clients, to servers */
+		uint64_t client_binds, server_binds;   /* Bind messages, likewise */
+	} st, prev, avg;
+
 	/* Counters (since start or RESET STATS). */
 	uint64_t n_server_connects;
 	uint64_t n_server_failures;
