@@ -658,7 +658,7 @@ shapes_part() {
 	log ""
 	log "== statement table: ${SHAPES_STATEMENTS:-1000000} statements of ${SHAPES_DISTINCT:-100000} shapes (transaction mode)"
 	start_sluice transaction 5
-	$PIN_CLI python3 bench/shapes.py "$SLUICE_PORT" "$SLUICE_PID" \
+	$PIN_CLI /usr/bin/python3 bench/shapes.py "$SLUICE_PORT" "$SLUICE_PID" \
 		"${SHAPES_STATEMENTS:-1000000}" "${SHAPES_DISTINCT:-100000}" 2>&1 | tee -a "$REPORT"
 	stop_poolers
 }
