@@ -323,3 +323,21 @@ def t_prepared(env):
             tcl = [x for x in ours.values() if x["class"] == "tcl"]
             check(sum(x["calls"] for x in tcl) == 2 * n,
                   f"{mode} {proto}: BEGIN/END calls {[(x['query'], x['calls']) for x in tcl]}")
+
+
+@test("stats.literals_only_with_track_literals", timeout=60)
+def t_literals(env):
+    for on in (False, True):
+        s = env.sluice({"track_literals": "on" if on else "off"}, fresh=True)
+        c = s.connect()
+        c.cursor().execute("SELECT 'secret-4711' AS lit")
+        c.close()
+        rows = [r for r in admin_rows(s, "SHOW QUERIES") if "AS lit" in r["query"]]
+        check(len(rows) == 1, f"one row expected: {rows}")
+        r = rows[0]
+        check("secret-4711" not in r["query"], f"literal in the normalized text: {r}")
+        if on:
+            check(r["example"] == "SELECT 'secret-4711' AS lit", f"example: {r}")
+        else:
+            check(r["example"] is None, f"an example without track_literals: {r}")
+            check("secret-4711" not in open(s.log).read(), "literal in the log")
