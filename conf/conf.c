@@ -593,6 +593,7 @@ static const struct key main_keys[] = {
         {"server_reset_query", K_STR, OFF(server_reset_query), 0, 0},
         {"server_reset_query_always", K_BOOL, OFF(server_reset_query_always), 0, 0},
         {"max_prepared_statements", K_INT, OFF(max_prepared_statements), 0, 100000},
+        {"stats_period", K_DUR, OFF(stats_period), 0, 0},
         {"track_statements", K_BOOL, OFF(track_statements), 0, 0},
         {"track_literals", K_BOOL, OFF(track_literals), 0, 0},
         {"max_tracked_statements", K_INT, OFF(max_tracked_statements), 10, 1000000},
@@ -797,6 +798,7 @@ static void defaults(struct conf *c)
 	c->nplusone_threshold = 10;
 	c->nplusone_window_ms = 1000;
 	c->stats_listen = xstrdup("");
+	c->stats_period = 60;
 	c->pkt_buf = 8192;
 	c->client_tls_sslmode_str = xstrdup("disable");
 	c->cache.redis_host = xstrdup("127.0.0.1");
@@ -993,4 +995,106 @@ bool conf_server_tls_same(const struct conf *a, const struct conf *b)
 	       same_str(a->server_tls_cert_file, b->server_tls_cert_file) &&
 	       same_str(a->server_tls_key_file, b->server_tls_key_file) &&
 	       same_str(a->server_tls_ca_file, b->server_tls_ca_file);
+}
+
+void conf_init_defaults(struct conf *c)
+{
+	memset(c, 0, sizeof(*c));
+	defaults(c);
+}
+
+/* Keys SET may change: each is read where it is used (per connection, per
+ * pool after pool_apply_conf, or per janitor tick), so a new value takes
+ * effect without a restart. Keys that shape listeners, TLS contexts or
+ * files are left to a restart or a RELOAD. */
+static const char *const changeable_keys[] = {
+        "default_pool_size",
+        "min_pool_size",
+        "max_client_conn",
+        "max_db_connections",
+        "max_user_connections",
+        "pool_mode",
+        "server_connect_timeout",
+        "server_login_retry",
+        "query_wait_timeout",
+        "server_idle_timeout",
+        "server_lifetime",
+        "client_login_timeout",
+        "client_idle_timeout",
+        "idle_transaction_timeout",
+        "query_timeout",
+        "dns_max_ttl",
+        "dns_nxdomain_ttl",
+        "autodb_idle_timeout",
+        "server_reset_query",
+        "server_reset_query_always",
+        "verbose",
+        "stats_period",
+        "slow_query_ms",
+        "nplusone_threshold",
+        "nplusone_window_ms",
+        "admin_users",
+        "stats_users",
+        "track_statements",
+        "auth_type",
+        "max_prepared_statements",
+};
+
+bool conf_changeable(const char *name)
+{
+	for (size_t i = 0; i < sizeof(changeable_keys) / sizeof(changeable_keys[0]); i++)
+		if (strcmp(changeable_keys[i], name) == 0)
+			return true;
+	return false;
+}
+
+int conf_set(struct conf *c, const char *name, const char *value, char *err, size_t errlen)
+{
+	struct conf copy;
+	struct parse p;
+	bool known = false;
+
+	if (!conf_changeable(name)) {
+		for (size_t i = 0; i < sizeof(main_keys) / sizeof(main_keys[0]); i++)
+			known = known || strcmp(main_keys[i].name, name) == 0;
+		if (known || strcmp(name, "listen_addr") == 0)
+			snprintf(err, errlen, "%s cannot be changed while sluice runs", name);
+		else
+			snprintf(err, errlen, "unknown or unchangeable setting \"%s\"", name);
+		return -1;
+	}
+	/* parse into a shallow copy: on an error <c> keeps every old value */
+	copy = *c;
+	memset(&p, 0, sizeof(p));
+	p.c = &copy;
+	if (strcmp(name, "admin_users") == 0 || strcmp(name, "stats_users") == 0) {
+		/* set_list frees the old list: give it a private one */
+		copy.admin_users = NULL, copy.nadmin_users = 0;
+		copy.stats_users = NULL, copy.nstats_users = 0;
+		main_key(&p, name, value);
+		if (name[0] == 'a') {
+			free_list(c->admin_users, c->nadmin_users);
+			c->admin_users = copy.admin_users;
+			c->nadmin_users = copy.nadmin_users;
+		} else {
+			free_list(c->stats_users, c->nstats_users);
+			c->stats_users = copy.stats_users;
+			c->nstats_users = copy.nstats_users;
+		}
+		return 0;
+	}
+	if (strcmp(name, "server_reset_query") == 0) {
+		free(c->server_reset_query);
+		c->server_reset_query = xstrdup(value);
+		return 0;
+	}
+	main_key(&p, name, value);
+	if (!p.err[0] && copy.auth_type != CONF_AUTH_TRUST && !copy.auth_file)
+		conf_fail(&p, "auth_type %s needs an auth_file", value);
+	if (p.err[0]) {
+		snprintf(err, errlen, "%s", p.err);
+		return -1;
+	}
+	*c = copy;
+	return 0;
 }

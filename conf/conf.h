@@ -157,6 +157,7 @@ struct conf {
 	char *track_extra_parameters;    /* owned or NULL, comma-separated */
 	char *ignore_startup_parameters; /* owned or NULL, comma-separated */
 	char *stats_listen;              /* refused unless empty (no HTTP listener yet) */
+	double stats_period; /* default 60: seconds over which avg_* figures are taken */
 	/* Statement statistics (stats/): see README "Statement statistics". */
 	bool track_statements;        /* default true: time and classify every statement */
 	bool track_literals;          /* default false: keep one example with literals per shape */
@@ -190,6 +191,19 @@ struct conf {
  */
 int conf_load(const char *path, struct conf *c, char *err, size_t errlen) CONF_WUR;
 void conf_free(struct conf *c);
+/* Fill <c> (not yet holding anything) with the defaults alone, as if read
+ * from an empty file; free with conf_free. For SHOW CONFIG's "default". */
+void conf_init_defaults(struct conf *c);
+/*
+ * SET <name> = <value> on the running configuration <c>, validated as the
+ * ini file is. Only the [sluice] keys that may change while running are
+ * accepted (conf_changeable); -1 with the reason in <err> otherwise, and
+ * <c> is left as it was.
+ */
+int conf_set(struct conf *c, const char *name, const char *value, char *err,
+             size_t errlen) CONF_WUR;
+/* May [sluice] key <name> be changed with SET (and does a reload change it)? */
+bool conf_changeable(const char *name);
 
 /*
  * True when <a> and <b> (the old and new entry for one name, across a

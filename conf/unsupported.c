@@ -200,7 +200,6 @@ static const struct unsupported unsupported_keys[] = {
          "sluice writes no periodic statistics lines; set log_stats = 0 and use the admin "
          "console's SHOW commands"},
         /* inert: sluice has neither averaged SHOW STATS nor stats log lines */
-        {"stats_period", is_duration, "stats_period must be a duration in seconds"},
         {"dns_zone_check_period", is_zero_duration,
          "sluice does not watch DNS zone serials; set dns_zone_check_period = 0"},
         {"resolv_conf", is_empty,

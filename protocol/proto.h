@@ -253,6 +253,7 @@ int proto_put_terminate(struct proto_buf *b) PROTO_WUR;
 /* Result sets for locally answered queries: every column is text (OID 25). */
 int proto_put_row_desc(struct proto_buf *b, const char *const *names, size_t n) PROTO_WUR;
 /* Type OIDs of result columns, as PostgreSQL numbers them. */
+#define PROTO_OID_BYTEA       17
 #define PROTO_OID_INT8        20
 #define PROTO_OID_INT4        23
 #define PROTO_OID_TEXT        25

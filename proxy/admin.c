@@ -1,67 +1,784 @@
 /*
- * Admin console: the pseudo-database (admin_db, default "sluice") that
- * answers SHOW commands with PgBouncer-compatible column layouts, and runs
- * RELOAD and SHUTDOWN for admin users. Only the simple query protocol is
- * spoken here, as in PgBouncer's console.
+ * Admin console: the pseudo-database (admin_db, default "sluice"; the name
+ * "pgbouncer" is always accepted too, for tools that have it hard-coded)
+ * where operators and exporters talk to sluice as they would to
+ * PgBouncer's console. This file is the dispatcher and runs the commands:
+ * PAUSE, RESUME, SUSPEND, DISABLE, ENABLE, RECONNECT, KILL, KILL_CLIENT,
+ * WAIT_CLOSE, RELOAD, SHUTDOWN and SET; the views are in admin_views.c
+ * (PgBouncer's) and admin_stats.c (sluice's statement statistics).
+ *
+ * Only the simple query protocol is spoken, as in PgBouncer's console: an
+ * extended-protocol batch is skipped up to its Sync and answered with one
+ * ERROR that says so, and the session goes on. admin_users may run
+ * everything, stats_users only SHOW (and the harmless driver chatter:
+ * SET/SHOW of a few session parameters, BEGIN/COMMIT/ROLLBACK).
+ *
+ * Commands that wait (PAUSE until running transactions are over,
+ * WAIT_CLOSE, SHUTDOWN WAIT_FOR_*) hold the console client: it is not read
+ * again until the answer is sent, and a short timer polls the condition
+ * while any such command waits (nothing runs when none does).
  */
-#include "proxy/proxy.h"
+#include "proxy/admin_int.h"
 
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <strings.h>
 
 #include "stats/stats.h"
 
-#define ADMIN_VERSION "sluice 0.1.0"
+/* How often a waiting command looks again: short enough that PAUSE
+ * answers promptly after the last transaction ends. */
+#define WAIT_POLL 0.02
 
-struct result {
-	struct proto_buf b;
-	size_t ncols;
-	size_t nrows;
-	int rc;
-};
+static void wait_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
-static void res_begin(struct result *r, const char *const *cols, size_t n)
+bool proxy_is_admin_db(const struct conf *cf, const char *name)
 {
-	proto_buf_init(&r->b);
-	r->ncols = n;
-	r->nrows = 0;
-	r->rc = proto_put_row_desc(&r->b, cols, n);
+	return strcmp(name, cf->admin_db) == 0 || strcmp(name, "pgbouncer") == 0;
 }
 
-static void res_row(struct result *r, const char *const *vals)
+struct proxy_admin *admin_state(struct proxy_ctx *ctx)
 {
-	if (r->rc == 0)
-		r->rc = proto_put_data_row(&r->b, vals, r->ncols);
-	r->nrows++;
+	struct proxy_admin *a = ctx->admin;
+
+	if (a)
+		return a;
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return NULL;
+	ev_init(&a->wait_timer, wait_cb);
+	a->wait_timer.data = ctx;
+	a->period_start = proxy_now(ctx);
+	ctx->admin = a;
+	return a;
 }
 
-static void res_end(struct proxy_client *c, struct result *r, const char *tag)
+void proxy_admin_free(struct proxy_ctx *ctx)
 {
-	char t[64];
+	struct proxy_admin *a = ctx->admin;
+	struct admin_db_state *d, *tmp;
 
-	snprintf(t, sizeof(t), "%s", tag);
-	if (r->rc == 0)
-		r->rc = proto_put_command_complete(&r->b, t);
-	if (r->rc == 0)
-		r->rc = proto_put_rfq(&r->b, 'I');
-	if (r->rc < 0 ||
-	    proxy_io_send(c->ctx, &c->io, proto_buf_head(&r->b), proto_buf_avail(&r->b)) < 0) {
-		proto_buf_free(&r->b);
-		proxy_client_close(c);
+	if (!a)
 		return;
+	ev_timer_stop(ctx->loop, &a->wait_timer);
+	HASH_ITER(hh, a->dbs, d, tmp)
+	{
+		HASH_DEL(a->dbs, d);
+		free(d->name);
+		free(d);
 	}
-	proto_buf_free(&r->b);
+	while (a->waiters) {
+		struct admin_waiter *w = a->waiters;
+
+		a->waiters = w->next;
+		free(w->db);
+		free(w);
+	}
+	free(a);
+	ctx->admin = NULL;
 }
+
+static struct admin_db_state *db_state(const struct proxy_admin *a, const char *name)
+{
+	struct admin_db_state *d = NULL;
+
+	HASH_FIND_STR(a->dbs, name, d);
+	return d;
+}
+
+bool proxy_admin_paused(const struct proxy_ctx *ctx, const char *db_name)
+{
+	const struct proxy_admin *a = ctx->admin;
+	const struct admin_db_state *d;
+
+	if (!a || (!a->all_paused && a->npaused == 0))
+		return false;
+	if (a->all_paused)
+		return true;
+	d = db_state(a, db_name);
+	return d && d->paused;
+}
+
+bool proxy_admin_disabled(const struct proxy_ctx *ctx, const char *db_name)
+{
+	const struct proxy_admin *a = ctx->admin;
+	const struct admin_db_state *d;
+
+	if (!a || a->ndisabled == 0)
+		return false;
+	d = db_state(a, db_name);
+	return d && d->disabled;
+}
+
+/* Set the paused or disabled flag of <name>. -1 on OOM. */
+static int set_flag(struct proxy_admin *a, const char *name, bool disabled, bool on)
+{
+	struct admin_db_state *d = db_state(a, name);
+	bool *flag;
+	size_t *count = disabled ? &a->ndisabled : &a->npaused;
+
+	if (!d) {
+		if (!on)
+			return 0;
+		d = calloc(1, sizeof(*d));
+		if (!d || !(d->name = strdup(name))) {
+			free(d);
+			return -1;
+		}
+		HASH_ADD_KEYPTR(hh, a->dbs, d->name, strlen(d->name), d);
+	}
+	flag = disabled ? &d->disabled : &d->paused;
+	if (*flag != on)
+		*count += on ? 1 : (size_t)-1;
+	*flag = on;
+	return 0;
+}
+
+/* ---- replies ---- */
 
 static void send_tag(struct proxy_client *c, const char *tag)
 {
-	struct result r = {0};
+	struct proto_buf b;
+	int rc;
 
-	proto_buf_init(&r.b);
-	res_end(c, &r, tag);
+	proto_buf_init(&b);
+	rc = proto_put_command_complete(&b, tag);
+	if (rc == 0)
+		rc = proto_put_rfq(&b, 'I');
+	(void)proxy_client_send(c, &b, rc);
+}
+
+static void syntax_error(struct proxy_client *c, const char *what)
+{
+	proxy_client_fail_hint(c, PROXY_ERR_ADMIN_SYNTAX,
+	                       "SHOW HELP lists the commands of the admin console", "%s", what);
+}
+
+/* A one-column, one-row answer to SHOW of a session parameter. */
+static void show_param(struct proxy_client *c, const char *name, const char *value)
+{
+	struct admin_col col = {name, PROTO_OID_TEXT};
+	struct admin_table t;
+
+	admin_tbl_begin(&t, &col, 1);
+	admin_put_text(&t, value);
+	admin_tbl_row(&t);
+	admin_tbl_end(c, &t, "SHOW");
+}
+
+/* ---- servers and clients of a database ---- */
+
+static bool db_match(const char *db, const char *name)
+{
+	return !db || strcmp(db, name) == 0;
+}
+
+/* Are servers of <db> (NULL: any) still linked, logging in, or (for
+ * <close_needed>) marked to be closed? */
+static bool servers_busy(struct proxy_ctx *ctx, const char *db, bool close_needed)
+{
+	for (struct pool_node *n = ctx->servers.head.next; n != &ctx->servers.head; n = n->next) {
+		const struct proxy_server *s = n->owner;
+
+		if (s->state == PROXY_SV_CLOSING || !db_match(db, s->pool->db_name))
+			continue;
+		if (close_needed ? s->close_needed
+		                 : s->state != PROXY_SV_IDLE && s->state != PROXY_SV_RESET)
+			return true;
+	}
+	return false;
+}
+
+/* Close the idle servers of <db> (NULL: every database). */
+static void close_idle(struct proxy_ctx *ctx, const char *db, const char *why)
+{
+	struct pool *p, *tmp;
+
+	HASH_ITER(hh, ctx->pools.by_key, p, tmp)
+	{
+		struct pool_node *n;
+
+		if (!db_match(db, p->db_name))
+			continue;
+		while ((n = pool_list_first(&p->idle)))
+			proxy_server_close(n->owner, why);
+	}
+}
+
+static bool clients_left(struct proxy_ctx *ctx)
+{
+	for (struct pool_node *n = ctx->clients.head.next; n != &ctx->clients.head; n = n->next) {
+		const struct proxy_client *cl = n->owner;
+
+		if (cl->state != PROXY_CL_CLOSING && cl->state != PROXY_CL_ADMIN)
+			return true;
+	}
+	return false;
+}
+
+static struct proxy_client *find_client(struct proxy_ctx *ctx, uint64_t id)
+{
+	for (struct pool_node *n = ctx->clients.head.next; n != &ctx->clients.head; n = n->next) {
+		struct proxy_client *cl = n->owner;
+
+		if (cl->id == id && cl->state != PROXY_CL_CLOSING)
+			return cl;
+	}
+	return NULL;
+}
+
+/* ---- commands that wait ---- */
+
+static bool wait_done(struct proxy_ctx *ctx, const struct admin_waiter *w)
+{
+	switch (w->what) {
+	case ADMIN_WAIT_PAUSE:
+	case ADMIN_WAIT_SHUTDOWN_S:
+		return !servers_busy(ctx, w->db, false);
+	case ADMIN_WAIT_CLOSE:
+		return !servers_busy(ctx, w->db, true);
+	case ADMIN_WAIT_SHUTDOWN_C:
+		return !clients_left(ctx);
+	default:
+		return true;
+	}
+}
+
+static void wait_cb(struct ev_loop *loop, ev_timer *timer, int revents)
+{
+	struct proxy_ctx *ctx = timer->data;
+	struct proxy_admin *a = ctx->admin;
+	struct admin_waiter **pp = &a->waiters;
+	bool shutdown = false;
+
+	(void)revents;
+	while (*pp) {
+		struct admin_waiter *w = *pp;
+		struct proxy_client *c = find_client(ctx, w->client_id);
+
+		if (c && !wait_done(ctx, w)) {
+			pp = &w->next;
+			continue;
+		}
+		*pp = w->next;
+		if (c) {
+			static const char *const tags[] = {
+			        [ADMIN_WAIT_PAUSE] = "PAUSE",
+			        [ADMIN_WAIT_CLOSE] = "WAIT_CLOSE",
+			        [ADMIN_WAIT_SHUTDOWN_S] = "SHUTDOWN",
+			        [ADMIN_WAIT_SHUTDOWN_C] = "SHUTDOWN",
+			};
+
+			if (w->what == ADMIN_WAIT_SHUTDOWN_S || w->what == ADMIN_WAIT_SHUTDOWN_C)
+				shutdown = true;
+			send_tag(c, tags[w->what]);
+			if (c->state == PROXY_CL_ADMIN)
+				proxy_io_start_read(ctx, &c->io);
+		} else if (w->what == ADMIN_WAIT_SHUTDOWN_S || w->what == ADMIN_WAIT_SHUTDOWN_C) {
+			shutdown = true; /* asked for, even if the asker has gone */
+		}
+		free(w->db);
+		free(w);
+	}
+	if (!a->waiters)
+		ev_timer_stop(loop, timer);
+	if (shutdown)
+		proxy_shutdown(ctx);
+}
+
+/* Hold <c> until <what> on <db> is over (answered by wait_cb). */
+static void wait_for(struct proxy_client *c, enum admin_wait what, const char *db)
+{
+	struct proxy_ctx *ctx = c->ctx;
+	struct proxy_admin *a = admin_state(ctx);
+	struct admin_waiter *w = calloc(1, sizeof(*w));
+
+	if (!a || !w || (db && !(w->db = strdup(db)))) {
+		free(w);
+		proxy_client_fail(c, PROXY_ERR_OOM, "out of memory");
+		return;
+	}
+	w->client_id = c->id;
+	w->what = what;
+	w->next = a->waiters;
+	a->waiters = w;
+	proxy_io_stop_read(ctx, &c->io);
+	if (!ev_is_active(&a->wait_timer)) {
+		ev_timer_set(&a->wait_timer, WAIT_POLL, WAIT_POLL);
+		ev_timer_start(ctx->loop, &a->wait_timer);
+	}
+	/* perhaps there is nothing to wait for: answer within one poll */
+}
+
+/* ---- PAUSE, RESUME, SUSPEND, DISABLE, ENABLE ---- */
+
+/* <db>: a database name, or NULL for all. The name must be in the
+ * configuration, as PgBouncer requires. */
+static bool known_db(struct proxy_client *c, const char *db)
+{
+	if (!db || conf_find_db(c->ctx->conf, db))
+		return true;
+	proxy_client_fail_hint(c, PROXY_ERR_ADMIN_SYNTAX, "SHOW DATABASES lists the databases",
+	                       "no such database: %s", db);
+	return false;
+}
+
+static void cmd_pause(struct proxy_client *c, const char *db, bool kill)
+{
+	struct proxy_ctx *ctx = c->ctx;
+	struct proxy_admin *a = admin_state(ctx);
+
+	if (!known_db(c, db))
+		return;
+	if (!a || (db && set_flag(a, db, false, true) < 0)) {
+		proxy_client_fail(c, PROXY_ERR_OOM, "out of memory");
+		return;
+	}
+	if (!db)
+		a->all_paused = true;
+	if (kill) {
+		size_t n = ctx->clients.n, i = 0;
+		struct proxy_client **v = n ? malloc(n * sizeof(*v)) : NULL;
+
+		/* a snapshot: closing a client edits the list */
+		for (struct pool_node *x = ctx->clients.head.next; v && x != &ctx->clients.head;
+		     x = x->next) {
+			struct proxy_client *cl = x->owner;
+
+			if (cl != c && cl->pool && db_match(db, cl->db_name))
+				v[i++] = cl;
+		}
+		for (size_t k = 0; k < i; k++)
+			if (v[k]->state != PROXY_CL_CLOSING)
+				proxy_client_fail(
+				        v[k], PROXY_ERR_SHUTDOWN,
+				        "terminating connection: KILL on the admin console");
+		free(v);
+		for (struct pool_node *x = ctx->servers.head.next; x != &ctx->servers.head;) {
+			struct proxy_server *s = x->owner;
+
+			x = x->next;
+			if (s->state != PROXY_SV_CLOSING && db_match(db, s->pool->db_name))
+				proxy_server_close(s, "KILL on the admin console");
+		}
+		send_tag(c, "KILL");
+		return;
+	}
+	close_idle(ctx, db, "database paused (PAUSE on the admin console)");
+	if (!servers_busy(ctx, db, false)) {
+		send_tag(c, "PAUSE");
+		return;
+	}
+	wait_for(c, ADMIN_WAIT_PAUSE, db);
+}
+
+static void resume(struct proxy_ctx *ctx, const char *db)
+{
+	struct proxy_admin *a = admin_state(ctx);
+
+	if (!a)
+		return;
+	if (db) {
+		(void)set_flag(a, db, false, false);
+	} else {
+		struct admin_db_state *d, *tmp;
+
+		a->all_paused = a->suspended = false;
+		HASH_ITER(hh, a->dbs, d, tmp)
+		(void)set_flag(a, d->name, false, false);
+	}
+	/* clients held meanwhile get servers now */
+	proxy_pool_janitor(ctx);
+}
+
+static void cmd_resume(struct proxy_client *c, const char *db)
+{
+	struct proxy_admin *a = admin_state(c->ctx);
+
+	if (!known_db(c, db))
+		return;
+	if (a && db && a->all_paused) {
+		proxy_client_fail(c, PROXY_ERR_ADMIN_SYNTAX,
+		                  "every database is paused: RESUME without a name resumes them");
+		return;
+	}
+	resume(c->ctx, db);
+	send_tag(c, "RESUME");
+}
+
+void proxy_admin_pause_all(struct proxy_ctx *ctx, bool pause)
+{
+	struct proxy_admin *a = admin_state(ctx);
+
+	if (!a)
+		return;
+	if (!pause) {
+		resume(ctx, NULL);
+		return;
+	}
+	a->all_paused = true;
+	close_idle(ctx, NULL, "paused (SIGUSR1)");
+}
+
+static void cmd_enable(struct proxy_client *c, const char *db, bool disable)
+{
+	struct proxy_admin *a = admin_state(c->ctx);
+
+	if (!db) {
+		syntax_error(c, disable ? "DISABLE needs a database name"
+		                        : "ENABLE needs a database name");
+		return;
+	}
+	if (!known_db(c, db))
+		return;
+	if (!a || set_flag(a, db, true, disable) < 0) {
+		proxy_client_fail(c, PROXY_ERR_OOM, "out of memory");
+		return;
+	}
+	send_tag(c, disable ? "DISABLE" : "ENABLE");
+}
+
+/* ---- RECONNECT, KILL_CLIENT, SHUTDOWN ---- */
+
+static void cmd_reconnect(struct proxy_client *c, const char *db)
+{
+	struct proxy_ctx *ctx = c->ctx;
+
+	if (!known_db(c, db))
+		return;
+	for (struct pool_node *n = ctx->servers.head.next; n != &ctx->servers.head; n = n->next) {
+		struct proxy_server *s = n->owner;
+
+		if (db_match(db, s->pool->db_name))
+			s->close_needed = true; /* closed when released (proxy_pool_server_ready) */
+	}
+	close_idle(ctx, db, "RECONNECT on the admin console");
+	send_tag(c, "RECONNECT");
+}
+
+static void cmd_kill_client(struct proxy_client *c, const char *arg)
+{
+	char *end;
+	unsigned long long id;
+	struct proxy_client *victim;
+
+	if (!arg) {
+		syntax_error(c, "KILL_CLIENT needs a client id (the id column of SHOW CLIENTS)");
+		return;
+	}
+	if (strncasecmp(arg, "c-", 2) == 0)
+		arg += 2;
+	id = strtoull(arg, &end, 10);
+	if (end == arg || *end) {
+		syntax_error(c, "KILL_CLIENT needs a client id (the id column of SHOW CLIENTS)");
+		return;
+	}
+	victim = find_client(c->ctx, id);
+	if (!victim) {
+		proxy_client_fail_hint(c, PROXY_ERR_ADMIN_SYNTAX, "SHOW CLIENTS lists the clients",
+		                       "no client with id %llu", id);
+		return;
+	}
+	if (victim != c)
+		proxy_client_fail(victim, PROXY_ERR_SHUTDOWN,
+		                  "terminating connection: KILL_CLIENT on the admin console");
+	send_tag(c, "KILL_CLIENT");
+	if (victim == c)
+		proxy_client_close(c);
+}
+
+static void stop_listening(struct proxy_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->nlisteners; i++)
+		ev_io_stop(ctx->loop, &ctx->listeners[i].io);
+	ev_timer_stop(ctx->loop, &ctx->accept_pause);
+}
+
+static void cmd_shutdown(struct proxy_client *c, const char *arg)
+{
+	struct proxy_ctx *ctx = c->ctx;
+
+	if (!arg) {
+		send_tag(c, "SHUTDOWN");
+		proxy_shutdown(ctx);
+		return;
+	}
+	if (strcasecmp(arg, "wait_for_servers") == 0) {
+		struct proxy_admin *a = admin_state(ctx);
+
+		/* no new transaction starts; the running ones end */
+		if (a)
+			a->all_paused = true;
+		stop_listening(ctx);
+		close_idle(ctx, NULL, "shutting down");
+		wait_for(c, ADMIN_WAIT_SHUTDOWN_S, NULL);
+	} else if (strcasecmp(arg, "wait_for_clients") == 0) {
+		stop_listening(ctx);
+		wait_for(c, ADMIN_WAIT_SHUTDOWN_C, NULL);
+	} else {
+		syntax_error(c, "SHUTDOWN takes WAIT_FOR_SERVERS, WAIT_FOR_CLIENTS or nothing");
+	}
+}
+
+/* ---- SET ---- */
+
+/* Session parameters drivers set or ask for on connect; the console
+ * answers as a PostgreSQL server with these settings would. */
+static const char *const chatter[][2] = {
+        {"client_encoding", "UTF8"},
+        {"timezone", "UTC"},
+        {"datestyle", "ISO, MDY"},
+        {"standard_conforming_strings", "on"},
+        {"default_transaction_isolation", "read committed"},
+};
+
+static const char *chatter_value(const char *name)
+{
+	for (size_t i = 0; i < sizeof(chatter) / sizeof(chatter[0]); i++)
+		if (strcasecmp(chatter[i][0], name) == 0)
+			return chatter[i][1];
+	return NULL;
+}
+
+/* "SET key = value" or "SET key TO value", from the original text <raw>
+ * (after "set "): the key into <key>, the value (quotes removed) into
+ * <val>. False on a syntax error. */
+static bool parse_set(const char *raw, char *key, size_t klen, char *val, size_t vlen)
+{
+	size_t k = 0, v = 0;
+
+	while (*raw && (isalnum((unsigned char)*raw) || *raw == '_') && k + 1 < klen)
+		key[k++] = (char)tolower((unsigned char)*raw++);
+	key[k] = '\0';
+	while (*raw == ' ')
+		raw++;
+	if (*raw == '=')
+		raw++;
+	else if (strncasecmp(raw, "to ", 3) == 0)
+		raw += 3;
+	else
+		return false;
+	while (*raw == ' ')
+		raw++;
+	if (*raw == '\'') {
+		raw++;
+		while (*raw && v + 1 < vlen) {
+			if (*raw == '\'' && raw[1] == '\'') {
+				val[v++] = '\'';
+				raw += 2;
+				continue;
+			}
+			if (*raw == '\'')
+				break;
+			val[v++] = *raw++;
+		}
+		if (*raw != '\'')
+			return false;
+		raw++;
+	} else {
+		while (*raw && *raw != ' ' && v + 1 < vlen)
+			val[v++] = *raw++;
+	}
+	val[v] = '\0';
+	while (*raw == ' ')
+		raw++;
+	return k > 0 && *raw == '\0';
+}
+
+static void cmd_set(struct proxy_client *c, const char *raw)
+{
+	char key[64], val[1024], err[512];
+
+	if (!parse_set(raw, key, sizeof(key), val, sizeof(val))) {
+		syntax_error(c, "SET expects: SET key = value");
+		return;
+	}
+	if (chatter_value(key)) {
+		send_tag(c, "SET"); /* a driver's session setup: nothing to change */
+		return;
+	}
+	if (!c->admin) {
+		proxy_client_fail(c, PROXY_ERR_ADMIN_DENIED,
+		                  "permission denied: only admin_users may run SET");
+		return;
+	}
+	if (conf_set(c->ctx->conf, key, val, err, sizeof(err)) < 0) {
+		proxy_client_fail(c, PROXY_ERR_ADMIN_SETTING, "SET %s failed: %s", key, err);
+		return;
+	}
+	proxy_apply_conf(c->ctx);
+	if (log_current_level >= LOG_LVL_INFO) {
+		char who[256];
+
+		proxy_client_describe(c, who, sizeof(who));
+		log_info("%s: SET %s", who, key);
+	}
+	send_tag(c, "SET");
+}
+
+/* ---- dispatch ---- */
+
+/*
+ * Squeeze blanks in <in>, drop trailing ';' and blanks, into <out>;
+ * lower-cased when <lower> (for matching), as written otherwise (for
+ * arguments: database names and SET values keep their case).
+ */
+static void normalize(const char *in, char *out, size_t len, bool lower)
+{
+	size_t o = 0;
+	bool blank = false;
+
+	while (*in && isspace((unsigned char)*in))
+		in++;
+	for (; *in && o + 1 < len; in++) {
+		if (isspace((unsigned char)*in)) {
+			blank = true;
+			continue;
+		}
+		if (blank && o > 0 && o + 1 < len)
+			out[o++] = ' ';
+		blank = false;
+		if (o + 1 < len)
+			out[o++] = lower ? (char)tolower((unsigned char)*in) : *in;
+	}
+	while (o > 0 && (out[o - 1] == ';' || out[o - 1] == ' '))
+		o--;
+	out[o] = '\0';
+}
+
+/* Does <cmd> start with the word <word>? Then <*arg> is what follows
+ * (in <raw>, the original case), or NULL when nothing does. */
+static bool word(const char *cmd, const char *raw, const char *w, const char **arg)
+{
+	size_t n = strlen(w);
+
+	if (strncmp(cmd, w, n) != 0 || (cmd[n] != '\0' && cmd[n] != ' '))
+		return false;
+	*arg = cmd[n] == ' ' ? raw + n + 1 : NULL;
+	return true;
+}
+
+static bool admin_only(struct proxy_client *c)
+{
+	if (c->admin)
+		return true;
+	proxy_client_fail(c, PROXY_ERR_ADMIN_DENIED,
+	                  "permission denied: only admin_users may run this command; "
+	                  "stats_users may run SHOW");
+	return false;
+}
+
+static void run_command(struct proxy_client *c, const char *sql)
+{
+	char cmd[1024], raw[1024];
+	const char *arg;
+
+	normalize(sql, cmd, sizeof(cmd), true);
+	normalize(sql, raw, sizeof(raw), false);
+	if (cmd[0] == '\0') {
+		struct proto_buf b;
+
+		proto_buf_init(&b);
+		(void)proxy_client_send(
+		        c, &b,
+		        proto_put_msg(&b, 'I', NULL, 0) < 0 || proto_put_rfq(&b, 'I') < 0 ? -1 : 0);
+		return;
+	}
+	if (word(cmd, raw, "show", &arg)) {
+		const char *what = arg ? cmd + 5 : "";
+		const char *v = chatter_value(what);
+
+		if (v)
+			show_param(c, what, v);
+		else if (!proxy_admin_view(c, what) && !proxy_admin_stats_command(c, cmd))
+			syntax_error(c, arg ? "unknown SHOW view" : "SHOW needs a view name");
+		return;
+	}
+	if (strcmp(cmd, "begin") == 0 || strcmp(cmd, "start transaction") == 0) {
+		send_tag(c, "BEGIN"); /* drivers in non-autocommit mode */
+		return;
+	}
+	if (strcmp(cmd, "commit") == 0 || strcmp(cmd, "end") == 0) {
+		send_tag(c, "COMMIT");
+		return;
+	}
+	if (strcmp(cmd, "rollback") == 0 || strcmp(cmd, "abort") == 0) {
+		send_tag(c, "ROLLBACK");
+		return;
+	}
+	if (word(cmd, raw, "set", &arg)) {
+		if (!arg)
+			syntax_error(c, "SET expects: SET key = value");
+		else
+			cmd_set(c, arg);
+		return;
+	}
+	if (strcmp(cmd, "reset stats") == 0 && c->admin) {
+		struct pool *p, *tmp;
+
+		HASH_ITER(hh, c->ctx->pools.by_key, p, tmp)
+		{
+			memset(&p->st, 0, sizeof(p->st));
+			memset(&p->prev, 0, sizeof(p->prev));
+			memset(&p->avg, 0, sizeof(p->avg));
+		}
+	}
+	if (proxy_admin_stats_command(c, cmd))
+		return;
+	if (!admin_only(c))
+		return;
+	if (word(cmd, raw, "pause", &arg))
+		cmd_pause(c, arg, false);
+	else if (word(cmd, raw, "kill", &arg))
+		cmd_pause(c, arg, true);
+	else if (word(cmd, raw, "resume", &arg))
+		cmd_resume(c, arg);
+	else if (strcmp(cmd, "suspend") == 0) {
+		struct proxy_admin *a = admin_state(c->ctx);
+
+		if (a)
+			a->all_paused = a->suspended = true;
+		close_idle(c->ctx, NULL, "SUSPEND on the admin console");
+		send_tag(c, "SUSPEND");
+	} else if (word(cmd, raw, "disable", &arg))
+		cmd_enable(c, arg, true);
+	else if (word(cmd, raw, "enable", &arg))
+		cmd_enable(c, arg, false);
+	else if (word(cmd, raw, "reconnect", &arg))
+		cmd_reconnect(c, arg);
+	else if (word(cmd, raw, "kill_client", &arg))
+		cmd_kill_client(c, arg);
+	else if (word(cmd, raw, "wait_close", &arg)) {
+		if (known_db(c, arg))
+			wait_for(c, ADMIN_WAIT_CLOSE, arg);
+	} else if (strcmp(cmd, "reload") == 0) {
+		char err[600];
+
+		if (proxy_reload(c->ctx, err, sizeof(err)) < 0)
+			proxy_client_fail(c, PROXY_ERR_ADMIN_RELOAD, "reload failed: %s", err);
+		else
+			send_tag(c, "RELOAD");
+	} else if (word(cmd, raw, "shutdown", &arg))
+		cmd_shutdown(c, arg);
+	else
+		syntax_error(c, "unknown admin command");
+}
+
+void proxy_admin_tick(struct proxy_ctx *ctx)
+{
+	struct proxy_admin *a = admin_state(ctx);
+	double now = proxy_now(ctx), period = ctx->conf->stats_period;
+
+	if (!a)
+		return;
+	if (period < 1)
+		period = 1; /* 0 would fold every tick: no period to average over */
+	if (now - a->period_start >= period) {
+		proxy_admin_stats_period(ctx, now - a->period_start);
+		a->period_start = now;
+	}
 }
 
 void proxy_admin_welcome(struct proxy_client *c)
@@ -75,6 +792,7 @@ void proxy_admin_welcome(struct proxy_client *c)
 	        {"integer_datetimes", "on"},
 	        {"standard_conforming_strings", "on"},
 	        {"is_superuser", "off"},
+	        {"application_name", ""},
 	};
 	struct proto_buf b;
 	int rc = 0;
@@ -97,397 +815,13 @@ void proxy_admin_welcome(struct proxy_client *c)
 	proxy_client_set_state(c, PROXY_CL_ADMIN);
 }
 
-static const char *cl_state_name(const struct proxy_client *c)
-{
-	switch (c->state) {
-	case PROXY_CL_ACTIVE:
-	case PROXY_CL_IDLE:
-	case PROXY_CL_ADMIN:
-		return "active";
-	case PROXY_CL_WAIT:
-	case PROXY_CL_LOGIN:
-		return "waiting";
-	default:
-		return "login";
-	}
-}
-
-static const char *sv_state_name(const struct proxy_server *s)
-{
-	switch (s->state) {
-	case PROXY_SV_ACTIVE:
-		return "active";
-	case PROXY_SV_IDLE:
-		return "idle";
-	case PROXY_SV_RESET:
-		return "used";
-	default:
-		return "login";
-	}
-}
-
-static void fmt_time(double t, char *out, size_t len)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	gmtime_r(&tt, &tm);
-	strftime(out, len, "%Y-%m-%d %H:%M:%S UTC", &tm);
-}
-
-static void show_pools(struct proxy_client *c)
-{
-	static const char *const cols[] = {
-	        "database",
-	        "user",
-	        "cl_active",
-	        "cl_waiting",
-	        "cl_active_cancel_req",
-	        "cl_waiting_cancel_req",
-	        "sv_active",
-	        "sv_active_cancel",
-	        "sv_being_canceled",
-	        "sv_idle",
-	        "sv_used",
-	        "sv_tested",
-	        "sv_login",
-	        "maxwait",
-	        "maxwait_us",
-	        "pool_mode",
-	};
-	struct proxy_ctx *ctx = c->ctx;
-	struct result r;
-	struct pool *p, *tmp;
-	double now = proxy_now(ctx);
-
-	res_begin(&r, cols, 16);
-	HASH_ITER(hh, ctx->pools.by_key, p, tmp)
-	{
-		size_t active = 0, waiting = p->waiting.n + p->logins.n, sv_active = 0, sv_used = 0;
-		size_t being_canceled = 0, active_cancel = 0;
-		double maxwait = 0;
-		struct pool_node *n;
-		char v[16][32];
-		const char *vals[16];
-
-		for (n = ctx->clients.head.next; n != &ctx->clients.head; n = n->next) {
-			struct proxy_client *cl = n->owner;
-
-			if (cl->pool == p &&
-			    (cl->state == PROXY_CL_ACTIVE || cl->state == PROXY_CL_IDLE))
-				active++;
-		}
-		for (n = p->waiting.head.next; n != &p->waiting.head; n = n->next) {
-			struct proxy_client *cl = n->owner;
-
-			if (now - cl->wait_since > maxwait)
-				maxwait = now - cl->wait_since;
-		}
-		for (n = p->used.head.next; n != &p->used.head; n = n->next) {
-			const struct proxy_server *sv = n->owner;
-
-			if (proxy_server_held(sv))
-				being_canceled++;
-			else if (sv->state == PROXY_SV_ACTIVE)
-				sv_active++;
-			else
-				sv_used++;
-			if (sv->state == PROXY_SV_ACTIVE && sv->cancels.n > 0)
-				active_cancel++;
-		}
-		snprintf(v[2], 32, "%zu", active);
-		snprintf(v[3], 32, "%zu", waiting);
-		snprintf(v[6], 32, "%zu", sv_active);
-		snprintf(v[9], 32, "%zu", p->idle.n);
-		snprintf(v[10], 32, "%zu", sv_used);
-		snprintf(v[12], 32, "%zu", p->connecting.n);
-		snprintf(v[13], 32, "%d", (int)maxwait);
-		snprintf(v[14], 32, "%d", (int)((maxwait - (int)maxwait) * 1e6));
-		for (int i = 0; i < 16; i++)
-			vals[i] = v[i];
-		vals[0] = p->db_name;
-		vals[1] = p->user;
-		snprintf(v[7], 32, "%zu", active_cancel);
-		snprintf(v[8], 32, "%zu", being_canceled);
-		vals[4] = vals[5] = vals[11] = "0";
-		vals[15] = conf_pool_mode_name(p->mode);
-		res_row(&r, vals);
-	}
-	res_end(c, &r, "SHOW");
-}
-
-static void show_databases(struct proxy_client *c)
-{
-	static const char *const cols[] = {
-	        "name",
-	        "host",
-	        "port",
-	        "database",
-	        "force_user",
-	        "pool_size",
-	        "min_pool_size",
-	        "reserve_pool",
-	        "pool_mode",
-	        "max_connections",
-	        "current_connections",
-	        "paused",
-	        "disabled",
-	};
-	const struct conf *cf = c->ctx->conf;
-	struct result r;
-
-	res_begin(&r, cols, 13);
-	for (size_t i = 0; i < cf->ndbs; i++) {
-		const struct conf_db *db = &cf->dbs[i];
-		char port[16], ps[16], mps[16], maxc[16], cur[16];
-		size_t current = 0;
-		struct pool *p, *tmp;
-		const char *vals[13];
-
-		HASH_ITER(hh, c->ctx->pools.by_key, p, tmp)
-		{
-			if (p->db == db)
-				current += pool_server_count(p);
-		}
-		snprintf(port, sizeof(port), "%d", db->port);
-		snprintf(ps, sizeof(ps), "%d",
-		         db->pool_size >= 0 ? db->pool_size : cf->default_pool_size);
-		snprintf(mps, sizeof(mps), "%d",
-		         db->min_pool_size >= 0 ? db->min_pool_size : cf->min_pool_size);
-		snprintf(maxc, sizeof(maxc), "%d", db->max_db_connections);
-		snprintf(cur, sizeof(cur), "%zu", current);
-		vals[0] = db->name;
-		vals[1] = db->host;
-		vals[2] = port;
-		vals[3] = db->dbname ? db->dbname : db->name;
-		vals[4] = db->user;
-		vals[5] = ps;
-		vals[6] = mps;
-		vals[7] = "0";
-		vals[8] = db->pool_mode == CONF_POOL_UNSET ? NULL
-		                                           : conf_pool_mode_name(db->pool_mode);
-		vals[9] = maxc;
-		vals[10] = cur;
-		vals[11] = "0";
-		vals[12] = "0";
-		res_row(&r, vals);
-	}
-	res_end(c, &r, "SHOW");
-}
-
-static void show_clients(struct proxy_client *c)
-{
-	static const char *const cols[] = {
-	        "type", "user",         "database",     "state", "addr",
-	        "port", "connect_time", "request_time", "wait",  "wait_us",
-	        "ptr",  "link",         "remote_pid",   "tls",   "application_name",
-	};
-	struct proxy_ctx *ctx = c->ctx;
-	struct result r;
-	struct pool_node *n;
-	double now = proxy_now(ctx);
-
-	res_begin(&r, cols, 15);
-	for (n = ctx->clients.head.next; n != &ctx->clients.head; n = n->next) {
-		struct proxy_client *cl = n->owner;
-		char addr[64], *port, ct[40], rt[40], w[16], wu[16], ptr[24], link[24];
-		const char *vals[15];
-		double wait = cl->state == PROXY_CL_WAIT ? now - cl->wait_since : 0;
-
-		snprintf(addr, sizeof(addr), "%s", cl->addr);
-		port = strrchr(addr, ':');
-		if (port)
-			*port++ = '\0';
-		fmt_time(ctx->started_at, ct, sizeof(ct));
-		fmt_time(cl->last_active, rt, sizeof(rt));
-		snprintf(w, sizeof(w), "%d", (int)wait);
-		snprintf(wu, sizeof(wu), "%d", (int)((wait - (int)wait) * 1e6));
-		snprintf(ptr, sizeof(ptr), "C-%llu", (unsigned long long)cl->id);
-		snprintf(link, sizeof(link), "S-%llu",
-		         cl->server ? (unsigned long long)cl->server->id : 0ULL);
-		vals[0] = "C";
-		vals[1] = cl->user;
-		vals[2] = cl->db_name;
-		vals[3] = cl_state_name(cl);
-		vals[4] = addr;
-		vals[5] = port ? port : "0";
-		vals[6] = ct;
-		vals[7] = rt;
-		vals[8] = w;
-		vals[9] = wu;
-		vals[10] = ptr;
-		vals[11] = cl->server ? link : "";
-		vals[12] = "0";
-		vals[13] = NULL;
-		vals[14] = cl->vars[PROXY_VAR_APPLICATION_NAME]
-		                   ? cl->vars[PROXY_VAR_APPLICATION_NAME]
-		                   : "";
-		res_row(&r, vals);
-	}
-	res_end(c, &r, "SHOW");
-}
-
-static void show_servers(struct proxy_client *c)
-{
-	static const char *const cols[] = {
-	        "type", "user",         "database",     "state", "addr",
-	        "port", "connect_time", "request_time", "wait",  "wait_us",
-	        "ptr",  "link",         "remote_pid",   "tls",   "application_name",
-	};
-	struct proxy_ctx *ctx = c->ctx;
-	struct result r;
-	struct pool_node *n;
-
-	res_begin(&r, cols, 15);
-	for (n = ctx->servers.head.next; n != &ctx->servers.head; n = n->next) {
-		struct proxy_server *s = n->owner;
-		const struct conf_db *db = s->pool->db;
-		char port[16], ct[40], rt[40], ptr[24], link[24], pid[16];
-		const char *vals[15];
-
-		snprintf(port, sizeof(port), "%d", db ? db->port : 0);
-		fmt_time(s->created_at, ct, sizeof(ct));
-		fmt_time(s->last_used, rt, sizeof(rt));
-		snprintf(ptr, sizeof(ptr), "S-%llu", (unsigned long long)s->id);
-		snprintf(link, sizeof(link), "C-%llu",
-		         s->client ? (unsigned long long)s->client->id : 0ULL);
-		snprintf(pid, sizeof(pid), "%u", s->be_pid);
-		vals[0] = "S";
-		vals[1] = s->pool->server_user;
-		vals[2] = s->pool->db_name;
-		vals[3] = sv_state_name(s);
-		vals[4] = db ? db->host : "";
-		vals[5] = port;
-		vals[6] = ct;
-		vals[7] = rt;
-		vals[8] = "0";
-		vals[9] = "0";
-		vals[10] = ptr;
-		vals[11] = s->client ? link : "";
-		vals[12] = pid;
-		vals[13] = NULL;
-		vals[14] = s->vars[PROXY_VAR_APPLICATION_NAME] ? s->vars[PROXY_VAR_APPLICATION_NAME]
-		                                               : "";
-		res_row(&r, vals);
-	}
-	res_end(c, &r, "SHOW");
-}
-
-static void show_version(struct proxy_client *c)
-{
-	static const char *const cols[] = {"version"};
-	const char *vals[] = {ADMIN_VERSION};
-	struct result r;
-
-	res_begin(&r, cols, 1);
-	res_row(&r, vals);
-	res_end(c, &r, "SHOW");
-}
-
-/* PgBouncer's SHOW MEM layout; one row per kind of object sluice keeps
- * process-wide: the prepared-statement registry (transaction mode) and the
- * statement statistics (all their tables, in one row). */
-static void show_mem(struct proxy_client *c)
-{
-	static const char *const cols[] = {"name", "size", "used", "free", "memtotal"};
-	char size[24], used[24], total[24];
-	const char *vals[] = {"prepared_statement", size, used, "0", total};
-	struct result r;
-	size_t n, bytes;
-
-	char sbytes[24];
-	const char *svals[] = {"statement_stats", sbytes, "1", "0", sbytes};
-
-	proxy_ps_registry(c->ctx, &n, &bytes);
-	snprintf(size, sizeof(size), "%zu", n ? bytes / n : 0);
-	snprintf(used, sizeof(used), "%zu", n);
-	snprintf(total, sizeof(total), "%zu", bytes);
-	snprintf(sbytes, sizeof(sbytes), "%zu", stats_mem(c->ctx->stats));
-	res_begin(&r, cols, 5);
-	res_row(&r, vals);
-	res_row(&r, svals);
-	res_end(c, &r, "SHOW");
-}
-
-/* Lower-case <in> into <out>, squeeze blanks, drop a trailing ';'. */
-static void normalize(const char *in, char *out, size_t len)
-{
-	size_t o = 0;
-	bool blank = false;
-
-	while (*in && isspace((unsigned char)*in))
-		in++;
-	for (; *in && o + 1 < len; in++) {
-		if (isspace((unsigned char)*in)) {
-			blank = true;
-			continue;
-		}
-		if (blank && o > 0)
-			out[o++] = ' ';
-		blank = false;
-		if (o + 1 < len)
-			out[o++] = (char)tolower((unsigned char)*in);
-	}
-	while (o > 0 && (out[o - 1] == ';' || out[o - 1] == ' '))
-		o--;
-	out[o] = '\0';
-}
-
-static void run_command(struct proxy_client *c, const char *sql)
-{
-	char cmd[256];
-
-	normalize(sql, cmd, sizeof(cmd));
-	if (cmd[0] == '\0') {
-		struct proto_buf b;
-
-		proto_buf_init(&b);
-		(void)proxy_client_send(
-		        c, &b,
-		        proto_put_msg(&b, 'I', NULL, 0) < 0 || proto_put_rfq(&b, 'I') < 0 ? -1 : 0);
-		return;
-	}
-	if (strcmp(cmd, "show pools") == 0)
-		show_pools(c);
-	else if (strcmp(cmd, "show databases") == 0)
-		show_databases(c);
-	else if (strcmp(cmd, "show clients") == 0)
-		show_clients(c);
-	else if (strcmp(cmd, "show servers") == 0)
-		show_servers(c);
-	else if (strcmp(cmd, "show version") == 0)
-		show_version(c);
-	else if (strcmp(cmd, "show mem") == 0)
-		show_mem(c);
-	else if (proxy_admin_stats_command(c, cmd))
-		return;
-	else if (strcmp(cmd, "reload") == 0 || strcmp(cmd, "shutdown") == 0) {
-		if (!c->admin) {
-			proxy_client_fail(
-			        c, PROXY_ERR_ADMIN_DENIED,
-			        "permission denied: only admin_users may run this command");
-			return;
-		}
-		if (cmd[0] == 'r') {
-			proxy_reload(c->ctx);
-			send_tag(c, "RELOAD");
-		} else {
-			send_tag(c, "SHUTDOWN");
-			proxy_shutdown(c->ctx);
-		}
-	} else {
-		char msg[320];
-
-		snprintf(msg, sizeof(msg), "unknown admin command: %s", cmd);
-		proxy_client_fail(c, PROXY_ERR_ADMIN_SYNTAX, "%s", msg);
-	}
-}
-
 void proxy_admin_message(struct proxy_client *c, const struct proto_msg *m)
 {
 	struct proto_reader r;
 	const char *sql;
 
+	if (c->admin_skip && m->type != 'S' && m->type != 'X')
+		return; /* the rest of an extended-protocol batch */
 	switch (m->type) {
 	case 'Q':
 		proto_reader_init(&r, m->body, m->body_len);
@@ -500,6 +834,33 @@ void proxy_admin_message(struct proxy_client *c, const struct proto_msg *m)
 		return;
 	case 'X':
 		proxy_client_close(c);
+		return;
+	case 'S':
+		if (!c->admin_skip) {
+			struct proto_buf b;
+
+			proto_buf_init(&b);
+			(void)proxy_client_send(c, &b, proto_put_rfq(&b, 'I'));
+			return;
+		}
+		c->admin_skip = false;
+		proxy_client_fail(c, PROXY_ERR_ADMIN_EXTENDED,
+		                  "the admin console supports only the simple query protocol");
+		return;
+	case 'H':
+		return; /* Flush: nothing is pending */
+	case 'P':
+	case 'B':
+	case 'D':
+	case 'E':
+	case 'C':
+		/* answered at the batch's Sync, as PostgreSQL answers an error
+		 * in a batch; the connection stays usable */
+		c->admin_skip = true;
+		return;
+	case 'F':
+		proxy_client_fail(c, PROXY_ERR_ADMIN_EXTENDED,
+		                  "the admin console supports only the simple query protocol");
 		return;
 	default:
 		proxy_client_fail(

@@ -59,7 +59,7 @@ static void client_authenticated(struct proxy_client *c)
 		free(c->secret);
 		c->secret = NULL;
 	}
-	if (strcmp(c->db_name, ctx->conf->admin_db) == 0) {
+	if (proxy_is_admin_db(ctx->conf, c->db_name)) {
 		proxy_admin_welcome(c);
 		return;
 	}
@@ -682,7 +682,7 @@ void proxy_auth_startup(struct proxy_client *c, const struct proto_msg *m)
 		                  n);
 		return;
 	}
-	if (strcmp(c->db_name, cf->admin_db) == 0) {
+	if (proxy_is_admin_db(cf, c->db_name)) {
 		c->admin = conf_is_admin(cf, c->user);
 		c->stats_only = !c->admin && conf_is_stats_user(cf, c->user);
 		if (!c->admin && !c->stats_only) {
@@ -696,6 +696,12 @@ void proxy_auth_startup(struct proxy_client *c, const struct proto_msg *m)
 	} else if (!conf_find_db(cf, c->db_name)) {
 		proxy_client_fail(c, PROXY_ERR_NO_DATABASE,
 		                  "database \"%s\" does not exist in sluice", c->db_name);
+		return;
+	} else if (proxy_admin_disabled(ctx, c->db_name)) {
+		proxy_client_fail(c, PROXY_ERR_NOT_ALLOWED,
+		                  "database \"%s\" does not allow connections: it was disabled on "
+		                  "the admin console (ENABLE allows them again)",
+		                  c->db_name);
 		return;
 	}
 	secret = conf_auth_lookup(&ctx->auth, c->user);

@@ -126,6 +126,14 @@ static bool inspect(struct proxy_server *s, uint8_t type, const uint8_t *body, s
 			s->outstanding--;
 		if (s->outstanding == 0)
 			s->inflight = 0; /* also Executes an error made the server skip */
+		if (s->status == 'I' && s->xact_start > 0 && s->state == PROXY_SV_ACTIVE) {
+			/* a transaction of its client ended (SHOW STATS) */
+			double now = proxy_now(s->ctx);
+
+			s->pool->st.xact_count++;
+			s->pool->st.xact_time += (uint64_t)((now - s->xact_start) * 1e6);
+			s->xact_start = s->outstanding > 0 ? now : 0;
+		}
 		return s->state != PROXY_SV_ACTIVE;
 	case 'E': {
 		struct proto_msg m = {.type = 'E', .body = body, .body_len = len};
@@ -319,10 +327,16 @@ void proxy_server_process(struct proxy_server *s)
 			return;
 		}
 		if (ends_query(type)) {
-			/* query_timeout times each query: the next one starts now */
-			s->busy_since = proxy_now(ctx);
-			if (type != 'Z' && s->internal == 0 && s->inflight > 0)
+			double now = proxy_now(ctx);
+
+			if (type != 'Z' && s->internal == 0 && s->inflight > 0) {
 				s->inflight--;
+				/* a client's Query or Execute closed (SHOW STATS) */
+				s->pool->st.query_count++;
+				s->pool->st.query_time += (uint64_t)((now - s->busy_since) * 1e6);
+			}
+			/* query_timeout times each query: the next one starts now */
+			s->busy_since = now;
 		}
 		if ((must_inspect(type) ||
 		     (type == 'T' && s->track && s->internal == 0 && proxy_ps_wants_body(s))) &&
@@ -351,6 +365,8 @@ void proxy_server_process(struct proxy_server *s)
 				fwd = p + len + 1;
 				if (tr == PROXY_PS_STALE_ERROR && c && send_stale_error(c) < 0)
 					goto client_failed;
+			} else if (c) {
+				s->pool->st.bytes_sent += (uint64_t)len + 1;
 			}
 			p += len + 1;
 			n -= len + 1;
@@ -365,6 +381,8 @@ void proxy_server_process(struct proxy_server *s)
 		}
 		s->pass_left = len + 1;
 		s->pass_hide = hide;
+		if (!hide && c)
+			s->pool->st.bytes_sent += (uint64_t)len + 1;
 		if (hide)
 			fwd = p; /* advanced past the hidden bytes as they are skipped */
 	}

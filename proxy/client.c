@@ -129,6 +129,8 @@ void proxy_client_set_state(struct proxy_client *c, enum proxy_cl_state st)
 	case PROXY_CL_ACTIVE:
 		if (from == PROXY_CL_WAIT) {
 			c->pool->total_wait_time += proxy_now(c->ctx) - c->wait_since;
+			c->pool->st.wait_time +=
+			        (uint64_t)((proxy_now(c->ctx) - c->wait_since) * 1e6);
 			/* the requests it queued carry the wait into their statistics */
 			c->wait_ns = (uint64_t)((proxy_now(c->ctx) - c->wait_since) * 1e9);
 			c->pool->n_waited++;
@@ -236,6 +238,7 @@ struct proxy_client *proxy_client_new(struct proxy_ctx *ctx, int fd,
 	c->id = ++ctx->next_id;
 	c->state = PROXY_CL_STARTUP;
 	c->last_active = proxy_now(ctx);
+	c->connected_at = c->last_active;
 	proxy_io_init(&c->io, fd);
 	ev_io_init(&c->io.rd, client_read_cb, fd, EV_READ);
 	ev_io_init(&c->io.wr, client_write_cb, fd, EV_WRITE);

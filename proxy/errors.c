@@ -73,6 +73,15 @@ const struct proxy_err_info proxy_errors[PROXY_ERR_COUNT] = {
         [PROXY_ERR_CANCELED] = {"57014", false, NULL},
         [PROXY_ERR_PARAM_REFUSED] = {"22023", true,
                                      "check the value of that parameter, then reconnect"},
+        [PROXY_ERR_ADMIN_RELOAD] = {"F0000", false,
+                                    "fix the file and RELOAD again; the running configuration "
+                                    "is kept"},
+        [PROXY_ERR_ADMIN_EXTENDED] = {"0A000", false,
+                                      "use the simple query protocol (psql, or the driver's "
+                                      "simple or unprepared mode)"},
+        [PROXY_ERR_ADMIN_SETTING] = {"22023", false,
+                                     "SHOW CONFIG lists the settings; those with changeable = "
+                                     "yes may be SET"},
 };
 
 int proxy_put_err(struct proto_buf *b, enum proxy_err e, const char *msg, const char *detail)

@@ -1,7 +1,8 @@
 /*
  * sluice entry point and process context: configuration loading, the
- * listening socket, signals (SIGHUP reload, SIGINT/SIGTERM shutdown), the
- * once-a-second janitor and the reaper that frees closed connections.
+ * listening socket, signals (SIGHUP reload, SIGINT/SIGTERM shutdown,
+ * SIGUSR1/SIGUSR2 pause/resume), the once-a-second janitor and the reaper
+ * that frees closed connections.
  */
 #include "proxy/proxy.h"
 
@@ -122,6 +123,7 @@ static void janitor_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	proxy_pool_janitor(w->data);
+	proxy_admin_tick(w->data);
 }
 
 static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
@@ -131,8 +133,17 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	(void)loop;
 	(void)revents;
 	if (w->signum == SIGHUP) {
+		char err[600];
+
 		log_info("SIGHUP: reloading configuration");
-		proxy_reload(ctx);
+		if (proxy_reload(ctx, err, sizeof(err)) < 0)
+			log_error("reload failed, keeping the running configuration: %s", err);
+		return;
+	}
+	if (w->signum == SIGUSR1 || w->signum == SIGUSR2) {
+		log_info("%s: %s every database", w->signum == SIGUSR1 ? "SIGUSR1" : "SIGUSR2",
+		         w->signum == SIGUSR1 ? "pausing" : "resuming");
+		proxy_admin_pause_all(ctx, w->signum == SIGUSR1);
 		return;
 	}
 	log_info("%s: shutting down", w->signum == SIGINT ? "SIGINT" : "SIGTERM");
@@ -308,10 +319,15 @@ static void start_watchers(struct proxy_ctx *ctx)
 	ev_signal_init(&ctx->sig_int, signal_cb, SIGINT);
 	ev_signal_init(&ctx->sig_term, signal_cb, SIGTERM);
 	ev_signal_init(&ctx->sig_hup, signal_cb, SIGHUP);
+	ev_signal_init(&ctx->sig_usr1, signal_cb, SIGUSR1);
+	ev_signal_init(&ctx->sig_usr2, signal_cb, SIGUSR2);
 	ctx->sig_int.data = ctx->sig_term.data = ctx->sig_hup.data = ctx;
+	ctx->sig_usr1.data = ctx->sig_usr2.data = ctx;
 	ev_signal_start(ctx->loop, &ctx->sig_int);
 	ev_signal_start(ctx->loop, &ctx->sig_term);
 	ev_signal_start(ctx->loop, &ctx->sig_hup);
+	ev_signal_start(ctx->loop, &ctx->sig_usr1);
+	ev_signal_start(ctx->loop, &ctx->sig_usr2);
 	ev_timer_init(&ctx->janitor, janitor_cb, 0.0, 1.0);
 	ctx->janitor.data = ctx;
 	ev_timer_start(ctx->loop, &ctx->janitor);
@@ -321,34 +337,48 @@ static void start_watchers(struct proxy_ctx *ctx)
 	ev_idle_init(&ctx->kick, kick_cb);
 }
 
-void proxy_reload(struct proxy_ctx *ctx)
+void proxy_apply_conf(struct proxy_ctx *ctx)
+{
+	struct stats_config sc;
+	struct pool *p, *tmp;
+
+	HASH_ITER(hh, ctx->pools.by_key, p, tmp)
+	pool_apply_conf(p, ctx->conf, p->db);
+	stats_settings(ctx->conf, &sc);
+	stats_configure(ctx->stats, &sc);
+	log_set_verbose(ctx->conf->verbose);
+	/* a larger pool may serve waiting clients at once, a smaller one trims */
+	proxy_pool_janitor(ctx);
+}
+
+int proxy_reload(struct proxy_ctx *ctx, char *err, size_t errlen)
 {
 	struct conf *nc = calloc(1, sizeof(*nc));
 	struct conf_authlist na;
-	char err[512];
 	struct pool *p, *tmp;
 
 	if (!nc) {
+		snprintf(err, errlen, "out of memory");
 		log_error("reload failed: out of memory");
-		return;
+		return -1;
 	}
-	if (conf_load(ctx->conf_path, nc, err, sizeof(err)) < 0) {
+	if (conf_load(ctx->conf_path, nc, err, errlen) < 0) {
 		log_error("reload failed, keeping the running configuration: %s", err);
 		free(nc);
-		return;
+		return -1;
 	}
-	if (load_auth(nc, &na, err, sizeof(err)) < 0) {
+	if (load_auth(nc, &na, err, errlen) < 0) {
 		log_error("reload failed, keeping the running configuration: %s", err);
 		conf_free(nc);
 		free(nc);
-		return;
+		return -1;
 	}
-	if (proxy_tls_init(ctx, nc, err, sizeof(err)) < 0) {
+	if (proxy_tls_init(ctx, nc, err, errlen) < 0) {
 		log_error("reload failed, keeping the running configuration: %s", err);
 		conf_free_auth(&na);
 		conf_free(nc);
 		free(nc);
-		return;
+		return -1;
 	}
 	if (nc->listen_port != ctx->conf->listen_port ||
 	    strcmp(nc->listen_addr, ctx->conf->listen_addr) != 0)
@@ -383,6 +413,7 @@ void proxy_reload(struct proxy_ctx *ctx)
 	create_static_pools(ctx);
 	proxy_pool_janitor(ctx);
 	log_info("configuration reloaded");
+	return 0;
 }
 
 void proxy_shutdown(struct proxy_ctx *ctx)
@@ -413,6 +444,7 @@ void proxy_ctx_destroy(struct proxy_ctx *ctx)
 
 	/* first: c-ares may hand back sockets to free through the zombies */
 	proxy_dns_free(ctx);
+	proxy_admin_free(ctx);
 	proxy_server_cancels_free(ctx);
 	while ((z = ctx->zombies)) {
 		ctx->zombies = z->next;

@@ -188,6 +188,11 @@ void proxy_pool_server_ready(struct proxy_server *s)
 		fail_removed(p);
 		return;
 	}
+	if (proxy_admin_paused(ctx, p->db_name)) {
+		/* PAUSE: its transaction is over; clients wait for RESUME */
+		proxy_server_close(s, "database paused on the admin console");
+		return;
+	}
 	n = pool_list_first(&p->waiting);
 	if (s->close_needed) {
 		proxy_server_close(s, "database settings changed by a reload");
@@ -229,6 +234,10 @@ void proxy_pool_request(struct proxy_client *c)
 		proxy_client_fail(c, PROXY_ERR_NO_DATABASE,
 		                  "database \"%s\" was removed from the configuration",
 		                  log_escape(d, sizeof(d), p->db_name));
+		return;
+	}
+	if (proxy_admin_paused(ctx, p->db_name)) {
+		proxy_client_set_state(c, PROXY_CL_WAIT); /* until RESUME */
 		return;
 	}
 	if (n) {
@@ -385,7 +394,7 @@ static void fill(struct proxy_ctx *ctx, struct pool *p, double now)
 	double retry = cf->server_login_retry;
 	size_t want_min = p->db_missing ? 0 : (size_t)p->min_size;
 
-	if (!p->db || ctx->shutting_down)
+	if (!p->db || ctx->shutting_down || proxy_admin_paused(ctx, p->db_name))
 		return;
 	if (p->last_error_at > 0 && now - p->last_error_at < retry && p->connecting.n == 0 &&
 	    p->waiting.n == 0)

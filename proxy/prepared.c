@@ -92,6 +92,7 @@ static int ensure_prepared(struct proxy_server *s, struct proxy_stmt *st, struct
 	proxy_stmt_ref(st);
 	HASH_ADD(hh, s->stmts, id, sizeof(ss->id), ss);
 	pool_list_push_front(&s->stmt_lru, &ss->lru);
+	s->pool->st.server_parses++; /* SHOW STATS: a Parse this server gets */
 	return 0;
 }
 

@@ -233,6 +233,8 @@ struct proxy_client {
 	uint32_t susp_rows;           /* and rows */
 	struct stats_client *stats;   /* owned by stats/: N+1 state */
 	double last_active;           /* ev_now() of the last message */
+	double connected_at;          /* ev_now() when accepted (SHOW CLIENTS connect_time) */
+	bool admin_skip;              /* console: extended protocol seen, drop up to the Sync */
 };
 
 struct proxy_server {
@@ -270,6 +272,7 @@ struct proxy_server {
 	double busy_since;           /* ev_now() when the query now running started */
 	int inflight;                /* client Query/Execute/FunctionCall not yet answered */
 	double last_rfq;             /* ev_now() of the last ReadyForQuery */
+	double xact_start;           /* ev_now() when its client's transaction began, 0 = none */
 
 	enum conf_pool_mode
 	        mode; /* pool mode of the current link (a reload applies to new links) */
@@ -332,6 +335,7 @@ void proxy_slab_free(struct proxy_slab *s, void *obj);
 void proxy_slab_destroy(struct proxy_slab *s);
 
 struct proxy_zombie;
+struct proxy_admin;
 struct proxy_istr;
 struct proxy_dns;
 struct proxy_dns_entry;
@@ -354,7 +358,7 @@ struct proxy_ctx {
 	size_t nlisteners;
 	SSL_CTX *tls_accept;  /* owned: TLS towards clients, NULL if disabled */
 	SSL_CTX *tls_connect; /* owned: TLS towards servers, NULL if disabled */
-	ev_signal sig_int, sig_term, sig_hup;
+	ev_signal sig_int, sig_term, sig_hup, sig_usr1, sig_usr2;
 	ev_timer janitor;       /* once a second: pool upkeep */
 	ev_prepare reaper;      /* flushes queued output, frees closed connections */
 	ev_idle kick;           /* one more loop iteration, for output queued after the reaper */
@@ -400,6 +404,9 @@ struct proxy_ctx {
 	uint64_t n_login_failures;
 	uint64_t n_cancels;
 	uint64_t n_login_refused; /* connections refused by max_login_clients */
+
+	struct proxy_admin *admin; /* owned: console state (admin.c): paused and disabled
+	                            * databases, commands waiting, the stats period */
 };
 
 /* main.c / ctx.c */
@@ -407,7 +414,12 @@ int proxy_ctx_init(struct proxy_ctx *ctx, struct ev_loop *loop, const char *conf
                    size_t errlen) PROXY_WUR;
 void proxy_ctx_destroy(struct proxy_ctx *ctx);
 int proxy_listen(struct proxy_ctx *ctx, char *err, size_t errlen) PROXY_WUR;
-void proxy_reload(struct proxy_ctx *ctx);
+/* Re-read the configuration; on failure the running one is kept and -1
+ * returned with the reason in <err>. */
+int proxy_reload(struct proxy_ctx *ctx, char *err, size_t errlen);
+/* The running configuration was changed in place (SET): apply it to the
+ * pools, the statement statistics and the log level. */
+void proxy_apply_conf(struct proxy_ctx *ctx);
 void proxy_shutdown(struct proxy_ctx *ctx);
 /* Queue <obj> to be freed by <fn> before the loop next blocks. */
 void proxy_defer_free(struct proxy_ctx *ctx, void *obj, void (*fn)(void *));
@@ -498,6 +510,9 @@ enum proxy_err {
 	PROXY_ERR_SERVER_NO_DATABASE,   /* PostgreSQL said the database does not exist (3D000) */
 	PROXY_ERR_CANCELED,             /* a cancel dropped a request still queued (ERROR) */
 	PROXY_ERR_PARAM_REFUSED,        /* the server refused a session parameter of the client */
+	PROXY_ERR_ADMIN_RELOAD,   /* RELOAD found a bad file: the running config stays (ERROR) */
+	PROXY_ERR_ADMIN_EXTENDED, /* extended protocol on the admin console (ERROR) */
+	PROXY_ERR_ADMIN_SETTING,  /* SET of an unknown, fixed or invalid setting (ERROR) */
 	PROXY_ERR_COUNT
 };
 
@@ -747,7 +762,24 @@ void proxy_dns_free(struct proxy_ctx *ctx);
 void proxy_server_resolved(struct proxy_server *s, const char *err);
 
 /* admin.c */
+/* Is <name> the admin console: admin_db, or "pgbouncer" (always accepted,
+ * for tools that have PgBouncer's name hard-coded)? */
+bool proxy_is_admin_db(const struct conf *cf, const char *name);
 void proxy_admin_welcome(struct proxy_client *c);
+/* Is <db_name> paused (PAUSE, SUSPEND) or disabled (DISABLE)? Cheap: no
+ * allocation, a flag when nothing is paused. */
+bool proxy_admin_paused(const struct proxy_ctx *ctx, const char *db_name);
+bool proxy_admin_disabled(const struct proxy_ctx *ctx, const char *db_name);
+/* SIGUSR1 / SIGUSR2: pause / resume every database. */
+void proxy_admin_pause_all(struct proxy_ctx *ctx, bool pause);
+/* Once a second (janitor): the stats_period averages, commands waiting. */
+void proxy_admin_tick(struct proxy_ctx *ctx);
+void proxy_admin_free(struct proxy_ctx *ctx);
+/* admin_views.c: the PgBouncer-compatible SHOW views (<what> is what
+ * follows "show ", lower-cased). False if it names none; may close <c>. */
+bool proxy_admin_view(struct proxy_client *c, const char *what);
+/* Fold the figures of the period just ended into every pool's <avg>. */
+void proxy_admin_stats_period(struct proxy_ctx *ctx, double seconds);
 /* Handle one message from an admin console client. May close it. */
 void proxy_admin_message(struct proxy_client *c, const struct proto_msg *m);
 

@@ -53,6 +53,8 @@ static void count_request(struct proxy_client *c, struct proxy_server *s, uint8_
 
 	if ((query || type == 'S') && s->inflight == 0 && s->outstanding == 0)
 		s->busy_since = proxy_now(c->ctx); /* the first query in flight starts */
+	if ((query || type == 'S') && s->xact_start == 0)
+		s->xact_start = proxy_now(c->ctx); /* a transaction of its client starts */
 	if (query)
 		s->inflight++;
 	switch (type) {
@@ -214,6 +216,17 @@ static bool relay_to_server(struct proxy_client *c)
 				count_request(c, s, type);
 			else if (type != 'Q')
 				c->unsynced = true;
+			/* SHOW STATS: bytes and Parse/Bind messages of clients, and
+			 * those that reach the server as they came (prepared.c counts
+			 * the Parses it makes) */
+			s->pool->st.bytes_recv += (uint64_t)len + 1;
+			if (type == 'P') {
+				s->pool->st.client_parses++;
+				s->pool->st.server_parses += act == PROXY_PS_FORWARD;
+			} else if (type == 'B') {
+				s->pool->st.client_binds++;
+				s->pool->st.server_binds += act != PROXY_PS_DROP;
+			}
 			switch (act) {
 			case PROXY_PS_FORWARD:
 				c->pass_left = len + 1;
@@ -230,6 +243,7 @@ static bool relay_to_server(struct proxy_client *c)
 			continue;
 		}
 		count_request(c, s, type);
+		s->pool->st.bytes_recv += (uint64_t)len + 1;
 		c->pass_left = len + 1;
 	}
 	if (p > start) {
@@ -469,6 +483,8 @@ void proxy_client_link(struct proxy_client *c, struct proxy_server *s)
 
 	c->server = s;
 	s->client = c;
+	s->xact_start = 0;
+	c->pool->st.server_assignments++;
 	/* the pool mode in force now holds for this whole link, whatever a
 	 * reload changes meanwhile */
 	s->mode = c->pool->mode;
