@@ -116,13 +116,13 @@ struct pool {
 	 * the start of the current period.
 	 */
 	struct pool_stats {
-		uint64_t xact_count;   /* transactions: a server went back to idle ('I') */
-		uint64_t query_count;  /* queries: Query messages and Executes */
-		uint64_t bytes_recv;   /* bytes from clients */
-		uint64_t bytes_sent;   /* bytes to clients */
-		uint64_t xact_time;    /* us spent in transactions */
-		uint64_t query_time;   /* us spent in queries */
-		uint64_t wait_time;    /* us clients spent queued for a server */
+		uint64_t xact_count;         /* transactions: a server went back to idle ('I') */
+		uint64_t query_count;        /* queries: Query messages and Executes */
+		uint64_t bytes_recv;         /* bytes from clients */
+		uint64_t bytes_sent;         /* bytes to clients */
+		uint64_t xact_time;          /* us spent in transactions */
+		uint64_t query_time;         /* us spent in queries */
+		uint64_t wait_time;          /* us clients spent queued for a server */
 		uint64_t server_assignments; /* times a server was linked to a client */
 		uint64_t client_parses, server_parses; /* Parse messages from clients, to servers */
 		uint64_t client_binds, server_binds;   /* Bind messages, likewise */

@@ -735,7 +735,7 @@ static void client_row(struct admin_table *t, struct proxy_client *cl, double no
 	char *port;
 	int lport;
 	double wait = cl->state == PROXY_CL_WAIT ? now - cl->wait_since : 0;
-	size_t prepared = cl->stmts ? HASH_COUNT(cl->stmts) : cl->nnamed;
+	size_t prepared = cl->stmts ? HASH_COUNT(cl->stmts) : cl->track ? cl->track->nnamed : 0;
 
 	snprintf(addr, sizeof(addr), "%s", cl->addr);
 	port = strrchr(addr, ':');

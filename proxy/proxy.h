@@ -171,6 +171,20 @@ struct proxy_ps_msg {
 	size_t skip;         /* out, for PROXY_PS_REPLACE_HEAD: leading bytes not forwarded */
 };
 
+/* A client's statement-statistics state (reply.c), made when it sends its
+ * first statement, so a client that never does costs nothing. */
+struct proxy_cl_track {
+	uint64_t unnamed_fp;          /* the unnamed statement's fingerprint */
+	uint64_t portal_fp;           /* the unnamed portal's */
+	uint64_t nportal_hash;        /* the last named portal bound: its name's hash */
+	uint64_t nportal_fp;          /* and its fingerprint */
+	struct proxy_named_fp *named; /* owned: session mode's named statements */
+	uint32_t nnamed;              /* entries of <named> */
+	uint32_t susp_rows;           /* an Execute suspended (row limit): rows so far */
+	uint64_t susp_fp, susp_ns;    /* and its fingerprint and time so far */
+	struct stats_client *stats;   /* owned by stats/: N+1 state */
+};
+
 struct proxy_client {
 	struct proxy_io io;
 	struct proxy_ctx *ctx; /* borrowed */
@@ -221,17 +235,8 @@ struct proxy_client {
 	struct proxy_cl_stmt *stmts; /* owned: named prepared statements (transaction mode) */
 	double wait_since;           /* ev_now() when queued */
 
-	/* Statement statistics (reply.c): what its statements and portals are. */
-	uint64_t unnamed_fp;          /* the unnamed statement's fingerprint */
-	uint64_t portal_fp;           /* the unnamed portal's */
-	uint64_t nportal_hash;        /* the last named portal bound: its name's hash */
-	uint64_t nportal_fp;          /* and its fingerprint */
-	struct proxy_named_fp *named; /* owned: session mode's named statements */
-	uint32_t nnamed;              /* entries of <named> */
 	uint64_t wait_ns;             /* queued this long before its server came */
-	uint64_t susp_fp, susp_ns;    /* an Execute suspended (row limit): time so far */
-	uint32_t susp_rows;           /* and rows */
-	struct stats_client *stats;   /* owned by stats/: N+1 state */
+	struct proxy_cl_track *track; /* owned: statement statistics, made at its first */
 	double last_active;           /* ev_now() of the last message */
 	double connected_at;          /* ev_now() when accepted (SHOW CLIENTS connect_time) */
 	bool admin_skip;              /* console: extended protocol seen, drop up to the Sync */

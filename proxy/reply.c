@@ -175,17 +175,17 @@ static void named_set(struct proxy_client *c, const char *name, uint64_t fp)
 	struct proxy_named_fp *e = NULL;
 	uint64_t key = name_key(name);
 
-	HASH_FIND(hh, c->named, &key, sizeof(key), e);
+	HASH_FIND(hh, c->track->named, &key, sizeof(key), e);
 	if (e) {
 		e->fp = fp;
 		return;
 	}
-	if (c->nnamed >= NAMED_MAX || !(e = malloc(sizeof(*e))))
+	if (c->track->nnamed >= NAMED_MAX || !(e = malloc(sizeof(*e))))
 		return; /* its executions count as <other> */
 	e->key = key;
 	e->fp = fp;
-	HASH_ADD(hh, c->named, key, sizeof(e->key), e);
-	c->nnamed++;
+	HASH_ADD(hh, c->track->named, key, sizeof(e->key), e);
+	c->track->nnamed++;
 }
 
 static struct proxy_named_fp *named_find(struct proxy_client *c, const char *name)
@@ -193,7 +193,7 @@ static struct proxy_named_fp *named_find(struct proxy_client *c, const char *nam
 	struct proxy_named_fp *e = NULL;
 	uint64_t key = name_key(name);
 
-	HASH_FIND(hh, c->named, &key, sizeof(key), e);
+	HASH_FIND(hh, c->track->named, &key, sizeof(key), e);
 	return e;
 }
 
@@ -203,7 +203,7 @@ static uint64_t stmt_fp(struct proxy_client *c, struct proxy_server *s, const ch
 	struct proxy_named_fp *e;
 
 	if (!*name)
-		return c->unnamed_fp;
+		return c->track->unnamed_fp;
 	if (s->track) {
 		/* transaction mode: the registry knows the text, scanned once */
 		struct proxy_cl_stmt *cs = proxy_cl_find(c, name);
@@ -230,6 +230,8 @@ void proxy_reply_note(struct proxy_client *c, struct proxy_server *s, const stru
 	nt->n = 0;
 	if (!stats_on(ctx))
 		return;
+	if (!c->track && !(c->track = calloc(1, sizeof(*c->track))))
+		return; /* out of memory: its statements count as <other> */
 	proto_reader_init(&r, m->body, m->avail);
 	switch (m->type) {
 	case 'Q':
@@ -243,7 +245,7 @@ void proxy_reply_note(struct proxy_client *c, struct proxy_server *s, const stru
 			return;
 		fp = r.n > 0 ? scan_text(ctx, r.p, r.n, whole) : 0;
 		if (!*name)
-			c->unnamed_fp = fp;
+			c->track->unnamed_fp = fp;
 		else if (!s->track)
 			named_set(c, name, fp);
 		break;
@@ -256,10 +258,10 @@ void proxy_reply_note(struct proxy_client *c, struct proxy_server *s, const stru
 			return;
 		fp = stmt_fp(c, s, name);
 		if (!*portal) {
-			c->portal_fp = fp;
+			c->track->portal_fp = fp;
 		} else {
-			c->nportal_hash = name_key(portal);
-			c->nportal_fp = fp;
+			c->track->nportal_hash = name_key(portal);
+			c->track->nportal_fp = fp;
 		}
 		break;
 	}
@@ -269,9 +271,9 @@ void proxy_reply_note(struct proxy_client *c, struct proxy_server *s, const stru
 		if (!portal)
 			return;
 		if (!*portal)
-			fp = c->portal_fp;
-		else if (name_key(portal) == c->nportal_hash)
-			fp = c->nportal_fp;
+			fp = c->track->portal_fp;
+		else if (name_key(portal) == c->track->nportal_hash)
+			fp = c->track->nportal_fp;
 		break;
 	}
 	case 'C': {
@@ -280,9 +282,9 @@ void proxy_reply_note(struct proxy_client *c, struct proxy_server *s, const stru
 		struct proxy_named_fp *e;
 
 		if (kind == 'S' && name && *name && !s->track && (e = named_find(c, name))) {
-			HASH_DEL(c->named, e); // NOLINT(clang-analyzer-unix.Malloc)
+			HASH_DEL(c->track->named, e); // NOLINT(clang-analyzer-unix.Malloc)
 			free(e);
-			c->nnamed--;
+			c->track->nnamed--;
 		}
 		return;
 	}
@@ -378,7 +380,7 @@ static void record(struct proxy_server *s, const struct proxy_pending *h, uint64
 	ev.app_name = c->vars[PROXY_VAR_APPLICATION_NAME];
 	ev.client_addr = c->addr;
 	ev.server_pid = s->be_pid;
-	ev.client = &c->stats;
+	ev.client = c->track ? &c->track->stats : NULL;
 	stats_record(s->ctx->stats, &ev);
 }
 
@@ -404,10 +406,10 @@ static void error_closes(struct proxy_server *s, struct proxy_pending *h, const 
 		h->sub = (uint16_t)(h->nmore + 1); /* the rest of the string does not run */
 		return;
 	}
-	if (h->kind == PROXY_PEND_EXECUTE && c && c->susp_fp) {
-		c->susp_fp = 0;
-		c->susp_ns = 0;
-		c->susp_rows = 0;
+	if (h->kind == PROXY_PEND_EXECUTE && c && c->track && c->track->susp_fp) {
+		c->track->susp_fp = 0;
+		c->track->susp_ns = 0;
+		c->track->susp_rows = 0;
 	}
 	/* a failed Parse or Bind of a client's statement is an error of it */
 	if ((h->flags & PROXY_PEND_TIMED) || h->kind == PROXY_PEND_PARSE ||
@@ -433,15 +435,15 @@ static void complete(struct proxy_server *s, struct proxy_pending *h, uint8_t ty
 	}
 	if (type != 'C')
 		return; /* an empty query: PostgreSQL counts nothing either */
-	if (c && c->susp_fp && c->susp_fp == h->fp) {
+	if (c && c->track && c->track->susp_fp && c->track->susp_fp == h->fp) {
 		/* the last part of a portal run with a row limit: one call in all */
 		uint64_t now = stats_clock_ns();
-		uint64_t took = c->susp_ns + (h->t0 && h->t0 < now ? now - h->t0 : 0);
+		uint64_t took = c->track->susp_ns + (h->t0 && h->t0 < now ? now - h->t0 : 0);
 
-		rows = (int64_t)c->susp_rows + h->rows;
-		c->susp_fp = 0;
-		c->susp_ns = 0;
-		c->susp_rows = 0;
+		rows = (int64_t)c->track->susp_rows + h->rows;
+		c->track->susp_fp = 0;
+		c->track->susp_ns = 0;
+		c->track->susp_rows = 0;
 		record(s, h, h->fp, now - took, h->wait_ns, rows, NULL);
 		return;
 	}
@@ -455,16 +457,16 @@ static void suspended(struct proxy_server *s, const struct proxy_pending *h)
 	struct proxy_client *c = s->client;
 	uint64_t now;
 
-	if (!(h->flags & PROXY_PEND_TIMED) || !c || !h->fp)
+	if (!(h->flags & PROXY_PEND_TIMED) || !c || !c->track || !h->fp)
 		return;
 	now = stats_clock_ns();
-	if (c->susp_fp != h->fp) {
-		c->susp_ns = 0;
-		c->susp_rows = 0;
+	if (c->track->susp_fp != h->fp) {
+		c->track->susp_ns = 0;
+		c->track->susp_rows = 0;
 	}
-	c->susp_fp = h->fp;
-	c->susp_ns += h->t0 && h->t0 < now ? now - h->t0 : 0;
-	c->susp_rows += h->rows;
+	c->track->susp_fp = h->fp;
+	c->track->susp_ns += h->t0 && h->t0 < now ? now - h->t0 : 0;
+	c->track->susp_rows += h->rows;
 }
 
 int proxy_reply_track(struct proxy_server *s, uint8_t type, const uint8_t *body, size_t len)
@@ -584,16 +586,17 @@ int proxy_reply_take_fake(struct proxy_server *s, uint8_t *buf, size_t *len)
 
 void proxy_reply_client_free(struct proxy_client *c)
 {
+	struct proxy_cl_track *t = c->track;
 	struct proxy_named_fp *e, *tmp;
 
-	HASH_ITER(hh, c->named, e, tmp)
+	if (!t)
+		return;
+	HASH_ITER(hh, t->named, e, tmp)
 	{
-		HASH_DEL(c->named, e); // NOLINT(clang-analyzer-unix.Malloc)
+		HASH_DEL(t->named, e); // NOLINT(clang-analyzer-unix.Malloc)
 		free(e);
 	}
-	c->nnamed = 0;
-	if (c->stats) {
-		stats_client_free(c->ctx->stats, c->stats);
-		c->stats = NULL;
-	}
+	stats_client_free(c->ctx->stats, t->stats);
+	free(t);
+	c->track = NULL;
 }
