@@ -593,6 +593,7 @@ static const struct key main_keys[] = {
         {"server_reset_query", K_STR, OFF(server_reset_query), 0, 0},
         {"server_reset_query_always", K_BOOL, OFF(server_reset_query_always), 0, 0},
         {"max_prepared_statements", K_INT, OFF(max_prepared_statements), 0, 100000},
+        {"unix_socket_dir", K_STR, OFF(unix_socket_dir), 0, 0},
         {"stats_period", K_DUR, OFF(stats_period), 0, 0},
         {"track_statements", K_BOOL, OFF(track_statements), 0, 0},
         {"track_literals", K_BOOL, OFF(track_literals), 0, 0},
@@ -683,6 +684,17 @@ static void main_key(struct parse *p, const char *name, const char *v)
 			conf_fail(p,
 			          "pool_mode must be session, transaction or statement, got \"%s\"",
 			          v);
+	} else if (strcmp(name, "unix_socket_mode") == 0) {
+		char *end;
+		long mode = *v ? strtol(v, &end, 8) : 0777; /* empty: the default */
+
+		if (*v && (*end || mode < 0 || mode > 0777))
+			conf_fail(p,
+			          "unix_socket_mode must be an octal mode such as 0777 or 0770, "
+			          "got \"%s\"",
+			          v);
+		else
+			c->unix_socket_mode = (int)mode;
 	} else if (strcmp(name, "admin_users") == 0) {
 		set_list(&c->admin_users, &c->nadmin_users, v);
 	} else if (strcmp(name, "stats_users") == 0) {
@@ -798,6 +810,8 @@ static void defaults(struct conf *c)
 	c->nplusone_threshold = 10;
 	c->nplusone_window_ms = 1000;
 	c->stats_listen = xstrdup("");
+	c->unix_socket_dir = xstrdup("");
+	c->unix_socket_mode = 0777;
 	c->stats_period = 60;
 	c->pkt_buf = 8192;
 	c->client_tls_sslmode_str = xstrdup("disable");
@@ -896,6 +910,7 @@ void conf_free(struct conf *c)
 	free(c->track_extra_parameters);
 	free(c->ignore_startup_parameters);
 	free(c->stats_listen);
+	free(c->unix_socket_dir);
 	free(c->logfile);
 	free(c->pidfile);
 	free(c->client_tls_sslmode_str);

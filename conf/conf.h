@@ -156,7 +156,12 @@ struct conf {
 	int max_prepared_statements;     /* default 200 */
 	char *track_extra_parameters;    /* owned or NULL, comma-separated */
 	char *ignore_startup_parameters; /* owned or NULL, comma-separated */
-	char *stats_listen;              /* refused unless empty (no HTTP listener yet) */
+	/* default "" = none: a directory for the unix socket .s.PGSQL.<listen_port>
+	 * (for application and admin databases alike), made with
+	 * unix_socket_mode (octal, default 0777) and removed at exit */
+	char *unix_socket_dir;
+	int unix_socket_mode;
+	char *stats_listen;  /* refused unless empty (no HTTP listener yet) */
 	double stats_period; /* default 60: seconds over which avg_* figures are taken */
 	/* Statement statistics (stats/): see README "Statement statistics". */
 	bool track_statements;        /* default true: time and classify every statement */

@@ -170,14 +170,10 @@ static bool is_none(const struct parse *p, const char *v)
 }
 
 static const struct unsupported unsupported_keys[] = {
-        /* no unix socket listener: client paths and permissions do not exist */
-        {"unix_socket_dir", is_empty,
-         "sluice listens on TCP only (listen_addr, listen_port); set unix_socket_dir = "
-         "(empty) and connect over TCP"},
-        {"unix_socket_mode", is_empty,
-         "sluice has no unix socket to set a mode on; remove the key and connect over TCP"},
+        /* the unix socket keeps the group of the process that makes it */
         {"unix_socket_group", is_empty,
-         "sluice has no unix socket to give a group; remove the key and connect over TCP"},
+         "sluice does not change the group of its unix socket; start sluice with the group "
+         "it should have (e.g. systemd Group=), or set unix_socket_mode, and remove the key"},
         /* security: a privilege drop that would not happen */
         {"user", is_empty,
          "sluice does not change its user after startup; start it as the user it should "

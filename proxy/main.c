@@ -11,6 +11,8 @@
 #include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,6 +221,74 @@ static int listen_on(struct proxy_ctx *ctx, const char *addr, int port, char *er
 	return 0;
 }
 
+/* Is something accepting connections on the unix socket <path>? */
+static bool unix_socket_live(const struct sockaddr_un *sun)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool live;
+
+	if (fd < 0)
+		return false;
+	live = connect(fd, (const struct sockaddr *)sun, sizeof(*sun)) == 0;
+	close(fd);
+	return live;
+}
+
+/*
+ * The unix socket <dir>/.s.PGSQL.<port>, where libpq looks for it (psql -h
+ * <dir>). A socket file left by a process that died is replaced; one that
+ * a running process (another sluice, a PostgreSQL) accepts on is an error.
+ */
+static int listen_unix(struct proxy_ctx *ctx, const char *dir, int port, char *err, size_t errlen)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	struct proxy_listener *l;
+	int fd, n;
+
+	n = snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/.s.PGSQL.%d", dir, port);
+	if (n < 0 || (size_t)n >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "unix_socket_dir \"%s\" is too long for a socket path", dir);
+		return -1;
+	}
+	if (ctx->nlisteners == PROXY_MAX_LISTEN) {
+		snprintf(err, errlen, "too many listen addresses (at most %d)", PROXY_MAX_LISTEN);
+		return -1;
+	}
+	if (unix_socket_live(&sun)) {
+		snprintf(err, errlen,
+		         "another process accepts connections on %s: stop it, or give "
+		         "this sluice another listen_port or unix_socket_dir",
+		         sun.sun_path);
+		return -1;
+	}
+	unlink(sun.sun_path); /* a stale socket of a process that is gone */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+	    chmod(sun.sun_path, (mode_t)ctx->conf->unix_socket_mode) < 0 || listen(fd, 1024) < 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", sun.sun_path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	snprintf(ctx->unix_path, sizeof(ctx->unix_path), "%s", sun.sun_path);
+	l = &ctx->listeners[ctx->nlisteners++];
+	ev_io_init(&l->io, proxy_accept_cb, fd, EV_READ);
+	l->io.data = ctx;
+	snprintf(l->where, sizeof(l->where), "%s", sun.sun_path);
+	ev_io_start(ctx->loop, &l->io);
+	log_info("listening on %s", l->where);
+	return 0;
+}
+
+/* The unix socket goes with the process (as PostgreSQL's does). */
+static void unix_socket_remove(struct proxy_ctx *ctx)
+{
+	if (ctx->unix_path[0]) {
+		unlink(ctx->unix_path);
+		ctx->unix_path[0] = '\0';
+	}
+}
+
 int proxy_listen(struct proxy_ctx *ctx, char *err, size_t errlen)
 {
 	const struct conf *cf = ctx->conf;
@@ -226,6 +296,9 @@ int proxy_listen(struct proxy_ctx *ctx, char *err, size_t errlen)
 	for (size_t i = 0; i < cf->nlisten_addrs; i++)
 		if (listen_on(ctx, cf->listen_addrs[i], cf->listen_port, err, errlen) < 0)
 			return -1;
+	if (cf->unix_socket_dir[0] &&
+	    listen_unix(ctx, cf->unix_socket_dir, cf->listen_port, err, errlen) < 0)
+		return -1;
 	if (ctx->nlisteners == 0) {
 		snprintf(err, errlen, "no address of listen_addr \"%s\" can be listened on",
 		         cf->listen_addr);
@@ -428,6 +501,7 @@ void proxy_shutdown(struct proxy_ctx *ctx)
 		close(ctx->listeners[i].io.fd);
 	}
 	ctx->nlisteners = 0;
+	unix_socket_remove(ctx);
 	ev_timer_stop(ctx->loop, &ctx->accept_pause);
 	while ((n = pool_list_first(&ctx->clients)))
 		proxy_client_fail(n->owner, PROXY_ERR_SHUTDOWN,
@@ -442,6 +516,7 @@ void proxy_ctx_destroy(struct proxy_ctx *ctx)
 	struct pool *p, *tmp;
 	struct proxy_zombie *z;
 
+	unix_socket_remove(ctx);
 	/* first: c-ares may hand back sockets to free through the zombies */
 	proxy_dns_free(ctx);
 	proxy_admin_free(ctx);

@@ -360,6 +360,7 @@ struct proxy_ctx {
 	char *conf_path;           /* owned */
 
 	struct proxy_listener listeners[PROXY_MAX_LISTEN]; /* one per bound address */
+	char unix_path[108]; /* the unix socket made (unix_socket_dir), "" if none */
 	size_t nlisteners;
 	SSL_CTX *tls_accept;  /* owned: TLS towards clients, NULL if disabled */
 	SSL_CTX *tls_connect; /* owned: TLS towards servers, NULL if disabled */

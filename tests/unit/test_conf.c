@@ -181,8 +181,6 @@ Test(conf_unsupported, pgbouncer_keys_at_sluice_behaviour_load)
 Test(conf_unsupported, keys_sluice_does_not_honour_stop_startup)
 {
 	static const char *const cases[][2] = {
-	        {"unix_socket_dir", "/tmp"},
-	        {"unix_socket_mode", "0777"},
 	        {"unix_socket_group", "postgres"},
 	        {"user", "postgres"},
 	        {"syslog", "1"},
@@ -539,4 +537,22 @@ Test(conf_reload, server_tls_same)
 	cr_assert_not(conf_server_tls_same(&a, &b));
 	conf_free(&b);
 	conf_free(&a);
+}
+
+Test(conf, unix_socket_keys)
+{
+	struct conf c;
+
+	expect_ok("unix_socket_dir = /run/sluice\nunix_socket_mode = 0770\n", &c);
+	cr_assert_str_eq(c.unix_socket_dir, "/run/sluice");
+	cr_assert_eq(c.unix_socket_mode, 0770);
+	conf_free(&c);
+	expect_ok("unix_socket_dir =\nunix_socket_mode =\n", &c);
+	cr_assert_str_eq(c.unix_socket_dir, "");
+	cr_assert_eq(c.unix_socket_mode, 0777);
+	conf_free(&c);
+	expect_text_error(HEAD "unix_socket_mode = 0999\n", 5,
+	                  "unix_socket_mode must be an octal mode");
+	expect_text_error(HEAD "unix_socket_mode = rw\n", 5,
+	                  "unix_socket_mode must be an octal mode");
 }
