@@ -350,7 +350,7 @@ struct proxy_dns_entry;
 /* A listening socket; io.fd is the socket (owned), io.data the ctx. */
 struct proxy_listener {
 	ev_io io;
-	char where[80]; /* address:port for logs */
+	char where[112]; /* address:port or socket path, for logs */
 };
 
 struct proxy_ctx {
