@@ -66,3 +66,62 @@ def t_saslprep_server(env):
     cur.execute("SELECT current_user")
     check(cur.fetchone()[0] == "saslprep", "server login with the prepared password")
     c.close()
+
+
+def answer_to(port, data, half_close=True):
+    """Connect, send <data>, optionally close our side for writing, and
+    return every byte the peer sends before it closes (None if it keeps
+    the connection open for 5 s)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        if data:
+            sock.sendall(data)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(5)
+        got = b""
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                return got
+            except socket.timeout:
+                return None
+            if not chunk:
+                return got
+            got += chunk
+    finally:
+        sock.close()
+
+
+# what a client may send before (or instead of) a startup packet and then
+# close: PostgreSQL answers none of these, it just closes
+BEFORE_STARTUP = [
+    ("connect and close", b"", True),
+    ("Terminate and close", b"X\x00\x00\x00\x04", True),
+    ("Terminate, left open", b"X\x00\x00\x00\x04", False),
+    ("two bytes and close", b"\x00\x00", True),
+    ("a length and part of a packet, then close", b"\x00\x00\x00\x10\x00\x03", True),
+    # an impossible length: PostgreSQL logs it and closes, telling nothing
+    ("length 3", b"\x00\x00\x00\x03", False),
+    ("length 100 MB", struct.pack("!II", 100 << 20, 196608), False),
+]
+
+
+@test("fidelity.close_before_startup_is_silent")
+def t_close_before_startup(env):
+    """A client that sends Terminate or closes before its startup packet
+    gets no bytes back, as from PostgreSQL (node-postgres throws on the
+    08P01 error sluice used to send)."""
+    s = env.sluice()
+    wrong = []
+    for name, data, half in BEFORE_STARTUP:
+        want = answer_to(env.pg.port, data, half)
+        got = answer_to(s.port, data, half)
+        if want != b"" or got != want:
+            wrong.append(f"{name}: sluice answers {got!r}, PostgreSQL {want!r}")
+    check(not wrong, "; ".join(wrong))
+    # and sluice still serves
+    w = s.wire()
+    check(w.query("SELECT 1") == [["1"]], "a login after them")
+    w.close()
