@@ -132,6 +132,12 @@ static void send_welcome(struct proxy_client *c)
 	int rc = 0;
 
 	proto_buf_init(&b);
+	/* The pool's values are those of its latest server login. A parameter
+	 * the client did not give stays NULL in c->vars: it follows the
+	 * session default of whichever server it gets (vars_batch puts back
+	 * that server's login value if an earlier client changed it), so an
+	 * ALTER ROLE ... SET reaches clients as new servers log in, and no
+	 * client inherits what another set. */
 	for (size_t i = 0; i < p->nparams && rc == 0; i++) {
 		int v = proxy_var_index(p->params[i].name);
 		const char *val = p->params[i].value;
@@ -139,11 +145,6 @@ static void send_welcome(struct proxy_client *c)
 		if (v >= 0 && c->vars[v]) {
 			val = c->vars[v];
 			sent[v] = true;
-		} else if (v >= 0) {
-			/* the client starts from the server default and keeps it, so
-			 * it never inherits what an earlier client set on a server */
-			c->vars[v] = proxy_str_get(ctx, val);
-			sent[v] = c->vars[v] != NULL;
 		}
 		rc = proto_put_param_status(&b, p->params[i].name, val);
 	}

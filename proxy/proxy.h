@@ -251,6 +251,9 @@ struct proxy_server {
 	uint32_t be_pid, be_key;          /* BackendKeyData from PostgreSQL */
 	struct proto_scram_client *scram; /* owned during login */
 	const char *vars[PROXY_NVARS];    /* interned (proxy_str_get): reported values */
+	/* interned: the values its login reported (connect_query included), the
+	 * session defaults PostgreSQL gave this connection */
+	const char *login_vars[PROXY_NVARS];
 
 	char status;        /* last ReadyForQuery status: 'I', 'T' or 'E' */
 	int outstanding;    /* client Query/Sync messages not yet answered by ReadyForQuery */

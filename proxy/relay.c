@@ -419,6 +419,11 @@ static int vars_batch(struct proxy_client *c, struct proxy_server *s, bool deall
 		const char *want = c->vars[v];
 		const char *params[2];
 
+		/* not asked for by the client: the server's own session default,
+		 * undoing what an earlier client set there */
+		if (!want && v < PROXY_NBUILTIN_VARS)
+			want = s->login_vars[v];
+
 		proxy_str_put(s->ctx, s->vars_pending[v]);
 		s->vars_pending[v] = NULL;
 		if (!want && s->vars[v] && v >= PROXY_NBUILTIN_VARS) {

@@ -125,3 +125,95 @@ def t_close_before_startup(env):
     w = s.wire()
     check(w.query("SELECT 1") == [["1"]], "a login after them")
     w.close()
+
+
+def show_and_status(s, user, password):
+    """Log in over the wire: (IntervalStyle in the welcome's ParameterStatus,
+    SHOW intervalstyle)."""
+    w = login_wire("127.0.0.1", s.port, user, "app", password)
+    try:
+        return w.params.get("IntervalStyle"), w.query("SHOW intervalstyle")[0][0]
+    finally:
+        w.close()
+
+
+@test("fidelity.alter_role_set_reaches_new_sessions", timeout=90)
+def t_alter_role_set(env):
+    """sluice used to tell every client, and SET on every server, the values
+    of the pool's first server login, so an ALTER ROLE ... SET made later
+    stayed hidden until sluice restarted. Once servers have logged in again
+    (here: their backends terminated, min_pool_size opens new ones), a new
+    client sees what PostgreSQL reports for a new session, in its
+    ParameterStatus and in SHOW, in both pool modes; and a client that SET
+    the parameter itself does not pass it on."""
+    role = "fidvars"
+    ensure_role(env, role, role)
+    try:
+        for mode in ("session", "transaction"):
+            env.pg.query(f"ALTER ROLE {role} RESET intervalstyle")
+            s = env.sluice(settings={"pool_mode": mode, "min_pool_size": "1",
+                                     "default_pool_size": "1"},
+                           userlist={role: role}, fresh=True)
+            check(show_and_status(s, role, role) == ("postgres", "postgres"),
+                  f"{mode}: before ALTER ROLE")
+            env.pg.query(f"ALTER ROLE {role} SET intervalstyle = 'postgres_verbose'")
+            env.pg.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                         "WHERE usename = %s AND backend_type = 'client backend'", (role,))
+            # the server logs in again with the new default
+            check(env.wait_backends(lambda n: n == 0, 10, user=role) is not None,
+                  f"{mode}: old backends gone")
+            check(env.wait_backends(lambda n: n >= 1, 10, user=role) is not None,
+                  f"{mode}: min_pool_size opened a new server")
+            time.sleep(0.3)
+            got = show_and_status(s, role, role)
+            check(got == ("postgres_verbose", "postgres_verbose"),
+                  f"{mode}: after ALTER ROLE and new server logins: {got}")
+            # a client's own SET stays its own: the next client, on the same
+            # (only) server, has the session default again
+            w = login_wire("127.0.0.1", s.port, role, "app", role)
+            w.query("SET intervalstyle = 'iso_8601'")
+            check(w.query("SHOW intervalstyle") == [["iso_8601"]], f"{mode}: own SET")
+            w.close()
+            got = show_and_status(s, role, role)
+            check(got == ("postgres_verbose", "postgres_verbose"),
+                  f"{mode}: after another client's SET: {got}")
+            env.drop_sluice()
+    finally:
+        env.pg.query(f"ALTER ROLE {role} RESET intervalstyle")
+
+
+@test("fidelity.unknown_database_through_star", timeout=60)
+def t_unknown_database(env):
+    """A database that PostgreSQL does not have, reached through the "*"
+    entry: the client gets PostgreSQL's own error (FATAL 3D000 and its
+    message, as a direct connection does), sluice stops logging in for it,
+    and its pool goes at once, not after autodb_idle_timeout."""
+    from test_server import admin_rows, pg_log_since
+
+    name = "fid_nosuch"
+    try:
+        login_wire("127.0.0.1", env.pg.port, "app", name, "app").close()
+        raise AssertionError("PostgreSQL has the database (test assumption)")
+    except PgError as e:
+        want = e.fields
+    s = env.sluice(settings={"min_pool_size": "2", "server_login_retry": "1"},
+                   databases={"*": "host=127.0.0.1 port=PGPORT"}, fresh=True)
+    for i in range(3):
+        try:
+            s.wire(dbname=name).close()
+            raise AssertionError("a login to a missing database succeeded")
+        except PgError as e:
+            got = e.fields
+        for f in ("S", "C", "M"):
+            check(got.get(f) == want.get(f),
+                  f"client {i}: field {f} is {got.get(f)!r}, PostgreSQL says {want.get(f)!r}")
+    time.sleep(0.5)
+    before = pg_log_since(env, 0).count(f'database "{name}"')
+    gone = wait_until(lambda: not [r for r in admin_rows(s, "SHOW POOLS")
+                                   if r["database"] == name], 5)
+    check(gone, "the pool of a missing database is still listed")
+    time.sleep(2)
+    after = pg_log_since(env, 0).count(f'database "{name}"')
+    check(after == before, f"sluice kept logging in to the missing database: {after - before} "
+          "more attempts")
+    env.drop_sluice()
