@@ -673,9 +673,13 @@ void proxy_server_login_step(struct proxy_server *s)
 					s->cq_error = strdup(e.message);
 				break;
 			}
-			/* not there: asking again and again only repeats this */
-			if (strcmp(e.sqlstate, "3D000") == 0)
+			/* not there: asking again and again only repeats this; the
+			 * clients get PostgreSQL's own words, as from a direct login */
+			if (strcmp(e.sqlstate, "3D000") == 0) {
 				s->pool->db_missing = true;
+				server_fail(s, "%s", e.message);
+				return;
+			}
 			server_fail(s, "server login failed: %s (SQLSTATE %s)", e.message,
 			            e.sqlstate);
 			return;
