@@ -481,6 +481,9 @@ void proxy_client_link(struct proxy_client *c, struct proxy_server *s)
 	s->pq.check_failed = false;
 	proxy_server_set_state(s, PROXY_SV_ACTIVE);
 	proxy_client_set_state(c, PROXY_CL_ACTIVE);
+	/* session mode: the login ends here, telling the client its server's pid */
+	if (proxy_client_welcome_linked(c) < 0)
+		return;
 
 	proto_buf_init(&b);
 	batch = vars_batch(c, s, s->track && proxy_ps_on_link(s), &b);

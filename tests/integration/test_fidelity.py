@@ -7,7 +7,8 @@ import time
 
 import psycopg2
 
-from harness import PgError, check, login_wire, test, wait_until
+from harness import (PgError, check, login_wire, m_query, parse_fields, send_cancel, test,
+                     wait_until)
 
 # "IX-" then U+2168 ROMAN NUMERAL NINE, which SASLprep (NFKC) makes "IX-IX"
 SASLPREP_PW = "IX-\u2168"
@@ -216,4 +217,76 @@ def t_unknown_database(env):
     after = pg_log_since(env, 0).count(f'database "{name}"')
     check(after == before, f"sluice kept logging in to the missing database: {after - before} "
           "more attempts")
+    env.drop_sluice()
+
+
+@test("fidelity.session_mode_backend_pid", timeout=60)
+def t_backend_pid(env):
+    """In session mode the BackendKeyData pid is the real backend pid of
+    the client's server: pg_backend_pid() and the pid of a notification
+    agree with it. The key stays sluice's, so a cancel still goes through
+    sluice and reaches the right query."""
+    s = env.sluice(settings={"pool_mode": "session"})
+    a, b = s.wire(), s.wire()
+    try:
+        for w in (a, b):
+            pid = int(w.query("SELECT pg_backend_pid()")[0][0])
+            check(w.backend_key[0] == pid,
+                  f"BackendKeyData pid {w.backend_key[0]}, pg_backend_pid() {pid}")
+        check(a.backend_key[0] != b.backend_key[0], "two clients, one pid")
+        # the key is not PostgreSQL's: sluice's own secret
+        be_keys = env.pg.query("SELECT count(*) FROM pg_stat_activity WHERE pid = %s",
+                               (a.backend_key[0],))[0][0]
+        check(be_keys == 1, "the pid is a live backend")
+        a.query("LISTEN fid_chan")
+        b.query("NOTIFY fid_chan, 'hi'")
+        a.send(m_query("SELECT 1"))
+        msgs = a.collect()
+        notes = [p for t, p in msgs if t == b"A"]
+        check(notes, f"no notification: {[t for t, _ in msgs]}")
+        sender = struct.unpack("!I", notes[0][:4])[0]
+        check(sender == b.backend_key[0],
+              f"notification from pid {sender}, sender was told {b.backend_key[0]}")
+        # a cancel with what the client was told stops its query
+        a.send(m_query("SELECT pg_sleep(20)"))
+        time.sleep(0.3)
+        send_cancel("127.0.0.1", s.port, a.backend_key)
+        errs = [parse_fields(p).get("C") for t, p in a.collect() if t == b"E"]
+        check(errs == ["57014"], f"cancel: errors {errs}")
+        # a forged key with the right pid does nothing
+        b.send(m_query("SELECT pg_sleep(1)"))
+        time.sleep(0.2)
+        send_cancel("127.0.0.1", s.port, (b.backend_key[0], b.backend_key[1] ^ 1))
+        errs = [parse_fields(p).get("C") for t, p in b.collect() if t == b"E"]
+        check(errs == [], f"a forged cancel stopped the query: {errs}")
+    finally:
+        a.close()
+        b.close()
+
+
+@test("fidelity.session_mode_login_waits_for_a_server", timeout=60)
+def t_login_waits(env):
+    """Taking the server at login means a session-mode client beyond the
+    pool's size finishes its login when a server is free."""
+    s = env.sluice(settings={"pool_mode": "session", "default_pool_size": "1",
+                             "min_pool_size": "0"}, fresh=True)
+    a = s.wire()
+    got = {}
+
+    def second():
+        w = s.wire()
+        got["pid"] = w.backend_key[0]
+        got["real"] = int(w.query("SELECT pg_backend_pid()")[0][0])
+        w.close()
+
+    import threading
+    t = threading.Thread(target=second)
+    t.start()
+    time.sleep(0.5)
+    check("pid" not in got, "a second login got a server while the only one was taken")
+    a_pid = a.backend_key[0]
+    a.close()
+    t.join(15)
+    check(got.get("pid") == got.get("real"), f"second client: {got}")
+    check(got.get("pid") == a_pid, "the server was not reused")
     env.drop_sluice()
