@@ -17,8 +17,9 @@ CFLAGS  ?=
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Werror -Wshadow \
 	   -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes -I. \
 	   -I/usr/include/postgresql
-# only what the code uses: hiredis and libpq join with the cache and auth_query
-LIBS    := -lev -lcares -linih -lxxhash -lpg_query -ljson-c -lssl -lcrypto -lm
+# only what the code uses: hiredis and libpq join with the cache and auth_query;
+# libunistring gives SASLprep its NFKC normalization (protocol/saslprep.c)
+LIBS    := -lev -lcares -linih -lxxhash -lpg_query -ljson-c -lunistring -lssl -lcrypto -lm
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 MODULES := protocol conf stats pool cache proxy
@@ -98,7 +99,7 @@ PROTO_SRC := $(filter protocol/%,$(LIB_SRC))
 
 $(FUZZ_BIN): build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(PROTO_SRC) $(HDRS)
 	@mkdir -p build-fuzz
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(PROTO_SRC) -lxxhash -lssl -lcrypto
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(PROTO_SRC) -lxxhash -lunistring -lssl -lcrypto
 
 # Fuzz targets that drive the whole proxy (fuzz_client: the client state
 # machine against a scripted server) link every library source, built

@@ -332,9 +332,11 @@ bool proto_is_md5_secret(const char *s);
 /* Parse "SCRAM-SHA-256$<iter>:<salt b64>$<StoredKey b64>:<ServerKey b64>". */
 int proto_scram_parse_secret(const char *verifier, struct proto_scram_secret *s) PROTO_WUR;
 
-/* Derive a secret (with ClientKey) from a plaintext password. Runs PBKDF2
+/* Derive a secret (with ClientKey) from a plaintext password, SASLprep'd
+ * first as PostgreSQL does (proto_saslprep; as it is when that refuses it).
+ * Runs PBKDF2
  * with <iterations> rounds: milliseconds at 4096, keep it off the hot path.
- * -1 for a bad salt or count or a password over INT_MAX bytes. */
+ * -1 for a bad salt or count, a password over INT_MAX bytes, or OOM. */
 int proto_scram_secret_from_password(const char *password, const uint8_t *salt, size_t salt_len,
                                      int iterations, struct proto_scram_secret *s) PROTO_WUR;
 
@@ -357,6 +359,29 @@ int proto_scram_secret_from_password(const char *password, const uint8_t *salt, 
  */
 int proto_scram_mock_secret(const uint8_t key[PROTO_SCRAM_KEY_LEN], const char *user,
                             struct proto_scram_secret *out) PROTO_WUR;
+
+/*
+ * ---- SASLprep (saslprep.c) ----
+ *
+ * RFC 4013 as PostgreSQL applies it to SCRAM passwords: <in> mapped (B.1 to
+ * nothing, non-ASCII spaces to a space), checked (prohibited output,
+ * unassigned code points, bidi) and NFKC-normalized. ASCII-only input comes
+ * back as it is. On PROTO_SASLPREP_OK <*out> is the malloc'd result (the
+ * caller wipes and frees it); on any other code <*out> is NULL, and a
+ * caller deriving keys uses <in> as it is, as PostgreSQL does, except on
+ * PROTO_SASLPREP_OOM.
+ */
+#define PROTO_SASLPREP_MAX_LEN 1024 /* bytes, as PostgreSQL's MAX_PASSWORD_LENGTH */
+
+enum proto_saslprep_rc {
+	PROTO_SASLPREP_OK = 0,
+	PROTO_SASLPREP_OOM = -1,
+	PROTO_SASLPREP_INVALID_UTF8 = -2, /* not UTF-8: use the bytes as they are */
+	PROTO_SASLPREP_PROHIBITED = -3,   /* SASLprep refuses it: use it as it is */
+	PROTO_SASLPREP_TOO_LONG = -4,     /* over PROTO_SASLPREP_MAX_LEN bytes: as it is */
+};
+
+int proto_saslprep(const char *in, char **out) PROTO_WUR;
 
 /* Exchange state, verifier side (sluice authenticating a client). */
 struct proto_scram_server {

@@ -219,14 +219,28 @@ int proto_scram_secret_from_password(const char *password, const uint8_t *salt, 
                                      int iterations, struct proto_scram_secret *s)
 {
 	uint8_t salted[PROTO_SCRAM_KEY_LEN];
+	char *prepped = NULL;
+	int ok;
 
 	memset(s, 0, sizeof(*s));
+	/* the keys are of the prepared password when it has a prepared form,
+	 * else of its bytes as they are: PostgreSQL's rule, on both sides */
+	if (proto_saslprep(password, &prepped) == PROTO_SASLPREP_OOM)
+		return -1;
+	if (prepped)
+		password = prepped;
 	size_t pwlen = strlen(password);
 	if (salt_len == 0 || salt_len > PROTO_SCRAM_MAX_SALT || iterations < 1 ||
 	    pwlen > (size_t)INT32_MAX)
-		return -1;
-	if (PKCS5_PBKDF2_HMAC(password, (int)pwlen, salt, (int)salt_len, iterations, EVP_sha256(),
-	                      sizeof(salted), salted) != 1)
+		ok = 0;
+	else
+		ok = PKCS5_PBKDF2_HMAC(password, (int)pwlen, salt, (int)salt_len, iterations,
+		                       EVP_sha256(), sizeof(salted), salted);
+	if (prepped) {
+		OPENSSL_cleanse(prepped, pwlen);
+		free(prepped);
+	}
+	if (ok != 1)
 		return -1;
 	s->iterations = iterations;
 	memcpy(s->salt, salt, salt_len);

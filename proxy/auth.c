@@ -103,15 +103,18 @@ void proxy_client_login_done(struct proxy_client *c)
 	send_welcome(c);
 }
 
-/* Pick cancel key data no other client has. */
-static int new_cancel_key(struct proxy_client *c)
+/* Pick cancel key data no other client has. <pid> is the backend pid the
+ * client is told (its session-mode server's), or 0 for a made-up one. */
+static int new_cancel_key(struct proxy_client *c, uint32_t pid)
 {
 	struct proxy_client *other;
 
 	for (int tries = 0; tries < 8; tries++) {
-		if (proto_random(&c->cancel_pid, sizeof(c->cancel_pid)) < 0 ||
+		if ((!pid && proto_random(&c->cancel_pid, sizeof(c->cancel_pid)) < 0) ||
 		    proto_random(&c->cancel_key, sizeof(c->cancel_key)) < 0)
 			return -1;
+		if (pid)
+			c->cancel_pid = pid;
 		c->cancel_pid &= 0x7fffffff; /* looks like a pid to clients */
 		c->cancel_hkey = ((uint64_t)c->cancel_pid << 32) | c->cancel_key;
 		other = NULL;
@@ -123,7 +126,13 @@ static int new_cancel_key(struct proxy_client *c)
 	return -1;
 }
 
-static void send_welcome(struct proxy_client *c)
+/* Send the welcome: ParameterStatus set, BackendKeyData, ReadyForQuery.
+ * In BackendKeyData the pid is c->server's backend pid when the client has
+ * its server already (session mode), so pg_backend_pid() and the pid of
+ * notifications agree with it; the key is always sluice's own, so cancel
+ * requests come to sluice and cannot be forged from the pid. -1 if it
+ * could not be sent: then the client is closed. */
+static int put_welcome(struct proxy_client *c)
 {
 	struct proxy_ctx *ctx = c->ctx;
 	struct pool *p = c->pool;
@@ -132,6 +141,13 @@ static void send_welcome(struct proxy_client *c)
 	int rc = 0;
 
 	proto_buf_init(&b);
+	/* The pool's values are those of its latest server login. A parameter
+	 * the client did not give stays NULL in c->vars: it follows the
+	 * session default of whichever server it gets (vars_batch puts back
+	 * that server's login value if an earlier client changed it), so an
+	 * ALTER ROLE ... SET reaches clients as new servers log in, and no
+	 * client inherits what another set. A client that has its server is
+	 * told that server's values. */
 	for (size_t i = 0; i < p->nparams && rc == 0; i++) {
 		int v = proxy_var_index(p->params[i].name);
 		const char *val = p->params[i].value;
@@ -139,18 +155,15 @@ static void send_welcome(struct proxy_client *c)
 		if (v >= 0 && c->vars[v]) {
 			val = c->vars[v];
 			sent[v] = true;
-		} else if (v >= 0) {
-			/* the client starts from the server default and keeps it, so
-			 * it never inherits what an earlier client set on a server */
-			c->vars[v] = proxy_str_get(ctx, val);
-			sent[v] = c->vars[v] != NULL;
+		} else if (v >= 0 && c->server && c->server->login_vars[v]) {
+			val = c->server->login_vars[v];
 		}
 		rc = proto_put_param_status(&b, p->params[i].name, val);
 	}
 	for (int v = 0; v < PROXY_NVARS && rc == 0; v++)
 		if (c->vars[v] && !sent[v])
 			rc = proto_put_param_status(&b, proxy_var_name(v), c->vars[v]);
-	if (rc == 0 && new_cancel_key(c) < 0)
+	if (rc == 0 && new_cancel_key(c, c->server ? c->server->be_pid : 0) < 0)
 		rc = -1;
 	if (rc == 0) {
 		HASH_ADD(hh_cancel, ctx->by_cancel, cancel_hkey, sizeof(c->cancel_hkey), c);
@@ -159,13 +172,40 @@ static void send_welcome(struct proxy_client *c)
 	if (rc == 0)
 		rc = proto_put_rfq(&b, 'I');
 	if (proxy_client_send(c, &b, rc) < 0)
-		return;
+		return -1;
 	if (log_current_level >= LOG_LVL_DEBUG) {
 		char who[256];
 
 		proxy_client_describe(c, who, sizeof(who));
 		log_debug("%s: login", who);
 	}
+	return 0;
+}
+
+int proxy_client_welcome_linked(struct proxy_client *c)
+{
+	if (!c->welcome_pending)
+		return 0;
+	c->welcome_pending = false;
+	return put_welcome(c);
+}
+
+static void send_welcome(struct proxy_client *c)
+{
+	struct proxy_ctx *ctx = c->ctx;
+
+	if (c->pool->mode == CONF_POOL_SESSION) {
+		/* Session mode: the client gets its server now, and the welcome
+		 * when it is linked (proxy_client_link), with that server's pid.
+		 * Its input waits until then. */
+		c->welcome_pending = true;
+		proxy_client_set_state(c, PROXY_CL_IDLE);
+		proxy_io_stop_read(ctx, &c->io);
+		proxy_pool_request(c);
+		return;
+	}
+	if (put_welcome(c) < 0)
+		return;
 	proxy_client_set_state(c, PROXY_CL_IDLE);
 	proxy_io_start_read(ctx, &c->io);
 	if (proto_buf_avail(&c->io.in) > 0)

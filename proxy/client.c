@@ -321,7 +321,8 @@ void proxy_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 /*
  * Frame the next login-phase message and consume it at once: the handler
  * may go on to process what follows, and the view <m> stays valid until
- * the next read. 1 framed, 0 incomplete, -1 closed.
+ * the next read. 1 framed, 0 incomplete, -1 closed (a startup packet of
+ * impossible length closes the client without a word, as PostgreSQL does).
  */
 static int next_login_msg(struct proxy_client *c, bool startup, struct proto_msg *m)
 {
@@ -330,9 +331,18 @@ static int next_login_msg(struct proxy_client *c, bool startup, struct proto_msg
 
 	if (rc == PROTO_NEED_MORE)
 		return 0;
+	if (rc != PROTO_OK && startup) {
+		/* As PostgreSQL: no answer, only a log line. What comes before a
+		 * startup packet is often no PostgreSQL client at all (a port
+		 * probe, or a pool's Terminate on a connection it never started),
+		 * and drivers such as node-postgres fail on an error here. */
+		log_debug("C-%llu@%s: invalid length of startup packet: closing",
+		          (unsigned long long)c->id, c->addr);
+		proxy_client_close(c);
+		return -1;
+	}
 	if (rc != PROTO_OK) {
-		proxy_client_fail(c, PROXY_ERR_PROTOCOL, "invalid %s length",
-		                  startup ? "startup packet" : "authentication message");
+		proxy_client_fail(c, PROXY_ERR_PROTOCOL, "invalid authentication message length");
 		return -1;
 	}
 	proto_buf_consume(&c->io.in, m->raw_len);

@@ -312,9 +312,8 @@ static void fail_list(struct pool *p, enum proxy_cl_state st)
 	log_escape(d, sizeof(d), p->db_name);
 	log_escape(u, sizeof(u), p->user);
 	if (p->db_missing) {
-		snprintf(msg, sizeof(msg), "cannot log in to the server for \"%s/%s\": %s", d, u,
-		         p->last_error);
-		fail_clients(p, st, PROXY_ERR_SERVER_NO_DATABASE, NULL, msg);
+		/* PostgreSQL's message as it is (server.c keeps it so) */
+		fail_clients(p, st, PROXY_ERR_SERVER_NO_DATABASE, NULL, p->last_error);
 		return;
 	}
 	snprintf(hint, sizeof(hint),
@@ -431,7 +430,9 @@ static bool reap_unused(struct proxy_ctx *ctx, struct pool *p, double now)
 		p->unused_since = now;
 		return false;
 	}
-	if (limit > 0 && now - p->unused_since < limit)
+	/* a database PostgreSQL says it does not have keeps no pool: nothing
+	 * would be served from it, and every name tried would leave one */
+	if (limit > 0 && now - p->unused_since < limit && !p->db_missing)
 		return false;
 	v = snapshot(&p->idle, &n);
 	for (size_t i = 0; i < n; i++) {

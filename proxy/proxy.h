@@ -204,6 +204,7 @@ struct proxy_client {
 	bool known_user;             /* in auth_file (c->secret is not a stand-in) */
 	bool ssl_done;               /* an SSLRequest was answered: no second one */
 	bool gss_done;               /* a GSSENCRequest was answered: no second one */
+	bool welcome_pending;        /* session mode: welcome sent once its server is linked */
 
 	/* Authentication. */
 	enum proxy_auth_step auth_step;
@@ -258,6 +259,9 @@ struct proxy_server {
 	uint32_t be_pid, be_key;          /* BackendKeyData from PostgreSQL */
 	struct proto_scram_client *scram; /* owned during login */
 	const char *vars[PROXY_NVARS];    /* interned (proxy_str_get): reported values */
+	/* interned: the values its login reported (connect_query included), the
+	 * session defaults PostgreSQL gave this connection */
+	const char *login_vars[PROXY_NVARS];
 
 	char status;        /* last ReadyForQuery status: 'I', 'T' or 'E' */
 	int outstanding;    /* client Query/Sync messages not yet answered by ReadyForQuery */
@@ -589,6 +593,10 @@ int proxy_client_send(struct proxy_client *c, struct proto_buf *b, int rc);
 void proxy_client_describe(const struct proxy_client *c, char *buf, size_t len);
 /* The pool's server login finished: welcome a client in LOGIN state. */
 void proxy_client_login_done(struct proxy_client *c);
+/* At link: send the welcome a session-mode client waits for (with its
+ * server's backend pid). 0 if sent or none pending, -1 if the client was
+ * closed. */
+int proxy_client_welcome_linked(struct proxy_client *c) PROXY_WUR;
 /* Link a WAIT/IDLE client with a ready server and start relaying. */
 void proxy_client_link(struct proxy_client *c, struct proxy_server *s);
 /* Relay server bytes to the linked client; called by server.c. */

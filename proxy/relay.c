@@ -433,6 +433,11 @@ static int vars_batch(struct proxy_client *c, struct proxy_server *s, bool deall
 		const char *want = c->vars[v];
 		const char *params[2];
 
+		/* not asked for by the client: the server's own session default,
+		 * undoing what an earlier client set there */
+		if (!want && v < PROXY_NBUILTIN_VARS)
+			want = s->login_vars[v];
+
 		proxy_str_put(s->ctx, s->vars_pending[v]);
 		s->vars_pending[v] = NULL;
 		if (!want && s->vars[v] && v >= PROXY_NBUILTIN_VARS) {
@@ -492,6 +497,9 @@ void proxy_client_link(struct proxy_client *c, struct proxy_server *s)
 	s->pq.check_failed = false;
 	proxy_server_set_state(s, PROXY_SV_ACTIVE);
 	proxy_client_set_state(c, PROXY_CL_ACTIVE);
+	/* session mode: the login ends here, telling the client its server's pid */
+	if (proxy_client_welcome_linked(c) < 0)
+		return;
 
 	proto_buf_init(&b);
 	batch = vars_batch(c, s, s->track && proxy_ps_on_link(s), &b);

@@ -95,6 +95,7 @@ static void server_free(void *obj)
 	for (int i = 0; i < PROXY_NVARS; i++) {
 		proxy_str_put(s->ctx, s->vars[i]);
 		proxy_str_put(s->ctx, s->vars_pending[i]);
+		proxy_str_put(s->ctx, s->login_vars[i]);
 	}
 	free(s->vars_error);
 	free(s->cq_error);
@@ -539,6 +540,18 @@ void proxy_server_set_var(struct proxy_server *s, const char *name, const char *
 	s->vars[v] = proxy_str_get(s->ctx, value);
 }
 
+/* Record <value> of a tracked parameter reported during <s>'s login: the
+ * value a client that never set <name> expects on it. */
+static void login_var(struct proxy_server *s, const char *name, const char *value)
+{
+	int v = proxy_var_index(name);
+
+	if (v < 0)
+		return;
+	proxy_str_put(s->ctx, s->login_vars[v]);
+	s->login_vars[v] = proxy_str_get(s->ctx, value);
+}
+
 static void login_done(struct proxy_server *s)
 {
 	struct pool *p = s->pool;
@@ -632,7 +645,10 @@ void proxy_server_login_step(struct proxy_server *s)
 			if (!name || !value)
 				break;
 			proxy_server_set_var(s, name, value);
-			if (!s->pool->have_params && pool_set_param(s->pool, name, value) < 0)
+			login_var(s, name, value);
+			/* every login refreshes what new clients are told: an ALTER ROLE
+			 * or ALTER DATABASE ... SET since the last one shows at once */
+			if (pool_set_param(s->pool, name, value) < 0)
 				log_warn("S-%llu: cannot keep parameter %s",
 				         (unsigned long long)s->id,
 				         log_escape(esc, sizeof(esc), name));
@@ -657,9 +673,13 @@ void proxy_server_login_step(struct proxy_server *s)
 					s->cq_error = strdup(e.message);
 				break;
 			}
-			/* not there: asking again and again only repeats this */
-			if (strcmp(e.sqlstate, "3D000") == 0)
+			/* not there: asking again and again only repeats this; the
+			 * clients get PostgreSQL's own words, as from a direct login */
+			if (strcmp(e.sqlstate, "3D000") == 0) {
 				s->pool->db_missing = true;
+				server_fail(s, "%s", e.message);
+				return;
+			}
 			server_fail(s, "server login failed: %s (SQLSTATE %s)", e.message,
 			            e.sqlstate);
 			return;

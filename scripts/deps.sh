@@ -4,6 +4,7 @@
 set -e
 PKGS="build-essential pkg-config clang libev-dev libssl-dev libpq-dev libhiredis-dev
 libcriterion-dev libpg-query-dev libjson-c-dev libxxhash-dev uthash-dev libinih-dev libc-ares-dev
+libunistring-dev
 postgresql-15 postgresql-client-15 redis-server pgbouncer python3 python3-psycopg2
 openssl procps cppcheck clang-tidy"
 # node-postgres tests need Node.js and npm; a Node.js installed another way

@@ -63,9 +63,12 @@ def t_cancel_waiting(env):
     env.pg.query("CREATE TABLE IF NOT EXISTS cancel_wait (v text)", dbname="app")
     env.pg.query("GRANT ALL ON cancel_wait TO app", dbname="app")
     env.pg.query("TRUNCATE cancel_wait", dbname="app")
-    s = env.sluice(settings={"pool_mode": "session", "default_pool_size": "1",
+    # transaction mode, the holder inside a transaction: a session-mode
+    # client waits for its server at login already, before it has a key
+    s = env.sluice(settings={"pool_mode": "transaction", "default_pool_size": "1",
                              "min_pool_size": "0"}, fresh=True)
     holder = s.wire()
+    holder.query("BEGIN")
     check(holder.query("SELECT 1") == [["1"]], "holder query")
     w = s.wire()
     # simple protocol
@@ -371,10 +374,13 @@ def t_reload_changed(env):
 
 @test("server.reload_removed_database_fails_waiting_clients")
 def t_reload_removed(env):
-    s = env.sluice(settings={"pool_mode": "session", "default_pool_size": "1",
+    # transaction mode, the holder inside a transaction, so that the client
+    # waits with a query queued (in session mode it waits at login)
+    s = env.sluice(settings={"pool_mode": "transaction", "default_pool_size": "1",
                              "min_pool_size": "0"},
                    databases={"other": "host=127.0.0.1 port=PGPORT dbname=app"}, fresh=True)
     holder = s.wire()
+    holder.query("BEGIN")
     check(holder.query("SELECT 1") == [["1"]], "holder")
     w = s.wire()
     w.send(m_query("SELECT 'waited'"))
