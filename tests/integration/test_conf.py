@@ -51,7 +51,7 @@ def t_unsupported_stop_startup(env):
                        ("client_tls_protocols = all", "client_tls_protocols"),
                        ("max_packet_size = 65536", "max_packet_size"),
                        ("auth_user = pgbouncer", "auth_user"),
-                       ("unix_socket_dir = /tmp", "unix_socket_dir")):
+                       ("unix_socket_group = postgres", "unix_socket_group")):
         with open(path, "w") as f:
             f.write(CONF.format(pgport=env.pg.port, port=free_port(), auth=auth, extra=extra))
         rc, err = run_to_exit(env, path)
