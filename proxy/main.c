@@ -18,7 +18,7 @@
 
 #include "stats/stats.h"
 
-#define SLUICE_VERSION "0.1.0"
+#define SLUICE_VERSION PROXY_VERSION
 
 struct proxy_zombie {
 	struct proxy_zombie *next;
@@ -122,6 +122,7 @@ static void janitor_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	proxy_pool_janitor(w->data);
+	proxy_health_tick(w->data);
 }
 
 static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
@@ -353,6 +354,8 @@ void proxy_reload(struct proxy_ctx *ctx)
 	if (nc->listen_port != ctx->conf->listen_port ||
 	    strcmp(nc->listen_addr, ctx->conf->listen_addr) != 0)
 		log_warn("listen_addr/listen_port changes need a restart");
+	if (strcmp(nc->stats_listen, ctx->conf->stats_listen) != 0)
+		log_warn("stats_listen changes need a restart");
 	/* pools point into the configuration: move them over first, while the
 	 * old entries are still there to compare with */
 	HASH_ITER(hh, ctx->pools.by_key, p, tmp)
@@ -397,6 +400,7 @@ void proxy_shutdown(struct proxy_ctx *ctx)
 		close(ctx->listeners[i].io.fd);
 	}
 	ctx->nlisteners = 0;
+	proxy_http_stop(ctx);
 	ev_timer_stop(ctx->loop, &ctx->accept_pause);
 	while ((n = pool_list_first(&ctx->clients)))
 		proxy_client_fail(n->owner, PROXY_ERR_SHUTDOWN,
@@ -411,7 +415,9 @@ void proxy_ctx_destroy(struct proxy_ctx *ctx)
 	struct pool *p, *tmp;
 	struct proxy_zombie *z;
 
-	/* first: c-ares may hand back sockets to free through the zombies */
+	/* first: c-ares and HTTP connections hand back objects to free through
+	 * the zombies */
+	proxy_http_free(ctx);
 	proxy_dns_free(ctx);
 	proxy_server_cancels_free(ctx);
 	while ((z = ctx->zombies)) {
@@ -498,7 +504,8 @@ int main(int argc, char **argv)
 		proxy_ctx_destroy(&ctx);
 		return 2;
 	}
-	if (proxy_listen(&ctx, err, sizeof(err)) < 0) {
+	if (proxy_listen(&ctx, err, sizeof(err)) < 0 ||
+	    proxy_http_start(&ctx, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		proxy_ctx_destroy(&ctx);
 		return 1;
