@@ -7,8 +7,8 @@
  * past only: a window of samples, one every STATS_HEALTH_PERIOD seconds,
  * each holding the cumulative counts at a fixed grid of latency bounds;
  * "recent" is now minus the oldest sample, so a bad minute shows at once
- * and a bad hour long ago does not. A sample is ~1.6 KB and costs
- * STATS_HEALTH_GRID histogram walks, every ten seconds, off the hot path.
+ * and a bad hour long ago does not. A sample is ~1.6 KB and costs one
+ * walk of the histogram's buckets (stats_hist_count_le_many).
  *
  * Pure: no socket, no clock of its own, no proxy struct.
  */
@@ -51,9 +51,18 @@ const char *stats_health_check_name(enum stats_health_check_id id)
 	return (unsigned)id < STATS_HEALTH_NCHECKS ? check_names[id] : "unknown";
 }
 
+/* The grid's bounds, filled once before main() (read-only afterwards). */
+static uint64_t grid[STATS_HEALTH_GRID];
+
+__attribute__((constructor)) static void grid_init(void)
+{
+	for (unsigned i = 0; i < STATS_HEALTH_GRID; i++)
+		grid[i] = (uint64_t)(GRID_LOW_NS * pow(GRID_RATIO, (double)i));
+}
+
 uint64_t stats_health_grid_ns(unsigned i)
 {
-	return (uint64_t)(GRID_LOW_NS * pow(GRID_RATIO, (double)i));
+	return i < STATS_HEALTH_GRID ? grid[i] : grid[STATS_HEALTH_GRID - 1];
 }
 
 void stats_health_measure(struct stats_health_sample *out, double now, const struct stats_hist *all,
@@ -66,8 +75,7 @@ void stats_health_measure(struct stats_health_sample *out, double now, const str
 	if (!all)
 		return;
 	out->n = stats_hist_count(all);
-	for (unsigned i = 0; i < STATS_HEALTH_GRID; i++)
-		out->le[i] = stats_hist_count_le(all, stats_health_grid_ns(i));
+	stats_hist_count_le_many(all, grid, STATS_HEALTH_GRID, out->le);
 	if (slow_ms) {
 		uint64_t below = stats_hist_count_le(all, (uint64_t)slow_ms * 1000000ull - 1);
 

@@ -189,10 +189,16 @@ static void histogram(struct out *o, const char *base, const char *const *kv,
 	kvl[n] = "le";
 	kvl[n + 1] = le;
 	kvl[n + 2] = NULL;
+	uint64_t ns[NBOUNDS], cum[NBOUNDS] = {0};
+
+	for (size_t i = 0; i < NBOUNDS; i++)
+		ns[i] = (uint64_t)(bounds[i] * 1e9);
+	if (h)
+		stats_hist_count_le_many(h, ns, NBOUNDS, cum);
 	snprintf(name, sizeof(name), "%s_bucket", base);
 	for (size_t i = 0; i < NBOUNDS; i++) {
 		snprintf(le, sizeof(le), "%g", bounds[i]);
-		sample_u(o, name, kvl, h ? stats_hist_count_le(h, (uint64_t)(bounds[i] * 1e9)) : 0);
+		sample_u(o, name, kvl, cum[i]);
 	}
 	snprintf(le, sizeof(le), "+Inf");
 	sample_u(o, name, kvl, total);

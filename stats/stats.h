@@ -134,6 +134,10 @@ void stats_hist_add(struct stats_hist *h, uint64_t ns);
 uint64_t stats_hist_quantile(const struct stats_hist *h, double q);
 /* How many values were at most <ns> (for Prometheus buckets). */
 uint64_t stats_hist_count_le(const struct stats_hist *h, uint64_t ns);
+/* stats_hist_count_le for each of <n> ascending bounds <ns>, into <out>,
+ * in one walk of the buckets (a scrape asks for many). */
+void stats_hist_count_le_many(const struct stats_hist *h, const uint64_t *ns, size_t n,
+                              uint64_t *out);
 uint64_t stats_hist_count(const struct stats_hist *h);
 void stats_hist_merge(struct stats_hist *dst, const struct stats_hist *src);
 struct stats_hist *stats_hist_new(void); /* zeroed, NULL on OOM */

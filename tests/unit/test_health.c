@@ -325,3 +325,25 @@ Test(health_json, shape_and_escaping)
 	cr_assert_eq(s[strlen(s) - 2], '}');
 	proto_buf_free(&b);
 }
+
+/* The one-walk batch gives exactly what stats_hist_count_le gives. */
+Test(health_window, count_le_many_matches_count_le)
+{
+	struct stats_hist *h = stats_hist_new();
+	uint64_t ns[STATS_HEALTH_GRID + 2], many[STATS_HEALTH_GRID + 2];
+	uint64_t x = 12345;
+
+	cr_assert(h);
+	for (int i = 0; i < 100000; i++) {
+		x = x * 6364136223846793005ull + 1442695040888963407ull;
+		stats_hist_add(h, (x >> 33) % 20000000000ull);
+	}
+	ns[0] = 0;
+	for (unsigned i = 0; i < STATS_HEALTH_GRID; i++)
+		ns[i + 1] = stats_health_grid_ns(i);
+	ns[STATS_HEALTH_GRID + 1] = UINT64_MAX;
+	stats_hist_count_le_many(h, ns, STATS_HEALTH_GRID + 2, many);
+	for (unsigned i = 0; i < STATS_HEALTH_GRID + 2; i++)
+		cr_assert_eq(many[i], stats_hist_count_le(h, ns[i]), "bound %u", i);
+	stats_hist_free(h);
+}
