@@ -34,9 +34,9 @@
 #define HTTP_LINGER        2.0  /* seconds to drain the peer's input after answering */
 
 enum http_state {
-	HTTP_READING, /* reading the request */
-	HTTP_WRITING, /* writing the response */
-	HTTP_LINGER_, /* response sent, write side shut: reading until EOF so the
+	HTTP_READING,  /* reading the request */
+	HTTP_WRITING,  /* writing the response */
+	HTTP_DRAINING, /* response sent, write side shut: reading until EOF so the
 	                 peer sees the whole response, not a reset */
 };
 
@@ -335,7 +335,7 @@ static void conn_done(struct http_conn *c)
 
 	ev_io_stop(loop, &c->wr);
 	shutdown(c->fd, SHUT_WR);
-	c->state = HTTP_LINGER_;
+	c->state = HTTP_DRAINING;
 	ev_io_start(loop, &c->rd);
 	ev_timer_stop(loop, &c->timer);
 	ev_timer_set(&c->timer, HTTP_LINGER, 0);
@@ -512,7 +512,7 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		size_t room = sizeof(c->req) - 1 - c->reqlen;
 		ssize_t n;
 
-		if (c->state == HTTP_LINGER_)
+		if (c->state == HTTP_DRAINING)
 			n = recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT);
 		else
 			n = recv(c->fd, c->req + c->reqlen, room, MSG_DONTWAIT);
@@ -522,13 +522,13 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 			return;
 		if (n <= 0) {
 			/* a connect-and-close (a port probe) is no failure */
-			if (c->state == HTTP_LINGER_ || (n == 0 && c->reqlen == 0))
+			if (c->state == HTTP_DRAINING || (n == 0 && c->reqlen == 0))
 				conn_close(c);
 			else
 				conn_fail(c);
 			return;
 		}
-		if (c->state == HTTP_LINGER_)
+		if (c->state == HTTP_DRAINING)
 			continue;
 		/* only the new bytes and the three before can complete the end */
 		{
@@ -564,7 +564,7 @@ static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (c->state == HTTP_LINGER_)
+	if (c->state == HTTP_DRAINING)
 		conn_close(c);
 	else
 		conn_fail(c); /* a client too slow to send its request or take the answer */
