@@ -108,6 +108,7 @@ cleanup() {
 	[ -n "${MEMTOOL_PID:-}" ] && kill -KILL "$MEMTOOL_PID" 2>/dev/null
 	[ -n "${SCRAPER_PID:-}" ] && kill -KILL "$SCRAPER_PID" 2>/dev/null
 	[ -n "$SLUICE_PID" ] && stop_pid "$SLUICE_PID" 10
+	[ -n "${SLUICEOFF_PID:-}" ] && stop_pid "$SLUICEOFF_PID" 10
 	[ -n "$PGB_PID" ] && stop_pid "$PGB_PID" 10
 	pg_stop "$W/pg"
 	if [ "${KEEP:-0}" = 1 ]; then
@@ -341,13 +342,14 @@ try:
         n += 1
         print(n, flush=True)
         time.sleep(0.1)
-except KeyboardInterrupt:
-    pass
+finally:
+    conn.close()
 PY
 	SCRAPER_PID=$!
 }
 stop_scraper() {
-	if [ -n "$SCRAPER_PID" ] && kill -INT "$SCRAPER_PID" 2>/dev/null; then
+	# TERM, not INT: a background job of a non-interactive shell ignores SIGINT
+	if [ -n "$SCRAPER_PID" ] && kill -TERM "$SCRAPER_PID" 2>/dev/null; then
 		wait "$SCRAPER_PID" 2>/dev/null
 		log "  scraper: $(tail -n 1 "$W/scraper.log") scrapes of /metrics and SHOW QUERIES"
 	else
