@@ -6,6 +6,9 @@
 # is run ROUNDS times, interleaved (sluice, pgbouncer, direct, next scenario,
 # ..., in an order rotated each round); the tables show medians. Pooler CPU is utime+stime from
 # /proc/PID/stat around each run, divided by the transactions pgbench made.
+# The tx-extended scenarios also run against sluice with a scraper beside
+# pgbench (sluice-scraped: GET /metrics and SHOW QUERIES every 100 ms), to
+# show what reading the counters costs per transaction, scrapes included.
 #
 #   ROUNDS=3         rounds per scenario
 #   DURATION=10      seconds per pgbench run (-T)
@@ -103,7 +106,9 @@ MEMTOOL_PID=
 cleanup() {
 	trap - INT TERM EXIT
 	[ -n "${MEMTOOL_PID:-}" ] && kill -KILL "$MEMTOOL_PID" 2>/dev/null
+	[ -n "${SCRAPER_PID:-}" ] && kill -KILL "$SCRAPER_PID" 2>/dev/null
 	[ -n "$SLUICE_PID" ] && stop_pid "$SLUICE_PID" 10
+	[ -n "${SLUICEOFF_PID:-}" ] && stop_pid "$SLUICEOFF_PID" 10
 	[ -n "$PGB_PID" ] && stop_pid "$PGB_PID" 10
 	pg_stop "$W/pg"
 	if [ "${KEEP:-0}" = 1 ]; then
@@ -170,6 +175,8 @@ start_sluice() {
 	_port=$(free_port)
 	_track=on
 	[ "$_off" = off ] && _track=off
+	_hport=
+	[ "$_track" = on ] && _hport=$(free_port) && SLUICE_HTTP_PORT=$_hport
 	_cfg=$W/sluice/sluice-$_mode-$_track.ini
 	cat >"$_cfg" <<EOF
 [databases]
@@ -186,6 +193,7 @@ min_pool_size = $START_MIN_POOL
 default_pool_size = $_pool
 max_client_conn = $START_MAX_CLIENTS
 track_statements = $_track
+stats_listen = ${_hport:+127.0.0.1:$_hport}
 
 [cache]
 enabled = 0
@@ -265,7 +273,7 @@ report_rss() {
 bench_one() {
 	_mode=$1 _scen=$2 _tgt=$3 _round=$4 _c=$5 _proto=$6 _t=${7:-$DURATION} _extra=${8:-}
 	case $_tgt in
-	sluice) _port=$SLUICE_PORT _pid=$SLUICE_PID ;;
+	sluice | sluice-scraped) _port=$SLUICE_PORT _pid=$SLUICE_PID ;;
 	sluice-off) _port=$SLUICEOFF_PORT _pid=$SLUICEOFF_PID ;;
 	pgbouncer) _port=$PGB_PORT _pid=$PGB_PID ;;
 	direct) _port=$PG_PORT _pid= ;;
@@ -274,11 +282,13 @@ bench_one() {
 	# pgbench -T counts its logins: when they take all of it (a loaded
 	# machine), it makes no transaction at all. Such a run is tried once more.
 	for _try in 1 2; do
+		[ "$_tgt" = sluice-scraped ] && start_scraper
 		[ -n "$_pid" ] && read -r _b _bu <<<"$(cpu_ticks "$_pid")"
 		PGPASSWORD=app $PIN_CLI "$PGBENCH" -h 127.0.0.1 -p "$_port" -U app -n -S \
 			-M "$_proto" -c "$_c" -j 2 -T "$_t" $_extra app >"$_log" 2>&1
 		_rc=$?
 		[ -n "$_pid" ] && read -r _a _au <<<"$(cpu_ticks "$_pid")"
+		[ "$_tgt" = sluice-scraped ] && stop_scraper
 		[ $_rc = 0 ] && grep -q '^number of transactions actually processed: 0$' "$_log" ||
 			break
 		[ $_try = 1 ] && echo "  $_scen $_tgt round $_round: no transaction in ${_t}s, once more" >&2
@@ -302,6 +312,50 @@ bench_one() {
 	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$_mode" "$_scen" "$_tgt" "$_round" \
 		"$_tps" "${_n:-0}" "$_cpu" "$_proto" "$_ucpu" >>"$RESULTS"
 	printf '  %-22s %-10s round %s: tps %-12s cpu/txn %s us\n' "$_scen" "$_tgt" "$_round" "$_tps" "$_cpu" >&2
+}
+
+# start_scraper / stop_scraper: what a Prometheus server and an operator
+# add during a sluice-scraped run: GET /metrics and SHOW QUERIES on one
+# admin connection, each every 100 ms (their CPU in sluice counts in the
+# run's cpu/txn, which is the point). Its scrape count goes to the report.
+SCRAPER_PID=
+start_scraper() {
+	$PIN_CLI /usr/bin/python3 - "$SLUICE_HTTP_PORT" "$SLUICE_PORT" >"$W/scraper.log" 2>&1 <<'PY' &
+import http.client, sys, time
+import psycopg2
+hport, port = int(sys.argv[1]), int(sys.argv[2])
+conn = psycopg2.connect(host="127.0.0.1", port=port, user="admin", password="admin",
+                        dbname="sluice")
+conn.autocommit = True
+cur = conn.cursor()
+n = 0
+try:
+    while True:
+        h = http.client.HTTPConnection("127.0.0.1", hport, timeout=5)
+        h.request("GET", "/metrics")
+        r = h.getresponse()
+        r.read()
+        h.close()
+        assert r.status == 200, r.status
+        cur.execute("SHOW QUERIES")
+        cur.fetchall()
+        n += 1
+        print(n, flush=True)
+        time.sleep(0.1)
+finally:
+    conn.close()
+PY
+	SCRAPER_PID=$!
+}
+stop_scraper() {
+	# TERM, not INT: a background job of a non-interactive shell ignores SIGINT
+	if [ -n "$SCRAPER_PID" ] && kill -TERM "$SCRAPER_PID" 2>/dev/null; then
+		wait "$SCRAPER_PID" 2>/dev/null
+		log "  scraper: $(tail -n 1 "$W/scraper.log") scrapes of /metrics and SHOW QUERIES"
+	else
+		log "  scraper FAILED, this run had no scrapes: $(tail -n 1 "$W/scraper.log" 2>/dev/null)"
+	fi
+	SCRAPER_PID=
 }
 
 # order ROUND: the targets, rotated each round, so that none always runs
@@ -356,6 +410,8 @@ tps_part() {
 			for tgt in $(order "$r"); do
 				bench_one transaction "tx-extended-c$c" "$tgt" "$r" "$c" extended
 			done
+			# the same with /metrics and SHOW QUERIES every 100 ms
+			bench_one transaction "tx-extended-c$c" sluice-scraped "$r" "$c" extended
 			# PgBouncer 1.18 cannot run -M prepared in transaction mode: its
 			# column runs -M extended.
 			for tgt in $(order "$r"); do
@@ -405,7 +461,7 @@ for name, t in scen.items():
     print(f"  {'':10} {'protocol':9} {'median tps':>12} {'cpu us/txn':>11} "
           f"{'of it user':>11} {'runs':>5}")
     m = {}
-    for tgt in ("sluice", "sluice-off", "pgbouncer", "direct"):
+    for tgt in ("sluice", "sluice-scraped", "sluice-off", "pgbouncer", "direct"):
         if tgt not in t:
             continue
         d = t[tgt]
@@ -419,6 +475,10 @@ for name, t in scen.items():
           f"user cpu/txn {ratio(s[2], b[2])}")
     print(f"  tracking on/off:  tps {ratio(s[0], o[0])}, cpu/txn {ratio(s[1], o[1])}, "
           f"user cpu/txn {ratio(s[2], o[2])}")
+    if "sluice-scraped" in m:
+        k = m["sluice-scraped"]
+        print(f"  scraped/not:      tps {ratio(k[0], s[0])}, cpu/txn {ratio(k[1], s[1])}, "
+              f"user cpu/txn {ratio(k[2], s[2])}")
     print()
 print(f"RSS at the end: sluice {sys.argv[2]} kB, pgbouncer {sys.argv[3]} kB")
 EOF

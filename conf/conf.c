@@ -602,6 +602,15 @@ static const struct key main_keys[] = {
         {"slow_query_log_size", K_INT, OFF(slow_query_log_size), 0, 1000000},
         {"nplusone_threshold", K_INT, OFF(nplusone_threshold), 2, 1000000},
         {"nplusone_window_ms", K_INT, OFF(nplusone_window_ms), 1, 3600000},
+        {"stats_listen", K_STR, OFF(stats_listen), 0, 0},
+        {"metrics_top_statements", K_INT, OFF(metrics_top_statements), 0, 10000},
+        {"metrics_pgbouncer_names", K_BOOL, OFF(metrics_pgbouncer_names), 0, 0},
+        {"health_p95_warn_ms", K_INT, OFF(health_p95_warn_ms), 0, 86400000},
+        {"health_p95_critical_ms", K_INT, OFF(health_p95_critical_ms), 0, 86400000},
+        {"health_pool_warn_pct", K_INT, OFF(health_pool_warn_pct), 0, 100},
+        {"health_error_rate_critical_pct", K_INT, OFF(health_error_rate_critical_pct), 0, 100},
+        {"health_slow_rate_warn_pct", K_INT, OFF(health_slow_rate_warn_pct), 0, 100},
+        {"health_cache_hit_warn_pct", K_INT, OFF(health_cache_hit_warn_pct), 0, 100},
         {"track_extra_parameters", K_OPT_STR, OFF(track_extra_parameters), 0, 0},
         {"ignore_startup_parameters", K_OPT_STR, OFF(ignore_startup_parameters), 0, 0},
         {"logfile", K_OPT_STR, OFF(logfile), 0, 0},
@@ -809,10 +818,19 @@ static void defaults(struct conf *c)
 	c->slow_query_log_size = 1000;
 	c->nplusone_threshold = 10;
 	c->nplusone_window_ms = 1000;
-	c->stats_listen = xstrdup("");
 	c->unix_socket_dir = xstrdup("");
 	c->unix_socket_mode = 0777;
 	c->stats_period = 60;
+	/* loopback only, and not 9127 (both PgBouncer exporters' port), so a
+	 * PgBouncer exporter can keep running beside sluice during a move */
+	c->stats_listen = xstrdup("127.0.0.1:9930");
+	c->metrics_top_statements = 50;
+	c->health_p95_warn_ms = 100;
+	c->health_p95_critical_ms = 500;
+	c->health_pool_warn_pct = 90;
+	c->health_error_rate_critical_pct = 1;
+	c->health_slow_rate_warn_pct = 5;
+	c->health_cache_hit_warn_pct = 70;
 	c->pkt_buf = 8192;
 	c->client_tls_sslmode_str = xstrdup("disable");
 	c->cache.redis_host = xstrdup("127.0.0.1");
@@ -858,6 +876,44 @@ static void validate(struct parse *p)
 		conf_fail(p, "client_tls_sslmode verify-ca/verify-full needs client_tls_ca_file");
 	if (c->server_tls_sslmode >= CONF_SSL_VERIFY_CA && !c->server_tls_ca_file)
 		conf_fail(p, "server_tls_sslmode verify-ca/verify-full needs server_tls_ca_file");
+	if (c->stats_listen[0] && !conf_split_hostport(c->stats_listen, NULL, 0, NULL))
+		conf_fail(p,
+		          "stats_listen must be host:port (like 127.0.0.1:9930 or [::1]:9930), "
+		          "or empty for no HTTP listener, got \"%s\"",
+		          c->stats_listen);
+	if (c->health_p95_warn_ms && c->health_p95_critical_ms &&
+	    c->health_p95_warn_ms > c->health_p95_critical_ms)
+		conf_fail(p, "health_p95_warn_ms (%d) cannot exceed health_p95_critical_ms (%d)",
+		          c->health_p95_warn_ms, c->health_p95_critical_ms);
+}
+
+bool conf_split_hostport(const char *v, char *host, size_t hostlen, int *port)
+{
+	const char *colon = strrchr(v, ':'), *h = v, *he;
+	int n;
+
+	if (!colon || colon == v)
+		return false;
+	he = colon;
+	if (*v == '[') {
+		if (colon[-1] != ']' || colon - v < 3)
+			return false;
+		h = v + 1;
+		he = colon - 1;
+	} else if (memchr(v, ':', (size_t)(colon - v))) {
+		return false; /* an IPv6 address needs brackets */
+	}
+	if (!addr_chars_ok(h, (size_t)(he - h)) || !conf_parse_int(colon + 1, 1, 65535, &n))
+		return false;
+	if (host) {
+		if ((size_t)(he - h) >= hostlen)
+			return false;
+		memcpy(host, h, (size_t)(he - h));
+		host[he - h] = '\0';
+	}
+	if (port)
+		*port = n;
+	return true;
 }
 
 int conf_load(const char *path, struct conf *c, char *err, size_t errlen)

@@ -161,8 +161,21 @@ struct conf {
 	 * unix_socket_mode (octal, default 0777) and removed at exit */
 	char *unix_socket_dir;
 	int unix_socket_mode;
-	char *stats_listen;  /* refused unless empty (no HTTP listener yet) */
 	double stats_period; /* default 60: seconds over which avg_* figures are taken */
+	/*
+	 * Owned. "host:port" ("[v6]:port") of the HTTP listener for /metrics
+	 * and /health; default "127.0.0.1:9930"; "" = no listener.
+	 */
+	char *stats_listen;
+	int metrics_top_statements;   /* default 50: statements with their own series */
+	bool metrics_pgbouncer_names; /* default false: also pgbouncer_exporter's families */
+	/* SHOW HEALTH / GET /health thresholds; 0 turns that level off */
+	int health_p95_warn_ms;             /* default 100 */
+	int health_p95_critical_ms;         /* default 500 */
+	int health_pool_warn_pct;           /* default 90 */
+	int health_error_rate_critical_pct; /* default 1 */
+	int health_slow_rate_warn_pct;      /* default 5 */
+	int health_cache_hit_warn_pct;      /* default 70 (warn below) */
 	/* Statement statistics (stats/): see README "Statement statistics". */
 	bool track_statements;        /* default true: time and classify every statement */
 	bool track_literals;          /* default false: keep one example with literals per shape */
@@ -225,6 +238,10 @@ bool conf_db_same_target(const struct conf_db *a, const struct conf_db *b);
  * <b>; when false, every server opened under <a> must be retired once idle.
  */
 bool conf_server_tls_same(const struct conf *a, const struct conf *b);
+
+/* Split "host:port" or "[v6]:port" (stats_listen): false if malformed;
+ * <host> (may be NULL) gets the host without brackets. */
+bool conf_split_hostport(const char *v, char *host, size_t hostlen, int *port);
 
 /* Entry for <name>, else the "*" entry, else NULL. */
 const struct conf_db *conf_find_db(const struct conf *c, const char *name);

@@ -289,10 +289,6 @@ static const struct unsupported unsupported_keys[] = {
          "died is noticed when it closes; set server_check_query empty"},
         /* inert: server_check_query must be empty */
         {"server_check_delay", is_duration, "server_check_delay must be a duration in seconds"},
-        /* not yet: no HTTP listener for /metrics and /health */
-        {"stats_listen", is_empty,
-         "sluice has no HTTP listener for metrics yet; remove stats_listen or set it empty "
-         "and use the admin console"},
         {"server_check_delay_jitter", is_zero_duration,
          "sluice adds no jitter to server checks; set server_check_delay_jitter = 0"},
 };

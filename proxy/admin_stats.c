@@ -1,6 +1,6 @@
 /*
- * The admin console's statement views: SHOW QUERIES, SLOW, CLASSES and
- * NPLUSONE, and RESET STATS. The figures come from stats/ through its read
+ * The admin console's statement views: SHOW QUERIES, SLOW, CLASSES,
+ * NPLUSONE, HEALTH and CACHE, and RESET STATS. The figures come from stats/ through its read
  * side; this file only lays them out, with typed columns (int8 counts,
  * float8 milliseconds, timestamptz times) so that drivers get numbers.
  */
@@ -349,6 +349,76 @@ static void show_nplus1(struct proxy_client *c)
 	free(t);
 }
 
+/* ---- SHOW HEALTH ---- */
+
+static void show_health(struct proxy_client *c)
+{
+	static const char *const cols[] = {"check", "status",   "value", "unit",
+	                                   "warn",  "critical", "fails", "detail"};
+	static const uint32_t oids[] = {TX, TX, F8, TX, F8, F8, TX, TX};
+	struct stats_health_check checks[STATS_HEALTH_NCHECKS];
+	struct table *t;
+
+	if (proxy_health_checks(c->ctx, checks) < 0 || !(t = malloc(sizeof(*t)))) {
+		proxy_client_fail(c, PROXY_ERR_OOM, "out of memory");
+		return;
+	}
+	tbl_begin(t, cols, oids, sizeof(cols) / sizeof(cols[0]));
+	for (size_t i = 0; i < STATS_HEALTH_NCHECKS; i++) {
+		const struct stats_health_check *h = &checks[i];
+
+		put_text(t, stats_health_check_name(h->id));
+		put_text(t, stats_health_status_name(h->status));
+		if (h->has_value)
+			put_ms(t, h->value);
+		else
+			put_text(t, NULL);
+		put_text(t, h->unit);
+		if (h->warn > 0)
+			put_ms(t, h->warn);
+		else
+			put_text(t, NULL);
+		if (h->critical > 0)
+			put_ms(t, h->critical);
+		else
+			put_text(t, NULL);
+		put_text(t, h->below ? "below" : "above");
+		put_text(t, h->detail);
+		tbl_row(t);
+	}
+	tbl_end(c, t);
+	free(t);
+}
+
+/* ---- SHOW CACHE ---- */
+
+/* The cache is not built yet: its one row says so, with the columns it
+ * will fill (so scripts can be written against the layout now). */
+static void show_cache(struct proxy_client *c)
+{
+	static const char *const cols[] = {"hits",          "misses",      "hit_ratio",
+	                                   "stores",        "bytes",       "evictions",
+	                                   "invalidations", "uncacheable", "redis"};
+	static const uint32_t oids[] = {I8, I8, F8, I8, I8, I8, I8, TX, TX};
+	struct table *t = malloc(sizeof(*t));
+
+	if (!t) {
+		proxy_client_fail(c, PROXY_ERR_OOM, "out of memory");
+		return;
+	}
+	tbl_begin(t, cols, oids, sizeof(cols) / sizeof(cols[0]));
+	put_u64(t, 0);
+	put_u64(t, 0);
+	put_text(t, NULL); /* no lookup yet: no ratio */
+	for (int i = 0; i < 4; i++)
+		put_u64(t, 0);
+	put_text(t, "");
+	put_text(t, "not enabled");
+	tbl_row(t);
+	tbl_end(c, t);
+	free(t);
+}
+
 bool proxy_admin_stats_command(struct proxy_client *c, const char *cmd)
 {
 	if (strncmp(cmd, "show queries", 12) == 0 && (cmd[12] == '\0' || cmd[12] == ' ')) {
@@ -361,6 +431,10 @@ bool proxy_admin_stats_command(struct proxy_client *c, const char *cmd)
 		show_classes(c);
 	else if (strcmp(cmd, "show nplusone") == 0)
 		show_nplus1(c);
+	else if (strcmp(cmd, "show health") == 0)
+		show_health(c);
+	else if (strcmp(cmd, "show cache") == 0)
+		show_cache(c);
 	else if (strcmp(cmd, "reset stats") == 0) {
 		if (!c->admin) {
 			proxy_client_fail(

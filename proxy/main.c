@@ -21,7 +21,7 @@
 
 #include "stats/stats.h"
 
-#define SLUICE_VERSION "0.1.0"
+#define SLUICE_VERSION PROXY_VERSION
 
 struct proxy_zombie {
 	struct proxy_zombie *next;
@@ -126,6 +126,7 @@ static void janitor_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	proxy_pool_janitor(w->data);
 	proxy_admin_tick(w->data);
+	proxy_health_tick(w->data);
 }
 
 static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
@@ -456,6 +457,8 @@ int proxy_reload(struct proxy_ctx *ctx, char *err, size_t errlen)
 	if (nc->listen_port != ctx->conf->listen_port ||
 	    strcmp(nc->listen_addr, ctx->conf->listen_addr) != 0)
 		log_warn("listen_addr/listen_port changes need a restart");
+	if (strcmp(nc->stats_listen, ctx->conf->stats_listen) != 0)
+		log_warn("stats_listen changes need a restart");
 	/* pools point into the configuration: move them over first, while the
 	 * old entries are still there to compare with */
 	HASH_ITER(hh, ctx->pools.by_key, p, tmp)
@@ -502,6 +505,7 @@ void proxy_shutdown(struct proxy_ctx *ctx)
 	}
 	ctx->nlisteners = 0;
 	unix_socket_remove(ctx);
+	proxy_http_stop(ctx);
 	ev_timer_stop(ctx->loop, &ctx->accept_pause);
 	while ((n = pool_list_first(&ctx->clients)))
 		proxy_client_fail(n->owner, PROXY_ERR_SHUTDOWN,
@@ -517,7 +521,9 @@ void proxy_ctx_destroy(struct proxy_ctx *ctx)
 	struct proxy_zombie *z;
 
 	unix_socket_remove(ctx);
-	/* first: c-ares may hand back sockets to free through the zombies */
+	/* first: c-ares and HTTP connections hand back objects to free through
+	 * the zombies */
+	proxy_http_free(ctx);
 	proxy_dns_free(ctx);
 	proxy_admin_free(ctx);
 	proxy_server_cancels_free(ctx);
@@ -605,7 +611,8 @@ int main(int argc, char **argv)
 		proxy_ctx_destroy(&ctx);
 		return 2;
 	}
-	if (proxy_listen(&ctx, err, sizeof(err)) < 0) {
+	if (proxy_listen(&ctx, err, sizeof(err)) < 0 ||
+	    proxy_http_start(&ctx, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		proxy_ctx_destroy(&ctx);
 		return 1;

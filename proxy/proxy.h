@@ -345,6 +345,9 @@ void proxy_slab_destroy(struct proxy_slab *s);
 
 struct proxy_zombie;
 struct proxy_admin;
+struct proxy_http;
+struct stats_health_window;
+struct stats_health_check;
 struct proxy_istr;
 struct proxy_dns;
 struct proxy_dns_entry;
@@ -408,6 +411,10 @@ struct proxy_ctx {
 	size_t nlogins; /* clients not logged in yet (STARTUP, AUTH, LOGIN) */
 	bool shutting_down;
 	double started_at;
+
+	struct proxy_http *http;            /* owned: the stats_listen listener, NULL when off */
+	struct stats_health_window *health; /* owned: samples behind the recent health figures */
+	double health_next;                 /* ev_now() of the next health sample */
 
 	/* Totals for the admin console and metrics. */
 	uint64_t n_accepted;
@@ -710,7 +717,7 @@ uint64_t proxy_reply_text_fp(struct proxy_ctx *ctx, const char *sql, size_t len,
 /* A client is gone: its statement-statistics state goes. */
 void proxy_reply_client_free(struct proxy_client *c);
 
-/* admin_stats.c: SHOW QUERIES / SLOW / CLASSES / NPLUSONE and RESET STATS
+/* admin_stats.c: SHOW QUERIES / SLOW / CLASSES / NPLUSONE / HEALTH / CACHE and RESET STATS
  * (<cmd> lower-cased, blanks squeezed). False if <cmd> is none of them;
  * may close <c> if it cannot answer. */
 bool proxy_admin_stats_command(struct proxy_client *c, const char *cmd);
@@ -774,6 +781,21 @@ void proxy_dns_free(struct proxy_ctx *ctx);
 /* server.c: the lookup <s> waited for ended; <err> NULL on success (then
  * <s>->addr is set). May close <s>. */
 void proxy_server_resolved(struct proxy_server *s, const char *err);
+
+/* http.c: GET /metrics and /health on stats_listen; the health sampler */
+#define PROXY_VERSION "0.1.0"
+/* Listen on stats_listen (nothing when it is empty) and make the health
+ * window. -1 with <err>. */
+int proxy_http_start(struct proxy_ctx *ctx, char *err, size_t errlen) PROXY_WUR;
+/* Close the listener and every HTTP connection (shutdown). */
+void proxy_http_stop(struct proxy_ctx *ctx);
+void proxy_http_free(struct proxy_ctx *ctx);
+/* Once a second (janitor): take a health sample when one is due. */
+void proxy_health_tick(struct proxy_ctx *ctx);
+/* The SHOW HEALTH checks now, STATS_HEALTH_NCHECKS into <out>; -1 on OOM. */
+int proxy_health_checks(struct proxy_ctx *ctx, struct stats_health_check *out) PROXY_WUR;
+/* The /metrics body appended to <b>; -1 on OOM. */
+int proxy_metrics_render(struct proxy_ctx *ctx, struct proto_buf *b) PROXY_WUR;
 
 /* admin.c */
 /* Is <name> the admin console: admin_db, or "pgbouncer" (always accepted,

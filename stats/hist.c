@@ -183,6 +183,22 @@ uint64_t stats_hist_count_le(const struct stats_hist *h, uint64_t ns)
 	return (uint64_t)((double)cum * (double)h->total / (double)n);
 }
 
+void stats_hist_count_le_many(const struct stats_hist *h, const uint64_t *ns, size_t n,
+                              uint64_t *out)
+{
+	uint64_t cum = 0, all = sum_counts(h);
+	unsigned i = 0;
+
+	/* one walk for every bound: the same answers as stats_hist_count_le */
+	for (size_t j = 0; j < n; j++) {
+		while (i < HIST_NB && hist_lower[i + 1] - 1 <= ns[j])
+			cum += h->count[i++];
+		out[j] = all == h->total || all == 0
+		                 ? cum
+		                 : (uint64_t)((double)cum * (double)h->total / (double)all);
+	}
+}
+
 uint64_t stats_hist_count(const struct stats_hist *h)
 {
 	return h->total;

@@ -134,6 +134,10 @@ void stats_hist_add(struct stats_hist *h, uint64_t ns);
 uint64_t stats_hist_quantile(const struct stats_hist *h, double q);
 /* How many values were at most <ns> (for Prometheus buckets). */
 uint64_t stats_hist_count_le(const struct stats_hist *h, uint64_t ns);
+/* stats_hist_count_le for each of <n> ascending bounds <ns>, into <out>,
+ * in one walk of the buckets (a scrape asks for many). */
+void stats_hist_count_le_many(const struct stats_hist *h, const uint64_t *ns, size_t n,
+                              uint64_t *out);
 uint64_t stats_hist_count(const struct stats_hist *h);
 void stats_hist_merge(struct stats_hist *dst, const struct stats_hist *src);
 struct stats_hist *stats_hist_new(void); /* zeroed, NULL on OOM */
@@ -272,5 +276,168 @@ void stats_nplus1(struct stats *st, stats_nplus1_cb cb, void *arg);
 
 /* Bytes held by the tables (SHOW MEM). */
 size_t stats_mem(const struct stats *st);
+
+/*
+ * ---- health.c: the SHOW HEALTH / GET /health checks ----
+ *
+ * Pure: the proxy hands in what it sees (its pools, as plain figures) and
+ * the statement statistics; health.c compares them with the thresholds.
+ * Rates and the p95 are "recent": the difference between now and a
+ * sample taken about a minute ago (struct stats_health_window, which the
+ * proxy feeds every STATS_HEALTH_PERIOD seconds), not since start.
+ */
+enum stats_health_status {
+	STATS_HEALTH_OK = 0,
+	STATS_HEALTH_WARN,
+	STATS_HEALTH_CRITICAL,
+};
+const char *stats_health_status_name(enum stats_health_status s); /* "ok", "warn", "critical" */
+
+enum stats_health_check_id {
+	STATS_HC_BACKEND = 0, /* PostgreSQL reachable from every pool */
+	STATS_HC_POOL,        /* pool saturation: servers in use / pool size, % */
+	STATS_HC_WAIT,        /* clients queued for a server: the longest wait, s */
+	STATS_HC_ERRORS,      /* statements that failed, % of the recent ones */
+	STATS_HC_P95,         /* p95 of the recent statements, ms */
+	STATS_HC_SLOW,        /* statements over slow_query_ms, % of the recent ones */
+	STATS_HC_CACHE,       /* cache hit ratio, % (the cache is not built yet) */
+	STATS_HC_REDIS,       /* Redis reachable (not built yet) */
+	STATS_HEALTH_NCHECKS
+};
+const char *stats_health_check_name(enum stats_health_check_id id); /* "backend_reachable", ... */
+
+/* Thresholds; 0 turns a check's level off. Units as in the names. */
+struct stats_health_thresholds {
+	double p95_warn_ms, p95_critical_ms; /* default 100 / 500 */
+	double pool_warn_pct;                /* default 90 */
+	double error_rate_critical_pct;      /* default 1 */
+	double slow_rate_warn_pct;           /* default 5 */
+	double cache_hit_warn_pct;           /* default 70 (warn below) */
+	double wait_warn_s, wait_critical_s; /* default 1 / half of query_wait_timeout */
+	uint32_t slow_ms;                    /* slow_query_ms: what "slow" means */
+};
+
+/* One pool as the proxy sees it. */
+struct stats_health_pool {
+	const char *db, *user;
+	uint32_t servers;   /* logged in (idle or in use) */
+	uint32_t in_use;    /* linked to a client or being reset */
+	uint32_t pool_size; /* its ceiling */
+	uint32_t waiting;   /* clients queued */
+	double max_wait_s;  /* how long the first of them has waited */
+	bool failing;       /* its last server login failed, recently, and none succeeded since */
+	const char *last_error; /* why, or NULL */
+};
+
+/* Grid of latency bounds the window keeps counts at (50 µs .. ~50 s). */
+#define STATS_HEALTH_GRID   200
+#define STATS_HEALTH_RING   7    /* samples kept: the oldest is about a minute old */
+#define STATS_HEALTH_PERIOD 10.0 /* seconds between samples */
+
+struct stats_health_sample {
+	double at; /* seconds (the caller's clock) */
+	uint64_t calls, errors, slow, n;
+	uint64_t le[STATS_HEALTH_GRID]; /* statements at most stats_health_grid_ns(i) */
+};
+
+struct stats_health_window {
+	struct stats_health_sample ring[STATS_HEALTH_RING];
+	unsigned head, n; /* next slot, samples held */
+};
+
+/* The recent figures: now minus the oldest sample (or since start / RESET). */
+struct stats_health_recent {
+	double span_s;   /* seconds they cover; 0 = since start */
+	uint64_t calls;  /* succeeded */
+	uint64_t errors; /* failed */
+	uint64_t slow;   /* succeeded, over slow_ms */
+	bool have_p95;   /* some statement succeeded in the window */
+	double p95_ms;   /* upper bound of the grid cell holding the p95 (within 7 %) */
+};
+
+uint64_t stats_health_grid_ns(unsigned i);
+/* Fill <out> from <all> (every class merged), <calls> and <errors> totals. */
+void stats_health_measure(struct stats_health_sample *out, double now, const struct stats_hist *all,
+                          uint64_t calls, uint64_t errors, uint32_t slow_ms);
+/* Keep <cur> as a sample (call every STATS_HEALTH_PERIOD seconds). */
+void stats_health_window_push(struct stats_health_window *w, const struct stats_health_sample *cur);
+/* <cur> against the oldest sample; counters that went back (RESET STATS)
+ * are measured from zero. */
+void stats_health_recent(const struct stats_health_window *w, const struct stats_health_sample *cur,
+                         struct stats_health_recent *out);
+
+struct stats_health_input {
+	const struct stats_health_pool *pools;
+	size_t npools;
+	struct stats_health_recent recent;
+	bool cache_enabled;   /* false until the cache exists */
+	double cache_hit_pct; /* when enabled */
+	bool redis_enabled;
+	bool redis_up;
+};
+
+struct stats_health_check {
+	enum stats_health_check_id id;
+	enum stats_health_status status;
+	bool has_value;
+	double value;
+	const char *unit;      /* "pools", "%", "s", "ms", "" */
+	double warn, critical; /* thresholds that apply (0 = none) */
+	bool below;            /* the check fails below its threshold (cache hit ratio) */
+	char detail[192];      /* what it saw, which pool */
+};
+
+/* Run every check; <out> gets STATS_HEALTH_NCHECKS entries in id order. */
+void stats_health_evaluate(const struct stats_health_input *in,
+                           const struct stats_health_thresholds *th,
+                           struct stats_health_check *out);
+/* The worst status of <n> checks. */
+enum stats_health_status stats_health_overall(const struct stats_health_check *c, size_t n);
+/* /health's body: {"status":..., "checks":[...]} appended to <b>. -1 on OOM. */
+int stats_health_json(const struct stats_health_check *c, size_t n, struct proto_buf *b)
+        __attribute__((warn_unused_result));
+
+/*
+ * ---- metrics.c: /metrics in the Prometheus text format (0.0.4) ----
+ *
+ * Pure: the proxy gathers its figures into these neutral structs (stats/
+ * never sees a proxy struct); the statement families come from <st>
+ * itself. O(pools + classes + top statements); nothing is sorted but the
+ * top-N statements, which stats_queries bounds.
+ */
+struct stats_metrics_pool {
+	const char *db, *user, *mode;
+	uint32_t cl_active, cl_waiting, cl_idle, cl_login;
+	uint32_t sv_active, sv_idle, sv_used, sv_tested, sv_login;
+	double maxwait_s;
+	uint32_t pool_size, min_pool_size;
+	/* since start or RESET STATS; times in microseconds (struct pool_stats) */
+	uint64_t xact_count, query_count, bytes_recv, bytes_sent;
+	uint64_t xact_time_us, query_time_us, wait_time_us;
+	uint64_t server_assignments, client_parses, server_parses, client_binds, server_binds;
+	uint64_t server_connects, server_failures, wait_timeouts;
+};
+
+struct stats_metrics_input {
+	const char *version;
+	const struct stats_metrics_pool *pools;
+	size_t npools;
+	uint32_t clients, servers, logins; /* connected now */
+	uint32_t max_client_conn;
+	double uptime_s;
+	uint64_t accepted, login_failures, cancels, login_refused;
+	/* memory, bytes, as SHOW MEM counts it */
+	uint64_t mem_buffers, mem_slabs, mem_statistics, mem_prepared;
+	uint64_t http_requests, http_refused;
+	const struct stats_health_check *health; /* STATS_HEALTH_NCHECKS, or NULL */
+	uint32_t top_statements;                 /* metrics_top_statements */
+	bool pgbouncer_names;                    /* also the pgbouncer_* families */
+};
+
+/* Append the exposition to <b>. -1 on OOM (then <b> holds a part). */
+int stats_metrics_render(struct stats *st, const struct stats_metrics_input *in,
+                         struct proto_buf *b) __attribute__((warn_unused_result));
+/* Append <v> to <b> escaped as a label value (\\, \", \n). -1 on OOM. */
+int stats_metrics_label(struct proto_buf *b, const char *v) __attribute__((warn_unused_result));
 
 #endif /* SLUICE_STATS_H */

@@ -229,7 +229,6 @@ Test(conf_unsupported, keys_sluice_does_not_honour_stop_startup)
 	        {"peer_id", "1"},
 	        {"server_check_delay_jitter", "5"},
 	        {"server_check_query", "select 1"},
-	        {"stats_listen", "127.0.0.1:9127"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
@@ -555,4 +554,52 @@ Test(conf, unix_socket_keys)
 	                  "unix_socket_mode must be an octal mode");
 	expect_text_error(HEAD "unix_socket_mode = rw\n", 5,
 	                  "unix_socket_mode must be an octal mode");
+}
+
+/* stats_listen is the HTTP listener's host:port now, no longer refused. */
+Test(conf_stats_listen, defaults_values_and_errors)
+{
+	static const char *const bad[] = {"9930",      "localhost:", "localhost:0", "::1:9930",
+	                                  "[::1]9930", "a b:80",     ":9930",       "[]:9930"};
+	struct conf c;
+
+	expect_ok("", &c);
+	cr_assert_str_eq(c.stats_listen, "127.0.0.1:9930");
+	cr_assert_eq(c.metrics_top_statements, 50);
+	cr_assert_not(c.metrics_pgbouncer_names);
+	cr_assert_eq(c.health_p95_warn_ms, 100);
+	cr_assert_eq(c.health_p95_critical_ms, 500);
+	cr_assert_eq(c.health_pool_warn_pct, 90);
+	cr_assert_eq(c.health_error_rate_critical_pct, 1);
+	cr_assert_eq(c.health_cache_hit_warn_pct, 70);
+	conf_free(&c);
+	expect_ok("stats_listen =\n", &c);
+	cr_assert_str_eq(c.stats_listen, "");
+	conf_free(&c);
+	expect_ok("stats_listen = [::1]:9931\nmetrics_top_statements = 0\n"
+	          "metrics_pgbouncer_names = on\nhealth_p95_warn_ms = 50\n",
+	          &c);
+	cr_assert_str_eq(c.stats_listen, "[::1]:9931");
+	cr_assert_eq(c.metrics_top_statements, 0);
+	cr_assert(c.metrics_pgbouncer_names);
+	cr_assert_eq(c.health_p95_warn_ms, 50);
+	{
+		char host[64];
+		int port = 0;
+
+		cr_assert(conf_split_hostport(c.stats_listen, host, sizeof(host), &port));
+		cr_assert_str_eq(host, "::1");
+		cr_assert_eq(port, 9931);
+	}
+	conf_free(&c);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char body[256];
+
+		snprintf(body, sizeof(body), "%sstats_listen = %s\n", HEAD, bad[i]);
+		expect_text_error(body, 0, "stats_listen must be host:port");
+	}
+	expect_text_error(HEAD "health_p95_warn_ms = 600\n", 0,
+	                  "health_p95_warn_ms (600) cannot exceed health_p95_critical_ms (500)");
+	expect_text_error(HEAD "health_pool_warn_pct = 101\n", 5,
+	                  "health_pool_warn_pct must be a whole number from 0 to 100");
 }

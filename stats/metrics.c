@@ -1,0 +1,699 @@
+/*
+ * /metrics: the Prometheus text exposition format, version 0.0.4.
+ *
+ * Every family has HELP and TYPE and its samples together; names start
+ * with sluice_, are in base units (seconds, bytes) and counters end in
+ * _total. Latency is a real histogram (cumulative _bucket{le} ending with
+ * +Inf, then _sum and _count) per statement class and per pool, read from
+ * the statement statistics' log-linear histograms at fixed bounds. Per
+ * statement only the top metrics_top_statements by total time appear, as
+ * summaries (p50/p95/p99): their labels are the fingerprint, class,
+ * database and user, never the query text, which can be kilobytes long,
+ * holds whatever literals the normalizer missed, and is one SHOW QUERIES
+ * away by fingerprint. With pgbouncer_names the families pgbouncer_exporter
+ * derives from SHOW POOLS and SHOW STATS come too, under its names, so its
+ * dashboards work with no exporter.
+ *
+ * Pure: the proxy's figures arrive in neutral structs; the cost is
+ * O(pools + classes + top statements), bounded by the configuration.
+ */
+#include "stats/stats.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Histogram bounds, seconds: 0.5 ms .. 10 s, then +Inf. */
+static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+#define NBOUNDS (sizeof(bounds) / sizeof(bounds[0]))
+
+struct out {
+	struct proto_buf *b;
+	int rc;
+};
+
+static void put(struct out *o, const char *s, size_t n)
+{
+	if (o->rc == 0 && proto_buf_append(o->b, s, n) < 0)
+		o->rc = -1;
+}
+
+static void puts_(struct out *o, const char *s)
+{
+	put(o, s, strlen(s));
+}
+
+static void pr(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void pr(struct out *o, const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		o->rc = -1;
+	else
+		put(o, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+}
+
+/*
+ * Label values are UTF-8 with \\, \" and \n escaped; a byte that is not
+ * part of valid UTF-8 (a database name can be any bytes) becomes U+FFFD,
+ * since parsers refuse invalid UTF-8.
+ */
+int stats_metrics_label(struct proto_buf *b, const char *v)
+{
+	const unsigned char *s = (const unsigned char *)(v ? v : "");
+
+	while (*s) {
+		unsigned char c = *s;
+		size_t len = 1;
+
+		if (c == '\\' || c == '"') {
+			char e[2] = {'\\', (char)c};
+
+			if (proto_buf_append(b, e, 2) < 0)
+				return -1;
+			s++;
+			continue;
+		}
+		if (c == '\n') {
+			if (proto_buf_append(b, "\\n", 2) < 0)
+				return -1;
+			s++;
+			continue;
+		}
+		if (c >= 0x80) {
+			size_t need = c >= 0xf0 && c <= 0xf4 ? 4
+			              : c >= 0xe0            ? 3
+			              : c >= 0xc2            ? 2
+			                                     : 0;
+			bool ok = need > 0 && c < 0xf5;
+
+			for (size_t i = 1; ok && i < need; i++)
+				ok = (s[i] & 0xc0) == 0x80;
+			/* overlong and surrogate forms */
+			if (ok && need == 3)
+				ok = !(c == 0xe0 && s[1] < 0xa0) && !(c == 0xed && s[1] >= 0xa0);
+			if (ok && need == 4)
+				ok = !(c == 0xf0 && s[1] < 0x90) && !(c == 0xf4 && s[1] >= 0x90);
+			if (!ok) {
+				if (proto_buf_append(b, "\xef\xbf\xbd", 3) < 0)
+					return -1;
+				s++;
+				continue;
+			}
+			len = need;
+		}
+		if (proto_buf_append(b, s, len) < 0)
+			return -1;
+		s += len;
+	}
+	return 0;
+}
+
+/* A family's HELP and TYPE lines. */
+static void fam(struct out *o, const char *name, const char *type, const char *help)
+{
+	pr(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/*
+ * One sample: <name>{<k1>="<v1>",...} <value>. <kv> holds label names and
+ * values in pairs, NULL-terminated; a NULL value is written as "".
+ */
+static void labels(struct out *o, const char *const *kv)
+{
+	if (!kv || !kv[0])
+		return;
+	puts_(o, "{");
+	for (size_t i = 0; kv[i]; i += 2) {
+		pr(o, "%s%s=\"", i ? "," : "", kv[i]);
+		if (o->rc == 0 && stats_metrics_label(o->b, kv[i + 1]) < 0)
+			o->rc = -1;
+		puts_(o, "\"");
+	}
+	puts_(o, "}");
+}
+
+static void sample_u(struct out *o, const char *name, const char *const *kv, uint64_t v)
+{
+	puts_(o, name);
+	labels(o, kv);
+	pr(o, " %" PRIu64 "\n", v);
+}
+
+static void sample_d(struct out *o, const char *name, const char *const *kv, double v)
+{
+	puts_(o, name);
+	labels(o, kv);
+	pr(o, " %.12g\n", v);
+}
+
+/* A one-sample family. */
+static void gauge1(struct out *o, const char *name, const char *help, double v)
+{
+	fam(o, name, "gauge", help);
+	sample_d(o, name, NULL, v);
+}
+
+static void counter1(struct out *o, const char *name, const char *help, uint64_t v)
+{
+	fam(o, name, "counter", help);
+	sample_u(o, name, NULL, v);
+}
+
+/*
+ * The samples of one histogram: <base>_bucket{<kv>,le=...} cumulative, then
+ * _sum (<sum_s>) and _count, all with the labels <kv> (at most 8 pairs).
+ */
+static void histogram(struct out *o, const char *base, const char *const *kv,
+                      const struct stats_hist *h, double sum_s)
+{
+	const char *kvl[20];
+	char name[128], le[32];
+	size_t n = 0;
+	uint64_t total = h ? stats_hist_count(h) : 0;
+
+	while (kv && kv[n] && n < 16) {
+		kvl[n] = kv[n];
+		kvl[n + 1] = kv[n + 1];
+		n += 2;
+	}
+	kvl[n] = "le";
+	kvl[n + 1] = le;
+	kvl[n + 2] = NULL;
+	uint64_t ns[NBOUNDS], cum[NBOUNDS] = {0};
+
+	for (size_t i = 0; i < NBOUNDS; i++)
+		ns[i] = (uint64_t)(bounds[i] * 1e9);
+	if (h)
+		stats_hist_count_le_many(h, ns, NBOUNDS, cum);
+	snprintf(name, sizeof(name), "%s_bucket", base);
+	for (size_t i = 0; i < NBOUNDS; i++) {
+		snprintf(le, sizeof(le), "%g", bounds[i]);
+		sample_u(o, name, kvl, cum[i]);
+	}
+	snprintf(le, sizeof(le), "+Inf");
+	sample_u(o, name, kvl, total);
+	kvl[n] = NULL;
+	snprintf(name, sizeof(name), "%s_sum", base);
+	sample_d(o, name, kvl, sum_s);
+	snprintf(name, sizeof(name), "%s_count", base);
+	sample_u(o, name, kvl, total);
+}
+
+/* ---- process ---- */
+
+static void render_process(struct out *o, const struct stats_metrics_input *in)
+{
+	static const char *const areas[] = {"buffers", "slabs", "statistics", "prepared"};
+	const uint64_t mem[] = {in->mem_buffers, in->mem_slabs, in->mem_statistics,
+	                        in->mem_prepared};
+	const char *kv[3] = {"version", in->version, NULL};
+
+	gauge1(o, "sluice_up", "1 while sluice answers", 1);
+	fam(o, "sluice_info", "gauge", "Always 1; the version of sluice in a label");
+	sample_u(o, "sluice_info", kv, 1);
+	gauge1(o, "sluice_uptime_seconds", "Seconds since sluice started", in->uptime_s);
+	gauge1(o, "sluice_client_connections", "Client connections open now", in->clients);
+	gauge1(o, "sluice_client_logins", "Clients connected and not logged in yet", in->logins);
+	gauge1(o, "sluice_server_connections", "Server connections open or being opened now",
+	       in->servers);
+	gauge1(o, "sluice_max_client_connections", "max_client_conn", in->max_client_conn);
+	counter1(o, "sluice_accepted_connections_total", "Client connections accepted",
+	         in->accepted);
+	counter1(o, "sluice_login_failures_total", "Client logins that failed", in->login_failures);
+	counter1(o, "sluice_login_refused_total", "Client connections refused by max_login_clients",
+	         in->login_refused);
+	counter1(o, "sluice_cancel_requests_total", "CancelRequests received", in->cancels);
+	fam(o, "sluice_memory_bytes", "gauge", "Memory held, by area, as SHOW MEM counts it");
+	for (size_t i = 0; i < 4; i++) {
+		const char *akv[3] = {"area", areas[i], NULL};
+
+		sample_u(o, "sluice_memory_bytes", akv, mem[i]);
+	}
+	counter1(o, "sluice_http_requests_total", "HTTP requests answered on stats_listen",
+	         in->http_requests);
+	counter1(o, "sluice_http_refused_connections_total",
+	         "HTTP connections refused or dropped (connection limit, size limit, timeout)",
+	         in->http_refused);
+}
+
+/* ---- pools (SHOW POOLS, SHOW STATS) ---- */
+
+#define POOL_KV(p)                                                                                 \
+	{                                                                                          \
+		"database", (p)->db, "user", (p)->user, NULL                                       \
+	}
+
+static void pool_counter(struct out *o, const struct stats_metrics_input *in, const char *name,
+                         const char *help, size_t off)
+{
+	fam(o, name, "counter", help);
+	for (size_t i = 0; i < in->npools; i++) {
+		const struct stats_metrics_pool *p = &in->pools[i];
+		const char *kv[] = POOL_KV(p);
+
+		sample_u(o, name, kv, *(const uint64_t *)((const char *)p + off));
+	}
+}
+
+static void pool_seconds(struct out *o, const struct stats_metrics_input *in, const char *name,
+                         const char *help, size_t off)
+{
+	fam(o, name, "counter", help);
+	for (size_t i = 0; i < in->npools; i++) {
+		const struct stats_metrics_pool *p = &in->pools[i];
+		const char *kv[] = POOL_KV(p);
+
+		sample_d(o, name, kv, (double)*(const uint64_t *)((const char *)p + off) / 1e6);
+	}
+}
+
+static void pool_gauge(struct out *o, const struct stats_metrics_input *in, const char *name,
+                       const char *help, size_t off)
+{
+	fam(o, name, "gauge", help);
+	for (size_t i = 0; i < in->npools; i++) {
+		const struct stats_metrics_pool *p = &in->pools[i];
+		const char *kv[] = POOL_KV(p);
+
+		sample_u(o, name, kv, *(const uint32_t *)((const char *)p + off));
+	}
+}
+
+/* A gauge with a state label: one sample per pool and state. */
+static void pool_states(struct out *o, const struct stats_metrics_input *in, const char *name,
+                        const char *help, const char *const *states, const size_t *offs, size_t n)
+{
+	fam(o, name, "gauge", help);
+	for (size_t i = 0; i < in->npools; i++) {
+		const struct stats_metrics_pool *p = &in->pools[i];
+
+		for (size_t j = 0; j < n; j++) {
+			const char *kv[] = {"database", p->db,     "user", p->user,
+			                    "state",    states[j], NULL};
+
+			sample_u(o, name, kv, *(const uint32_t *)((const char *)p + offs[j]));
+		}
+	}
+}
+
+#define PO(f) offsetof(struct stats_metrics_pool, f)
+
+static void render_pools(struct out *o, const struct stats_metrics_input *in)
+{
+	static const char *const cl_states[] = {"active", "waiting", "idle", "login"};
+	static const size_t cl_offs[] = {PO(cl_active), PO(cl_waiting), PO(cl_idle), PO(cl_login)};
+	static const char *const sv_states[] = {"active", "idle", "used", "tested", "login"};
+	static const size_t sv_offs[] = {PO(sv_active), PO(sv_idle), PO(sv_used), PO(sv_tested),
+	                                 PO(sv_login)};
+
+	pool_states(o, in, "sluice_pool_clients",
+	            "Clients of the pool by state (SHOW POOLS cl_active, cl_waiting, ...)",
+	            cl_states, cl_offs, 4);
+	pool_states(o, in, "sluice_pool_servers",
+	            "Server connections of the pool by state (SHOW POOLS sv_active, sv_idle, ...)",
+	            sv_states, sv_offs, 5);
+	fam(o, "sluice_pool_max_wait_seconds", "gauge",
+	    "How long the first client in the pool's queue has waited (SHOW POOLS maxwait)");
+	for (size_t i = 0; i < in->npools; i++) {
+		const char *kv[] = POOL_KV(&in->pools[i]);
+
+		sample_d(o, "sluice_pool_max_wait_seconds", kv, in->pools[i].maxwait_s);
+	}
+	fam(o, "sluice_pool_mode", "gauge", "Always 1; the pool mode in a label");
+	for (size_t i = 0; i < in->npools; i++) {
+		const struct stats_metrics_pool *p = &in->pools[i];
+		const char *kv[] = {"database", p->db, "user", p->user, "mode", p->mode, NULL};
+
+		sample_u(o, "sluice_pool_mode", kv, 1);
+	}
+	pool_gauge(o, in, "sluice_pool_size", "Most server connections the pool opens",
+	           PO(pool_size));
+	pool_gauge(o, in, "sluice_pool_min_size", "Server connections the pool keeps open",
+	           PO(min_pool_size));
+	pool_counter(o, in, "sluice_pool_transactions_total",
+	             "Transactions pooled (SHOW STATS total_xact_count)", PO(xact_count));
+	pool_counter(o, in, "sluice_pool_queries_total",
+	             "Queries pooled (SHOW STATS total_query_count)", PO(query_count));
+	pool_counter(o, in, "sluice_pool_received_bytes_total", "Bytes received from clients",
+	             PO(bytes_recv));
+	pool_counter(o, in, "sluice_pool_sent_bytes_total", "Bytes sent to clients",
+	             PO(bytes_sent));
+	pool_seconds(o, in, "sluice_pool_transaction_seconds_total",
+	             "Seconds servers spent in transactions (SHOW STATS total_xact_time)",
+	             PO(xact_time_us));
+	pool_seconds(o, in, "sluice_pool_query_seconds_total",
+	             "Seconds servers spent running queries (SHOW STATS total_query_time)",
+	             PO(query_time_us));
+	pool_seconds(o, in, "sluice_pool_wait_seconds_total",
+	             "Seconds clients spent queued for a server (SHOW STATS total_wait_time)",
+	             PO(wait_time_us));
+	pool_counter(o, in, "sluice_pool_server_assignments_total",
+	             "Times a server was linked to a client", PO(server_assignments));
+	pool_counter(o, in, "sluice_pool_client_parses_total", "Parse messages from clients",
+	             PO(client_parses));
+	pool_counter(o, in, "sluice_pool_server_parses_total", "Parse messages sent to servers",
+	             PO(server_parses));
+	pool_counter(o, in, "sluice_pool_client_binds_total", "Bind messages from clients",
+	             PO(client_binds));
+	pool_counter(o, in, "sluice_pool_server_binds_total", "Bind messages sent to servers",
+	             PO(server_binds));
+	pool_counter(o, in, "sluice_pool_server_connects_total", "Server connections opened",
+	             PO(server_connects));
+	pool_counter(o, in, "sluice_pool_server_connect_failures_total",
+	             "Server connections or logins that failed", PO(server_failures));
+	pool_counter(o, in, "sluice_pool_wait_timeouts_total",
+	             "Clients failed by query_wait_timeout", PO(wait_timeouts));
+}
+
+/* ---- statement statistics ---- */
+
+struct views {
+	struct stats_scope_view *v;
+	size_t n, cap;
+	bool oom;
+};
+
+static void scope_cb(void *arg, const struct stats_scope_view *v)
+{
+	struct views *a = arg;
+
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 16;
+		struct stats_scope_view *nv = realloc(a->v, cap * sizeof(*nv));
+
+		if (!nv) {
+			a->oom = true;
+			return;
+		}
+		a->v = nv;
+		a->cap = cap;
+	}
+	a->v[a->n++] = *v;
+}
+
+static void render_scopes(struct out *o, struct stats *st)
+{
+	struct views a = {0};
+
+	stats_scopes(st, scope_cb, &a);
+	if (a.oom)
+		o->rc = -1;
+	fam(o, "sluice_pool_statement_duration_seconds", "histogram",
+	    "Run time of the pool's statements that succeeded, from the first byte sent to "
+	    "PostgreSQL to the reply");
+	for (size_t i = 0; i < a.n; i++) {
+		const char *kv[] = POOL_KV(&a.v[i]);
+
+		histogram(o, "sluice_pool_statement_duration_seconds", kv, a.v[i].hist,
+		          a.v[i].total_ms / 1e3);
+	}
+	fam(o, "sluice_pool_statement_errors_total", "counter",
+	    "The pool's statements that ended in an error");
+	for (size_t i = 0; i < a.n; i++) {
+		const char *kv[] = POOL_KV(&a.v[i]);
+
+		sample_u(o, "sluice_pool_statement_errors_total", kv, a.v[i].errors);
+	}
+	fam(o, "sluice_pool_statement_rows_total", "counter",
+	    "Rows the pool's statements returned or changed");
+	for (size_t i = 0; i < a.n; i++) {
+		const char *kv[] = POOL_KV(&a.v[i]);
+
+		sample_u(o, "sluice_pool_statement_rows_total", kv, a.v[i].rows);
+	}
+	free(a.v);
+}
+
+struct classes {
+	struct stats_class_view v[STATS_NCLASSES];
+	size_t n;
+};
+
+static void class_cb(void *arg, const struct stats_class_view *v)
+{
+	struct classes *a = arg;
+
+	if (a->n < STATS_NCLASSES)
+		a->v[a->n++] = *v;
+}
+
+static void render_classes(struct out *o, struct stats *st)
+{
+	struct classes a = {.n = 0};
+
+	stats_classes(st, class_cb, &a);
+	fam(o, "sluice_statement_class_duration_seconds", "histogram",
+	    "Run time of the statements that succeeded, by class");
+	for (size_t i = 0; i < a.n; i++) {
+		const char *kv[] = {"class", stats_class_name((enum stats_class)a.v[i].cls), NULL};
+
+		histogram(o, "sluice_statement_class_duration_seconds", kv, a.v[i].hist,
+		          a.v[i].total_ms / 1e3);
+	}
+	fam(o, "sluice_statement_class_errors_total", "counter",
+	    "Statements that ended in an error, by class");
+	for (size_t i = 0; i < a.n; i++) {
+		const char *kv[] = {"class", stats_class_name((enum stats_class)a.v[i].cls), NULL};
+
+		sample_u(o, "sluice_statement_class_errors_total", kv, a.v[i].errors);
+	}
+	fam(o, "sluice_statement_class_rows_total", "counter",
+	    "Rows statements returned or changed, by class");
+	for (size_t i = 0; i < a.n; i++) {
+		const char *kv[] = {"class", stats_class_name((enum stats_class)a.v[i].cls), NULL};
+
+		sample_u(o, "sluice_statement_class_rows_total", kv, a.v[i].rows);
+	}
+}
+
+/* What the top statements' families need of a row, copied in the callback. */
+struct top_row {
+	char fp[20];
+	const char *db, *user; /* borrowed from the statistics; stable while rendering */
+	uint8_t cls;
+	uint64_t calls, errors, rows;
+	double total_s, wait_s, p50_s, p95_s, p99_s;
+};
+
+struct tops {
+	struct top_row *v;
+	size_t n, cap;
+};
+
+static void top_cb(void *arg, const struct stats_row_view *r)
+{
+	struct tops *a = arg;
+	struct top_row *t;
+
+	if (a->n >= a->cap)
+		return;
+	t = &a->v[a->n++];
+	if (r->other)
+		snprintf(t->fp, sizeof(t->fp), "other");
+	else
+		snprintf(t->fp, sizeof(t->fp), "%016" PRIx64, r->fp);
+	t->db = r->db;
+	t->user = r->user;
+	t->cls = r->cls;
+	t->calls = r->calls;
+	t->errors = r->errors;
+	t->rows = r->rows;
+	t->total_s = r->total_ms / 1e3;
+	t->wait_s = r->wait_ms / 1e3;
+	t->p50_s = r->p50_ms / 1e3;
+	t->p95_s = r->p95_ms / 1e3;
+	t->p99_s = r->p99_ms / 1e3;
+}
+
+#define TOP_KV(t)                                                                                  \
+	{                                                                                          \
+		"fingerprint", (t)->fp, "class", stats_class_name((enum stats_class)(t)->cls),     \
+		        "database", (t)->db, "user", (t)->user, NULL                               \
+	}
+
+static void render_top(struct out *o, struct stats *st, uint32_t top)
+{
+	struct tops a = {0};
+	static const char *const qs[] = {"0.5", "0.95", "0.99"};
+
+	if (top) {
+		a.v = calloc(top, sizeof(*a.v));
+		if (!a.v) {
+			o->rc = -1;
+			return;
+		}
+		a.cap = top;
+		stats_queries(st, STATS_ORDER_TOTAL, top, top_cb, &a);
+	}
+	fam(o, "sluice_statement_duration_seconds", "summary",
+	    "Run time of one normalized statement (the top metrics_top_statements by total "
+	    "time; SHOW QUERIES has the text by fingerprint)");
+	for (size_t i = 0; i < a.n; i++) {
+		const struct top_row *t = &a.v[i];
+		const double q[] = {t->p50_s, t->p95_s, t->p99_s};
+		const char *kv[] = {
+		        "fingerprint", t->fp, "class", stats_class_name((enum stats_class)t->cls),
+		        "database",    t->db, "user",  t->user,
+		        "quantile",    NULL,  NULL};
+		const char *kv2[] = TOP_KV(t);
+
+		for (size_t j = 0; j < 3; j++) {
+			kv[9] = qs[j];
+			sample_d(o, "sluice_statement_duration_seconds", kv, q[j]);
+		}
+		sample_d(o, "sluice_statement_duration_seconds_sum", kv2, t->total_s);
+		sample_u(o, "sluice_statement_duration_seconds_count", kv2, t->calls);
+	}
+	fam(o, "sluice_statement_errors_total", "counter",
+	    "Executions of one normalized statement that ended in an error (top statements)");
+	for (size_t i = 0; i < a.n; i++) {
+		const char *kv[] = TOP_KV(&a.v[i]);
+
+		sample_u(o, "sluice_statement_errors_total", kv, a.v[i].errors);
+	}
+	fam(o, "sluice_statement_rows_total", "counter",
+	    "Rows one normalized statement returned or changed (top statements)");
+	for (size_t i = 0; i < a.n; i++) {
+		const char *kv[] = TOP_KV(&a.v[i]);
+
+		sample_u(o, "sluice_statement_rows_total", kv, a.v[i].rows);
+	}
+	fam(o, "sluice_statement_wait_seconds_total", "counter",
+	    "Seconds clients waited for a server before running one normalized statement (top "
+	    "statements)");
+	for (size_t i = 0; i < a.n; i++) {
+		const char *kv[] = TOP_KV(&a.v[i]);
+
+		sample_d(o, "sluice_statement_wait_seconds_total", kv, a.v[i].wait_s);
+	}
+	free(a.v);
+}
+
+/* ---- health and cache ---- */
+
+static void render_health(struct out *o, const struct stats_metrics_input *in)
+{
+	if (!in->health)
+		return;
+	fam(o, "sluice_health_status", "gauge",
+	    "Status of each health check: 0 ok, 1 warn, 2 critical (SHOW HEALTH)");
+	for (size_t i = 0; i < STATS_HEALTH_NCHECKS; i++) {
+		const char *kv[] = {"check", stats_health_check_name(in->health[i].id), NULL};
+
+		sample_u(o, "sluice_health_status", kv, (uint64_t)in->health[i].status);
+	}
+	gauge1(o, "sluice_health_overall_status",
+	       "The worst health check: 0 ok, 1 warn, 2 critical (GET /health is 503 at 2)",
+	       (double)stats_health_overall(in->health, STATS_HEALTH_NCHECKS));
+	gauge1(o, "sluice_cache_enabled", "1 when the result cache is on (not built yet)", 0);
+}
+
+/* ---- pgbouncer_exporter's names ---- */
+
+static void pgb_pool_gauge(struct out *o, const struct stats_metrics_input *in, const char *name,
+                           const char *help, size_t off)
+{
+	pool_gauge(o, in, name, help, off);
+}
+
+/* A SHOW STATS figure summed per database, as PgBouncer shows it. */
+static void pgb_stat(struct out *o, const struct stats_metrics_input *in, const char *name,
+                     const char *help, size_t off, double scale)
+{
+	fam(o, name, "counter", help);
+	for (size_t i = 0; i < in->npools; i++) {
+		const char *db = in->pools[i].db;
+		uint64_t sum = 0;
+		bool seen = false;
+
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = strcmp(in->pools[j].db, db) == 0;
+		if (seen)
+			continue;
+		for (size_t j = i; j < in->npools; j++)
+			if (strcmp(in->pools[j].db, db) == 0)
+				sum += *(const uint64_t *)((const char *)&in->pools[j] + off);
+		{
+			const char *kv[] = {"database", db, NULL};
+
+			if (scale == 1)
+				sample_u(o, name, kv, sum);
+			else
+				sample_d(o, name, kv, (double)sum * scale);
+		}
+	}
+}
+
+static void render_pgbouncer(struct out *o, const struct stats_metrics_input *in)
+{
+	const char *kv[] = {"version", in->version, NULL};
+
+	gauge1(o, "pgbouncer_up", "1 when the pooler answers", 1);
+	fam(o, "pgbouncer_version_info", "gauge", "The pooler's version");
+	sample_u(o, "pgbouncer_version_info", kv, 1);
+	gauge1(o, "pgbouncer_config_max_client_connections", "max_client_conn",
+	       in->max_client_conn);
+	pgb_pool_gauge(o, in, "pgbouncer_pools_client_active_connections",
+	               "Clients linked to a server", PO(cl_active));
+	pgb_pool_gauge(o, in, "pgbouncer_pools_client_waiting_connections",
+	               "Clients waiting for a server", PO(cl_waiting));
+	pgb_pool_gauge(o, in, "pgbouncer_pools_server_active_connections",
+	               "Servers linked to a client", PO(sv_active));
+	pgb_pool_gauge(o, in, "pgbouncer_pools_server_idle_connections",
+	               "Servers idle and ready for a client", PO(sv_idle));
+	pgb_pool_gauge(o, in, "pgbouncer_pools_server_used_connections",
+	               "Servers released and not checked yet", PO(sv_used));
+	pgb_pool_gauge(o, in, "pgbouncer_pools_server_testing_connections",
+	               "Servers running the reset or check query", PO(sv_tested));
+	pgb_pool_gauge(o, in, "pgbouncer_pools_server_login_connections", "Servers logging in",
+	               PO(sv_login));
+	fam(o, "pgbouncer_pools_client_maxwait_seconds", "gauge",
+	    "Age of the oldest unserved client");
+	for (size_t i = 0; i < in->npools; i++) {
+		const char *pkv[] = POOL_KV(&in->pools[i]);
+
+		sample_d(o, "pgbouncer_pools_client_maxwait_seconds", pkv, in->pools[i].maxwait_s);
+	}
+	pgb_stat(o, in, "pgbouncer_stats_queries_pooled_total", "SQL queries pooled",
+	         PO(query_count), 1);
+	pgb_stat(o, in, "pgbouncer_stats_queries_duration_seconds_total",
+	         "Seconds spent running queries", PO(query_time_us), 1e-6);
+	pgb_stat(o, in, "pgbouncer_stats_received_bytes_total", "Bytes received from clients",
+	         PO(bytes_recv), 1);
+	pgb_stat(o, in, "pgbouncer_stats_sent_bytes_total", "Bytes sent to clients", PO(bytes_sent),
+	         1);
+	pgb_stat(o, in, "pgbouncer_stats_sql_transactions_pooled_total", "SQL transactions pooled",
+	         PO(xact_count), 1);
+	pgb_stat(o, in, "pgbouncer_stats_server_in_transaction_seconds_total",
+	         "Seconds servers spent in transactions", PO(xact_time_us), 1e-6);
+	pgb_stat(o, in, "pgbouncer_stats_client_wait_seconds_total",
+	         "Seconds clients waited for a server", PO(wait_time_us), 1e-6);
+}
+
+int stats_metrics_render(struct stats *st, const struct stats_metrics_input *in,
+                         struct proto_buf *b)
+{
+	struct out o = {b, 0};
+
+	render_process(&o, in);
+	render_pools(&o, in);
+	if (st) {
+		render_scopes(&o, st);
+		render_classes(&o, st);
+		render_top(&o, st, in->top_statements);
+	}
+	render_health(&o, in);
+	if (in->pgbouncer_names)
+		render_pgbouncer(&o, in);
+	return o.rc;
+}
