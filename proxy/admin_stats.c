@@ -4,7 +4,7 @@
  * side; this file only lays them out, with typed columns (int8 counts,
  * float8 milliseconds, timestamptz times) so that drivers get numbers.
  */
-#include "proxy/proxy.h"
+#include "proxy/admin_int.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -20,71 +20,40 @@
 #define TX PROTO_OID_TEXT
 #define TS PROTO_OID_TIMESTAMPTZ
 
-/* A result set being built; values are formatted into <cells>. */
-struct table {
-	struct proto_buf b;
-	size_t ncols;
-	size_t nrows;
-	int rc;
-	char cells[32][40]; /* numbers of the current row */
-	const char *vals[32];
-	size_t n; /* values of the current row so far */
-};
-
-static void tbl_begin(struct table *t, const char *const *cols, const uint32_t *oids, size_t n)
+/* Milliseconds as float8 text. */
+static void put_ms(struct admin_table *t, double v)
 {
-	proto_buf_init(&t->b);
-	t->ncols = n;
-	t->nrows = 0;
-	t->n = 0;
-	t->rc = proto_put_row_desc_typed(&t->b, cols, oids, n);
-}
-
-static void put_text(struct table *t, const char *v)
-{
-	if (t->n < 32)
-		t->vals[t->n++] = v;
-}
-
-static void put_u64(struct table *t, uint64_t v)
-{
-	if (t->n >= 32)
-		return;
-	snprintf(t->cells[t->n], sizeof(t->cells[0]), "%" PRIu64, v);
-	put_text(t, t->cells[t->n]);
-}
-
-static void put_ms(struct table *t, double v)
-{
-	if (t->n >= 32)
+	if (t->n >= ADMIN_MAX_COLS)
 		return;
 	snprintf(t->cells[t->n], sizeof(t->cells[0]), "%.3f", v);
-	put_text(t, t->cells[t->n]);
+	admin_put_text(t, t->cells[t->n]);
 }
 
-static void put_fp(struct table *t, uint64_t fp)
+/* A fingerprint as 16 hex digits; NULL for 0. */
+static void put_fp(struct admin_table *t, uint64_t fp)
 {
-	if (t->n >= 32)
+	if (t->n >= ADMIN_MAX_COLS)
 		return;
 	if (!fp) {
-		put_text(t, NULL);
+		admin_put_text(t, NULL);
 		return;
 	}
 	snprintf(t->cells[t->n], sizeof(t->cells[0]), "%016" PRIx64, fp);
-	put_text(t, t->cells[t->n]);
+	admin_put_text(t, t->cells[t->n]);
 }
 
-/* Unix seconds as timestamptz text; NULL for 0. */
-static void put_time(struct table *t, double at)
+/* Unix seconds as timestamptz text (these views are typed, unlike
+ * PgBouncer's text times); NULL for 0. */
+static void put_ts(struct admin_table *t, double at)
 {
 	time_t tt = (time_t)at;
 	struct tm tm;
 	char *out;
 
-	if (t->n >= 32)
+	if (t->n >= ADMIN_MAX_COLS)
 		return;
 	if (at <= 0) {
-		put_text(t, NULL);
+		admin_put_text(t, NULL);
 		return;
 	}
 	out = t->cells[t->n];
@@ -92,41 +61,42 @@ static void put_time(struct table *t, double at)
 	strftime(out, sizeof(t->cells[0]), "%Y-%m-%d %H:%M:%S", &tm);
 	snprintf(out + strlen(out), sizeof(t->cells[0]) - strlen(out), ".%06d+00",
 	         (int)((at - (double)tt) * 1e6));
-	put_text(t, out);
+	admin_put_text(t, out);
 }
 
-static void tbl_row(struct table *t)
+/* Answer one view: <fill> puts its rows. May close <c> if it cannot. */
+static void show(struct proxy_client *c, const struct admin_col *cols, size_t ncols,
+                 void (*fill)(struct proxy_client *c, struct admin_table *t, const void *arg),
+                 const void *arg)
 {
-	if (t->rc == 0)
-		t->rc = proto_put_data_row(&t->b, t->vals, t->ncols);
-	t->nrows++;
-	t->n = 0;
+	struct admin_table *t = malloc(sizeof(*t));
+
+	if (!t) {
+		proxy_client_fail(c, PROXY_ERR_OOM, "out of memory");
+		return;
+	}
+	admin_tbl_begin(t, cols, ncols);
+	fill(c, t, arg);
+	admin_tbl_end(c, t, "SHOW");
+	free(t);
 }
 
-/* Send the result; may close <c> if it cannot. */
-static void tbl_end(struct proxy_client *c, struct table *t)
-{
-	if (t->rc == 0)
-		t->rc = proto_put_command_complete(&t->b, "SHOW");
-	if (t->rc == 0)
-		t->rc = proto_put_rfq(&t->b, 'I');
-	(void)proxy_client_send(c, &t->b, t->rc);
-}
+#define SHOW(c, cols, fill, arg) show(c, cols, sizeof(cols) / sizeof(cols[0]), fill, arg)
 
 /* ---- SHOW QUERIES [ORDER BY col] [LIMIT n] ---- */
 
 static void query_row(void *arg, const struct stats_row_view *v)
 {
-	struct table *t = arg;
+	struct admin_table *t = arg;
 
 	put_fp(t, v->fp);
 	put_fp(t, v->pg_fp);
-	put_text(t, v->db);
-	put_text(t, v->user);
-	put_text(t, stats_class_name((enum stats_class)v->cls));
-	put_u64(t, v->calls);
-	put_u64(t, v->errors);
-	put_u64(t, v->rows);
+	admin_put_text(t, v->db);
+	admin_put_text(t, v->user);
+	admin_put_text(t, stats_class_name((enum stats_class)v->cls));
+	admin_put_u64(t, v->calls);
+	admin_put_u64(t, v->errors);
+	admin_put_u64(t, v->rows);
 	put_ms(t, v->total_ms);
 	put_ms(t, v->mean_ms);
 	put_ms(t, v->min_ms);
@@ -136,13 +106,13 @@ static void query_row(void *arg, const struct stats_row_view *v)
 	put_ms(t, v->p95_ms);
 	put_ms(t, v->p99_ms);
 	put_ms(t, v->wait_ms);
-	put_u64(t, v->cache_hits);
-	put_time(t, v->first_seen);
-	put_time(t, v->last_seen);
-	put_text(t, v->error_classes);
-	put_text(t, v->text);
-	put_text(t, v->example);
-	tbl_row(t);
+	admin_put_u64(t, v->cache_hits);
+	put_ts(t, v->first_seen);
+	put_ts(t, v->last_seen);
+	admin_put_text(t, v->error_classes);
+	admin_put_text(t, v->text);
+	admin_put_text(t, v->example);
+	admin_tbl_row(t);
 }
 
 static const struct {
@@ -197,21 +167,32 @@ static bool parse_tail(const char *s, enum stats_order *order, size_t *limit)
 	return *s == '\0';
 }
 
+struct queries_arg {
+	enum stats_order order;
+	size_t limit;
+};
+
+static void fill_queries(struct proxy_client *c, struct admin_table *t, const void *arg)
+{
+	const struct queries_arg *q = arg;
+
+	stats_queries(c->ctx->stats, q->order, q->limit, query_row, t);
+}
+
 static void show_queries(struct proxy_client *c, const char *tail)
 {
-	static const char *const cols[] = {
-	        "fingerprint",   "pg_fingerprint", "database",   "user",       "class",
-	        "calls",         "errors",         "rows",       "total_ms",   "mean_ms",
-	        "min_ms",        "max_ms",         "stddev_ms",  "p50_ms",     "p95_ms",
-	        "p99_ms",        "wait_ms",        "cache_hits", "first_seen", "last_seen",
-	        "error_classes", "query",          "example"};
-	static const uint32_t oids[] = {TX, TX, TX, TX, TX, I8, I8, I8, F8, F8, F8, F8,
-	                                F8, F8, F8, F8, F8, I8, TS, TS, TX, TX, TX};
-	enum stats_order order = STATS_ORDER_TOTAL;
-	size_t limit = 0;
-	struct table *t;
+	static const struct admin_col cols[] = {
+	        {"fingerprint", TX}, {"pg_fingerprint", TX}, {"database", TX},
+	        {"user", TX},        {"class", TX},          {"calls", I8},
+	        {"errors", I8},      {"rows", I8},           {"total_ms", F8},
+	        {"mean_ms", F8},     {"min_ms", F8},         {"max_ms", F8},
+	        {"stddev_ms", F8},   {"p50_ms", F8},         {"p95_ms", F8},
+	        {"p99_ms", F8},      {"wait_ms", F8},        {"cache_hits", I8},
+	        {"first_seen", TS},  {"last_seen", TS},      {"error_classes", TX},
+	        {"query", TX},       {"example", TX}};
+	struct queries_arg q = {STATS_ORDER_TOTAL, 0};
 
-	if (!parse_tail(tail, &order, &limit)) {
+	if (!parse_tail(tail, &q.order, &q.limit)) {
 		proxy_client_fail_hint(
 		        c, PROXY_ERR_ADMIN_SYNTAX,
 		        "SHOW QUERIES [ORDER BY total_ms | calls | mean_ms | max_ms | "
@@ -219,204 +200,195 @@ static void show_queries(struct proxy_client *c, const char *tail)
 		        "cannot read SHOW QUERIES%s", tail);
 		return;
 	}
-	if (!(t = malloc(sizeof(*t)))) {
-		proxy_client_fail(c, PROXY_ERR_OOM, "out of memory");
-		return;
-	}
-	tbl_begin(t, cols, oids, sizeof(cols) / sizeof(cols[0]));
-	stats_queries(c->ctx->stats, order, limit, query_row, t);
-	tbl_end(c, t);
-	free(t);
+	SHOW(c, cols, fill_queries, &q);
 }
 
 /* ---- SHOW SLOW ---- */
 
 static void slow_row(void *arg, const struct stats_slow_view *v)
 {
-	struct table *t = arg;
+	struct admin_table *t = arg;
 
-	put_time(t, v->at);
-	put_text(t, v->db);
-	put_text(t, v->user);
-	put_text(t, v->app_name);
-	put_text(t, v->client_addr);
+	put_ts(t, v->at);
+	admin_put_text(t, v->db);
+	admin_put_text(t, v->user);
+	admin_put_text(t, v->app_name);
+	admin_put_text(t, v->client_addr);
 	put_ms(t, v->wait_ms);
 	put_ms(t, v->exec_ms);
-	put_u64(t, v->server_pid);
-	put_text(t, stats_class_name((enum stats_class)v->cls));
+	admin_put_u64(t, v->server_pid);
+	admin_put_text(t, stats_class_name((enum stats_class)v->cls));
 	put_fp(t, v->fp);
-	put_text(t, v->sqlstate && *v->sqlstate ? v->sqlstate : NULL);
-	put_text(t, v->text);
-	tbl_row(t);
+	admin_put_text(t, v->sqlstate && *v->sqlstate ? v->sqlstate : NULL);
+	admin_put_text(t, v->text);
+	admin_tbl_row(t);
+}
+
+static void fill_slow(struct proxy_client *c, struct admin_table *t, const void *arg)
+{
+	(void)arg;
+	stats_slow(c->ctx->stats, slow_row, t);
 }
 
 static void show_slow(struct proxy_client *c)
 {
-	static const char *const cols[] = {
-	        "at",      "database",   "user",  "application_name", "client_addr", "wait_ms",
-	        "exec_ms", "server_pid", "class", "fingerprint",      "sqlstate",    "query"};
-	static const uint32_t oids[] = {TS, TX, TX, TX, TX, F8, F8, I4, TX, TX, TX, TX};
-	struct table *t = malloc(sizeof(*t));
+	static const struct admin_col cols[] = {{"at", TS},          {"database", TX},
+	                                        {"user", TX},        {"application_name", TX},
+	                                        {"client_addr", TX}, {"wait_ms", F8},
+	                                        {"exec_ms", F8},     {"server_pid", I4},
+	                                        {"class", TX},       {"fingerprint", TX},
+	                                        {"sqlstate", TX},    {"query", TX}};
 
-	if (!t) {
-		proxy_client_fail(c, PROXY_ERR_OOM, "out of memory");
-		return;
-	}
-	tbl_begin(t, cols, oids, sizeof(cols) / sizeof(cols[0]));
-	stats_slow(c->ctx->stats, slow_row, t);
-	tbl_end(c, t);
-	free(t);
+	SHOW(c, cols, fill_slow, NULL);
 }
 
 /* ---- SHOW CLASSES ---- */
 
 static void class_row(void *arg, const struct stats_class_view *v)
 {
-	struct table *t = arg;
+	struct admin_table *t = arg;
 
-	put_text(t, stats_class_name((enum stats_class)v->cls));
-	put_u64(t, v->calls);
-	put_u64(t, v->errors);
-	put_u64(t, v->rows);
+	admin_put_text(t, stats_class_name((enum stats_class)v->cls));
+	admin_put_u64(t, v->calls);
+	admin_put_u64(t, v->errors);
+	admin_put_u64(t, v->rows);
 	put_ms(t, v->total_ms);
 	put_ms(t, v->mean_ms);
 	put_ms(t, v->p50_ms);
 	put_ms(t, v->p95_ms);
 	put_ms(t, v->p99_ms);
-	tbl_row(t);
+	admin_tbl_row(t);
+}
+
+static void fill_classes(struct proxy_client *c, struct admin_table *t, const void *arg)
+{
+	(void)arg;
+	stats_classes(c->ctx->stats, class_row, t);
 }
 
 static void show_classes(struct proxy_client *c)
 {
-	static const char *const cols[] = {"class",   "calls",  "errors", "rows",  "total_ms",
-	                                   "mean_ms", "p50_ms", "p95_ms", "p99_ms"};
-	static const uint32_t oids[] = {TX, I8, I8, I8, F8, F8, F8, F8, F8};
-	struct table *t = malloc(sizeof(*t));
+	static const struct admin_col cols[] = {{"class", TX},  {"calls", I8},    {"errors", I8},
+	                                        {"rows", I8},   {"total_ms", F8}, {"mean_ms", F8},
+	                                        {"p50_ms", F8}, {"p95_ms", F8},   {"p99_ms", F8}};
 
-	if (!t) {
-		proxy_client_fail(c, PROXY_ERR_OOM, "out of memory");
-		return;
-	}
-	tbl_begin(t, cols, oids, sizeof(cols) / sizeof(cols[0]));
-	stats_classes(c->ctx->stats, class_row, t);
-	tbl_end(c, t);
-	free(t);
+	SHOW(c, cols, fill_classes, NULL);
 }
 
 /* ---- SHOW NPLUSONE ---- */
 
 static void nplus1_row(void *arg, const struct stats_nplus1_view *v)
 {
-	struct table *t = arg;
+	struct admin_table *t = arg;
 
 	put_fp(t, v->fp);
-	put_text(t, v->db);
-	put_text(t, v->user);
-	put_u64(t, v->bursts);
-	put_u64(t, v->largest);
-	put_time(t, v->last_at);
-	put_text(t, v->last_app);
-	put_text(t, v->last_addr);
+	admin_put_text(t, v->db);
+	admin_put_text(t, v->user);
+	admin_put_u64(t, v->bursts);
+	admin_put_u64(t, v->largest);
+	put_ts(t, v->last_at);
+	admin_put_text(t, v->last_app);
+	admin_put_text(t, v->last_addr);
 	put_fp(t, v->prev_fp);
-	put_text(t, v->prev_text && *v->prev_text ? v->prev_text : NULL);
-	put_text(t, v->text);
-	tbl_row(t);
+	admin_put_text(t, v->prev_text && *v->prev_text ? v->prev_text : NULL);
+	admin_put_text(t, v->text);
+	admin_tbl_row(t);
+}
+
+static void fill_nplus1(struct proxy_client *c, struct admin_table *t, const void *arg)
+{
+	(void)arg;
+	stats_nplus1(c->ctx->stats, nplus1_row, t);
 }
 
 static void show_nplus1(struct proxy_client *c)
 {
-	static const char *const cols[] = {"fingerprint",
-	                                   "database",
-	                                   "user",
-	                                   "bursts",
-	                                   "largest_burst",
-	                                   "last_at",
-	                                   "last_application_name",
-	                                   "last_client_addr",
-	                                   "preceding_fingerprint",
-	                                   "preceding_query",
-	                                   "query"};
-	static const uint32_t oids[] = {TX, TX, TX, I8, I8, TS, TX, TX, TX, TX, TX};
-	struct table *t = malloc(sizeof(*t));
+	static const struct admin_col cols[] = {{"fingerprint", TX},
+	                                        {"database", TX},
+	                                        {"user", TX},
+	                                        {"bursts", I8},
+	                                        {"largest_burst", I8},
+	                                        {"last_at", TS},
+	                                        {"last_application_name", TX},
+	                                        {"last_client_addr", TX},
+	                                        {"preceding_fingerprint", TX},
+	                                        {"preceding_query", TX},
+	                                        {"query", TX}};
 
-	if (!t) {
-		proxy_client_fail(c, PROXY_ERR_OOM, "out of memory");
-		return;
-	}
-	tbl_begin(t, cols, oids, sizeof(cols) / sizeof(cols[0]));
-	stats_nplus1(c->ctx->stats, nplus1_row, t);
-	tbl_end(c, t);
-	free(t);
+	SHOW(c, cols, fill_nplus1, NULL);
 }
 
 /* ---- SHOW HEALTH ---- */
 
-static void show_health(struct proxy_client *c)
+static void fill_health(struct proxy_client *c, struct admin_table *t, const void *arg)
 {
-	static const char *const cols[] = {"check", "status",   "value", "unit",
-	                                   "warn",  "critical", "fails", "detail"};
-	static const uint32_t oids[] = {TX, TX, F8, TX, F8, F8, TX, TX};
-	struct stats_health_check checks[STATS_HEALTH_NCHECKS];
-	struct table *t;
+	const struct stats_health_check *checks = arg;
 
-	if (proxy_health_checks(c->ctx, checks) < 0 || !(t = malloc(sizeof(*t)))) {
-		proxy_client_fail(c, PROXY_ERR_OOM, "out of memory");
-		return;
-	}
-	tbl_begin(t, cols, oids, sizeof(cols) / sizeof(cols[0]));
+	(void)c;
 	for (size_t i = 0; i < STATS_HEALTH_NCHECKS; i++) {
 		const struct stats_health_check *h = &checks[i];
 
-		put_text(t, stats_health_check_name(h->id));
-		put_text(t, stats_health_status_name(h->status));
+		admin_put_text(t, stats_health_check_name(h->id));
+		admin_put_text(t, stats_health_status_name(h->status));
 		if (h->has_value)
 			put_ms(t, h->value);
 		else
-			put_text(t, NULL);
-		put_text(t, h->unit);
+			admin_put_text(t, NULL);
+		admin_put_text(t, h->unit);
 		if (h->warn > 0)
 			put_ms(t, h->warn);
 		else
-			put_text(t, NULL);
+			admin_put_text(t, NULL);
 		if (h->critical > 0)
 			put_ms(t, h->critical);
 		else
-			put_text(t, NULL);
-		put_text(t, h->below ? "below" : "above");
-		put_text(t, h->detail);
-		tbl_row(t);
+			admin_put_text(t, NULL);
+		admin_put_text(t, h->below ? "below" : "above");
+		admin_put_text(t, h->detail);
+		admin_tbl_row(t);
 	}
-	tbl_end(c, t);
-	free(t);
+}
+
+static void show_health(struct proxy_client *c)
+{
+	static const struct admin_col cols[] = {{"check", TX}, {"status", TX}, {"value", F8},
+	                                        {"unit", TX},  {"warn", F8},   {"critical", F8},
+	                                        {"fails", TX}, {"detail", TX}};
+	struct stats_health_check checks[STATS_HEALTH_NCHECKS];
+
+	if (proxy_health_checks(c->ctx, checks) < 0) {
+		proxy_client_fail(c, PROXY_ERR_OOM, "out of memory");
+		return;
+	}
+	SHOW(c, cols, fill_health, checks);
 }
 
 /* ---- SHOW CACHE ---- */
 
 /* The cache is not built yet: its one row says so, with the columns it
  * will fill (so scripts can be written against the layout now). */
+static void fill_cache(struct proxy_client *c, struct admin_table *t, const void *arg)
+{
+	(void)c;
+	(void)arg;
+	admin_put_u64(t, 0);
+	admin_put_u64(t, 0);
+	admin_put_text(t, NULL); /* no lookup yet: no ratio */
+	for (int i = 0; i < 4; i++)
+		admin_put_u64(t, 0);
+	admin_put_text(t, "");
+	admin_put_text(t, "not enabled");
+	admin_tbl_row(t);
+}
+
 static void show_cache(struct proxy_client *c)
 {
-	static const char *const cols[] = {"hits",          "misses",      "hit_ratio",
-	                                   "stores",        "bytes",       "evictions",
-	                                   "invalidations", "uncacheable", "redis"};
-	static const uint32_t oids[] = {I8, I8, F8, I8, I8, I8, I8, TX, TX};
-	struct table *t = malloc(sizeof(*t));
+	static const struct admin_col cols[] = {
+	        {"hits", I8},          {"misses", I8},      {"hit_ratio", F8},
+	        {"stores", I8},        {"bytes", I8},       {"evictions", I8},
+	        {"invalidations", I8}, {"uncacheable", TX}, {"redis", TX}};
 
-	if (!t) {
-		proxy_client_fail(c, PROXY_ERR_OOM, "out of memory");
-		return;
-	}
-	tbl_begin(t, cols, oids, sizeof(cols) / sizeof(cols[0]));
-	put_u64(t, 0);
-	put_u64(t, 0);
-	put_text(t, NULL); /* no lookup yet: no ratio */
-	for (int i = 0; i < 4; i++)
-		put_u64(t, 0);
-	put_text(t, "");
-	put_text(t, "not enabled");
-	tbl_row(t);
-	tbl_end(c, t);
-	free(t);
+	SHOW(c, cols, fill_cache, NULL);
 }
 
 bool proxy_admin_stats_command(struct proxy_client *c, const char *cmd)

@@ -40,6 +40,11 @@ struct np_slot {
 struct stats_client {
 	uint64_t last_fp; /* the statement it ran last (any class) */
 	uint32_t gen;     /* stats.gen when the slots were filled */
+	uint32_t rec_gen; /* stats.np_gen when <rec> was looked up */
+	/* the record of its burst in progress, so that each further run of a
+	 * loop costs no lookup (valid while rec_gen == stats.np_gen) */
+	struct stats_np_rec *rec;
+	uint64_t rec_fp;
 	struct np_slot slot[STATS_NP_SLOTS];
 };
 
@@ -52,6 +57,7 @@ size_t stats_np_bound(const struct stats *st)
 
 static void rec_free(struct stats *st, struct stats_np_rec *r)
 {
+	st->np_gen++;
 	struct stats_scope *sc = r->key.scope;
 
 	// NOLINTNEXTLINE(clang-analyzer-unix.Malloc,clang-analyzer-core.NullDereference)
@@ -128,13 +134,26 @@ static void copy_name(char *dst, const char *src)
 	dst[n] = 0;
 }
 
-static void burst(struct stats *st, const struct stats_event *ev, struct np_slot *s,
-                  struct stats_shape *sh)
+static void burst(struct stats *st, const struct stats_event *ev, struct stats_client *cl,
+                  struct np_slot *s, struct stats_shape *sh)
 {
-	struct stats_np_rec *r = rec_get(st, ev->scope, s->fp, sh);
+	struct stats_np_rec *r;
 
+	if (s->burst && cl->rec && cl->rec_fp == s->fp && cl->rec_gen == st->np_gen) {
+		/* the loop goes on: the same record, no lookup, same client */
+		r = cl->rec;
+		stats_lru_touch(&st->np_lru, &r->lru);
+		if (s->count > r->largest)
+			r->largest = s->count;
+		r->last_ns = ev->end_ns;
+		return;
+	}
+	r = rec_get(st, ev->scope, s->fp, sh);
 	if (!r)
 		return;
+	cl->rec = r;
+	cl->rec_fp = s->fp;
+	cl->rec_gen = st->np_gen;
 	if (!s->burst) {
 		s->burst = true;
 		r->bursts++;
@@ -231,7 +250,7 @@ void stats_np_note(struct stats *st, const struct stats_event *ev, uint8_t cls,
 		s->count++;
 		s->last_ns = now;
 		if (s->count >= threshold)
-			burst(st, ev, s, sh);
+			burst(st, ev, cl, s, sh);
 	}
 	cl->last_fp = ev->fp;
 }

@@ -14,6 +14,12 @@
 
 /* out of memory loses the entry being added (hh.tbl left NULL), not the process */
 #define HASH_NONFATAL_OOM 1
+#include <xxhash.h>
+/* The keys here are fingerprints and pointers: XXH3 hashes 8 or 16 bytes
+ * in a few instructions, where uthash's default walks them byte by byte,
+ * and this runs for every statement. */
+#define HASH_FUNCTION(keyptr, keylen, hashv)                                                       \
+	((hashv) = (unsigned)XXH3_64bits((keyptr), (size_t)(keylen)))
 #include <uthash.h>
 
 #define STATS_TEXT_MAX    2048 /* bytes of normalized text kept per shape, NUL included */
@@ -171,6 +177,7 @@ struct stats {
 	struct stats_np_rec *np;
 	struct stats_lru np_lru;
 	size_t nnp;
+	uint32_t np_gen; /* bumped when an N+1 record is freed: cached pointers to one die */
 	size_t nclients; /* live struct stats_client */
 };
 
