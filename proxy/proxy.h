@@ -35,6 +35,8 @@
 #define PROXY_PREFIX_MAX 4096
 /* A drained buffer that grew past this is given back (proto_buf_shrink). */
 #define PROXY_BUF_KEEP (64 * 1024)
+/* Parse texts whose fingerprints are remembered (reply.c), direct-mapped. */
+#define PROXY_TEXT_MEMO 1024
 
 /* Session parameters a client can set that must follow it across servers. */
 enum proxy_var {
@@ -386,9 +388,13 @@ struct proxy_ctx {
 	struct proxy_dns *dns;    /* owned: c-ares channel and host cache, made on first use */
 	struct pool_list cancels; /* cancel requests in flight (server.c), freed at exit */
 
-	struct proxy_stmt *stmts;              /* every distinct prepared statement (uthash) */
-	struct stats *stats;                   /* owned: statement statistics */
-	struct proxy_note note;                /* the client message being relayed (reply.c) */
+	struct proxy_stmt *stmts; /* every distinct prepared statement (uthash) */
+	struct stats *stats;      /* owned: statement statistics */
+	struct proxy_note note;   /* the client message being relayed (reply.c) */
+	struct proxy_text_memo {
+		uint64_t key;                  /* hash of a Parse's raw text, 0 = empty */
+		uint64_t fp;                   /* its one statement's fingerprint */
+	} text_memo[PROXY_TEXT_MEMO];          /* reply.c: Parse texts seen lately */
 	char scan_buf[8192];                   /* normalized text of a statement being scanned */
 	struct proxy_scram_cache *scram_cache; /* SCRAM secrets made from plaintext passwords */
 	struct proxy_istr *strs;               /* interned strings (uthash) */

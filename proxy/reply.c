@@ -135,22 +135,39 @@ void proxy_pq_free(struct proxy_pq *q)
  * them when the message is whole) into ctx->note, noting each shape with
  * stats/. Returns the first statement's fingerprint, 0 if none.
  */
-static uint64_t scan_text(struct proxy_ctx *ctx, const uint8_t *p, size_t n, bool whole)
+static uint64_t scan_text(struct proxy_ctx *ctx, const uint8_t *p, size_t n, bool whole,
+                          bool remember)
 {
 	const uint8_t *nul = memchr(p, '\0', n);
 	size_t len = nul ? (size_t)(nul - p) : n;
 	struct proto_sql_scan sc;
 	struct proxy_note *nt = &ctx->note;
+	struct proxy_text_memo *m = NULL;
+	uint64_t key = 0;
 
+	nt->n = 0;
+	if (remember && (nul || whole)) {
+		/* a driver's Parse sends the same text again and again: its
+		 * fingerprint is remembered by a hash of the raw text */
+		key = XXH3_64bits(p, len) | 1;
+		m = &ctx->text_memo[key % PROXY_TEXT_MEMO];
+		if (m->key == key && stats_shape_find(ctx->stats, m->fp)) {
+			nt->fp[nt->n++] = m->fp;
+			return m->fp;
+		}
+	}
 	proto_sql_scan((const char *)p, len, nul != NULL || whole, ctx->scan_buf,
 	               sizeof(ctx->scan_buf), &sc);
-	nt->n = 0;
 	for (unsigned i = 0; i < sc.nstmts; i++) {
 		const struct proto_sql_stmt *st = &sc.stmt[i];
 
 		stats_shape_seen(ctx->stats, st, ctx->scan_buf + st->norm_off,
 		                 (const char *)p + st->src_off);
 		nt->fp[nt->n++] = st->fp;
+	}
+	if (m && sc.nstmts == 1 && !sc.stmt[0].cut) {
+		m->key = key;
+		m->fp = sc.stmt[0].fp;
 	}
 	return nt->n ? nt->fp[0] : 0;
 }
@@ -160,7 +177,7 @@ uint64_t proxy_reply_text_fp(struct proxy_ctx *ctx, const char *sql, size_t len,
 	struct proxy_note saved = ctx->note;
 	uint64_t fp;
 
-	fp = scan_text(ctx, (const uint8_t *)sql, len, complete);
+	fp = scan_text(ctx, (const uint8_t *)sql, len, complete, false);
 	ctx->note = saved;
 	return fp;
 }
@@ -236,14 +253,14 @@ void proxy_reply_note(struct proxy_client *c, struct proxy_server *s, const stru
 	switch (m->type) {
 	case 'Q':
 		if (m->avail > 0)
-			scan_text(ctx, m->body, m->avail, whole);
+			scan_text(ctx, m->body, m->avail, whole, false);
 		return;
 	case 'P': {
 		const char *name = proto_get_str(&r);
 
 		if (!name)
 			return;
-		fp = r.n > 0 ? scan_text(ctx, r.p, r.n, whole) : 0;
+		fp = r.n > 0 ? scan_text(ctx, r.p, r.n, whole, true) : 0;
 		if (!*name)
 			c->track->unnamed_fp = fp;
 		else if (!s->track)
