@@ -4,6 +4,7 @@
 #
 #   SLUICE_BIN     the binary to run (default ./sluice)
 #   LISTEN_PORT    where sluice listens (default 6432)
+#   STATS_PORT     its /metrics and /health (default 9930)
 #   CACHE          1 asks for the Redis result cache (refused until it exists; default 0)
 #   POOL_MODE      session | transaction (default transaction)
 set -u
@@ -14,6 +15,7 @@ cd "$ROOT"
 
 SLUICE_BIN=${SLUICE_BIN:-./sluice}
 LISTEN_PORT=${LISTEN_PORT:-6432}
+STATS_PORT=${STATS_PORT:-9930}
 CACHE=${CACHE:-0}
 POOL_MODE=${POOL_MODE:-transaction}
 RUN=$ROOT/.run
@@ -81,6 +83,7 @@ admin_users = admin
 pool_mode = $POOL_MODE
 min_pool_size = 5
 default_pool_size = 50
+stats_listen = 127.0.0.1:$STATS_PORT
 
 [cache]
 enabled = $CACHE
@@ -97,6 +100,10 @@ Config:     $RUN/sluice.ini
 Connect through sluice:
   psql -h 127.0.0.1 -p $LISTEN_PORT -U app app        # password: app
   psql -h 127.0.0.1 -p $LISTEN_PORT -U admin sluice   # password: admin
+    (SHOW QUERIES; SHOW SLOW; SHOW HEALTH; SHOW POOLS; SHOW HELP)
+Metrics and health:
+  curl http://127.0.0.1:$STATS_PORT/metrics
+  curl http://127.0.0.1:$STATS_PORT/health
 
 Ctrl-C stops sluice, PostgreSQL and Redis.
 

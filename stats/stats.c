@@ -763,6 +763,11 @@ static void error_classes(const struct stats_row *r, char *buf, size_t n)
 		         (unsigned long long)r->err_other);
 }
 
+static double clamp_ms(double v, double lo, double hi)
+{
+	return v < lo ? lo : v > hi ? hi : v;
+}
+
 static void row_view(struct stats *st, struct stats_row *r, uint64_t mono, double wall,
                      struct stats_row_view *v, char *errbuf, size_t errlen)
 {
@@ -795,6 +800,11 @@ static void row_view(struct stats *st, struct stats_row *r, uint64_t mono, doubl
 		v->p50_ms = ms(stats_hist_quantile(r->hist, 0.50));
 		v->p95_ms = ms(stats_hist_quantile(r->hist, 0.95));
 		v->p99_ms = ms(stats_hist_quantile(r->hist, 0.99));
+		/* a bucket's representative may lie past the exact extremes:
+		 * a percentile never shows outside what was seen */
+		v->p50_ms = clamp_ms(v->p50_ms, v->min_ms, v->max_ms);
+		v->p95_ms = clamp_ms(v->p95_ms, v->min_ms, v->max_ms);
+		v->p99_ms = clamp_ms(v->p99_ms, v->min_ms, v->max_ms);
 	}
 	v->wait_ms = ms(r->a.wait_ns);
 	v->cache_hits = r->cache_hits;
