@@ -294,12 +294,14 @@ int proxy_listen(struct proxy_ctx *ctx, char *err, size_t errlen)
 {
 	const struct conf *cf = ctx->conf;
 
-	for (size_t i = 0; i < cf->nlisten_addrs; i++)
-		if (listen_on(ctx, cf->listen_addrs[i], cf->listen_port, err, errlen) < 0)
-			return -1;
+	/* the unix socket first: when another process holds it, no TCP port
+	 * is opened at all (a client must not reach a sluice that is exiting) */
 	if (cf->unix_socket_dir[0] &&
 	    listen_unix(ctx, cf->unix_socket_dir, cf->listen_port, err, errlen) < 0)
 		return -1;
+	for (size_t i = 0; i < cf->nlisten_addrs; i++)
+		if (listen_on(ctx, cf->listen_addrs[i], cf->listen_port, err, errlen) < 0)
+			return -1;
 	if (ctx->nlisteners == 0) {
 		snprintf(err, errlen, "no address of listen_addr \"%s\" can be listened on",
 		         cf->listen_addr);

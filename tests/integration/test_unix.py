@@ -57,6 +57,11 @@ def t_unix_stale(env):
         except TestFailure:
             started = False
         check(not started, "sluice started on a socket another process accepts on")
+        try:
+            rc = s.proc.wait(10)
+        except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired
+            rc = None
+        check(rc not in (None, 0), f"sluice did not exit with an error: {rc}")
         check("another process accepts connections on" in open(s.log).read(),
               f"log: {s.log_tail()}")
         check(os.path.exists(path), "sluice removed the other process's socket")
