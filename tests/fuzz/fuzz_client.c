@@ -1531,11 +1531,14 @@ static void op_cancel(const uint8_t **pp, const uint8_t *end)
 
 static void op_reload(int variant)
 {
+	char err[600];
+
 	free(H.ctx.conf_path);
 	H.ctx.conf_path = strdup(H.conf[variant % 3]);
 	if (!H.ctx.conf_path)
 		abort();
-	proxy_reload(&H.ctx);
+	/* a refused file keeps the running configuration, as in sluice */
+	(void)proxy_reload(&H.ctx, err, sizeof(err));
 }
 
 /*
