@@ -578,4 +578,16 @@ void proto_sql_scan(const char *sql, size_t len, bool complete, char *buf, size_
 /* Lower-case name of a keyword ("select"), "" for PROTO_KW_NONE. */
 const char *proto_sql_kw_name(enum proto_sql_kw kw);
 
+/*
+ * The fast path for a text seen before (sqlskel.c): a 64-bit key of the
+ * <len> bytes of <sql> with their literal values left out, or 0 when the
+ * text holds a form the key does not follow (then scan it in full). Texts
+ * with one key differ only in literal values, and proto_sql_scan says the
+ * same of them (fingerprints, keywords, hints, statements, parameters), so
+ * the key can stand for a scan made before. A text without literals has
+ * the key XXH3_64bits(sql, len) | 1.
+ */
+#define PROTO_SQL_SKEL_MAX 2048 /* longer texts have no key */
+uint64_t proto_sql_skeleton(const char *sql, size_t len);
+
 #endif /* SLUICE_PROTO_H */

@@ -152,6 +152,8 @@ struct proxy_pq {
 struct proxy_note {
 	uint64_t fp[PROTO_SQL_MAX_STMTS];
 	uint16_t n;
+	uint8_t hints;      /* the first statement's PROTO_SQL_HINT_* */
+	uint32_t cache_ttl; /* and its sluice:cache ttl */
 };
 
 /* What to do with a client message (proxy_ps_client_message). */
@@ -392,9 +394,12 @@ struct proxy_ctx {
 	struct stats *stats;      /* owned: statement statistics */
 	struct proxy_note note;   /* the client message being relayed (reply.c) */
 	struct proxy_text_memo {
-		uint64_t key;                  /* hash of a Parse's raw text, 0 = empty */
-		uint64_t fp;                   /* its one statement's fingerprint */
-	} text_memo[PROXY_TEXT_MEMO];          /* reply.c: Parse texts seen lately */
+		uint64_t key; /* proto_sql_skeleton of a text (or for a Parse the
+		                 hash of its raw text), 0 = empty */
+		uint64_t fp;  /* its one statement's fingerprint */
+		uint32_t cache_ttl;
+		uint8_t hints;
+	} text_memo[PROXY_TEXT_MEMO];          /* reply.c: texts scanned lately */
 	char scan_buf[8192];                   /* normalized text of a statement being scanned */
 	struct proxy_scram_cache *scram_cache; /* SCRAM secrets made from plaintext passwords */
 	struct proxy_istr *strs;               /* interned strings (uthash) */

@@ -130,15 +130,41 @@ void proxy_pq_free(struct proxy_pq *q)
 
 /* ---- what a client message runs ---- */
 
+/* The memo's entry for <key> when it is there and stats/ still knows its
+ * shape: its fingerprint and hints are then the note's. */
+static struct proxy_text_memo *memo_hit(struct proxy_ctx *ctx, uint64_t key, const uint8_t *p,
+                                        size_t len)
+{
+	struct proxy_text_memo *m = &ctx->text_memo[key % PROXY_TEXT_MEMO];
+	struct proxy_note *nt = &ctx->note;
+
+	if (m->key != key || !stats_shape_again(ctx->stats, m->fp, (const char *)p, len))
+		return NULL;
+	nt->fp[nt->n++] = m->fp;
+	nt->hints = m->hints;
+	nt->cache_ttl = m->cache_ttl;
+	return m;
+}
+
 /*
  * Scan the statement text at <p> (at most <n> bytes, NUL-terminated within
  * them when the message is whole) into ctx->note, noting each shape with
  * stats/. Returns the first statement's fingerprint, 0 if none.
+ *
+ * Most texts come again with other literal values, or (a driver's Parse)
+ * as they were: a text of one statement is remembered by its skeleton
+ * (proto_sql_skeleton), so that seeing it again costs one light pass and
+ * no full scan. A Parse text the skeleton does not follow (it holds $n) is
+ * remembered by a hash of its raw bytes instead, which no skeleton of
+ * another text can equal (see proto.h). <remember> asks for that.
  */
 static uint64_t scan_text(struct proxy_ctx *ctx, const uint8_t *p, size_t n, bool whole,
                           bool remember)
 {
-	const uint8_t *nul = memchr(p, '\0', n);
+	/* a whole Query ends in its text's NUL; a NUL inside it ends the text
+	 * for the scanner (it looks) and gets no skeleton */
+	const uint8_t *nul =
+	        whole && !remember && n > 0 && p[n - 1] == '\0' ? p + n - 1 : memchr(p, '\0', n);
 	size_t len = nul ? (size_t)(nul - p) : n;
 	struct proto_sql_scan sc;
 	struct proxy_note *nt = &ctx->note;
@@ -146,15 +172,19 @@ static uint64_t scan_text(struct proxy_ctx *ctx, const uint8_t *p, size_t n, boo
 	uint64_t key = 0;
 
 	nt->n = 0;
-	if (remember && (nul || whole)) {
-		/* a driver's Parse sends the same text again and again: its
-		 * fingerprint is remembered by a hash of the raw text */
-		key = XXH3_64bits(p, len) | 1;
-		m = &ctx->text_memo[key % PROXY_TEXT_MEMO];
-		if (m->key == key && stats_shape_find(ctx->stats, m->fp)) {
-			nt->fp[nt->n++] = m->fp;
+	nt->hints = 0;
+	nt->cache_ttl = 0;
+	if (nul || whole) {
+		/* a Parse text mostly comes again as it was, and holds $n,
+		 * which the skeleton does not follow: its raw bytes first */
+		if (remember && (m = memo_hit(ctx, XXH3_64bits(p, len) | 1, p, len)))
 			return m->fp;
-		}
+		key = proto_sql_skeleton((const char *)p, len);
+		if (key && (m = memo_hit(ctx, key, p, len)))
+			return m->fp;
+		if (!key && remember)
+			key = XXH3_64bits(p, len) | 1;
+		m = key ? &ctx->text_memo[key % PROXY_TEXT_MEMO] : NULL;
 	}
 	proto_sql_scan((const char *)p, len, nul != NULL || whole, ctx->scan_buf,
 	               sizeof(ctx->scan_buf), &sc);
@@ -165,9 +195,15 @@ static uint64_t scan_text(struct proxy_ctx *ctx, const uint8_t *p, size_t n, boo
 		                 (const char *)p + st->src_off);
 		nt->fp[nt->n++] = st->fp;
 	}
+	if (sc.nstmts) {
+		nt->hints = sc.stmt[0].hints;
+		nt->cache_ttl = sc.stmt[0].cache_ttl;
+	}
 	if (m && sc.nstmts == 1 && !sc.stmt[0].cut) {
 		m->key = key;
 		m->fp = sc.stmt[0].fp;
+		m->hints = sc.stmt[0].hints;
+		m->cache_ttl = sc.stmt[0].cache_ttl;
 	}
 	return nt->n ? nt->fp[0] : 0;
 }

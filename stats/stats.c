@@ -219,6 +219,20 @@ const struct stats_shape_info *stats_shape_find(struct stats *st, uint64_t fp)
 	return sh ? &sh->info : NULL;
 }
 
+const struct stats_shape_info *stats_shape_again(struct stats *st, uint64_t fp, const char *src,
+                                                 size_t len)
+{
+	struct stats_shape *sh;
+
+	if (!st || !st->cfg.track || fp == 0)
+		return NULL;
+	sh = stats_shape_lookup(st, fp, true);
+	if (!sh)
+		return NULL;
+	shape_example(st, sh, src, len);
+	return &sh->info;
+}
+
 static void drop_examples(struct stats *st)
 {
 	struct stats_shape *sh, *tmp;
@@ -634,9 +648,12 @@ void stats_record(struct stats *st, const struct stats_event *ev)
 	if (ev->end_ns > ev->start_ns)
 		exec = ev->end_ns - ev->start_ns;
 	ok = ev->sqlstate[0] == 0;
-	if (ev->fp)
-		sh = stats_shape_lookup(st, ev->fp, true);
 	r = row_for(st, sc, ev->fp);
+	/* a row holds its shape pinned: no second lookup for a known row */
+	if (r && r->shape && !r->other)
+		sh = r->shape;
+	else if (ev->fp)
+		sh = stats_shape_lookup(st, ev->fp, true);
 	if (r) {
 		if (!r->shape && sh && !r->other) {
 			stats_shape_pin(st, sh);

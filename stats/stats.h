@@ -174,6 +174,12 @@ const struct stats_shape_info *stats_shape_seen(struct stats *st, const struct p
                                                 const char *norm, const char *src);
 /* The shape of <fp> if it is known (memoized), else NULL. */
 const struct stats_shape_info *stats_shape_find(struct stats *st, uint64_t fp);
+/* Hook 1 for a text whose scan is remembered (proto_sql_skeleton): the
+ * shape of <fp> as stats_shape_find, keeping <src, len> as its example
+ * when track_literals wants one. NULL if the memo no longer knows <fp>:
+ * then scan the text and call stats_shape_seen. */
+const struct stats_shape_info *stats_shape_again(struct stats *st, uint64_t fp, const char *src,
+                                                 size_t len);
 
 /* Hook 2: a reply closed a request. */
 struct stats_event {

@@ -14,12 +14,29 @@
 
 /* out of memory loses the entry being added (hh.tbl left NULL), not the process */
 #define HASH_NONFATAL_OOM 1
+#include <string.h>
 #include <xxhash.h>
-/* The keys here are fingerprints and pointers: XXH3 hashes 8 or 16 bytes
- * in a few instructions, where uthash's default walks them byte by byte,
- * and this runs for every statement. */
-#define HASH_FUNCTION(keyptr, keylen, hashv)                                                       \
-	((hashv) = (unsigned)XXH3_64bits((keyptr), (size_t)(keylen)))
+/* The keys here are a fingerprint (8 bytes, already an XXH3 hash) or a
+ * (pointer, fingerprint) pair (16 bytes): a multiply and two shifts spread
+ * them over the buckets, inline, where uthash's default walks the bytes
+ * one by one and a call of XXH3 costs more than the lookup; this runs for
+ * every statement. Other lengths are hashed with XXH3. */
+static inline unsigned stats_key_hash(const void *key, size_t n)
+{
+	uint64_t a, b = 0;
+
+	if (n != 8 && n != 16)
+		return (unsigned)XXH3_64bits(key, n);
+	memcpy(&a, key, 8);
+	if (n == 16)
+		memcpy(&b, (const char *)key + 8, 8);
+	a ^= b * 0x9e3779b97f4a7c15ull;
+	a ^= a >> 31;
+	a *= 0xbf58476d1ce4e5b9ull;
+	a ^= a >> 29;
+	return (unsigned)a;
+}
+#define HASH_FUNCTION(keyptr, keylen, hashv) ((hashv) = stats_key_hash((keyptr), (size_t)(keylen)))
 #include <uthash.h>
 
 #define STATS_TEXT_MAX    2048 /* bytes of normalized text kept per shape, NUL included */

@@ -1,0 +1,137 @@
+/*
+ * The scanner's fast path (protocol/sqlskel.c): texts that differ only in
+ * literal values share a skeleton key and scan alike; texts that scan
+ * apart never share one; the forms it does not follow get no key; a text
+ * without literals is keyed by its raw bytes.
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "protocol/proto.h"
+#include "tests/fuzz/skel_mutate.h"
+
+static char buf[65536];
+
+static uint64_t key(const char *sql)
+{
+	return proto_sql_skeleton(sql, strlen(sql));
+}
+
+static struct proto_sql_scan scan(const char *sql)
+{
+	struct proto_sql_scan r;
+
+	proto_sql_scan(sql, strlen(sql), true, buf, sizeof(buf), &r);
+	return r;
+}
+
+/* Statements applications send with literals, as the fast path sees them. */
+static const char *const followed[] = {
+        "SELECT abalance FROM pgbench_accounts WHERE aid = 12345;",
+        "UPDATE pgbench_accounts SET abalance = abalance + -4321 WHERE aid = 5;",
+        "UPDATE pgbench_tellers SET tbalance = tbalance + 17 WHERE tid = 3;",
+        "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 2, 3, -4, "
+        "CURRENT_TIMESTAMP);",
+        "select * from t where name = 'bob' and age > 30",
+        "SELECT * FROM t WHERE id IN (1, 2, 3)",
+        "SELECT x FROM t WHERE a = 1.5e3 AND b = .25 AND c = 7.",
+        "SELECT 'it''s' || 'x'",
+        "SELECT \"Col x\", t1.c2 FROM \"T\" t1 WHERE t1.c3 = 42",
+        "/* sluice:cache ttl=30 */ SELECT v FROM kv WHERE k = 'a'",
+        "SELECT v FROM kv WHERE k = 9 -- sluice:nocache\n",
+        "SELECT a - 1, b + - 2, c * -3 FROM t LIMIT 10 OFFSET 20",
+        "SELECT 'a'\n'b' FROM t",
+        "SELECT arr[1:2], x::int, y::text FROM t WHERE z <> 0",
+        "SELECT now() - interval '1 day'",
+};
+
+Test(sqlskel, literal_values_do_not_change_the_key_nor_the_scan)
+{
+	char mut[4096];
+
+	for (size_t i = 0; i < sizeof(followed) / sizeof(followed[0]); i++) {
+		const char *sql = followed[i];
+		uint64_t k = key(sql);
+		struct proto_sql_scan a = scan(sql);
+
+		cr_assert_neq(k, 0, "no key for %s", sql);
+		for (unsigned v = 0; v < 6; v++) {
+			size_t n = skel_mutate(sql, strlen(sql), v, mut);
+			struct proto_sql_scan b;
+
+			cr_assert_eq(proto_sql_skeleton(mut, n), k, "%s and %s", sql, mut);
+			proto_sql_scan(mut, n, true, buf, sizeof(buf), &b);
+			cr_assert_eq(b.nstmts, a.nstmts);
+			for (unsigned j = 0; j < a.nstmts; j++) {
+				cr_assert_eq(b.stmt[j].fp, a.stmt[j].fp, "%s and %s", sql, mut);
+				cr_assert_eq(b.stmt[j].keyword, a.stmt[j].keyword);
+				cr_assert_eq(b.stmt[j].hints, a.stmt[j].hints);
+				cr_assert_eq(b.stmt[j].cache_ttl, a.stmt[j].cache_ttl);
+				cr_assert_eq(b.stmt[j].nparams, a.stmt[j].nparams);
+			}
+		}
+	}
+}
+
+/* Pairs with one shape of literals whose scans differ: their keys must. */
+Test(sqlskel, texts_that_scan_apart_have_other_keys)
+{
+	static const char *const pairs[][2] = {
+	        /* the sign folds into a number, not into a string */
+	        {"SELECT a = - 1", "SELECT a = - 'x'"},
+	        {"SELECT 1", "SELECT 'x'"},
+	        {"SELECT x FROM t WHERE a = 1", "SELECT x FROM t WHERE a = 1 AND b = 2"},
+	        {"SELECT x FROM t", "SELECT y FROM t"},
+	        {"SELECT x FROM t WHERE a IN (1, 2)", "SELECT x FROM t WHERE a IN (1, b)"},
+	        {"select 1", "SELECT 1"}, /* one shape, but other bytes: other keys */
+	        {"SELECT /* sluice:cache */ 1", "SELECT /* sluice:nocache */ 1"},
+	};
+
+	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+		uint64_t a = key(pairs[i][0]), b = key(pairs[i][1]);
+
+		cr_assert_neq(a, 0, "%s", pairs[i][0]);
+		cr_assert_neq(b, 0, "%s", pairs[i][1]);
+		cr_assert_neq(a, b, "%s and %s", pairs[i][0], pairs[i][1]);
+	}
+	/* and the first pair does scan apart */
+	cr_assert_neq(scan(pairs[0][0]).stmt[0].fp, scan(pairs[0][1]).stmt[0].fp);
+}
+
+/* Forms whose scan a literal's value can change, or that this pass does
+ * not follow: no key, so they are scanned in full. */
+Test(sqlskel, forms_it_does_not_follow_have_no_key)
+{
+	static const char *const refused[] = {
+	        "SELECT a FROM t ORDER BY 1",   /* a column position */
+	        "SELECT a FROM t GROUP BY 2",   /* likewise */
+	        "SELECT $1",                    /* parameters */
+	        "SELECT $$x$$",                 /* dollar quotes */
+	        "SELECT E'a\\'b'",              /* escapes */
+	        "SELECT B'101', X'1F'",         /* bit strings */
+	        "SELECT U&'d\\0061t\\+000061'", /* Unicode escapes */
+	        "SELECT N'x'",                  /* national strings */
+	        "SELECT 1; SELECT 2",           /* two statements */
+	};
+
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		cr_assert_eq(key(refused[i]), 0, "a key for %s", refused[i]);
+	cr_assert_eq(proto_sql_skeleton("x", PROTO_SQL_SKEL_MAX + 1), 0);
+	/* a NUL ends the text for the full scanner: "a" then "n" must not
+	 * read as the mark of a number ("a5") */
+	cr_assert_eq(proto_sql_skeleton("SELECT a\0n", 10), 0);
+}
+
+Test(sqlskel, a_text_without_literals_is_keyed_by_its_bytes)
+{
+	static const char sql[] = "SELECT abalance FROM pgbench_accounts WHERE aid = $1";
+	static const char plain[] = "SELECT a FROM t WHERE b = c;  ";
+
+	/* a $n has no key; a text with no literal is its own skeleton */
+	cr_assert_eq(key(sql), 0);
+	cr_assert_eq(key(plain), XXH3_64bits(plain, strlen(plain)) | 1);
+	cr_assert_neq(key("SELECT a FROM t WHERE b = 1"),
+	              XXH3_64bits("SELECT a FROM t WHERE b = 1", 27) | 1);
+}
