@@ -169,6 +169,8 @@ const char *proto_get_str(struct proto_reader *r)
 {
 	if (r->err)
 		return NULL;
+	if (r->n && r->p[0] == 0) /* the unnamed statement or portal, most of all */
+		return (const char *)take(r, 1);
 	const uint8_t *nul = memchr(r->p, 0, r->n);
 	if (!nul) {
 		r->err = true;

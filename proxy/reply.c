@@ -44,7 +44,7 @@ struct proxy_named_fp {
 
 struct proxy_pending *proxy_reply_at(struct proxy_pq *q, size_t i)
 {
-	return &q->v[(q->head + i) % q->cap];
+	return &q->v[(q->head + i) & (q->cap - 1)];
 }
 
 static bool stats_on(const struct proxy_ctx *ctx)
@@ -61,6 +61,7 @@ int proxy_reply_push(struct proxy_server *s, uint8_t kind, uint8_t flags, const 
 	struct proxy_pending *e;
 
 	if (q->n == q->cap) {
+		/* a power of two: positions wrap with a mask, not a division */
 		size_t ncap = q->cap ? q->cap * 2 : 8;
 		struct proxy_pending *nv = malloc(ncap * sizeof(*nv));
 
@@ -73,7 +74,7 @@ int proxy_reply_push(struct proxy_server *s, uint8_t kind, uint8_t flags, const 
 		q->head = 0;
 		q->cap = ncap;
 	}
-	e = &q->v[(q->head + q->n) % q->cap];
+	e = &q->v[(q->head + q->n) & (q->cap - 1)];
 	memset(e, 0, sizeof(*e));
 	e->kind = kind;
 	e->flags = flags;
@@ -116,7 +117,7 @@ static void pop(struct proxy_pq *q)
 	h = proxy_reply_at(q, 0);
 	free(h->more);
 	h->more = NULL;
-	q->head = (q->head + 1) % q->cap;
+	q->head = (q->head + 1) & (q->cap - 1);
 	q->n--;
 }
 
@@ -218,6 +219,8 @@ uint64_t proxy_reply_text_fp(struct proxy_ctx *ctx, const char *sql, size_t len,
 	return fp;
 }
 
+/* A statement or portal name's key; its low bits hash the named table
+ * (an XXH3 hash needs no second one). */
 static uint64_t name_key(const char *name)
 {
 	return XXH3_64bits(name, strlen(name));
@@ -228,7 +231,7 @@ static void named_set(struct proxy_client *c, const char *name, uint64_t fp)
 	struct proxy_named_fp *e = NULL;
 	uint64_t key = name_key(name);
 
-	HASH_FIND(hh, c->track->named, &key, sizeof(key), e);
+	HASH_FIND_BYHASHVALUE(hh, c->track->named, &key, sizeof(key), (unsigned)key, e);
 	if (e) {
 		e->fp = fp;
 		return;
@@ -237,7 +240,7 @@ static void named_set(struct proxy_client *c, const char *name, uint64_t fp)
 		return; /* its executions count as <other> */
 	e->key = key;
 	e->fp = fp;
-	HASH_ADD(hh, c->track->named, key, sizeof(e->key), e);
+	HASH_ADD_BYHASHVALUE(hh, c->track->named, key, sizeof(e->key), (unsigned)key, e);
 	c->track->nnamed++;
 }
 
@@ -246,7 +249,7 @@ static struct proxy_named_fp *named_find(struct proxy_client *c, const char *nam
 	struct proxy_named_fp *e = NULL;
 	uint64_t key = name_key(name);
 
-	HASH_FIND(hh, c->track->named, &key, sizeof(key), e);
+	HASH_FIND_BYHASHVALUE(hh, c->track->named, &key, sizeof(key), (unsigned)key, e);
 	return e;
 }
 
@@ -386,19 +389,50 @@ int proxy_reply_request(struct proxy_client *c, struct proxy_server *s, struct p
 
 /* ---- replies ---- */
 
+/* Whether the tag at <p> (<n> bytes) starts with the word <w> and a space. */
+#define TAG_IS(p, n, w) ((n) > sizeof(w) && memcmp((p), w " ", sizeof(w)) == 0)
+
 /* Rows of a CommandComplete tag ("SELECT 5", "INSERT 0 5"); -1 if none. */
 static int64_t tag_rows(const uint8_t *body, size_t len)
 {
-	static const char *const counted[] = {"SELECT ", "INSERT ", "UPDATE ", "DELETE ",
-	                                      "MERGE ",  "COPY ",   "FETCH ",  "MOVE "};
 	const uint8_t *end, *p;
 	int64_t rows = 0;
-	bool ok = false;
+	size_t n;
+	bool ok;
 
-	if (!body || !(end = memchr(body, '\0', len)))
+	if (!body || len == 0)
 		return -1;
-	for (size_t i = 0; i < sizeof(counted) / sizeof(counted[0]) && !ok; i++)
-		ok = strncmp((const char *)body, counted[i], strlen(counted[i])) == 0;
+	/* the tag is the whole message: its NUL is the last byte */
+	end = body[len - 1] == '\0' ? body + len - 1 : memchr(body, '\0', len);
+	if (!end)
+		return -1;
+	n = (size_t)(end - body);
+	switch (body[0]) {
+	case 'S':
+		ok = TAG_IS(body, n, "SELECT");
+		break;
+	case 'I':
+		ok = TAG_IS(body, n, "INSERT");
+		break;
+	case 'U':
+		ok = TAG_IS(body, n, "UPDATE");
+		break;
+	case 'D':
+		ok = TAG_IS(body, n, "DELETE");
+		break;
+	case 'M':
+		ok = TAG_IS(body, n, "MERGE") || TAG_IS(body, n, "MOVE");
+		break;
+	case 'C':
+		ok = TAG_IS(body, n, "COPY");
+		break;
+	case 'F':
+		ok = TAG_IS(body, n, "FETCH");
+		break;
+	default:
+		ok = false;
+		break;
+	}
 	if (!ok)
 		return -1;
 	p = end;
@@ -476,10 +510,11 @@ static void complete(struct proxy_server *s, struct proxy_pending *h, uint8_t ty
                      const uint8_t *body, size_t len)
 {
 	struct proxy_client *c = s->client;
-	int64_t rows = type == 'C' ? tag_rows(body, len) : -1;
+	int64_t rows;
 
 	if (!(h->flags & PROXY_PEND_TIMED))
 		return;
+	rows = type == 'C' ? tag_rows(body, len) : -1;
 	if (h->kind == PROXY_PEND_QUERY) {
 		if (type == 'C')
 			record(s, h, query_fp(h), h->t0, h->sub == 0 ? h->wait_ns : 0, rows, NULL);

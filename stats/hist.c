@@ -116,14 +116,24 @@ static void halve(struct stats_hist *h)
 		h->count[i] = h->count[i] / 2 + (h->count[i] & 1);
 }
 
-void stats_hist_add(struct stats_hist *h, uint64_t ns)
+unsigned stats_hist_bucket(uint64_t ns)
 {
-	unsigned i = bucket_of(ns);
+	return bucket_of(ns);
+}
 
+void stats_hist_add_bucket(struct stats_hist *h, unsigned i)
+{
+	if (i >= HIST_NB)
+		i = HIST_NB - 1;
 	if (h->count[i] == UINT32_MAX)
 		halve(h);
 	h->count[i]++;
 	h->total++;
+}
+
+void stats_hist_add(struct stats_hist *h, uint64_t ns)
+{
+	stats_hist_add_bucket(h, bucket_of(ns));
 }
 
 static uint64_t sum_counts(const struct stats_hist *h)

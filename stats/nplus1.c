@@ -45,6 +45,7 @@ struct stats_client {
 	 * loop costs no lookup (valid while rec_gen == stats.np_gen) */
 	struct stats_np_rec *rec;
 	uint64_t rec_fp;
+	bool tx_slots; /* some slot may be counting inside a transaction */
 	struct np_slot slot[STATS_NP_SLOTS];
 };
 
@@ -174,12 +175,15 @@ static void burst(struct stats *st, const struct stats_event *ev, struct stats_c
 /* A transaction is over: what was counted inside it starts again. */
 static void end_tx(struct stats_client *cl)
 {
+	if (!cl->tx_slots) /* most statements run outside one: nothing to do */
+		return;
+	cl->tx_slots = false;
 	for (unsigned i = 0; i < STATS_NP_SLOTS; i++)
 		if (cl->slot[i].fp && cl->slot[i].in_tx)
 			memset(&cl->slot[i], 0, sizeof(cl->slot[i]));
 }
 
-static void slot_start(struct np_slot *s, const struct stats_client *cl, uint64_t fp, bool in_tx,
+static void slot_start(struct np_slot *s, struct stats_client *cl, uint64_t fp, bool in_tx,
                        uint64_t now)
 {
 	/* a restart right after a run of the same shape keeps the "1" it had */
@@ -191,6 +195,8 @@ static void slot_start(struct np_slot *s, const struct stats_client *cl, uint64_
 	s->count = 0;
 	s->in_tx = in_tx;
 	s->burst = false;
+	if (in_tx)
+		cl->tx_slots = true;
 }
 
 /* Outside a transaction: the runs so far are too far apart to go on counting. */

@@ -640,6 +640,7 @@ void stats_record(struct stats *st, const struct stats_event *ev)
 	struct stats_row *r;
 	uint64_t exec = 0;
 	uint8_t cls = STATS_CL_OTHER;
+	unsigned bucket = 0;
 	bool ok;
 
 	if (!st || !st->cfg.track || !ev || !ev->scope)
@@ -648,6 +649,8 @@ void stats_record(struct stats *st, const struct stats_event *ev)
 	if (ev->end_ns > ev->start_ns)
 		exec = ev->end_ns - ev->start_ns;
 	ok = ev->sqlstate[0] == 0;
+	if (ok) /* one value for three histograms */
+		bucket = stats_hist_bucket(exec);
 	r = row_for(st, sc, ev->fp);
 	/* a row holds its shape pinned: no second lookup for a known row */
 	if (r && r->shape && !r->other)
@@ -675,7 +678,7 @@ void stats_record(struct stats *st, const struct stats_event *ev)
 				a->max_ns = exec;
 			if (ev->rows > 0)
 				a->rows += (uint64_t)ev->rows;
-			stats_hist_add(r->hist, exec);
+			stats_hist_add_bucket(r->hist, bucket);
 		} else {
 			r->a.errors++;
 			row_error(r, ev->sqlstate, 1);
@@ -694,10 +697,10 @@ void stats_record(struct stats *st, const struct stats_event *ev)
 	if (ok) {
 		ct->calls++;
 		ct->total_ns += exec;
-		stats_hist_add(ct->hist, exec);
+		stats_hist_add_bucket(ct->hist, bucket);
 		sc->calls++;
 		sc->total_ns += exec;
-		stats_hist_add(sc->hist, exec);
+		stats_hist_add_bucket(sc->hist, bucket);
 		if (ev->rows > 0) {
 			ct->rows += (uint64_t)ev->rows;
 			sc->rows += (uint64_t)ev->rows;

@@ -130,6 +130,10 @@ void stats_shape_info_free(struct stats_shape_info *info);
 struct stats_hist;
 
 void stats_hist_add(struct stats_hist *h, uint64_t ns);
+/* stats_hist_add in two steps, for one value added to several histograms:
+ * its bucket, found once, then a count in each. */
+unsigned stats_hist_bucket(uint64_t ns);
+void stats_hist_add_bucket(struct stats_hist *h, unsigned bucket);
 /* The <q> quantile (0..1) in ns, within 2 % of the exact value; 0 if empty. */
 uint64_t stats_hist_quantile(const struct stats_hist *h, double q);
 /* How many values were at most <ns> (for Prometheus buckets). */
