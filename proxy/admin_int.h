@@ -67,14 +67,13 @@ struct admin_waiter {
 
 struct proxy_admin {
 	struct admin_db_state *dbs; /* uthash */
-	bool all_paused;            /* PAUSE without a name, SUSPEND, SIGUSR1 */
-	bool suspended;
-	size_t npaused; /* entries of <dbs> paused: 0 makes the check one test */
+	bool all_paused;            /* PAUSE without a name, SIGUSR1 */
+	size_t npaused;             /* entries of <dbs> paused: 0 makes the check one test */
 	size_t ndisabled;
 	struct admin_waiter *waiters;
 	ev_timer wait_timer; /* polls the waiters while there are any */
 	double period_start; /* ev_now() when the current stats_period began */
-	bool shutdown_pending;
+	bool safe_shutdown;  /* SIGINT: waiting for the running transactions */
 };
 
 /* The console state, made on first use; NULL when out of memory. */

@@ -271,7 +271,6 @@ static void show_help(struct proxy_client *c)
 	        "\tRECONNECT [<db>]\n"
 	        "\tKILL [<db>]\n"
 	        "\tKILL_CLIENT <id>\n"
-	        "\tSUSPEND\n"
 	        "\tSHUTDOWN [WAIT_FOR_SERVERS|WAIT_FOR_CLIENTS]\n"
 	        "\tWAIT_CLOSE [<db>]\n"
 	        "\tRESET STATS";
@@ -302,18 +301,18 @@ static void show_state(struct proxy_client *c)
 {
 	static const struct admin_col cols[] = {{"key", TX}, {"value", TX}};
 	struct proxy_admin *a = admin_state(c->ctx);
-	bool paused = a && a->all_paused && !a->suspended, suspended = a && a->suspended;
+	bool paused = a && a->all_paused;
 	struct admin_table t;
 
 	admin_tbl_begin(&t, cols, NCOLS(cols));
 	admin_put_text(&t, "active");
-	admin_put_text(&t, paused || suspended ? "no" : "yes");
+	admin_put_text(&t, paused ? "no" : "yes");
 	admin_tbl_row(&t);
 	admin_put_text(&t, "paused");
 	admin_put_text(&t, paused ? "yes" : "no");
 	admin_tbl_row(&t);
 	admin_put_text(&t, "suspended");
-	admin_put_text(&t, suspended ? "yes" : "no");
+	admin_put_text(&t, "no"); /* SUSPEND is refused, see admin.c */
 	admin_tbl_row(&t);
 	admin_tbl_end(c, &t, "SHOW");
 }
@@ -1059,6 +1058,7 @@ static void show_lists(struct proxy_client *c)
 	struct proxy_ctx *ctx = c->ctx;
 	size_t cl_cap = ctx->client_slab.nchunks * ctx->client_slab.per_chunk;
 	size_t sv_cap = ctx->server_slab.nchunks * ctx->server_slab.per_chunk;
+	size_t dns_inflight = 0, dns_names = proxy_dns_hosts(ctx, NULL, NULL, &dns_inflight);
 	const struct {
 		const char *name;
 		size_t n;
@@ -1073,10 +1073,10 @@ static void show_lists(struct proxy_client *c)
 	        {"free_servers",
 	         sv_cap > ctx->server_slab.nobjs ? sv_cap - ctx->server_slab.nobjs : 0},
 	        {"used_servers", ctx->servers.n},
-	        {"dns_names", 0},
+	        {"dns_names", dns_names},
 	        {"dns_zones", 0},
-	        {"dns_queries", 0},
-	        {"dns_pending", 0},
+	        {"dns_queries", dns_inflight}, /* lookups in flight */
+	        {"dns_pending", 0},            /* unused in PgBouncer too */
 	};
 	struct admin_table t;
 
@@ -1206,8 +1206,19 @@ static void show_fds(struct proxy_client *c)
 	admin_tbl_end(c, &t, "SHOW");
 }
 
-/* sluice resolves with c-ares and keeps its cache private to dns.c; no
- * zones: both views answer with their layout and no rows. */
+static void dns_host_row(void *arg, const char *host, double ttl_s, const char *addrs)
+{
+	struct admin_table *t = arg;
+
+	admin_put_text(t, host);
+	admin_put_int(t, (long long)ttl_s);
+	admin_put_text(t, addrs);
+	admin_tbl_row(t);
+}
+
+/* DNS_HOSTS: the names dns.c has answers for, with the seconds those still
+ * hold. DNS_ZONES: PgBouncer fills it only from its zone-serial checks
+ * (dns_zone_check_period), which sluice does not do: its layout, no rows. */
 static void show_dns(struct proxy_client *c, bool zones)
 {
 	static const struct admin_col hosts[] = {{"hostname", TX}, {"ttl", I8}, {"addrs", TX}};
@@ -1215,6 +1226,8 @@ static void show_dns(struct proxy_client *c, bool zones)
 	struct admin_table t;
 
 	admin_tbl_begin(&t, zones ? zcols : hosts, 3);
+	if (!zones)
+		(void)proxy_dns_hosts(c->ctx, dns_host_row, &t, NULL);
 	admin_tbl_end(c, &t, "SHOW");
 }
 

@@ -149,7 +149,15 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 		proxy_admin_pause_all(ctx, w->signum == SIGUSR1);
 		return;
 	}
-	log_info("%s: shutting down", w->signum == SIGINT ? "SIGINT" : "SIGTERM");
+	/* as PgBouncer 1.18: SIGINT lets the running transactions end
+	 * (PAUSE, then SHUTDOWN), SIGTERM closes everything now, also during
+	 * a safe shutdown that takes too long */
+	if (w->signum == SIGINT && !ctx->shutting_down) {
+		log_info("SIGINT: shutting down once the running transactions end");
+		proxy_admin_safe_shutdown(ctx);
+		return;
+	}
+	log_info("%s: shutting down now", w->signum == SIGINT ? "SIGINT" : "SIGTERM");
 	proxy_shutdown(ctx);
 }
 
