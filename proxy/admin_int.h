@@ -1,6 +1,7 @@
 /*
- * Private to the admin console (admin.c, the dispatcher and commands, and
- * admin_views.c, the SHOW views): the result-set builder both use, and the
+ * Private to the admin console (admin.c, the dispatcher and commands,
+ * admin_views.c and admin_conns.c, the SHOW views, admin_stats.c, sluice's
+ * statement views): the result-set builder both use, and the
  * console's process-wide state (paused and disabled databases, commands
  * that answer later, the stats period).
  */
@@ -40,6 +41,12 @@ void admin_put_time(struct admin_table *t, double at);
 void admin_tbl_row(struct admin_table *t);
 /* Send the result with CommandComplete <tag> and ReadyForQuery; may close <c>. */
 void admin_tbl_end(struct proxy_client *c, struct admin_table *t, const char *tag);
+
+/* admin_views.c: <ss> as an address text ("unix" for a unix socket) and port. */
+void admin_sock_name(const struct sockaddr_storage *ss, char *addr, size_t len, int *port);
+/* admin_conns.c: SHOW CLIENTS ('C'), SERVERS ('S'), SOCKETS ('s') or
+ * ACTIVE_SOCKETS ('a'); may close <c>. */
+void admin_show_conns(struct proxy_client *c, char which);
 
 /* Per-database console state, keyed by the name clients use. */
 struct admin_db_state {

@@ -820,6 +820,15 @@ bool proxy_admin_paused(const struct proxy_ctx *ctx, const char *db_name);
 bool proxy_admin_disabled(const struct proxy_ctx *ctx, const char *db_name);
 /* SIGUSR1 / SIGUSR2: pause / resume every database. */
 void proxy_admin_pause_all(struct proxy_ctx *ctx, bool pause);
+/* main.c: bind and listen (non-blocking, close-on-exec, SO_REUSEADDR, IPv6
+ * only on IPv6) on each address <addr> resolves to (the first usable one
+ * when <first_only>) into <fds>, which has room for <maxfds>: more is an
+ * error. A family the host lacks is skipped. <what> names the setting in
+ * messages. 0 with *<nfds> >= 1, or -1 with <err> and nothing left open.
+ * Used by the client listeners and stats_listen. */
+int proxy_listen_tcp(const char *what, const char *addr, int port, int backlog, int *fds,
+                     size_t maxfds, bool first_only, size_t *nfds, char *err,
+                     size_t errlen) PROXY_WUR;
 /* SIGINT: PgBouncer's safe shutdown. No new transaction starts and no new
  * client is let in; sluice exits once every running transaction (every
  * linked server, so a session-mode client's whole session) has ended. */
