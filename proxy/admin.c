@@ -3,8 +3,9 @@
  * "pgbouncer" is always accepted too, for tools that have it hard-coded)
  * where operators and exporters talk to sluice as they would to
  * PgBouncer's console. This file is the dispatcher and runs the commands:
- * PAUSE, RESUME, SUSPEND, DISABLE, ENABLE, RECONNECT, KILL, KILL_CLIENT,
- * WAIT_CLOSE, RELOAD, SHUTDOWN and SET; the views are in admin_views.c
+ * PAUSE, RESUME, DISABLE, ENABLE, RECONNECT, KILL, KILL_CLIENT,
+ * WAIT_CLOSE, RELOAD, SHUTDOWN and SET (SUSPEND is refused: there is no
+ * online restart to suspend for); the views are in admin_views.c
  * (PgBouncer's) and admin_stats.c (sluice's statement statistics).
  *
  * Only the simple query protocol is spoken, as in PgBouncer's console: an
@@ -256,9 +257,14 @@ static void wait_cb(struct ev_loop *loop, ev_timer *timer, int revents)
 	(void)revents;
 	while (*pp) {
 		struct admin_waiter *w = *pp;
-		struct proxy_client *c = find_client(ctx, w->client_id);
+		struct proxy_client *c = w->client_id ? find_client(ctx, w->client_id) : NULL;
+		bool stopping =
+		        w->what == ADMIN_WAIT_SHUTDOWN_S || w->what == ADMIN_WAIT_SHUTDOWN_C;
 
-		if (c && !wait_done(ctx, w)) {
+		/* a shutdown waits for its condition even when nobody waits for
+		 * the answer (SIGINT, or an asker that went away): exiting at
+		 * once would cut the transactions it was meant to let end */
+		if ((c || stopping) && !wait_done(ctx, w)) {
 			pp = &w->next;
 			continue;
 		}
@@ -271,14 +277,12 @@ static void wait_cb(struct ev_loop *loop, ev_timer *timer, int revents)
 			        [ADMIN_WAIT_SHUTDOWN_C] = "SHUTDOWN",
 			};
 
-			if (w->what == ADMIN_WAIT_SHUTDOWN_S || w->what == ADMIN_WAIT_SHUTDOWN_C)
-				shutdown = true;
 			send_tag(c, tags[w->what]);
 			if (c->state == PROXY_CL_ADMIN)
 				proxy_io_start_read(ctx, &c->io);
-		} else if (w->what == ADMIN_WAIT_SHUTDOWN_S || w->what == ADMIN_WAIT_SHUTDOWN_C) {
-			shutdown = true; /* asked for, even if the asker has gone */
 		}
+		if (stopping)
+			shutdown = true;
 		free(w->db);
 		free(w);
 	}
@@ -288,31 +292,42 @@ static void wait_cb(struct ev_loop *loop, ev_timer *timer, int revents)
 		proxy_shutdown(ctx);
 }
 
-/* Hold <c> until <what> on <db> is over (answered by wait_cb). */
-static void wait_for(struct proxy_client *c, enum admin_wait what, const char *db)
+/* Queue a wait for <what> on <db> for the client <client_id> (0: nobody,
+ * a signal asked). -1 when out of memory. */
+static int add_waiter(struct proxy_ctx *ctx, uint64_t client_id, enum admin_wait what,
+                      const char *db)
 {
-	struct proxy_ctx *ctx = c->ctx;
 	struct proxy_admin *a = admin_state(ctx);
 	struct admin_waiter *w = calloc(1, sizeof(*w));
 
 	if (!a || !w || (db && !(w->db = strdup(db)))) {
 		free(w);
-		proxy_client_fail(c, PROXY_ERR_OOM, "out of memory");
-		return;
+		return -1;
 	}
-	w->client_id = c->id;
+	w->client_id = client_id;
 	w->what = what;
 	w->next = a->waiters;
 	a->waiters = w;
-	proxy_io_stop_read(ctx, &c->io);
 	if (!ev_is_active(&a->wait_timer)) {
 		ev_timer_set(&a->wait_timer, WAIT_POLL, WAIT_POLL);
 		ev_timer_start(ctx->loop, &a->wait_timer);
 	}
-	/* perhaps there is nothing to wait for: answer within one poll */
+	/* perhaps there is nothing to wait for: answered within one poll */
+	return 0;
 }
 
-/* ---- PAUSE, RESUME, SUSPEND, DISABLE, ENABLE ---- */
+/* Hold <c> until <what> on <db> is over (answered by wait_cb). May close
+ * <c> (out of memory). */
+static void wait_for(struct proxy_client *c, enum admin_wait what, const char *db)
+{
+	if (add_waiter(c->ctx, c->id, what, db) < 0) {
+		proxy_client_fail(c, PROXY_ERR_OOM, "out of memory");
+		return;
+	}
+	proxy_io_stop_read(c->ctx, &c->io);
+}
+
+/* ---- PAUSE, RESUME, DISABLE, ENABLE ---- */
 
 /* <db>: a database name, or NULL for all. The name must be in the
  * configuration, as PgBouncer requires. */
@@ -385,7 +400,7 @@ static void resume(struct proxy_ctx *ctx, const char *db)
 	} else {
 		struct admin_db_state *d, *tmp;
 
-		a->all_paused = a->suspended = false;
+		a->all_paused = false;
 		HASH_ITER(hh, a->dbs, d, tmp)
 		(void)set_flag(a, d->name, false, false);
 	}
@@ -496,6 +511,33 @@ static void stop_listening(struct proxy_ctx *ctx)
 	ev_timer_stop(ctx->loop, &ctx->accept_pause);
 }
 
+/* No new transaction starts, the idle servers go, no new client comes in:
+ * what SHUTDOWN WAIT_FOR_SERVERS and SIGINT share. */
+static void begin_safe_shutdown(struct proxy_ctx *ctx)
+{
+	struct proxy_admin *a = admin_state(ctx);
+
+	if (a)
+		a->all_paused = true;
+	stop_listening(ctx);
+	close_idle(ctx, NULL, "shutting down");
+}
+
+void proxy_admin_safe_shutdown(struct proxy_ctx *ctx)
+{
+	struct proxy_admin *a = admin_state(ctx);
+
+	if (ctx->shutting_down || (a && a->safe_shutdown))
+		return; /* a second SIGINT changes nothing; SIGTERM cuts it short */
+	if (a)
+		a->safe_shutdown = true;
+	begin_safe_shutdown(ctx);
+	if (add_waiter(ctx, 0, ADMIN_WAIT_SHUTDOWN_S, NULL) < 0) {
+		log_error("out of memory: shutting down at once");
+		proxy_shutdown(ctx);
+	}
+}
+
 static void cmd_shutdown(struct proxy_client *c, const char *arg)
 {
 	struct proxy_ctx *ctx = c->ctx;
@@ -506,13 +548,8 @@ static void cmd_shutdown(struct proxy_client *c, const char *arg)
 		return;
 	}
 	if (strcasecmp(arg, "wait_for_servers") == 0) {
-		struct proxy_admin *a = admin_state(ctx);
-
 		/* no new transaction starts; the running ones end */
-		if (a)
-			a->all_paused = true;
-		stop_listening(ctx);
-		close_idle(ctx, NULL, "shutting down");
+		begin_safe_shutdown(ctx);
 		wait_for(c, ADMIN_WAIT_SHUTDOWN_S, NULL);
 	} else if (strcasecmp(arg, "wait_for_clients") == 0) {
 		stop_listening(ctx);
@@ -735,14 +772,18 @@ static void run_command(struct proxy_client *c, const char *sql)
 		cmd_pause(c, arg, true);
 	else if (word(cmd, raw, "resume", &arg))
 		cmd_resume(c, arg);
-	else if (strcmp(cmd, "suspend") == 0) {
-		struct proxy_admin *a = admin_state(c->ctx);
-
-		if (a)
-			a->all_paused = a->suspended = true;
-		close_idle(c->ctx, NULL, "SUSPEND on the admin console");
-		send_tag(c, "SUSPEND");
-	} else if (word(cmd, raw, "disable", &arg))
+	else if (strcmp(cmd, "suspend") == 0)
+		/* PgBouncer's SUSPEND flushes and freezes every socket so that a
+		 * new process can take them over (online restart); sluice has no
+		 * such hand-over, and acting as PAUSE instead would let a script
+		 * believe the sockets were frozen */
+		proxy_client_fail_hint(c, PROXY_ERR_ADMIN_UNSUPPORTED,
+		                       "use PAUSE to hold new queries once running transactions "
+		                       "end, then RESUME; to restart, SHUTDOWN WAIT_FOR_CLIENTS "
+		                       "and start sluice again",
+		                       "SUSPEND is not supported: sluice cannot hand its sockets "
+		                       "over to a new process");
+	else if (word(cmd, raw, "disable", &arg))
 		cmd_enable(c, arg, true);
 	else if (word(cmd, raw, "enable", &arg))
 		cmd_enable(c, arg, false);

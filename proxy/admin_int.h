@@ -1,6 +1,7 @@
 /*
- * Private to the admin console (admin.c, the dispatcher and commands, and
- * admin_views.c, the SHOW views): the result-set builder both use, and the
+ * Private to the admin console (admin.c, the dispatcher and commands,
+ * admin_views.c and admin_conns.c, the SHOW views, admin_stats.c, sluice's
+ * statement views): the result-set builder both use, and the
  * console's process-wide state (paused and disabled databases, commands
  * that answer later, the stats period).
  */
@@ -41,6 +42,12 @@ void admin_tbl_row(struct admin_table *t);
 /* Send the result with CommandComplete <tag> and ReadyForQuery; may close <c>. */
 void admin_tbl_end(struct proxy_client *c, struct admin_table *t, const char *tag);
 
+/* admin_views.c: <ss> as an address text ("unix" for a unix socket) and port. */
+void admin_sock_name(const struct sockaddr_storage *ss, char *addr, size_t len, int *port);
+/* admin_conns.c: SHOW CLIENTS ('C'), SERVERS ('S'), SOCKETS ('s') or
+ * ACTIVE_SOCKETS ('a'); may close <c>. */
+void admin_show_conns(struct proxy_client *c, char which);
+
 /* Per-database console state, keyed by the name clients use. */
 struct admin_db_state {
 	char *name; /* owned */
@@ -67,14 +74,13 @@ struct admin_waiter {
 
 struct proxy_admin {
 	struct admin_db_state *dbs; /* uthash */
-	bool all_paused;            /* PAUSE without a name, SUSPEND, SIGUSR1 */
-	bool suspended;
-	size_t npaused; /* entries of <dbs> paused: 0 makes the check one test */
+	bool all_paused;            /* PAUSE without a name, SIGUSR1 */
+	size_t npaused;             /* entries of <dbs> paused: 0 makes the check one test */
 	size_t ndisabled;
 	struct admin_waiter *waiters;
 	ev_timer wait_timer; /* polls the waiters while there are any */
 	double period_start; /* ev_now() when the current stats_period began */
-	bool shutdown_pending;
+	bool safe_shutdown;  /* SIGINT: waiting for the running transactions */
 };
 
 /* The console state, made on first use; NULL when out of memory. */

@@ -1,8 +1,8 @@
 /*
  * The admin console's PgBouncer-compatible views: SHOW HELP, VERSION,
- * CONFIG, DATABASES, POOLS, CLIENTS, SERVERS, SOCKETS, ACTIVE_SOCKETS,
- * STATS, STATS_TOTALS, STATS_AVERAGES, TOTALS, LISTS, USERS, MEM, FDS,
- * DNS_HOSTS, DNS_ZONES and STATE, with PgBouncer 1.24's column names,
+ * CONFIG, DATABASES, POOLS, STATS, STATS_TOTALS, STATS_AVERAGES, TOTALS,
+ * LISTS, USERS, MEM, FDS, DNS_HOSTS, DNS_ZONES and STATE (CLIENTS,
+ * SERVERS, SOCKETS and ACTIVE_SOCKETS are in admin_conns.c), with PgBouncer 1.24's column names,
  * order and type OIDs, so that pgbouncer_exporter, dashboards and scripts
  * written for PgBouncer's console read sluice unchanged. Where sluice has
  * the concept the figure is real; where it has none the column carries a
@@ -24,7 +24,6 @@
 #include <sys/un.h>
 #include <time.h>
 
-#include "proxy/stmt.h"
 #include "stats/stats.h"
 
 #define ADMIN_VERSION "sluice 0.1.0"
@@ -180,7 +179,7 @@ static struct pool **sorted_pools(struct proxy_ctx *ctx, size_t *n)
 }
 
 /* "host:port" of a socket address into <addr> and <port>. */
-static void sock_name(const struct sockaddr_storage *ss, char *addr, size_t len, int *port)
+void admin_sock_name(const struct sockaddr_storage *ss, char *addr, size_t len, int *port)
 {
 	*port = 0;
 	addr[0] = '\0';
@@ -196,59 +195,6 @@ static void sock_name(const struct sockaddr_storage *ss, char *addr, size_t len,
 		*port = ntohs(in6->sin6_port);
 	} else if (ss->ss_family == AF_UNIX) {
 		snprintf(addr, len, "unix");
-	}
-}
-
-static void local_name(int fd, char *addr, size_t len, int *port)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-
-	memset(&ss, 0, sizeof(ss));
-	if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
-		ss.ss_family = AF_UNSPEC;
-	sock_name(&ss, addr, len, port);
-}
-
-static void tls_desc(const struct proxy_io *io, char *out, size_t len)
-{
-	out[0] = '\0';
-	if (io->ssl)
-		snprintf(out, len, "%s/%s", SSL_get_version(io->ssl),
-		         SSL_CIPHER_get_name(SSL_get_current_cipher(io->ssl)));
-}
-
-static const char *cl_state_name(const struct proxy_client *c)
-{
-	switch (c->state) {
-	case PROXY_CL_ACTIVE:
-	case PROXY_CL_ADMIN:
-		return "active";
-	case PROXY_CL_IDLE:
-		return "idle";
-	case PROXY_CL_WAIT:
-		return "waiting";
-	default:
-		return "login";
-	}
-}
-
-static const char *sv_state_name(const struct proxy_server *s)
-{
-	if (proxy_server_held(s))
-		return "being_canceled";
-	switch (s->state) {
-	case PROXY_SV_ACTIVE:
-		return s->cancels.n > 0 ? "active_cancel" : "active";
-	case PROXY_SV_IDLE:
-		return "idle";
-	case PROXY_SV_RESET:
-		return "tested";
-	case PROXY_SV_CONNECTING:
-	case PROXY_SV_LOGIN:
-		return "new";
-	default:
-		return "used";
 	}
 }
 
@@ -271,7 +217,6 @@ static void show_help(struct proxy_client *c)
 	        "\tRECONNECT [<db>]\n"
 	        "\tKILL [<db>]\n"
 	        "\tKILL_CLIENT <id>\n"
-	        "\tSUSPEND\n"
 	        "\tSHUTDOWN [WAIT_FOR_SERVERS|WAIT_FOR_CLIENTS]\n"
 	        "\tWAIT_CLOSE [<db>]\n"
 	        "\tRESET STATS";
@@ -302,18 +247,18 @@ static void show_state(struct proxy_client *c)
 {
 	static const struct admin_col cols[] = {{"key", TX}, {"value", TX}};
 	struct proxy_admin *a = admin_state(c->ctx);
-	bool paused = a && a->all_paused && !a->suspended, suspended = a && a->suspended;
+	bool paused = a && a->all_paused;
 	struct admin_table t;
 
 	admin_tbl_begin(&t, cols, NCOLS(cols));
 	admin_put_text(&t, "active");
-	admin_put_text(&t, paused || suspended ? "no" : "yes");
+	admin_put_text(&t, paused ? "no" : "yes");
 	admin_tbl_row(&t);
 	admin_put_text(&t, "paused");
 	admin_put_text(&t, paused ? "yes" : "no");
 	admin_tbl_row(&t);
 	admin_put_text(&t, "suspended");
-	admin_put_text(&t, suspended ? "yes" : "no");
+	admin_put_text(&t, "no"); /* SUSPEND is refused, see admin.c */
 	admin_tbl_row(&t);
 	admin_tbl_end(c, &t, "SHOW");
 }
@@ -679,189 +624,6 @@ static void show_users(struct proxy_client *c)
 	admin_tbl_end(c, &t, "SHOW");
 }
 
-/* ---- SHOW CLIENTS / SERVERS / SOCKETS / ACTIVE_SOCKETS ---- */
-
-static const struct admin_col conn_cols[] = {
-        {"type", TX},
-        {"user", TX},
-        {"database", TX},
-        {"replication", TX},
-        {"state", TX},
-        {"addr", TX},
-        {"port", I4},
-        {"local_addr", TX},
-        {"local_port", I4},
-        {"connect_time", TX},
-        {"request_time", TX},
-        {"wait", I4},
-        {"wait_us", I4},
-        {"close_needed", I4},
-        {"ptr", TX},
-        {"link", TX},
-        {"remote_pid", I4},
-        {"tls", TX},
-        {"application_name", TX},
-        {"prepared_statements", I4},
-        {"id", I8},
-        /* SOCKETS adds these */
-        {"recv_pos", I4},
-        {"pkt_pos", I4},
-        {"pkt_remain", I4},
-        {"send_pos", I4},
-        {"send_remain", I4},
-        {"pkt_avail", I4},
-        {"send_avail", I4},
-};
-#define CONN_COLS   21
-#define SOCKET_COLS NCOLS(conn_cols)
-
-/* The low-level columns of SOCKETS for <io>. */
-static void socket_cols(struct admin_table *t, const struct proxy_io *io)
-{
-	size_t in = proto_buf_avail(&io->in), out = proto_buf_avail(&io->out);
-
-	admin_put_u64(t, in);  /* recv_pos */
-	admin_put_int(t, 0);   /* pkt_pos */
-	admin_put_int(t, 0);   /* pkt_remain */
-	admin_put_int(t, 0);   /* send_pos */
-	admin_put_u64(t, out); /* send_remain */
-	admin_put_u64(t, in);  /* pkt_avail */
-	admin_put_u64(t, out); /* send_avail */
-}
-
-static void client_row(struct admin_table *t, struct proxy_client *cl, double now, bool sockets)
-{
-	char addr[64], laddr[64], ptr[24], link[24], tls[96];
-	char *port;
-	int lport;
-	double wait = cl->state == PROXY_CL_WAIT ? now - cl->wait_since : 0;
-	size_t prepared = cl->stmts ? HASH_COUNT(cl->stmts) : cl->track ? cl->track->nnamed : 0;
-
-	snprintf(addr, sizeof(addr), "%s", cl->addr);
-	port = strrchr(addr, ':');
-	if (port)
-		*port++ = '\0';
-	if (addr[0] == '[') { /* "[<IPv6>]" */
-		size_t l = strlen(addr);
-
-		memmove(addr, addr + 1, l);
-		if (l >= 2 && addr[l - 2] == ']')
-			addr[l - 2] = '\0';
-	}
-	local_name(cl->io.fd, laddr, sizeof(laddr), &lport);
-	tls_desc(&cl->io, tls, sizeof(tls));
-	snprintf(ptr, sizeof(ptr), "C-%llu", (unsigned long long)cl->id);
-	snprintf(link, sizeof(link), "S-%llu",
-	         cl->server ? (unsigned long long)cl->server->id : 0ULL);
-	if (wait < 0)
-		wait = 0;
-	admin_put_text(t, "C");
-	admin_put_text(t, cl->user ? cl->user : "");
-	admin_put_text(t, cl->db_name ? cl->db_name : "");
-	admin_put_text(t, "none");
-	admin_put_text(t, cl_state_name(cl));
-	admin_put_text(t, addr);
-	admin_put_int(t, port ? atoi(port) : 0);
-	admin_put_text(t, laddr);
-	admin_put_int(t, lport);
-	admin_put_time(t, cl->connected_at);
-	admin_put_time(t, cl->last_active > 0 ? cl->last_active : cl->connected_at);
-	admin_put_int(t, (long long)wait);
-	admin_put_int(t, (long long)((wait - (double)(long long)wait) * 1e6));
-	admin_put_int(t, 0);
-	admin_put_text(t, ptr);
-	admin_put_text(t, cl->server ? link : "");
-	admin_put_int(t, 0);
-	admin_put_text(t, tls);
-	admin_put_text(t, cl->vars[PROXY_VAR_APPLICATION_NAME]
-	                          ? cl->vars[PROXY_VAR_APPLICATION_NAME]
-	                          : "");
-	admin_put_u64(t, prepared);
-	admin_put_u64(t, cl->id);
-	if (sockets)
-		socket_cols(t, &cl->io);
-	admin_tbl_row(t);
-}
-
-static void server_row(struct admin_table *t, struct proxy_server *s, bool sockets)
-{
-	char addr[64], laddr[64], ptr[24], link[24], tls[96];
-	int port, lport;
-	const struct proxy_client *cl = s->client;
-
-	sock_name(&s->addr, addr, sizeof(addr), &port);
-	if (!addr[0] && s->pool->db) {
-		snprintf(addr, sizeof(addr), "%s", s->pool->db->host);
-		port = s->pool->db->port;
-	}
-	local_name(s->io.fd, laddr, sizeof(laddr), &lport);
-	tls_desc(&s->io, tls, sizeof(tls));
-	snprintf(ptr, sizeof(ptr), "S-%llu", (unsigned long long)s->id);
-	snprintf(link, sizeof(link), "C-%llu", cl ? (unsigned long long)cl->id : 0ULL);
-	admin_put_text(t, "S");
-	admin_put_text(t, s->pool->server_user);
-	admin_put_text(t, s->pool->db_name);
-	admin_put_text(t, "none");
-	admin_put_text(t, sv_state_name(s));
-	admin_put_text(t, addr);
-	admin_put_int(t, port);
-	admin_put_text(t, laddr);
-	admin_put_int(t, lport);
-	admin_put_time(t, s->created_at);
-	admin_put_time(t, s->last_used > 0 ? s->last_used : s->created_at);
-	admin_put_int(t, 0);
-	admin_put_int(t, 0);
-	admin_put_int(t, s->close_needed);
-	admin_put_text(t, ptr);
-	admin_put_text(t, cl ? link : "");
-	admin_put_u64(t, s->be_pid);
-	admin_put_text(t, tls);
-	admin_put_text(t, cl && cl->vars[PROXY_VAR_APPLICATION_NAME]
-	                          ? cl->vars[PROXY_VAR_APPLICATION_NAME]
-	                          : "");
-	admin_put_u64(t, s->stmt_lru.n);
-	admin_put_u64(t, s->id);
-	if (sockets)
-		socket_cols(t, &s->io);
-	admin_tbl_row(t);
-}
-
-/* <which>: 'C' clients, 'S' servers, 's' sockets, 'a' active sockets. */
-static void show_conns(struct proxy_client *c, char which)
-{
-	struct proxy_ctx *ctx = c->ctx;
-	bool sockets = which == 's' || which == 'a';
-	struct admin_table t;
-	double now = proxy_now(ctx);
-
-	admin_tbl_begin(&t, conn_cols, sockets ? SOCKET_COLS : CONN_COLS);
-	if (which != 'S') {
-		for (struct pool_node *n = ctx->clients.head.next; n != &ctx->clients.head;
-		     n = n->next) {
-			struct proxy_client *cl = n->owner;
-
-			if (cl->state == PROXY_CL_CLOSING ||
-			    (which == 'a' && proto_buf_avail(&cl->io.in) == 0 &&
-			     proto_buf_avail(&cl->io.out) == 0))
-				continue;
-			client_row(&t, cl, now, sockets);
-		}
-	}
-	if (which != 'C') {
-		for (struct pool_node *n = ctx->servers.head.next; n != &ctx->servers.head;
-		     n = n->next) {
-			struct proxy_server *s = n->owner;
-
-			if (s->state == PROXY_SV_CLOSING ||
-			    (which == 'a' && proto_buf_avail(&s->io.in) == 0 &&
-			     proto_buf_avail(&s->io.out) == 0))
-				continue;
-			server_row(&t, s, sockets);
-		}
-	}
-	admin_tbl_end(c, &t, "SHOW");
-}
-
 /* ---- SHOW STATS / STATS_TOTALS / STATS_AVERAGES / TOTALS ---- */
 
 /* The figures of one database: its pools summed. Averages of times are
@@ -1059,6 +821,7 @@ static void show_lists(struct proxy_client *c)
 	struct proxy_ctx *ctx = c->ctx;
 	size_t cl_cap = ctx->client_slab.nchunks * ctx->client_slab.per_chunk;
 	size_t sv_cap = ctx->server_slab.nchunks * ctx->server_slab.per_chunk;
+	size_t dns_inflight = 0, dns_names = proxy_dns_hosts(ctx, NULL, NULL, &dns_inflight);
 	const struct {
 		const char *name;
 		size_t n;
@@ -1073,10 +836,10 @@ static void show_lists(struct proxy_client *c)
 	        {"free_servers",
 	         sv_cap > ctx->server_slab.nobjs ? sv_cap - ctx->server_slab.nobjs : 0},
 	        {"used_servers", ctx->servers.n},
-	        {"dns_names", 0},
+	        {"dns_names", dns_names},
 	        {"dns_zones", 0},
-	        {"dns_queries", 0},
-	        {"dns_pending", 0},
+	        {"dns_queries", dns_inflight}, /* lookups in flight */
+	        {"dns_pending", 0},            /* unused in PgBouncer too */
 	};
 	struct admin_table t;
 
@@ -1185,7 +948,7 @@ static void show_fds(struct proxy_client *c)
 		char addr[64];
 		int port;
 
-		sock_name(&s->addr, addr, sizeof(addr), &port);
+		admin_sock_name(&s->addr, addr, sizeof(addr), &port);
 		admin_put_int(&t, s->io.fd);
 		admin_put_text(&t, "server");
 		admin_put_text(&t, s->pool->server_user);
@@ -1206,8 +969,19 @@ static void show_fds(struct proxy_client *c)
 	admin_tbl_end(c, &t, "SHOW");
 }
 
-/* sluice resolves with c-ares and keeps its cache private to dns.c; no
- * zones: both views answer with their layout and no rows. */
+static void dns_host_row(void *arg, const char *host, double ttl_s, const char *addrs)
+{
+	struct admin_table *t = arg;
+
+	admin_put_text(t, host);
+	admin_put_int(t, (long long)ttl_s);
+	admin_put_text(t, addrs);
+	admin_tbl_row(t);
+}
+
+/* DNS_HOSTS: the names dns.c has answers for, with the seconds those still
+ * hold. DNS_ZONES: PgBouncer fills it only from its zone-serial checks
+ * (dns_zone_check_period), which sluice does not do: its layout, no rows. */
 static void show_dns(struct proxy_client *c, bool zones)
 {
 	static const struct admin_col hosts[] = {{"hostname", TX}, {"ttl", I8}, {"addrs", TX}};
@@ -1215,6 +989,8 @@ static void show_dns(struct proxy_client *c, bool zones)
 	struct admin_table t;
 
 	admin_tbl_begin(&t, zones ? zcols : hosts, 3);
+	if (!zones)
+		(void)proxy_dns_hosts(c->ctx, dns_host_row, &t, NULL);
 	admin_tbl_end(c, &t, "SHOW");
 }
 
@@ -1235,13 +1011,13 @@ bool proxy_admin_view(struct proxy_client *c, const char *what)
 	else if (strcmp(what, "users") == 0)
 		show_users(c);
 	else if (strcmp(what, "clients") == 0)
-		show_conns(c, 'C');
+		admin_show_conns(c, 'C');
 	else if (strcmp(what, "servers") == 0)
-		show_conns(c, 'S');
+		admin_show_conns(c, 'S');
 	else if (strcmp(what, "sockets") == 0)
-		show_conns(c, 's');
+		admin_show_conns(c, 's');
 	else if (strcmp(what, "active_sockets") == 0)
-		show_conns(c, 'a');
+		admin_show_conns(c, 'a');
 	else if (strcmp(what, "stats") == 0)
 		show_stats(c, 's');
 	else if (strcmp(what, "stats_totals") == 0)

@@ -326,6 +326,42 @@ int proxy_dns_next(struct proxy_server *s)
 	return 1;
 }
 
+size_t proxy_dns_hosts(struct proxy_ctx *ctx, proxy_dns_host_cb cb, void *arg, size_t *pending)
+{
+	size_t n = 0, np = 0;
+	double now = proxy_now(ctx);
+
+	for (struct proxy_dns_entry *e = ctx->dns ? ctx->dns->entries : NULL; e; e = e->next) {
+		char addrs[DNS_MAX_ADDRS * (INET6_ADDRSTRLEN + 1)] = "";
+		size_t o = 0;
+
+		n++;
+		if (e->resolving)
+			np++;
+		if (!cb || e->resolving || e->naddrs == 0)
+			continue;
+		for (int i = 0; i < e->naddrs && o + INET6_ADDRSTRLEN + 1 < sizeof(addrs); i++) {
+			const struct sockaddr *sa = (const struct sockaddr *)&e->addrs[i];
+			const void *in =
+			        sa->sa_family == AF_INET6
+			                ? (const void *)&((const struct sockaddr_in6 *)sa)
+			                          ->sin6_addr
+			                : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+
+			if (o)
+				addrs[o++] = ',';
+			if (!inet_ntop(sa->sa_family, in, addrs + o,
+			               (socklen_t)(sizeof(addrs) - o)))
+				addrs[o] = '\0';
+			o += strlen(addrs + o);
+		}
+		cb(arg, e->host, e->expires > now ? e->expires - now : 0, addrs);
+	}
+	if (pending)
+		*pending = np;
+	return n;
+}
+
 void proxy_dns_free(struct proxy_ctx *ctx)
 {
 	struct proxy_dns *d = ctx->dns;

@@ -82,6 +82,7 @@ const struct proxy_err_info proxy_errors[PROXY_ERR_COUNT] = {
         [PROXY_ERR_ADMIN_SETTING] = {"22023", false,
                                      "SHOW CONFIG lists the settings; those with changeable = "
                                      "yes may be SET"},
+        [PROXY_ERR_ADMIN_UNSUPPORTED] = {"0A000", false, NULL},
 };
 
 int proxy_put_err(struct proto_buf *b, enum proxy_err e, const char *msg, const char *detail)

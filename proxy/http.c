@@ -18,7 +18,6 @@
 #include "proxy/proxy.h"
 
 #include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -633,10 +632,10 @@ static void http_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 int proxy_http_start(struct proxy_ctx *ctx, char *err, size_t errlen)
 {
 	const char *v = ctx->conf->stats_listen;
-	struct addrinfo hints = {0}, *res = NULL;
-	char host[256], portstr[16];
+	char host[256];
 	struct proxy_http *h;
-	int port, gai, fd, one = 1;
+	int port, fd;
+	size_t nfd;
 
 	ctx->health = calloc(1, sizeof(*ctx->health));
 	if (!ctx->health) {
@@ -649,32 +648,9 @@ int proxy_http_start(struct proxy_ctx *ctx, char *err, size_t errlen)
 		snprintf(err, errlen, "stats_listen \"%s\" is not host:port", v);
 		return -1;
 	}
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE;
-	snprintf(portstr, sizeof(portstr), "%d", port);
-	gai = getaddrinfo(host, portstr, &hints, &res);
-	if (gai != 0) {
-		snprintf(err, errlen, "cannot resolve stats_listen \"%s\": %s", v,
-		         gai_strerror(gai));
+	/* the first address only: one listener is all a scraper needs */
+	if (proxy_listen_tcp("stats_listen", host, port, 128, &fd, 1, true, &nfd, err, errlen) < 0)
 		return -1;
-	}
-	fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd >= 0) {
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 128) < 0) {
-			int e = errno;
-
-			close(fd);
-			fd = -1;
-			errno = e;
-		}
-	}
-	freeaddrinfo(res);
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot listen on stats_listen %s: %s", v, strerror(errno));
-		return -1;
-	}
 	if (!(h = calloc(1, sizeof(*h)))) {
 		close(fd);
 		snprintf(err, errlen, "out of memory");

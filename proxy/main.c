@@ -149,76 +149,110 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 		proxy_admin_pause_all(ctx, w->signum == SIGUSR1);
 		return;
 	}
-	log_info("%s: shutting down", w->signum == SIGINT ? "SIGINT" : "SIGTERM");
+	/* as PgBouncer 1.18: SIGINT lets the running transactions end
+	 * (PAUSE, then SHUTDOWN), SIGTERM closes everything now, also during
+	 * a safe shutdown that takes too long */
+	if (w->signum == SIGINT && !ctx->shutting_down) {
+		log_info("SIGINT: shutting down once the running transactions end");
+		proxy_admin_safe_shutdown(ctx);
+		return;
+	}
+	log_info("%s: shutting down now", w->signum == SIGINT ? "SIGINT" : "SIGTERM");
 	proxy_shutdown(ctx);
 }
 
-/* Bind every address <addr> resolves to; -1 with <err> on a failure other
- * than a missing address family (a host without IPv6 still serves "*"). */
-static int listen_on(struct proxy_ctx *ctx, const char *addr, int port, char *err, size_t errlen)
+int proxy_listen_tcp(const char *what, const char *addr, int port, int backlog, int *fds,
+                     size_t maxfds, bool first_only, size_t *nfds, char *err, size_t errlen)
 {
 	struct addrinfo hints = {0}, *res = NULL, *ai;
 	char portstr[16];
 	int gai, one = 1;
 
+	*nfds = 0;
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE;
 	snprintf(portstr, sizeof(portstr), "%d", port);
 	gai = getaddrinfo(addr, portstr, &hints, &res);
 	if (gai != 0) {
-		snprintf(err, errlen, "cannot resolve listen_addr \"%s\": %s", addr,
+		snprintf(err, errlen, "cannot resolve %s \"%s\": %s", what, addr,
 		         gai_strerror(gai));
 		return -1;
 	}
-	for (ai = res; ai; ai = ai->ai_next) {
-		struct proxy_listener *l;
-		int fd;
+	if (first_only && maxfds > 1)
+		maxfds = 1;
+	for (ai = res; ai && *nfds < maxfds; ai = ai->ai_next) {
+		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
-		if (ctx->nlisteners == PROXY_MAX_LISTEN) {
-			snprintf(err, errlen, "too many listen addresses (at most %d)",
-			         PROXY_MAX_LISTEN);
-			freeaddrinfo(res);
-			return -1;
-		}
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd < 0 && (errno == EAFNOSUPPORT || errno == EPROTONOSUPPORT)) {
-			log_warn("listen_addr %s: address family not supported here, skipped",
-			         addr);
+			log_warn("%s %s: address family not supported here, skipped", what, addr);
 			continue;
 		}
 		if (fd < 0) {
-			snprintf(err, errlen, "cannot listen on %s:%d: %s", addr, port,
+			snprintf(err, errlen, "cannot listen on %s %s:%d: %s", what, addr, port,
 			         strerror(errno));
-			freeaddrinfo(res);
-			return -1;
+			goto fail;
 		}
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 		/* "0.0.0.0" and "::" are bound apart, so "::" must not take IPv4 too */
 		if (ai->ai_family == AF_INET6)
 			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, backlog) < 0) {
 			int e = errno;
 
 			close(fd);
 			if (e == EADDRNOTAVAIL && ai->ai_family == AF_INET6) {
-				log_warn("listen_addr %s: no IPv6 here, skipped", addr);
+				log_warn("%s %s: no IPv6 here, skipped", what, addr);
 				continue;
 			}
-			snprintf(err, errlen, "cannot listen on %s:%d: %s", addr, port,
+			snprintf(err, errlen, "cannot listen on %s %s:%d: %s", what, addr, port,
 			         strerror(e));
-			freeaddrinfo(res);
-			return -1;
+			goto fail;
 		}
-		l = &ctx->listeners[ctx->nlisteners++];
-		ev_io_init(&l->io, proxy_accept_cb, fd, EV_READ);
+		fds[(*nfds)++] = fd;
+	}
+	if (ai && *nfds == maxfds && !first_only) {
+		snprintf(err, errlen, "%s \"%s\" has more addresses than the %zu sluice listens on",
+		         what, addr, maxfds);
+		goto fail;
+	}
+	freeaddrinfo(res);
+	if (*nfds == 0) {
+		snprintf(err, errlen, "cannot listen on %s %s:%d: no usable address", what, addr,
+		         port);
+		return -1;
+	}
+	return 0;
+fail:
+	freeaddrinfo(res);
+	while (*nfds > 0)
+		close(fds[--(*nfds)]);
+	return -1;
+}
+
+/* Bind every address <addr> resolves to; -1 with <err> on a failure other
+ * than a missing address family (a host without IPv6 still serves "*"). */
+static int listen_on(struct proxy_ctx *ctx, const char *addr, int port, char *err, size_t errlen)
+{
+	int fds[PROXY_MAX_LISTEN];
+	size_t n;
+
+	if (proxy_listen_tcp("listen_addr", addr, port, 1024, fds,
+	                     PROXY_MAX_LISTEN - ctx->nlisteners, false, &n, err, errlen) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		struct proxy_listener *l = &ctx->listeners[ctx->nlisteners++];
+		struct sockaddr_storage ss = {0};
+		socklen_t sl = sizeof(ss);
+		bool v6 = getsockname(fds[i], (struct sockaddr *)&ss, &sl) == 0 &&
+		          ss.ss_family == AF_INET6;
+
+		ev_io_init(&l->io, proxy_accept_cb, fds[i], EV_READ);
 		l->io.data = ctx;
-		snprintf(l->where, sizeof(l->where),
-		         ai->ai_family == AF_INET6 ? "[%s]:%d" : "%s:%d", addr, port);
+		snprintf(l->where, sizeof(l->where), v6 ? "[%s]:%d" : "%s:%d", addr, port);
 		ev_io_start(ctx->loop, &l->io);
 		log_info("listening on %s", l->where);
 	}
-	freeaddrinfo(res);
 	return 0;
 }
 

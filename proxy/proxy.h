@@ -538,9 +538,10 @@ enum proxy_err {
 	PROXY_ERR_SERVER_NO_DATABASE,   /* PostgreSQL said the database does not exist (3D000) */
 	PROXY_ERR_CANCELED,             /* a cancel dropped a request still queued (ERROR) */
 	PROXY_ERR_PARAM_REFUSED,        /* the server refused a session parameter of the client */
-	PROXY_ERR_ADMIN_RELOAD,   /* RELOAD found a bad file: the running config stays (ERROR) */
-	PROXY_ERR_ADMIN_EXTENDED, /* extended protocol on the admin console (ERROR) */
-	PROXY_ERR_ADMIN_SETTING,  /* SET of an unknown, fixed or invalid setting (ERROR) */
+	PROXY_ERR_ADMIN_RELOAD,      /* RELOAD found a bad file: the running config stays (ERROR) */
+	PROXY_ERR_ADMIN_EXTENDED,    /* extended protocol on the admin console (ERROR) */
+	PROXY_ERR_ADMIN_SETTING,     /* SET of an unknown, fixed or invalid setting (ERROR) */
+	PROXY_ERR_ADMIN_UNSUPPORTED, /* a PgBouncer console command sluice does not have (ERROR) */
 	PROXY_ERR_COUNT
 };
 
@@ -789,6 +790,11 @@ void proxy_dns_forget(struct proxy_server *s);
  * 1 and <s>->addr set, 0 when there is none. */
 int proxy_dns_next(struct proxy_server *s);
 void proxy_dns_free(struct proxy_ctx *ctx);
+/* The cache, for SHOW DNS_HOSTS: <cb> once per answered name with the
+ * seconds its answer still holds and its addresses, comma-separated.
+ * Returns the names cached; <pending> (if not NULL) gets those resolving. */
+typedef void (*proxy_dns_host_cb)(void *arg, const char *host, double ttl_s, const char *addrs);
+size_t proxy_dns_hosts(struct proxy_ctx *ctx, proxy_dns_host_cb cb, void *arg, size_t *pending);
 /* server.c: the lookup <s> waited for ended; <err> NULL on success (then
  * <s>->addr is set). May close <s>. */
 void proxy_server_resolved(struct proxy_server *s, const char *err);
@@ -819,6 +825,19 @@ bool proxy_admin_paused(const struct proxy_ctx *ctx, const char *db_name);
 bool proxy_admin_disabled(const struct proxy_ctx *ctx, const char *db_name);
 /* SIGUSR1 / SIGUSR2: pause / resume every database. */
 void proxy_admin_pause_all(struct proxy_ctx *ctx, bool pause);
+/* main.c: bind and listen (non-blocking, close-on-exec, SO_REUSEADDR, IPv6
+ * only on IPv6) on each address <addr> resolves to (the first usable one
+ * when <first_only>) into <fds>, which has room for <maxfds>: more is an
+ * error. A family the host lacks is skipped. <what> names the setting in
+ * messages. 0 with *<nfds> >= 1, or -1 with <err> and nothing left open.
+ * Used by the client listeners and stats_listen. */
+int proxy_listen_tcp(const char *what, const char *addr, int port, int backlog, int *fds,
+                     size_t maxfds, bool first_only, size_t *nfds, char *err,
+                     size_t errlen) PROXY_WUR;
+/* SIGINT: PgBouncer's safe shutdown. No new transaction starts and no new
+ * client is let in; sluice exits once every running transaction (every
+ * linked server, so a session-mode client's whole session) has ended. */
+void proxy_admin_safe_shutdown(struct proxy_ctx *ctx);
 /* Once a second (janitor): the stats_period averages, commands waiting. */
 void proxy_admin_tick(struct proxy_ctx *ctx);
 void proxy_admin_free(struct proxy_ctx *ctx);

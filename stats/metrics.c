@@ -20,7 +20,7 @@
 #include "stats/stats.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,15 +30,40 @@ static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                 0.1,    0.25,  0.5,    1,     2.5,  5,     10};
 #define NBOUNDS (sizeof(bounds) / sizeof(bounds[0]))
 
-struct out {
-	struct proto_buf *b;
-	int rc;
+/*
+ * A scrape renders thousands of samples, so the sample path avoids printf:
+ * each label set is escaped once into <lb> and referred to by offset, each
+ * sample is its name, that label text, perhaps one extra pair (le,
+ * quantile, state) and a number written by hand. Only a non-integral
+ * double goes through snprintf("%.12g").
+ */
+/* A label set in o->lb: k1="v1",k2="v2" (escaped, no braces). */
+struct lref {
+	size_t off, len;
 };
 
+struct out {
+	struct proto_buf *b; /* borrowed: the body */
+	int rc;
+	struct proto_buf lb;  /* owned: label sets, back to back */
+	char le[NBOUNDS][24]; /* le="<bound>" as %g writes it */
+	size_t le_len[NBOUNDS];
+	const struct lref *pool_lbl; /* borrowed: database/user of in->pools[i] */
+};
+
+/* Most pieces fit the room reserved up front: copied in place, no call. */
 static void put(struct out *o, const char *s, size_t n)
 {
-	if (o->rc == 0 && proto_buf_append(o->b, s, n) < 0)
+	struct proto_buf *b = o->b;
+
+	if (o->rc != 0)
+		return;
+	if (b->cap - b->len >= n) {
+		memcpy(b->data + b->len, s, n);
+		b->len += n;
+	} else if (proto_buf_append(b, s, n) < 0) {
 		o->rc = -1;
+	}
 }
 
 static void puts_(struct out *o, const char *s)
@@ -46,20 +71,114 @@ static void puts_(struct out *o, const char *s)
 	put(o, s, strlen(s));
 }
 
-static void pr(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void pr(struct out *o, const char *fmt, ...)
+static void put_u64(struct out *o, uint64_t v)
 {
-	char buf[256];
-	va_list ap;
+	char buf[24], *p = buf + sizeof(buf);
+
+	do {
+		*--p = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	put(o, p, (size_t)(buf + sizeof(buf) - p));
+}
+
+static void put_d(struct out *o, double v)
+{
+	char buf[40];
 	int n;
 
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if (n < 0)
+	/* %.12g of a whole number under 1e12 is its decimal digits: counts and
+	 * whole seconds skip printf (-0 and NaN do not pass the test) */
+	if (v >= 0 && v < 1e12 && v == (double)(uint64_t)v && !signbit(v)) {
+		put_u64(o, (uint64_t)v);
+		return;
+	}
+	n = snprintf(buf, sizeof(buf), "%.12g", v);
+	if (n < 0 || (size_t)n >= sizeof(buf))
 		o->rc = -1;
 	else
-		put(o, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+		put(o, buf, (size_t)n);
+}
+
+static void lput(struct out *o, const char *s, size_t n)
+{
+	if (o->rc == 0 && proto_buf_append(&o->lb, s, n) < 0)
+		o->rc = -1;
+}
+
+/*
+ * Render the label pairs <kv> (names and values, NULL-terminated; a NULL
+ * value is written as "") once, for any number of samples.
+ */
+static struct lref lset(struct out *o, const char *const *kv)
+{
+	struct lref r = {o->lb.len, 0};
+
+	for (size_t i = 0; kv && kv[i]; i += 2) {
+		if (i)
+			lput(o, ",", 1);
+		lput(o, kv[i], strlen(kv[i]));
+		lput(o, "=\"", 2);
+		if (o->rc == 0 && stats_metrics_label(&o->lb, kv[i + 1]) < 0)
+			o->rc = -1;
+		lput(o, "\"", 1);
+	}
+	r.len = o->rc == 0 ? o->lb.len - r.off : 0;
+	return r;
+}
+
+/*
+ * <name>{<l>,<extra>} and the space before the value; <extra> is one
+ * rendered pair (or NULL), written after the set's own labels.
+ */
+static void sample_head(struct out *o, const char *name, struct lref l, const char *extra,
+                        size_t extralen)
+{
+	puts_(o, name);
+	if (l.len == 0 && !extra) {
+		put(o, " ", 1);
+		return;
+	}
+	put(o, "{", 1);
+	if (l.len && o->rc == 0)
+		put(o, (const char *)o->lb.data + l.off, l.len);
+	if (extra) {
+		if (l.len)
+			put(o, ",", 1);
+		put(o, extra, extralen);
+	}
+	put(o, "} ", 2);
+}
+
+static void sample_lu(struct out *o, const char *name, struct lref l, uint64_t v)
+{
+	sample_head(o, name, l, NULL, 0);
+	put_u64(o, v);
+	put(o, "\n", 1);
+}
+
+static void sample_ld(struct out *o, const char *name, struct lref l, double v)
+{
+	sample_head(o, name, l, NULL, 0);
+	put_d(o, v);
+	put(o, "\n", 1);
+}
+
+/* A sample whose label set is used once: rendered, written, given back. */
+static void sample_u(struct out *o, const char *name, const char *const *kv, uint64_t v)
+{
+	size_t mark = o->lb.len;
+
+	sample_lu(o, name, lset(o, kv), v);
+	o->lb.len = mark;
+}
+
+static void sample_d(struct out *o, const char *name, const char *const *kv, double v)
+{
+	size_t mark = o->lb.len;
+
+	sample_ld(o, name, lset(o, kv), v);
+	o->lb.len = mark;
 }
 
 /*
@@ -121,39 +240,15 @@ int stats_metrics_label(struct proto_buf *b, const char *v)
 /* A family's HELP and TYPE lines. */
 static void fam(struct out *o, const char *name, const char *type, const char *help)
 {
-	pr(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-/*
- * One sample: <name>{<k1>="<v1>",...} <value>. <kv> holds label names and
- * values in pairs, NULL-terminated; a NULL value is written as "".
- */
-static void labels(struct out *o, const char *const *kv)
-{
-	if (!kv || !kv[0])
-		return;
-	puts_(o, "{");
-	for (size_t i = 0; kv[i]; i += 2) {
-		pr(o, "%s%s=\"", i ? "," : "", kv[i]);
-		if (o->rc == 0 && stats_metrics_label(o->b, kv[i + 1]) < 0)
-			o->rc = -1;
-		puts_(o, "\"");
-	}
-	puts_(o, "}");
-}
-
-static void sample_u(struct out *o, const char *name, const char *const *kv, uint64_t v)
-{
+	puts_(o, "# HELP ");
 	puts_(o, name);
-	labels(o, kv);
-	pr(o, " %" PRIu64 "\n", v);
-}
-
-static void sample_d(struct out *o, const char *name, const char *const *kv, double v)
-{
+	put(o, " ", 1);
+	puts_(o, help);
+	puts_(o, "\n# TYPE ");
 	puts_(o, name);
-	labels(o, kv);
-	pr(o, " %.12g\n", v);
+	put(o, " ", 1);
+	puts_(o, type);
+	put(o, "\n", 1);
 }
 
 /* A one-sample family. */
@@ -170,25 +265,15 @@ static void counter1(struct out *o, const char *name, const char *help, uint64_t
 }
 
 /*
- * The samples of one histogram: <base>_bucket{<kv>,le=...} cumulative, then
- * _sum (<sum_s>) and _count, all with the labels <kv> (at most 8 pairs).
+ * The samples of one histogram: <base>_bucket{<l>,le=...} cumulative, then
+ * _sum (<sum_s>) and _count, all with the labels <l>.
  */
-static void histogram(struct out *o, const char *base, const char *const *kv,
-                      const struct stats_hist *h, double sum_s)
+static void histogram(struct out *o, const char *base, struct lref l, const struct stats_hist *h,
+                      double sum_s)
 {
-	const char *kvl[20];
-	char name[128], le[32];
-	size_t n = 0;
+	static const char inf[] = "le=\"+Inf\"";
+	char name[128];
 	uint64_t total = h ? stats_hist_count(h) : 0;
-
-	while (kv && kv[n] && n < 16) {
-		kvl[n] = kv[n];
-		kvl[n + 1] = kv[n + 1];
-		n += 2;
-	}
-	kvl[n] = "le";
-	kvl[n + 1] = le;
-	kvl[n + 2] = NULL;
 	uint64_t ns[NBOUNDS], cum[NBOUNDS] = {0};
 
 	for (size_t i = 0; i < NBOUNDS; i++)
@@ -197,16 +282,17 @@ static void histogram(struct out *o, const char *base, const char *const *kv,
 		stats_hist_count_le_many(h, ns, NBOUNDS, cum);
 	snprintf(name, sizeof(name), "%s_bucket", base);
 	for (size_t i = 0; i < NBOUNDS; i++) {
-		snprintf(le, sizeof(le), "%g", bounds[i]);
-		sample_u(o, name, kvl, cum[i]);
+		sample_head(o, name, l, o->le[i], o->le_len[i]);
+		put_u64(o, cum[i]);
+		put(o, "\n", 1);
 	}
-	snprintf(le, sizeof(le), "+Inf");
-	sample_u(o, name, kvl, total);
-	kvl[n] = NULL;
+	sample_head(o, name, l, inf, sizeof(inf) - 1);
+	put_u64(o, total);
+	put(o, "\n", 1);
 	snprintf(name, sizeof(name), "%s_sum", base);
-	sample_d(o, name, kvl, sum_s);
+	sample_ld(o, name, l, sum_s);
 	snprintf(name, sizeof(name), "%s_count", base);
-	sample_u(o, name, kvl, total);
+	sample_lu(o, name, l, total);
 }
 
 /* ---- process ---- */
@@ -259,9 +345,8 @@ static void pool_counter(struct out *o, const struct stats_metrics_input *in, co
 	fam(o, name, "counter", help);
 	for (size_t i = 0; i < in->npools; i++) {
 		const struct stats_metrics_pool *p = &in->pools[i];
-		const char *kv[] = POOL_KV(p);
 
-		sample_u(o, name, kv, *(const uint64_t *)((const char *)p + off));
+		sample_lu(o, name, o->pool_lbl[i], *(const uint64_t *)((const char *)p + off));
 	}
 }
 
@@ -271,9 +356,9 @@ static void pool_seconds(struct out *o, const struct stats_metrics_input *in, co
 	fam(o, name, "counter", help);
 	for (size_t i = 0; i < in->npools; i++) {
 		const struct stats_metrics_pool *p = &in->pools[i];
-		const char *kv[] = POOL_KV(p);
 
-		sample_d(o, name, kv, (double)*(const uint64_t *)((const char *)p + off) / 1e6);
+		sample_ld(o, name, o->pool_lbl[i],
+		          (double)*(const uint64_t *)((const char *)p + off) / 1e6);
 	}
 }
 
@@ -283,9 +368,8 @@ static void pool_gauge(struct out *o, const struct stats_metrics_input *in, cons
 	fam(o, name, "gauge", help);
 	for (size_t i = 0; i < in->npools; i++) {
 		const struct stats_metrics_pool *p = &in->pools[i];
-		const char *kv[] = POOL_KV(p);
 
-		sample_u(o, name, kv, *(const uint32_t *)((const char *)p + off));
+		sample_lu(o, name, o->pool_lbl[i], *(const uint32_t *)((const char *)p + off));
 	}
 }
 
@@ -293,15 +377,22 @@ static void pool_gauge(struct out *o, const struct stats_metrics_input *in, cons
 static void pool_states(struct out *o, const struct stats_metrics_input *in, const char *name,
                         const char *help, const char *const *states, const size_t *offs, size_t n)
 {
+	char st[8][32];
+	size_t stlen[8];
+
+	for (size_t j = 0; j < n && j < 8; j++) {
+		int k = snprintf(st[j], sizeof(st[j]), "state=\"%s\"", states[j]);
+
+		stlen[j] = k > 0 && (size_t)k < sizeof(st[j]) ? (size_t)k : 0;
+	}
 	fam(o, name, "gauge", help);
 	for (size_t i = 0; i < in->npools; i++) {
 		const struct stats_metrics_pool *p = &in->pools[i];
 
-		for (size_t j = 0; j < n; j++) {
-			const char *kv[] = {"database", p->db,     "user", p->user,
-			                    "state",    states[j], NULL};
-
-			sample_u(o, name, kv, *(const uint32_t *)((const char *)p + offs[j]));
+		for (size_t j = 0; j < n && j < 8; j++) {
+			sample_head(o, name, o->pool_lbl[i], st[j], stlen[j]);
+			put_u64(o, *(const uint32_t *)((const char *)p + offs[j]));
+			put(o, "\n", 1);
 		}
 	}
 }
@@ -325,9 +416,8 @@ static void render_pools(struct out *o, const struct stats_metrics_input *in)
 	fam(o, "sluice_pool_max_wait_seconds", "gauge",
 	    "How long the first client in the pool's queue has waited (SHOW POOLS maxwait)");
 	for (size_t i = 0; i < in->npools; i++) {
-		const char *kv[] = POOL_KV(&in->pools[i]);
-
-		sample_d(o, "sluice_pool_max_wait_seconds", kv, in->pools[i].maxwait_s);
+		sample_ld(o, "sluice_pool_max_wait_seconds", o->pool_lbl[i],
+		          in->pools[i].maxwait_s);
 	}
 	fam(o, "sluice_pool_mode", "gauge", "Always 1; the pool mode in a label");
 	for (size_t i = 0; i < in->npools; i++) {
@@ -405,33 +495,40 @@ static void render_scopes(struct out *o, struct stats *st)
 {
 	struct views a = {0};
 
+	size_t mark = o->lb.len;
+	struct lref *l;
+
 	stats_scopes(st, scope_cb, &a);
-	if (a.oom)
+	l = calloc(a.n ? a.n : 1, sizeof(*l));
+	if (a.oom || !l)
 		o->rc = -1;
+	for (size_t i = 0; l && i < a.n; i++) {
+		const char *kv[] = POOL_KV(&a.v[i]);
+
+		l[i] = lset(o, kv);
+	}
+	if (!l)
+		a.n = 0;
 	fam(o, "sluice_pool_statement_duration_seconds", "histogram",
 	    "Run time of the pool's statements that succeeded, from the first byte sent to "
 	    "PostgreSQL to the reply");
 	for (size_t i = 0; i < a.n; i++) {
-		const char *kv[] = POOL_KV(&a.v[i]);
-
-		histogram(o, "sluice_pool_statement_duration_seconds", kv, a.v[i].hist,
+		histogram(o, "sluice_pool_statement_duration_seconds", l[i], a.v[i].hist,
 		          a.v[i].total_ms / 1e3);
 	}
 	fam(o, "sluice_pool_statement_errors_total", "counter",
 	    "The pool's statements that ended in an error");
 	for (size_t i = 0; i < a.n; i++) {
-		const char *kv[] = POOL_KV(&a.v[i]);
-
-		sample_u(o, "sluice_pool_statement_errors_total", kv, a.v[i].errors);
+		sample_lu(o, "sluice_pool_statement_errors_total", l[i], a.v[i].errors);
 	}
 	fam(o, "sluice_pool_statement_rows_total", "counter",
 	    "Rows the pool's statements returned or changed");
 	for (size_t i = 0; i < a.n; i++) {
-		const char *kv[] = POOL_KV(&a.v[i]);
-
-		sample_u(o, "sluice_pool_statement_rows_total", kv, a.v[i].rows);
+		sample_lu(o, "sluice_pool_statement_rows_total", l[i], a.v[i].rows);
 	}
+	free(l);
 	free(a.v);
+	o->lb.len = mark;
 }
 
 struct classes {
@@ -450,30 +547,29 @@ static void class_cb(void *arg, const struct stats_class_view *v)
 static void render_classes(struct out *o, struct stats *st)
 {
 	struct classes a = {.n = 0};
+	struct lref l[STATS_NCLASSES];
+	size_t mark = o->lb.len;
 
 	stats_classes(st, class_cb, &a);
+	for (size_t i = 0; i < a.n; i++) {
+		const char *kv[] = {"class", stats_class_name((enum stats_class)a.v[i].cls), NULL};
+
+		l[i] = lset(o, kv);
+	}
 	fam(o, "sluice_statement_class_duration_seconds", "histogram",
 	    "Run time of the statements that succeeded, by class");
-	for (size_t i = 0; i < a.n; i++) {
-		const char *kv[] = {"class", stats_class_name((enum stats_class)a.v[i].cls), NULL};
-
-		histogram(o, "sluice_statement_class_duration_seconds", kv, a.v[i].hist,
+	for (size_t i = 0; i < a.n; i++)
+		histogram(o, "sluice_statement_class_duration_seconds", l[i], a.v[i].hist,
 		          a.v[i].total_ms / 1e3);
-	}
 	fam(o, "sluice_statement_class_errors_total", "counter",
 	    "Statements that ended in an error, by class");
-	for (size_t i = 0; i < a.n; i++) {
-		const char *kv[] = {"class", stats_class_name((enum stats_class)a.v[i].cls), NULL};
-
-		sample_u(o, "sluice_statement_class_errors_total", kv, a.v[i].errors);
-	}
+	for (size_t i = 0; i < a.n; i++)
+		sample_lu(o, "sluice_statement_class_errors_total", l[i], a.v[i].errors);
 	fam(o, "sluice_statement_class_rows_total", "counter",
 	    "Rows statements returned or changed, by class");
-	for (size_t i = 0; i < a.n; i++) {
-		const char *kv[] = {"class", stats_class_name((enum stats_class)a.v[i].cls), NULL};
-
-		sample_u(o, "sluice_statement_class_rows_total", kv, a.v[i].rows);
-	}
+	for (size_t i = 0; i < a.n; i++)
+		sample_lu(o, "sluice_statement_class_rows_total", l[i], a.v[i].rows);
+	o->lb.len = mark;
 }
 
 /* What the top statements' families need of a row, copied in the callback. */
@@ -483,6 +579,7 @@ struct top_row {
 	uint8_t cls;
 	uint64_t calls, errors, rows;
 	double total_s, wait_s, p50_s, p95_s, p99_s;
+	struct lref l; /* its labels, rendered once */
 };
 
 struct tops {
@@ -524,7 +621,9 @@ static void top_cb(void *arg, const struct stats_row_view *r)
 static void render_top(struct out *o, struct stats *st, uint32_t top)
 {
 	struct tops a = {0};
-	static const char *const qs[] = {"0.5", "0.95", "0.99"};
+	static const char *const qs[] = {"quantile=\"0.5\"", "quantile=\"0.95\"",
+	                                 "quantile=\"0.99\""};
+	size_t mark = o->lb.len;
 
 	if (top) {
 		a.v = calloc(top, sizeof(*a.v));
@@ -535,48 +634,42 @@ static void render_top(struct out *o, struct stats *st, uint32_t top)
 		a.cap = top;
 		stats_queries(st, STATS_ORDER_TOTAL, top, top_cb, &a);
 	}
+	for (size_t i = 0; i < a.n; i++) {
+		const char *kv[] = TOP_KV(&a.v[i]);
+
+		a.v[i].l = lset(o, kv);
+	}
 	fam(o, "sluice_statement_duration_seconds", "summary",
 	    "Run time of one normalized statement (the top metrics_top_statements by total "
 	    "time; SHOW QUERIES has the text by fingerprint)");
 	for (size_t i = 0; i < a.n; i++) {
 		const struct top_row *t = &a.v[i];
 		const double q[] = {t->p50_s, t->p95_s, t->p99_s};
-		const char *kv[] = {
-		        "fingerprint", t->fp, "class", stats_class_name((enum stats_class)t->cls),
-		        "database",    t->db, "user",  t->user,
-		        "quantile",    NULL,  NULL};
-		const char *kv2[] = TOP_KV(t);
 
 		for (size_t j = 0; j < 3; j++) {
-			kv[9] = qs[j];
-			sample_d(o, "sluice_statement_duration_seconds", kv, q[j]);
+			sample_head(o, "sluice_statement_duration_seconds", t->l, qs[j],
+			            strlen(qs[j]));
+			put_d(o, q[j]);
+			put(o, "\n", 1);
 		}
-		sample_d(o, "sluice_statement_duration_seconds_sum", kv2, t->total_s);
-		sample_u(o, "sluice_statement_duration_seconds_count", kv2, t->calls);
+		sample_ld(o, "sluice_statement_duration_seconds_sum", t->l, t->total_s);
+		sample_lu(o, "sluice_statement_duration_seconds_count", t->l, t->calls);
 	}
 	fam(o, "sluice_statement_errors_total", "counter",
 	    "Executions of one normalized statement that ended in an error (top statements)");
-	for (size_t i = 0; i < a.n; i++) {
-		const char *kv[] = TOP_KV(&a.v[i]);
-
-		sample_u(o, "sluice_statement_errors_total", kv, a.v[i].errors);
-	}
+	for (size_t i = 0; i < a.n; i++)
+		sample_lu(o, "sluice_statement_errors_total", a.v[i].l, a.v[i].errors);
 	fam(o, "sluice_statement_rows_total", "counter",
 	    "Rows one normalized statement returned or changed (top statements)");
-	for (size_t i = 0; i < a.n; i++) {
-		const char *kv[] = TOP_KV(&a.v[i]);
-
-		sample_u(o, "sluice_statement_rows_total", kv, a.v[i].rows);
-	}
+	for (size_t i = 0; i < a.n; i++)
+		sample_lu(o, "sluice_statement_rows_total", a.v[i].l, a.v[i].rows);
 	fam(o, "sluice_statement_wait_seconds_total", "counter",
 	    "Seconds clients waited for a server before running one normalized statement (top "
 	    "statements)");
-	for (size_t i = 0; i < a.n; i++) {
-		const char *kv[] = TOP_KV(&a.v[i]);
-
-		sample_d(o, "sluice_statement_wait_seconds_total", kv, a.v[i].wait_s);
-	}
+	for (size_t i = 0; i < a.n; i++)
+		sample_ld(o, "sluice_statement_wait_seconds_total", a.v[i].l, a.v[i].wait_s);
 	free(a.v);
+	o->lb.len = mark;
 }
 
 /* ---- health and cache ---- */
@@ -660,9 +753,8 @@ static void render_pgbouncer(struct out *o, const struct stats_metrics_input *in
 	fam(o, "pgbouncer_pools_client_maxwait_seconds", "gauge",
 	    "Age of the oldest unserved client");
 	for (size_t i = 0; i < in->npools; i++) {
-		const char *pkv[] = POOL_KV(&in->pools[i]);
-
-		sample_d(o, "pgbouncer_pools_client_maxwait_seconds", pkv, in->pools[i].maxwait_s);
+		sample_ld(o, "pgbouncer_pools_client_maxwait_seconds", o->pool_lbl[i],
+		          in->pools[i].maxwait_s);
 	}
 	pgb_stat(o, in, "pgbouncer_stats_queries_pooled_total", "SQL queries pooled",
 	         PO(query_count), 1);
@@ -683,8 +775,26 @@ static void render_pgbouncer(struct out *o, const struct stats_metrics_input *in
 int stats_metrics_render(struct stats *st, const struct stats_metrics_input *in,
                          struct proto_buf *b)
 {
-	struct out o = {b, 0};
+	struct out o = {.b = b, .rc = 0};
+	struct lref *pl = calloc(in->npools ? in->npools : 1, sizeof(*pl));
 
+	proto_buf_init(&o.lb);
+	if (!pl)
+		return -1;
+	for (size_t i = 0; i < NBOUNDS; i++) {
+		int n = snprintf(o.le[i], sizeof(o.le[i]), "le=\"%g\"", bounds[i]);
+
+		o.le_len[i] = n > 0 && (size_t)n < sizeof(o.le[i]) ? (size_t)n : 0;
+	}
+	for (size_t i = 0; i < in->npools; i++) {
+		const char *kv[] = POOL_KV(&in->pools[i]);
+
+		pl[i] = lset(&o, kv);
+	}
+	o.pool_lbl = pl;
+	/* about what a scrape of this size writes: one allocation, not a dozen */
+	if (proto_buf_reserve(b, 8192 + in->npools * 6144 + (size_t)in->top_statements * 1536) < 0)
+		o.rc = -1;
 	render_process(&o, in);
 	render_pools(&o, in);
 	if (st) {
@@ -695,5 +805,7 @@ int stats_metrics_render(struct stats *st, const struct stats_metrics_input *in,
 	render_health(&o, in);
 	if (in->pgbouncer_names)
 		render_pgbouncer(&o, in);
+	free(pl);
+	proto_buf_free(&o.lb);
 	return o.rc;
 }

@@ -1085,3 +1085,15 @@ def error_or_close(w, timeout=3):
         return "closed", None
     except socket.timeout:
         return "timeout", None
+
+
+def admin_rows(s, sql, user="admin"):
+    """The rows of an admin console command on sluice <s>, as dicts."""
+    c = s.connect(user=user, dbname="sluice")
+    try:
+        cur = c.cursor()
+        cur.execute(sql)
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, r)) for r in cur.fetchall()]
+    finally:
+        c.close()

@@ -11,8 +11,9 @@ import time
 
 import psycopg2
 
-from harness import (PASSWORDS, Closed, PgError, Wire, check, login_wire, m_bind, m_execute,
-                     m_parse, m_query, M_SYNC, parse_fields, send_cancel, test, wait_until)
+from harness import (PASSWORDS, Closed, PgError, Wire, admin_rows, check, login_wire, m_bind,
+                     m_execute, m_parse, m_query, M_SYNC, parse_fields, send_cancel, test,
+                     wait_until)
 
 TX1 = {"pool_mode": "transaction", "default_pool_size": "1", "min_pool_size": "0"}
 
@@ -40,17 +41,6 @@ def pg_log_since(env, offset):
     with open(env.pg.log, "rb") as f:
         f.seek(offset)
         return f.read().decode("utf-8", "replace")
-
-
-def admin_rows(s, sql):
-    c = s.connect(user="admin", dbname="sluice")
-    try:
-        cur = c.cursor()
-        cur.execute(sql)
-        cols = [d[0] for d in cur.description]
-        return [dict(zip(cols, r)) for r in cur.fetchall()]
-    finally:
-        c.close()
 
 
 # ---- item 6: cancels ------------------------------------------------------

@@ -12,7 +12,7 @@ import re
 import threading
 import time
 
-from harness import (check, test, m_parse, m_bind, m_execute, msg, pgbench)
+from harness import (admin_rows, check, test, m_parse, m_bind, m_execute, msg, pgbench)
 
 SETUP = """
 CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
@@ -26,17 +26,6 @@ GRANT ALL ON stat_t TO app;
 def canon(text):
     """Compare texts as both tools print them: spacing and case aside."""
     return re.sub(r"\s+", " ", text.strip()).lower()
-
-
-def admin_rows(s, sql):
-    c = s.connect(user="admin", dbname="sluice")
-    try:
-        cur = c.cursor()
-        cur.execute(sql)
-        cols = [d[0] for d in cur.description]
-        return [dict(zip(cols, r)) for r in cur.fetchall()]
-    finally:
-        c.close()
 
 
 def reset_both(env, s):

@@ -922,3 +922,54 @@ Test(stats, memory_flat)
 	cr_assert_gt(stats_mem(st), mem_empty, "the memo stays");
 	stats_free(st);
 }
+
+/*
+ * A limit keeps only the first rows of the order (a heap, not a sort of
+ * every row): for every order and several limits, with many ties on the
+ * key, the rows are exactly the first of the unlimited order, in its order.
+ */
+Test(stats, limit_is_the_head_of_the_full_order)
+{
+	struct stats_config c = cfg_default();
+	struct stats *st = stats_new(&c);
+	struct stats_scope *a = stats_scope_get(st, "app", "a");
+	struct stats_scope *b = stats_scope_get(st, "app", "b");
+	static const size_t limits[] = {1, 2, 7, 50, 299, 300, 301, 1000};
+
+	cr_assert(st && a && b);
+	for (uint64_t fp = 1; fp <= 300; fp++) {
+		char text[32];
+
+		snprintf(text, sizeof(text), "SELECT %d", (int)fp);
+		seen(st, fp, PROTO_KW_SELECT, text);
+		/* few distinct times, calls and rows: the tie-breaks decide */
+		for (uint64_t k = 0; k <= fp % 3; k++)
+			rec(st, fp % 2 ? a : b, fp,
+			    EV(.exec_ns = (fp % 5) * 1000000ull, .rows = (int64_t)(fp % 4),
+			       .wait_ns = (fp % 2) * 1000ull, .sqlstate = fp % 7 ? NULL : "23505"));
+	}
+	for (int o = STATS_ORDER_TOTAL; o <= STATS_ORDER_WAIT; o++) {
+		struct rows_seen *all = queries(st, (enum stats_order)o);
+
+		for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+			struct rows_seen *part = calloc(1, sizeof(*part));
+			size_t want = limits[i] < all->n ? limits[i] : all->n;
+
+			cr_assert(part);
+			cr_assert_eq(
+			        stats_queries(st, (enum stats_order)o, limits[i], row_cb, part),
+			        want);
+			cr_assert_eq(part->n, want);
+			for (size_t j = 0; j < want; j++) {
+				cr_assert_eq(part->v[j].fp, all->v[j].fp,
+				             "order %d limit %zu row %zu", o, limits[i], j);
+				cr_assert_str_eq(part->user[j], all->user[j]);
+			}
+			free(part);
+		}
+		free(all);
+	}
+	stats_scope_put(st, a);
+	stats_scope_put(st, b);
+	stats_free(st);
+}
