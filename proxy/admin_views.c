@@ -391,6 +391,7 @@ static const struct config_key config_keys[] = {
         CK("track_extra_parameters", C_STR, track_extra_parameters),
         CK("track_literals", C_BOOL, track_literals),
         CK("track_statements", C_BOOL, track_statements),
+        CK("pin_session_state", C_BOOL, pin_session_state),
         CK("verbose", C_INT, verbose),
 };
 #undef CK
