@@ -262,6 +262,7 @@ static void show_help(struct proxy_client *c)
 	        "\tSHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS|LISTS|MEM|STATE\n"
 	        "\tSHOW FDS|SOCKETS|ACTIVE_SOCKETS|DNS_HOSTS|DNS_ZONES\n"
 	        "\tSHOW QUERIES [ORDER BY col] [LIMIT n]|SLOW|CLASSES|NPLUSONE\n"
+	        "\tSHOW PINS\n"
 	        "\tSET key = arg\n"
 	        "\tRELOAD\n"
 	        "\tPAUSE [<db>]\n"

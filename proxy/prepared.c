@@ -253,6 +253,12 @@ static int client_query(struct proxy_client *c, struct proxy_server *s, const ch
 			return 0; /* not a form we know: let the server judge */
 		if (!quoted && strcmp(name, "all") == 0) {
 			proxy_client_stmts_free(c);
+			if (s->pin.held & (1u << PROXY_PIN_PREPARE)) {
+				/* the client's SQL PREPAREs are on the server: it drops
+				 * them, and sluice's own statements there with them */
+				proxy_server_stmts_free(s);
+				return 0;
+			}
 			tag = "DEALLOCATE ALL";
 		} else {
 			struct proxy_cl_stmt *cs = proxy_cl_find(c, name);
@@ -283,8 +289,9 @@ static int client_query(struct proxy_client *c, struct proxy_server *s, const ch
 			return -1;
 		return 1;
 	}
-	if (starts_with(sql, "listen")) {
-		/* notifications arrive on one server; the client would miss them */
+	if (!proxy_pin_wanted(s) && starts_with(sql, "listen")) {
+		/* notifications arrive on one server; the client would miss them
+		 * (with pins, LISTEN keeps the client on its server) */
 		if (proxy_reply_push(s, PROXY_PEND_FAKE, PROXY_PEND_FAKE_LISTEN, NULL, 0) < 0)
 			return -1;
 		return 1;

@@ -44,6 +44,7 @@
 
 #include <json-c/json.h>
 #include <pg_query.h>
+#include <xxhash.h>
 
 /* libpg_query's trees nest about three levels per level of SQL; past this
  * the statement is classed as unparsable rather than walked (the walk
@@ -1006,6 +1007,20 @@ static uint32_t set_session(json_object *body, const char *sql, size_t len,
 	return out->set_name ? STATS_SS_SET : STATS_SS_SET | STATS_SS_SET_UNNAMED;
 }
 
+uint64_t stats_name_hash(const char *name)
+{
+	return XXH3_64bits(name, strlen(name)) | 1;
+}
+
+/* The name field <key> of <body> is what the statement is about. */
+static void obj_name(struct stats_shape_info *out, json_object *body, const char *key)
+{
+	const char *name = get_str(body, key);
+
+	if (name && !out->obj_hash)
+		out->obj_hash = stats_name_hash(name);
+}
+
 /* The session state the top-level statement <type> leaves (function calls
  * anywhere in it are seen by func_call). */
 static uint32_t stmt_session(const char *type, json_object *body, const char *sql, size_t len,
@@ -1021,17 +1036,25 @@ static uint32_t stmt_session(const char *type, json_object *body, const char *sq
 		return STATS_SS_LISTEN;
 	if (strcmp(type, "UnlistenStmt") == 0)
 		return get_str(body, "conditionname") ? 0 : STATS_SS_UNLISTEN_ALL;
-	if (strcmp(type, "DeclareCursorStmt") == 0)
-		return json_object_object_get_ex(body, "options", &v) &&
-		                       (json_object_get_int64(v) & 0x20) /* CURSOR_OPT_HOLD */
-		               ? STATS_SS_CURSOR
-		               : 0;
-	if (strcmp(type, "ClosePortalStmt") == 0)
+	if (strcmp(type, "DeclareCursorStmt") == 0) {
+		if (!json_object_object_get_ex(body, "options", &v) ||
+		    !(json_object_get_int64(v) & 0x20)) /* CURSOR_OPT_HOLD */
+			return 0;
+		obj_name(out, body, "portalname");
+		return STATS_SS_CURSOR;
+	}
+	if (strcmp(type, "ClosePortalStmt") == 0) {
+		obj_name(out, body, "portalname");
 		return get_str(body, "portalname") ? STATS_SS_CLOSE : STATS_SS_CLOSE_ALL;
-	if (strcmp(type, "PrepareStmt") == 0)
+	}
+	if (strcmp(type, "PrepareStmt") == 0) {
+		obj_name(out, body, "name");
 		return STATS_SS_PREPARE;
-	if (strcmp(type, "DeallocateStmt") == 0)
+	}
+	if (strcmp(type, "DeallocateStmt") == 0) {
+		obj_name(out, body, "name");
 		return get_str(body, "name") ? STATS_SS_DEALLOCATE : STATS_SS_DEALLOCATE_ALL;
+	}
 	if (strcmp(type, "LoadStmt") == 0)
 		return STATS_SS_LOAD;
 	if (strcmp(type, "DiscardStmt") == 0) {
@@ -1042,8 +1065,14 @@ static uint32_t stmt_session(const char *type, json_object *body, const char *sq
 			return STATS_SS_DISCARD_TEMP;
 		return 0;
 	}
-	if (strcmp(type, "TransactionStmt") == 0)
-		return STATS_SS_XACT;
+	if (strcmp(type, "TransactionStmt") == 0) {
+		const char *k = get_str(body, "kind");
+		return k && (strcmp(k, "TRANS_STMT_ROLLBACK") == 0 ||
+		             strcmp(k, "TRANS_STMT_ROLLBACK_TO") == 0 ||
+		             strcmp(k, "TRANS_STMT_PREPARE") == 0)
+		               ? STATS_SS_ROLLBACK
+		               : 0;
+	}
 	return 0;
 }
 
@@ -1104,7 +1133,7 @@ static uint32_t text_session(const char *sql, size_t len)
 	else if (strcmp(w1, "declare") == 0)
 		ss |= STATS_SS_CURSOR;
 	else if (strcmp(w1, "prepare") == 0)
-		ss |= strcmp(w2, "transaction") == 0 ? STATS_SS_XACT : STATS_SS_PREPARE;
+		ss |= strcmp(w2, "transaction") == 0 ? STATS_SS_ROLLBACK : STATS_SS_PREPARE;
 	else if (strcmp(w1, "load") == 0)
 		ss |= STATS_SS_LOAD;
 	else if (strcmp(w1, "set") == 0) {
@@ -1121,11 +1150,8 @@ static uint32_t text_session(const char *sql, size_t len)
 		     (has_text(sql, len, " temp ") || has_text(sql, len, " temporary "))) ||
 		    has_text(sql, len, "pg_temp"))
 			ss |= STATS_SS_TEMP;
-	} else if (strcmp(w1, "begin") == 0 || strcmp(w1, "start") == 0 ||
-	           strcmp(w1, "commit") == 0 || strcmp(w1, "end") == 0 ||
-	           strcmp(w1, "rollback") == 0 || strcmp(w1, "abort") == 0 ||
-	           strcmp(w1, "savepoint") == 0 || strcmp(w1, "release") == 0) {
-		ss |= STATS_SS_XACT;
+	} else if (strcmp(w1, "rollback") == 0 || strcmp(w1, "abort") == 0) {
+		ss |= STATS_SS_ROLLBACK;
 	}
 	if (has_text(sql, len, "advisory_lock"))
 		ss |= STATS_SS_ADVISORY;

@@ -116,6 +116,8 @@ struct stats_shape_info {
 	uint32_t session;   /* STATS_SS_*: session state it creates or ends */
 	char *set_name;     /* owned: the parameter the first SET statement names, as
 	                       PostgreSQL folds it ("timezone" for SET TIME ZONE), or NULL */
+	uint64_t obj_hash;  /* the cursor or prepared statement the first DECLARE, CLOSE,
+	                       PREPARE or DEALLOCATE names: stats_name_hash of it; 0 = none */
 	uint8_t nread, nwritten;
 	char *read[STATS_MAX_TABLES];    /* owned: "schema.table" or "table", folded to lower
 	                                    case unless quoted; each listed once */
@@ -152,7 +154,7 @@ struct stats_shape_info {
 #define STATS_SS_CLOSE_ALL      (1u << 17) /* CLOSE ALL */
 #define STATS_SS_DEALLOCATE     (1u << 18) /* DEALLOCATE of one statement */
 #define STATS_SS_DEALLOCATE_ALL (1u << 19) /* DEALLOCATE ALL */
-#define STATS_SS_XACT           (1u << 20) /* transaction control (BEGIN, COMMIT, ROLLBACK ...) */
+#define STATS_SS_ROLLBACK       (1u << 20) /* undoes work: ROLLBACK [TO], ABORT, PREPARE TRANSACTION */
 #define STATS_SS_SET_UNNAMED                                                                       \
 	(1u << 21) /* with STATS_SS_SET: a parameter <set_name> does not                           \
 	              name is set too (set_config(), a second SET) */
@@ -164,6 +166,8 @@ struct stats_shape_info {
  * class and nothing else). Costly (microseconds): once per shape.
  */
 int stats_classify(const char *sql, size_t len, uint8_t kw, struct stats_shape_info *out);
+/* The hash of a name as obj_hash holds it (never 0). */
+uint64_t stats_name_hash(const char *name);
 void stats_shape_info_free(struct stats_shape_info *info);
 
 /* ---- hist.c: fixed-memory log-linear latency histogram ---- */

@@ -541,9 +541,14 @@ static const struct want_ss ss_corpus[] = {
         {"CLOSE ALL", PROTO_KW_CLOSE, STATS_SS_CLOSE_ALL, NULL},
         {"DEALLOCATE p", PROTO_KW_DEALLOCATE, STATS_SS_DEALLOCATE, NULL},
         {"DEALLOCATE PREPARE ALL", PROTO_KW_DEALLOCATE, STATS_SS_DEALLOCATE_ALL, NULL},
-        {"BEGIN", PROTO_KW_BEGIN, STATS_SS_XACT, NULL},
-        {"ROLLBACK", PROTO_KW_ROLLBACK, STATS_SS_XACT, NULL},
-        {"PREPARE TRANSACTION 'x'", PROTO_KW_PREPARE, STATS_SS_XACT, NULL},
+        /* what undoes work: an end sent before it in the transaction is void */
+        {"ROLLBACK", PROTO_KW_ROLLBACK, STATS_SS_ROLLBACK, NULL},
+        {"ABORT", PROTO_KW_ABORT, STATS_SS_ROLLBACK, NULL},
+        {"ROLLBACK TO SAVEPOINT a", PROTO_KW_ROLLBACK, STATS_SS_ROLLBACK, NULL},
+        {"PREPARE TRANSACTION 'x'", PROTO_KW_PREPARE, STATS_SS_ROLLBACK, NULL},
+        {"BEGIN", PROTO_KW_BEGIN, 0, NULL},
+        {"COMMIT", PROTO_KW_COMMIT, 0, NULL},
+        {"SAVEPOINT a", PROTO_KW_SAVEPOINT, 0, NULL},
         /* what leaves nothing behind */
         {"CREATE TABLE t (a int)", PROTO_KW_CREATE, 0, NULL},
         {"CREATE TEMP TABLE t (a int) ON COMMIT DROP", PROTO_KW_CREATE, 0, NULL},
@@ -584,6 +589,38 @@ Test(classify, session_state)
 	}
 }
 
+/* DECLARE, CLOSE, PREPARE and DEALLOCATE name what they make or end, so
+ * that a CLOSE of another cursor is not taken for the end of a held one. */
+Test(classify, session_object_names)
+{
+	static const struct {
+		const char *sql;
+		uint8_t kw;
+		const char *name; /* NULL: none */
+	} cases[] = {
+	        {"DECLARE c1 CURSOR WITH HOLD FOR SELECT 1", PROTO_KW_DECLARE, "c1"},
+	        {"DECLARE \"Big\" CURSOR WITH HOLD FOR SELECT 1", PROTO_KW_DECLARE, "Big"},
+	        {"CLOSE C1", PROTO_KW_CLOSE, "c1"},
+	        {"CLOSE ALL", PROTO_KW_CLOSE, NULL},
+	        {"PREPARE p1 AS SELECT 1", PROTO_KW_PREPARE, "p1"},
+	        {"DEALLOCATE p1", PROTO_KW_DEALLOCATE, "p1"},
+	        {"DEALLOCATE ALL", PROTO_KW_DEALLOCATE, NULL},
+	        {"DECLARE c1 CURSOR FOR SELECT 1", PROTO_KW_DECLARE, NULL},
+	        {"SELECT 1", PROTO_KW_SELECT, NULL},
+	};
+
+	cr_expect_neq(stats_name_hash("c1"), stats_name_hash("c2"));
+	cr_expect_neq(stats_name_hash("Big"), stats_name_hash("big"));
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct stats_shape_info si;
+
+		cr_assert_eq(classify(cases[i].sql, cases[i].kw, &si), 0, "%s", cases[i].sql);
+		cr_expect_eq(si.obj_hash, cases[i].name ? stats_name_hash(cases[i].name) : 0, "%s",
+		             cases[i].sql);
+		stats_shape_info_free(&si);
+	}
+}
+
 /* Text the parser cannot read (a statement cut short, or a syntax error)
  * is judged by its words, erring on the side of "creates state". */
 Test(classify, session_state_unparsed)
@@ -602,7 +639,8 @@ Test(classify, session_state_unparsed)
 	        {"SELECT pg_advisory_lock(1), (", PROTO_KW_SELECT, STATS_SS_ADVISORY, NULL},
 	        {"SELECT pg_advisory_xact_lock(1), (", PROTO_KW_SELECT, 0, NULL},
 	        {"LOAD", PROTO_KW_OTHER, STATS_SS_LOAD, NULL},
-	        {"BEGIN ISOLATION", PROTO_KW_BEGIN, STATS_SS_XACT, NULL},
+	        {"ROLLBACK TO", PROTO_KW_ROLLBACK, STATS_SS_ROLLBACK, NULL},
+	        {"BEGIN ISOLATION", PROTO_KW_BEGIN, 0, NULL},
 	        {"SELECT (", PROTO_KW_SELECT, 0, NULL},
 	};
 
