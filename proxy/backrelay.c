@@ -227,12 +227,16 @@ static void maybe_release(struct proxy_server *s)
 
 	if (!c || s->state != PROXY_SV_ACTIVE || s->mode == CONF_POOL_SESSION)
 		return;
-	/* pinned (pin.c): the server holds session state its client made */
-	if (s->pin.held)
-		return;
 	/* more of the client's requests buffered: they go to this server too */
 	if (proto_buf_avail(&c->io.in) > 0 || !proxy_server_reusable(s, c))
 		return;
+	if (s->pin.held) {
+		/* pinned (pin.c): the server holds session state its client made,
+		 * so it stays; what a new link would refresh is refreshed here */
+		if (proxy_ps_refresh(s) < 0)
+			proxy_server_close(s, "write to server failed");
+		return;
+	}
 	c->server = NULL;
 	s->client = NULL;
 	proxy_client_set_state(c, PROXY_CL_IDLE);

@@ -791,6 +791,9 @@ int proxy_ps_put_stale_error(struct proto_buf *b);
  * so a DEALLOCATE ALL must run. */
 bool proxy_ps_on_link(struct proxy_server *s);
 int proxy_ps_answer_idle(struct proxy_client *c);
+/* A pinned server between transactions: close the statements DDL made
+ * stale (hidden). -1 if the server cannot be written to. */
+int proxy_ps_refresh(struct proxy_server *s) PROXY_WUR;
 void proxy_scram_cache_free(struct proxy_ctx *ctx);
 /* Make the SCRAM keys of every plaintext password in ctx->auth that has
  * none yet (auth_type = scram-sha-256), and drop those of users gone.
