@@ -72,12 +72,12 @@ def hammer(s, pid_pinned, probe, stop_on=None):
     return used
 
 
-def pinned_scenario(env, reason, make, keep, probe, end, ended=None):
+def pinned_scenario(env, reason, make, keep, probe, end, ended=None, extra=None):
     """A client runs <make>; it stays on one server (pinned) through
     transactions in which <keep>(conn) sees its state while 19 others
     hammer the pool and <probe> never sees it; <end> ends the state, after
     which the pin is gone and the server serves others again."""
-    s = tx_sluice(env)
+    s = tx_sluice(env, **(extra or {}))
     before = pins(s).get(reason, (0, 0))[1]
     a = s.connect()
     try:
@@ -446,3 +446,18 @@ def t_ddl(env):
 def msg_close(name):
     from harness import m_close
     return m_close(b"S", name)
+
+
+@test("pin.statistics_off", timeout=120)
+def t_stats_off(env):
+    """Pins need no statement statistics: with track_statements off a temp
+    table still pins, and ends."""
+    def probe(c):
+        check(one(c, "SELECT to_regclass('pin_nostats')")[0] is None,
+              "another client sees the pinned client's temp table")
+
+    pinned_scenario(
+        env, "temp", ["CREATE TEMP TABLE pin_nostats (x int)"],
+        lambda a: check(one(a, "SELECT to_regclass('pin_nostats')")[0] is not None,
+                        "temp table gone"),
+        probe, ["DISCARD ALL"], extra={"track_statements": "off"})
