@@ -596,6 +596,7 @@ static const struct key main_keys[] = {
         {"unix_socket_dir", K_STR, OFF(unix_socket_dir), 0, 0},
         {"stats_period", K_DUR, OFF(stats_period), 0, 0},
         {"track_statements", K_BOOL, OFF(track_statements), 0, 0},
+        {"pin_session_state", K_BOOL, OFF(pin_session_state), 0, 0},
         {"track_literals", K_BOOL, OFF(track_literals), 0, 0},
         {"max_tracked_statements", K_INT, OFF(max_tracked_statements), 10, 1000000},
         {"slow_query_ms", K_INT, OFF(slow_query_ms), 0, 86400000},
@@ -813,6 +814,7 @@ static void defaults(struct conf *c)
 	c->server_check_query = xstrdup("");
 	c->max_prepared_statements = 200;
 	c->track_statements = true;
+	c->pin_session_state = true;
 	c->max_tracked_statements = 5000;
 	c->slow_query_ms = 100;
 	c->slow_query_log_size = 1000;
@@ -1107,6 +1109,7 @@ static const char *const changeable_keys[] = {
         "admin_users",
         "stats_users",
         "track_statements",
+        "pin_session_state",
         "auth_type",
         "max_prepared_statements",
 };

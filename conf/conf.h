@@ -178,6 +178,8 @@ struct conf {
 	int health_cache_hit_warn_pct;      /* default 70 (warn below) */
 	/* Statement statistics (stats/): see README "Statement statistics". */
 	bool track_statements;        /* default true: time and classify every statement */
+	bool pin_session_state;       /* default true: transaction mode keeps a client that made
+	                                 session state on its server (proxy/pin.c) */
 	bool track_literals;          /* default false: keep one example with literals per shape */
 	int max_tracked_statements;   /* default 5000: rows before the least used fold */
 	int slow_query_ms;            /* default 100; 0 = no slow-query log */

@@ -135,6 +135,7 @@ struct pool {
 	uint64_t n_clients;     /* clients logged in to this pool: idle, waiting or active */
 	double total_wait_time; /* seconds clients spent queued */
 	uint64_t n_waited;
+	uint64_t n_pinned[16]; /* proxy/pin.c: clients pinned, per enum proxy_pin_reason */
 
 	struct stats_scope *stats_scope; /* borrowed reference: its statement statistics */
 

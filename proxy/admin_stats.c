@@ -407,6 +407,8 @@ bool proxy_admin_stats_command(struct proxy_client *c, const char *cmd)
 		show_health(c);
 	else if (strcmp(cmd, "show cache") == 0)
 		show_cache(c);
+	else if (strcmp(cmd, "show pins") == 0)
+		proxy_pin_show(c);
 	else if (strcmp(cmd, "reset stats") == 0) {
 		if (!c->admin) {
 			proxy_client_fail(

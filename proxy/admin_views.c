@@ -208,6 +208,7 @@ static void show_help(struct proxy_client *c)
 	        "\tSHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS|LISTS|MEM|STATE\n"
 	        "\tSHOW FDS|SOCKETS|ACTIVE_SOCKETS|DNS_HOSTS|DNS_ZONES\n"
 	        "\tSHOW QUERIES [ORDER BY col] [LIMIT n]|SLOW|CLASSES|NPLUSONE\n"
+	        "\tSHOW PINS\n"
 	        "\tSET key = arg\n"
 	        "\tRELOAD\n"
 	        "\tPAUSE [<db>]\n"
@@ -336,6 +337,7 @@ static const struct config_key config_keys[] = {
         CK("track_extra_parameters", C_STR, track_extra_parameters),
         CK("track_literals", C_BOOL, track_literals),
         CK("track_statements", C_BOOL, track_statements),
+        CK("pin_session_state", C_BOOL, pin_session_state),
         CK("verbose", C_INT, verbose),
 };
 #undef CK

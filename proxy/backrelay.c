@@ -126,6 +126,8 @@ static bool inspect(struct proxy_server *s, uint8_t type, const uint8_t *body, s
 			s->outstanding--;
 		if (s->outstanding == 0)
 			s->inflight = 0; /* also Executes an error made the server skip */
+		if (s->pin.held)
+			proxy_pin_reply(s, 'Z'); /* what ended the session state counts now */
 		if (s->status == 'I' && s->xact_start > 0 && s->state == PROXY_SV_ACTIVE) {
 			/* a transaction of its client ended (SHOW STATS) */
 			double now = proxy_now(s->ctx);
@@ -142,6 +144,8 @@ static bool inspect(struct proxy_server *s, uint8_t type, const uint8_t *body, s
 		if (proto_parse_error(&m, &e) == 0 &&
 		    (strcmp(e.severity, "FATAL") == 0 || strcmp(e.severity, "PANIC") == 0))
 			s->saw_fatal = true;
+		if (s->pin.held && s->internal == 0)
+			proxy_pin_reply(s, 'E'); /* an end sent may not have happened */
 		if (s->internal > 0 || s->state != PROXY_SV_ACTIVE) {
 			char who[256], msg[256];
 
@@ -226,6 +230,13 @@ static void maybe_release(struct proxy_server *s)
 	/* more of the client's requests buffered: they go to this server too */
 	if (proto_buf_avail(&c->io.in) > 0 || !proxy_server_reusable(s, c))
 		return;
+	if (s->pin.held) {
+		/* pinned (pin.c): the server holds session state its client made,
+		 * so it stays; what a new link would refresh is refreshed here */
+		if (proxy_ps_refresh(s) < 0)
+			proxy_server_close(s, "write to server failed");
+		return;
+	}
 	c->server = NULL;
 	s->client = NULL;
 	proxy_client_set_state(c, PROXY_CL_IDLE);

@@ -374,6 +374,7 @@ static void create_static_pools(struct proxy_ctx *ctx)
 static void stats_settings(const struct conf *c, struct stats_config *out)
 {
 	out->track = c->track_statements;
+	out->memo = c->pin_session_state;
 	out->track_literals = c->track_literals;
 	out->max_statements = (uint32_t)c->max_tracked_statements;
 	out->slow_ms = (uint32_t)c->slow_query_ms;

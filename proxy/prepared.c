@@ -253,6 +253,12 @@ static int client_query(struct proxy_client *c, struct proxy_server *s, const ch
 			return 0; /* not a form we know: let the server judge */
 		if (!quoted && strcmp(name, "all") == 0) {
 			proxy_client_stmts_free(c);
+			if (s->pin.held & (1u << PROXY_PIN_PREPARE)) {
+				/* the client's SQL PREPAREs are on the server: it drops
+				 * them, and sluice's own statements there with them */
+				proxy_server_stmts_free(s);
+				return 0;
+			}
 			tag = "DEALLOCATE ALL";
 		} else {
 			struct proxy_cl_stmt *cs = proxy_cl_find(c, name);
@@ -283,8 +289,9 @@ static int client_query(struct proxy_client *c, struct proxy_server *s, const ch
 			return -1;
 		return 1;
 	}
-	if (starts_with(sql, "listen")) {
-		/* notifications arrive on one server; the client would miss them */
+	if (!proxy_pin_wanted(s) && starts_with(sql, "listen")) {
+		/* notifications arrive on one server; the client would miss them
+		 * (with pins, LISTEN keeps the client on its server) */
 		if (proxy_reply_push(s, PROXY_PEND_FAKE, PROXY_PEND_FAKE_LISTEN, NULL, 0) < 0)
 			return -1;
 		return 1;
@@ -570,6 +577,42 @@ bool proxy_ps_on_link(struct proxy_server *s)
 		return false;
 	proxy_server_stmts_free(s);
 	return true;
+}
+
+/*
+ * A pinned server (pin.c) between its client's transactions, where an
+ * unpinned one would be linked anew: the statements DDL made stale are
+ * closed there, as proxy_ps_on_link has them dropped, but one by one (a
+ * DEALLOCATE ALL would drop the client's own SQL PREPAREs too), in a
+ * hidden batch. 0, or -1 if the server cannot be written to.
+ */
+int proxy_ps_refresh(struct proxy_server *s)
+{
+	struct proxy_sv_stmt *ss, *tmp;
+	struct proto_buf b;
+
+	if (s->ddl_epoch == s->ctx->ddl_epoch)
+		return 0;
+	s->ddl_epoch = s->ctx->ddl_epoch;
+	if (!s->stmts)
+		return 0;
+	proto_buf_init(&b);
+	HASH_ITER(hh, s->stmts, ss, tmp)
+	{
+		if (put_stmt_msg(&b, 'C', ss->stmt->name) < 0) {
+			proto_buf_free(&b);
+			return -1;
+		}
+	}
+	if (proto_put_msg(&b, 'S', NULL, 0) < 0) {
+		proto_buf_free(&b);
+		return -1;
+	}
+	proxy_server_stmts_free(s);
+	if (proxy_server_send_buf(s, &b) < 0)
+		return -1;
+	s->internal++; /* its replies are hidden up to its ReadyForQuery */
+	return 0;
 }
 
 /* A Parse that failed or was skipped left nothing on the server. */

@@ -23,6 +23,7 @@
 #include "conf/conf.h"
 #include "pool/pool.h"
 #include "protocol/proto.h"
+#include "proxy/pin.h"
 
 #define PROXY_WUR __attribute__((warn_unused_result))
 
@@ -151,6 +152,8 @@ struct proxy_pq {
  * on the entries it queues. */
 struct proxy_note {
 	uint64_t fp[PROTO_SQL_MAX_STMTS];
+	uint32_t ss[PROTO_SQL_MAX_STMTS]; /* their session-state bits (pin.c), PROXY_SS_KNOWN */
+	uint64_t nh[PROTO_SQL_MAX_STMTS]; /* a Query's: the cursor or statement each names */
 	uint16_t n;
 	uint8_t hints;      /* the first statement's PROTO_SQL_HINT_* */
 	uint32_t cache_ttl; /* and its sluice:cache ttl */
@@ -182,6 +185,9 @@ struct proxy_cl_track {
 	uint64_t portal_fp;           /* the unnamed portal's */
 	uint64_t nportal_hash;        /* the last named portal bound: its name's hash */
 	uint64_t nportal_fp;          /* and its fingerprint */
+	uint32_t unnamed_ss;          /* session-state bits (pin.c) of the unnamed statement, */
+	uint32_t portal_ss;           /* of the unnamed portal */
+	uint32_t nportal_ss;          /* and of the last named portal */
 	struct proxy_named_fp *named; /* owned: session mode's named statements */
 	uint32_t nnamed;              /* entries of <named> */
 	uint32_t susp_rows;           /* an Execute suspended (row limit): rows so far */
@@ -267,16 +273,17 @@ struct proxy_server {
 	 * session defaults PostgreSQL gave this connection */
 	const char *login_vars[PROXY_NVARS];
 
-	char status;        /* last ReadyForQuery status: 'I', 'T' or 'E' */
-	int outstanding;    /* client Query/Sync messages not yet answered by ReadyForQuery */
-	int internal;       /* our own queries (reset, SET) whose replies are hidden */
-	bool in_copy_out;   /* server is sending COPY data */
-	uint32_t pass_left; /* bytes of the current message still to relay */
-	bool pass_hide;     /* drop (rather than relay) the current message */
-	bool saw_fatal;     /* server sent a FATAL ErrorResponse */
-	bool tls_asked;     /* SSLRequest sent, answer not yet read */
-	bool track;         /* transaction mode: rewrite statements, match replies */
-	struct proxy_pq pq; /* replies expected, in order (when <track>) */
+	char status;          /* last ReadyForQuery status: 'I', 'T' or 'E' */
+	struct proxy_pin pin; /* transaction mode: session state held for its client (pin.c) */
+	int outstanding;      /* client Query/Sync messages not yet answered by ReadyForQuery */
+	int internal;         /* our own queries (reset, SET) whose replies are hidden */
+	bool in_copy_out;     /* server is sending COPY data */
+	uint32_t pass_left;   /* bytes of the current message still to relay */
+	bool pass_hide;       /* drop (rather than relay) the current message */
+	bool saw_fatal;       /* server sent a FATAL ErrorResponse */
+	bool tls_asked;       /* SSLRequest sent, answer not yet read */
+	bool track;           /* transaction mode: rewrite statements, match replies */
+	struct proxy_pq pq;   /* replies expected, in order (when <track>) */
 	struct proxy_sv_stmt *stmts; /* owned: statements prepared here, by id */
 	struct pool_list stmt_lru;   /* same, most recently used first */
 	uint64_t ddl_epoch;          /* ctx->ddl_epoch when its statements were last valid */
@@ -729,6 +736,29 @@ uint64_t proxy_reply_text_fp(struct proxy_ctx *ctx, const char *sql, size_t len,
 /* A client is gone: its statement-statistics state goes. */
 void proxy_reply_client_free(struct proxy_client *c);
 
+/*
+ * pin.c: transaction pooling keeps a client on its server while that
+ * server holds session state the client made (see pin.h).
+ */
+struct stats_shape_info;
+/* Are pins taken on <s> (pin_session_state on, a transaction-mode link)? */
+bool proxy_pin_wanted(const struct proxy_server *s);
+/* The statement bits of <si> as pins see them (a SET of a parameter sluice
+ * tracks is no state: it follows the client), with PROXY_SS_KNOWN. */
+uint32_t proxy_pin_shape_bits(const struct stats_shape_info *si);
+/* relay.c: a client message of <type> went to <s> as <act> (enum
+ * proxy_ps_action); ctx->note holds its statements. Logs a new pin. */
+void proxy_pin_sent(struct proxy_client *c, struct proxy_server *s, uint8_t type, int act);
+/* backrelay.c: the client's server sent an ErrorResponse ('E') or a
+ * ReadyForQuery ('Z', status recorded). Logs an unpin. */
+void proxy_pin_reply(struct proxy_server *s, uint8_t type);
+/* server.c: the pinned client of <s> left, <s> being clean: reset it with
+ * DISCARD ALL (then it is pooled) or close it (LOAD). False if <s> holds
+ * nothing (the caller goes on). */
+bool proxy_pin_left(struct proxy_server *s);
+/* SHOW PINS; may close <c>. */
+void proxy_pin_show(struct proxy_client *c);
+
 /* admin_stats.c: SHOW QUERIES / SLOW / CLASSES / NPLUSONE / HEALTH / CACHE and RESET STATS
  * (<cmd> lower-cased, blanks squeezed). False if <cmd> is none of them;
  * may close <c> if it cannot answer. */
@@ -767,6 +797,9 @@ int proxy_ps_put_stale_error(struct proto_buf *b);
  * so a DEALLOCATE ALL must run. */
 bool proxy_ps_on_link(struct proxy_server *s);
 int proxy_ps_answer_idle(struct proxy_client *c);
+/* A pinned server between transactions: close the statements DDL made
+ * stale (hidden). -1 if the server cannot be written to. */
+int proxy_ps_refresh(struct proxy_server *s) PROXY_WUR;
 void proxy_scram_cache_free(struct proxy_ctx *ctx);
 /* Make the SCRAM keys of every plaintext password in ctx->auth that has
  * none yet (auth_type = scram-sha-256), and drop those of users gone.

@@ -186,6 +186,8 @@ static bool relay_to_server(struct proxy_client *c)
 			proxy_reply_note(c, s, &pm);
 			act = s->track ? proxy_ps_client_message(c, s, &pm, &rew)
 			               : proxy_reply_request(c, s, &pm);
+			if (s->track)
+				proxy_pin_sent(c, s, type, act); /* session state it makes */
 			ctx->note.n = 0;
 			if (act == PROXY_PS_MORE) {
 				/* a named Parse of at most PROXY_INSPECT_MAX: wait for all */
@@ -495,6 +497,7 @@ void proxy_client_link(struct proxy_client *c, struct proxy_server *s)
 	s->mode = c->pool->mode;
 	s->track = s->mode != CONF_POOL_SESSION;
 	s->pq.check_failed = false;
+	memset(&s->pin, 0, sizeof(s->pin)); /* a pooled server holds no one's state */
 	proxy_server_set_state(s, PROXY_SV_ACTIVE);
 	proxy_client_set_state(c, PROXY_CL_ACTIVE);
 	/* session mode: the login ends here, telling the client its server's pid */

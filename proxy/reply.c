@@ -138,9 +138,12 @@ static struct proxy_text_memo *memo_hit(struct proxy_ctx *ctx, uint64_t key, con
 {
 	struct proxy_text_memo *m = &ctx->text_memo[key % PROXY_TEXT_MEMO];
 	struct proxy_note *nt = &ctx->note;
+	const struct stats_shape_info *si;
 
-	if (m->key != key || !stats_shape_again(ctx->stats, m->fp, (const char *)p, len))
+	if (m->key != key || !(si = stats_shape_again(ctx->stats, m->fp, (const char *)p, len)))
 		return NULL;
+	nt->ss[nt->n] = proxy_pin_shape_bits(si);
+	nt->nh[nt->n] = si->obj_hash;
 	nt->fp[nt->n++] = m->fp;
 	nt->hints = m->hints;
 	nt->cache_ttl = m->cache_ttl;
@@ -150,7 +153,8 @@ static struct proxy_text_memo *memo_hit(struct proxy_ctx *ctx, uint64_t key, con
 /*
  * Scan the statement text at <p> (at most <n> bytes, NUL-terminated within
  * them when the message is whole) into ctx->note, noting each shape with
- * stats/. Returns the first statement's fingerprint, 0 if none.
+ * stats/ (its session-state bits too, for pin.c). Returns the first
+ * statement's fingerprint, 0 if none.
  *
  * Most texts come again with other literal values, or (a driver's Parse)
  * as they were: a text of one statement is remembered by its skeleton
@@ -192,8 +196,12 @@ static uint64_t scan_text(struct proxy_ctx *ctx, const uint8_t *p, size_t n, boo
 	for (unsigned i = 0; i < sc.nstmts; i++) {
 		const struct proto_sql_stmt *st = &sc.stmt[i];
 
-		stats_shape_seen(ctx->stats, st, ctx->scan_buf + st->norm_off,
-		                 (const char *)p + st->src_off);
+		const struct stats_shape_info *si =
+		        stats_shape_seen(ctx->stats, st, ctx->scan_buf + st->norm_off,
+		                         (const char *)p + st->src_off);
+
+		nt->ss[nt->n] = proxy_pin_shape_bits(si);
+		nt->nh[nt->n] = si ? si->obj_hash : 0;
 		nt->fp[nt->n++] = st->fp;
 	}
 	if (sc.nstmts) {
@@ -209,14 +217,24 @@ static uint64_t scan_text(struct proxy_ctx *ctx, const uint8_t *p, size_t n, boo
 	return nt->n ? nt->fp[0] : 0;
 }
 
-uint64_t proxy_reply_text_fp(struct proxy_ctx *ctx, const char *sql, size_t len, bool complete)
+/* proxy_reply_text_fp, with the first statement's session bits in <ss>. */
+static uint64_t text_fp_ss(struct proxy_ctx *ctx, const char *sql, size_t len, bool complete,
+                           uint32_t *ss)
 {
 	struct proxy_note saved = ctx->note;
 	uint64_t fp;
 
 	fp = scan_text(ctx, (const uint8_t *)sql, len, complete, false);
+	*ss = ctx->note.n ? ctx->note.ss[0] : 0;
 	ctx->note = saved;
 	return fp;
+}
+
+uint64_t proxy_reply_text_fp(struct proxy_ctx *ctx, const char *sql, size_t len, bool complete)
+{
+	uint32_t ss;
+
+	return text_fp_ss(ctx, sql, len, complete, &ss);
 }
 
 /* A statement or portal name's key; its low bits hash the named table
@@ -253,13 +271,19 @@ static struct proxy_named_fp *named_find(struct proxy_client *c, const char *nam
 	return e;
 }
 
-/* The fingerprint of the client's statement <name> ("" = unnamed). */
-static uint64_t stmt_fp(struct proxy_client *c, struct proxy_server *s, const char *name)
+/* The fingerprint of the client's statement <name> ("" = unnamed), and
+ * its session-state bits in <ss> (none for session mode's named ones:
+ * session mode takes no pins). */
+static uint64_t stmt_fp(struct proxy_client *c, struct proxy_server *s, const char *name,
+                        uint32_t *ss)
 {
 	struct proxy_named_fp *e;
 
-	if (!*name)
+	*ss = 0;
+	if (!*name) {
+		*ss = c->track->unnamed_ss;
 		return c->track->unnamed_fp;
+	}
 	if (s->track) {
 		/* transaction mode: the registry knows the text, scanned once */
 		struct proxy_cl_stmt *cs = proxy_cl_find(c, name);
@@ -267,8 +291,10 @@ static uint64_t stmt_fp(struct proxy_client *c, struct proxy_server *s, const ch
 
 		if (!st || !st->query)
 			return 0;
-		if (!st->fp && !c->fill)
-			st->fp = proxy_reply_text_fp(c->ctx, st->query, strlen(st->query), true);
+		/* scanned again only if its shape was not known then (out of memory) */
+		if ((!st->fp || !(st->ss & PROXY_SS_KNOWN)) && !c->fill)
+			st->fp = text_fp_ss(c->ctx, st->query, strlen(st->query), true, &st->ss);
+		*ss = st->ss;
 		return st->fp;
 	}
 	e = named_find(c, name);
@@ -282,9 +308,11 @@ void proxy_reply_note(struct proxy_client *c, struct proxy_server *s, const stru
 	struct proto_reader r;
 	bool whole = m->avail == (size_t)m->len - 4;
 	uint64_t fp = 0;
+	uint32_t ss = 0;
 
 	nt->n = 0;
-	if (!stats_on(ctx))
+	/* pins need the statements even when statistics are off */
+	if (!stats_on(ctx) && !proxy_pin_wanted(s))
 		return;
 	if (!c->track && !(c->track = calloc(1, sizeof(*c->track))))
 		return; /* out of memory: its statements count as <other> */
@@ -300,9 +328,11 @@ void proxy_reply_note(struct proxy_client *c, struct proxy_server *s, const stru
 		if (!name)
 			return;
 		fp = r.n > 0 ? scan_text(ctx, r.p, r.n, whole, true) : 0;
-		if (!*name)
+		ss = fp ? nt->ss[0] : 0;
+		if (!*name) {
 			c->track->unnamed_fp = fp;
-		else if (!s->track)
+			c->track->unnamed_ss = ss;
+		} else if (!s->track)
 			named_set(c, name, fp);
 		break;
 	}
@@ -312,12 +342,14 @@ void proxy_reply_note(struct proxy_client *c, struct proxy_server *s, const stru
 
 		if (!portal || !name)
 			return;
-		fp = stmt_fp(c, s, name);
+		fp = stmt_fp(c, s, name, &ss);
 		if (!*portal) {
 			c->track->portal_fp = fp;
+			c->track->portal_ss = ss;
 		} else {
 			c->track->nportal_hash = name_key(portal);
 			c->track->nportal_fp = fp;
+			c->track->nportal_ss = ss;
 		}
 		break;
 	}
@@ -326,10 +358,13 @@ void proxy_reply_note(struct proxy_client *c, struct proxy_server *s, const stru
 
 		if (!portal)
 			return;
-		if (!*portal)
+		if (!*portal) {
 			fp = c->track->portal_fp;
-		else if (name_key(portal) == c->track->nportal_hash)
+			ss = c->track->portal_ss;
+		} else if (name_key(portal) == c->track->nportal_hash) {
 			fp = c->track->nportal_fp;
+			ss = c->track->nportal_ss;
+		}
 		break;
 	}
 	case 'C': {
@@ -348,6 +383,7 @@ void proxy_reply_note(struct proxy_client *c, struct proxy_server *s, const stru
 		return;
 	}
 	nt->fp[0] = fp;
+	nt->ss[0] = ss;
 	nt->n = fp != 0;
 }
 

@@ -827,6 +827,8 @@ void proxy_server_release(struct proxy_server *s, bool client_gone)
 		proxy_pool_server_ready(s);
 		return;
 	}
+	if (proxy_pin_left(s))
+		return; /* it held its client's session state: pin.c resets or closes it */
 	if ((s->mode == CONF_POOL_SESSION || cf->server_reset_query_always) &&
 	    cf->server_reset_query && cf->server_reset_query[0]) {
 		struct proto_buf b;

@@ -17,6 +17,7 @@ struct proxy_stmt {
 	uint8_t *types; /* owned: int16 count + int32 OIDs, as on the wire */
 	size_t types_len;
 	uint64_t fp;          /* fingerprint of its text (statistics), 0 = not scanned yet */
+	uint32_t ss;          /* its session-state bits (pin.c), PROXY_SS_KNOWN once known */
 	uint64_t valid_epoch; /* ctx->ddl_epoch + 1 when a server last accepted it */
 	uint32_t refs;        /* client names and server statements that use it */
 	bool hashed;          /* in ctx->stmts, shared by (text, types) */

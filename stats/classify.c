@@ -28,6 +28,11 @@
  *    as read. EXPLAIN ANALYZE runs its statement and counts as it.
  *  - An unqualified name that is a CTE's name anywhere in the statement
  *    is taken as that CTE, not as a table.
+ *  - Session state (STATS_SS_*, for transaction pooling's pins): told from
+ *    the statement node (CREATE TEMP ..., SET, LISTEN, DECLARE ... WITH
+ *    HOLD, PREPARE, LOAD and what ends them) and from function calls
+ *    anywhere in the tree, even in text not run here (a PREPARE's body
+ *    runs at its EXECUTE).
  */
 #include "stats/stats.h"
 
@@ -39,6 +44,7 @@
 
 #include <json-c/json.h>
 #include <pg_query.h>
+#include <xxhash.h>
 
 /* libpg_query's trees nest about three levels per level of SQL; past this
  * the statement is classed as unparsable rather than walked (the walk
@@ -565,6 +571,41 @@ static bool drop_of_relation(json_object *drop)
 	                    cmp_name) != NULL;
 }
 
+/* Is the last argument of the call <fc> the constant true (set_config's
+ * is_local)? A literal string or a parameter could be anything. */
+static bool last_arg_true(json_object *fc)
+{
+	json_object *args, *body, *bv, *b;
+	size_t n;
+
+	if (!json_object_object_get_ex(fc, "args", &args) ||
+	    !json_object_is_type(args, json_type_array) ||
+	    (n = json_object_array_length(args)) != 3)
+		return false;
+	const char *t = wrapped_type(json_object_array_get_idx(args, n - 1), &body);
+	return t && strcmp(t, "A_Const") == 0 && json_object_object_get_ex(body, "boolval", &bv) &&
+	       json_object_object_get_ex(bv, "boolval", &b) && json_object_get_boolean(b);
+}
+
+/* Session state a call of <name> (in <schema>, or NULL) leaves: the
+ * session-level advisory locks whatever the schema (a function of that
+ * name elsewhere may well wrap them), the unlock of all only from
+ * pg_catalog. */
+static void func_session(struct walk *w, const char *schema, const char *name, json_object *fc)
+{
+	static const char *const locks[] = {"pg_advisory_lock", "pg_advisory_lock_shared",
+	                                    "pg_try_advisory_lock", "pg_try_advisory_lock_shared"};
+	bool builtin = !schema || strcmp(schema, "pg_catalog") == 0;
+
+	for (size_t i = 0; i < sizeof(locks) / sizeof(locks[0]); i++)
+		if (strcmp(name, locks[i]) == 0)
+			w->out->session |= STATS_SS_ADVISORY;
+	if (builtin && strcmp(name, "pg_advisory_unlock_all") == 0)
+		w->out->session |= STATS_SS_UNLOCK_ALL;
+	if (strcmp(name, "set_config") == 0 && !last_arg_true(fc))
+		w->out->session |= STATS_SS_SET | STATS_SS_SET_UNNAMED;
+}
+
 static void func_call(struct walk *w, json_object *fc)
 {
 	json_object *names, *s;
@@ -584,6 +625,7 @@ static void func_call(struct walk *w, json_object *fc)
 		if (!parts[i])
 			goto volatile_fn;
 	}
+	func_session(w, n == 2 ? parts[0] : NULL, parts[n - 1], fc);
 	if (n == 2 && strcmp(parts[0], "pg_catalog") != 0)
 		goto volatile_fn;
 	if (bsearch(parts[n - 1], immutable_fns, sizeof(immutable_fns) / sizeof(immutable_fns[0]),
@@ -866,6 +908,258 @@ static uint8_t class_of_stmt(const char *type, json_object *body)
 	return k->cls;
 }
 
+/* Is the relation <rv> (a RangeVar body) temporary? */
+static bool rel_temp(json_object *rv)
+{
+	const char *pers = get_str(rv, "relpersistence");
+	const char *schema = get_str(rv, "schemaname");
+
+	return (pers && *pers == 't') || (schema && strncmp(schema, "pg_temp", 7) == 0);
+}
+
+/* Does the name list <list> ([schema, name]) start with pg_temp? */
+static bool names_temp(json_object *list)
+{
+	json_object *s;
+	const char *first;
+
+	if (!json_object_is_type(list, json_type_array) || json_object_array_length(list) < 2 ||
+	    !wrapped_type(json_object_array_get_idx(list, 0), &s))
+		return false;
+	first = get_str(s, "sval");
+	return first && strncmp(first, "pg_temp", 7) == 0;
+}
+
+/* A CREATE of a temporary object that outlives its transaction (ON COMMIT
+ * DROP ones do not). */
+static bool creates_temp(const char *type, json_object *body)
+{
+	json_object *v, *into;
+
+	if (strcmp(type, "CreateStmt") == 0) {
+		const char *oc = get_str(body, "oncommit");
+		return json_object_object_get_ex(body, "relation", &v) && rel_temp(v) &&
+		       !(oc && strcmp(oc, "ONCOMMIT_DROP") == 0);
+	}
+	if (strcmp(type, "ViewStmt") == 0)
+		return json_object_object_get_ex(body, "view", &v) && rel_temp(v);
+	if (strcmp(type, "CreateSeqStmt") == 0)
+		return json_object_object_get_ex(body, "sequence", &v) && rel_temp(v);
+	if (strcmp(type, "CreateTableAsStmt") == 0 || strcmp(type, "SelectStmt") == 0) {
+		const char *oc;
+		if (!json_object_object_get_ex(
+		            body, strcmp(type, "SelectStmt") == 0 ? "intoClause" : "into", &into) ||
+		    !json_object_object_get_ex(into, "rel", &v))
+			return false;
+		oc = get_str(into, "onCommit");
+		return rel_temp(v) && !(oc && strcmp(oc, "ONCOMMIT_DROP") == 0);
+	}
+	if (strcmp(type, "CreateFunctionStmt") == 0)
+		return json_object_object_get_ex(body, "funcname", &v) && names_temp(v);
+	return false;
+}
+
+/* SET ROLE's argument is the word NONE, not the string 'none' (which the
+ * fingerprint would not tell from any other role name). */
+static bool role_none(json_object *body, const char *sql, size_t len)
+{
+	json_object *args, *c, *sv, *loc;
+	const char *t;
+	const char *v;
+
+	if (!json_object_object_get_ex(body, "args", &args) ||
+	    !json_object_is_type(args, json_type_array) || json_object_array_length(args) != 1)
+		return false;
+	t = wrapped_type(json_object_array_get_idx(args, 0), &c);
+	if (!t || strcmp(t, "A_Const") != 0 || !json_object_object_get_ex(c, "sval", &sv) ||
+	    !(v = get_str(sv, "sval")) || strcmp(v, "none") != 0 ||
+	    !json_object_object_get_ex(c, "location", &loc))
+		return false;
+	int64_t at = json_object_get_int64(loc);
+	return at >= 0 && (size_t)at + 4 <= len && strncasecmp(sql + at, "none", 4) == 0;
+}
+
+/* What a SET / RESET leaves; <out> has what earlier statements of the
+ * text left. */
+static uint32_t set_session(json_object *body, const char *sql, size_t len,
+                            struct stats_shape_info *out)
+{
+	const char *kind = get_str(body, "kind"), *name = get_str(body, "name");
+	bool reset;
+
+	if (get_bool(body, "is_local") || !kind)
+		return 0;
+	if (strcmp(kind, "VAR_RESET_ALL") == 0)
+		return STATS_SS_RESET_ALL;
+	if (!name || strcmp(name, "TRANSACTION") == 0 || strcmp(name, "TRANSACTION SNAPSHOT") == 0)
+		return 0;
+	/* back to the session default, which every client of the pool shares */
+	reset = strcmp(kind, "VAR_RESET") == 0 || strcmp(kind, "VAR_SET_DEFAULT") == 0;
+	if (strcmp(name, "role") == 0)
+		return reset || role_none(body, sql, len) ? STATS_SS_RESET_ROLE : STATS_SS_ROLE;
+	if (strcmp(name, "session_authorization") == 0)
+		return reset ? STATS_SS_RESET_AUTH : STATS_SS_AUTH;
+	if (reset)
+		return 0;
+	if (out->session & STATS_SS_SET)
+		return STATS_SS_SET | STATS_SS_SET_UNNAMED; /* a second one: <set_name> is one */
+	out->set_name = strdup(name);
+	return out->set_name ? STATS_SS_SET : STATS_SS_SET | STATS_SS_SET_UNNAMED;
+}
+
+uint64_t stats_name_hash(const char *name)
+{
+	return XXH3_64bits(name, strlen(name)) | 1;
+}
+
+/* The name field <key> of <body> is what the statement is about. */
+static void obj_name(struct stats_shape_info *out, json_object *body, const char *key)
+{
+	const char *name = get_str(body, key);
+
+	if (name && !out->obj_hash)
+		out->obj_hash = stats_name_hash(name);
+}
+
+/* The session state the top-level statement <type> leaves (function calls
+ * anywhere in it are seen by func_call). */
+static uint32_t stmt_session(const char *type, json_object *body, const char *sql, size_t len,
+                             struct stats_shape_info *out)
+{
+	json_object *v;
+
+	if (creates_temp(type, body))
+		return STATS_SS_TEMP;
+	if (strcmp(type, "VariableSetStmt") == 0)
+		return set_session(body, sql, len, out);
+	if (strcmp(type, "ListenStmt") == 0)
+		return STATS_SS_LISTEN;
+	if (strcmp(type, "UnlistenStmt") == 0)
+		return get_str(body, "conditionname") ? 0 : STATS_SS_UNLISTEN_ALL;
+	if (strcmp(type, "DeclareCursorStmt") == 0) {
+		if (!json_object_object_get_ex(body, "options", &v) ||
+		    !(json_object_get_int64(v) & 0x20)) /* CURSOR_OPT_HOLD */
+			return 0;
+		obj_name(out, body, "portalname");
+		return STATS_SS_CURSOR;
+	}
+	if (strcmp(type, "ClosePortalStmt") == 0) {
+		obj_name(out, body, "portalname");
+		return get_str(body, "portalname") ? STATS_SS_CLOSE : STATS_SS_CLOSE_ALL;
+	}
+	if (strcmp(type, "PrepareStmt") == 0) {
+		obj_name(out, body, "name");
+		return STATS_SS_PREPARE;
+	}
+	if (strcmp(type, "DeallocateStmt") == 0) {
+		obj_name(out, body, "name");
+		return get_str(body, "name") ? STATS_SS_DEALLOCATE : STATS_SS_DEALLOCATE_ALL;
+	}
+	if (strcmp(type, "LoadStmt") == 0)
+		return STATS_SS_LOAD;
+	if (strcmp(type, "DiscardStmt") == 0) {
+		const char *t = get_str(body, "target");
+		if (t && strcmp(t, "DISCARD_ALL") == 0)
+			return STATS_SS_DISCARD_ALL;
+		if (t && strcmp(t, "DISCARD_TEMP") == 0)
+			return STATS_SS_DISCARD_TEMP;
+		return 0;
+	}
+	if (strcmp(type, "TransactionStmt") == 0) {
+		const char *k = get_str(body, "kind");
+		return k && (strcmp(k, "TRANS_STMT_ROLLBACK") == 0 ||
+		             strcmp(k, "TRANS_STMT_ROLLBACK_TO") == 0 ||
+		             strcmp(k, "TRANS_STMT_PREPARE") == 0)
+		               ? STATS_SS_ROLLBACK
+		               : 0;
+	}
+	return 0;
+}
+
+/* Skip blanks and comments; the next word (letters, digits, _) lower-cased
+ * into <word> (empty at the end). */
+static const char *next_word(const char *p, const char *end, char *word, size_t cap)
+{
+	size_t n = 0;
+
+	for (;;) {
+		while (p < end && isspace((unsigned char)*p))
+			p++;
+		if (end - p >= 2 && p[0] == '-' && p[1] == '-') {
+			while (p < end && *p != '\n')
+				p++;
+		} else if (end - p >= 2 && p[0] == '/' && p[1] == '*') {
+			const char *e = p + 2;
+			while (end - e >= 2 && !(e[0] == '*' && e[1] == '/'))
+				e++;
+			p = end - e >= 2 ? e + 2 : end;
+		} else {
+			break;
+		}
+	}
+	while (p < end && (isalnum((unsigned char)*p) || *p == '_') && n + 1 < cap)
+		word[n++] = (char)tolower((unsigned char)*p++);
+	word[n] = '\0';
+	return p;
+}
+
+/* Does <needle> occur in <sql> (case-insensitive)? */
+static bool has_text(const char *sql, size_t len, const char *needle)
+{
+	size_t n = strlen(needle);
+
+	for (size_t i = 0; i + n <= len; i++)
+		if (strncasecmp(sql + i, needle, n) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Text the parser could not read (a prefix of a long statement, or syntax
+ * it does not know): judged by its leading words, erring on "creates", so
+ * that transaction pooling keeps such a client rather than lose its state.
+ */
+static uint32_t text_session(const char *sql, size_t len)
+{
+	const char *end = sql + len, *p;
+	char w1[32], w2[32], w3[32];
+	uint32_t ss = 0;
+
+	p = next_word(sql, end, w1, sizeof(w1));
+	p = next_word(p, end, w2, sizeof(w2));
+	(void)next_word(p, end, w3, sizeof(w3));
+	if (strcmp(w1, "listen") == 0)
+		ss |= STATS_SS_LISTEN;
+	else if (strcmp(w1, "declare") == 0)
+		ss |= STATS_SS_CURSOR;
+	else if (strcmp(w1, "prepare") == 0)
+		ss |= strcmp(w2, "transaction") == 0 ? STATS_SS_ROLLBACK : STATS_SS_PREPARE;
+	else if (strcmp(w1, "load") == 0)
+		ss |= STATS_SS_LOAD;
+	else if (strcmp(w1, "set") == 0) {
+		if (strcmp(w2, "role") == 0)
+			ss |= STATS_SS_ROLE;
+		else if (strcmp(w2, "session") == 0 && strcmp(w3, "authorization") == 0)
+			ss |= STATS_SS_AUTH;
+		else if (strcmp(w2, "local") != 0 && strcmp(w2, "transaction") != 0)
+			ss |= STATS_SS_SET | STATS_SS_SET_UNNAMED;
+	} else if (strcmp(w1, "create") == 0) {
+		if (strcmp(w2, "temp") == 0 || strcmp(w2, "temporary") == 0 ||
+		    strcmp(w2, "local") == 0 || strcmp(w2, "global") == 0 ||
+		    (strcmp(w2, "or") == 0 &&
+		     (has_text(sql, len, " temp ") || has_text(sql, len, " temporary "))) ||
+		    has_text(sql, len, "pg_temp"))
+			ss |= STATS_SS_TEMP;
+	} else if (strcmp(w1, "rollback") == 0 || strcmp(w1, "abort") == 0) {
+		ss |= STATS_SS_ROLLBACK;
+	}
+	if (has_text(sql, len, "advisory_lock"))
+		ss |= STATS_SS_ADVISORY;
+	if (has_text(sql, len, "set_config"))
+		ss |= STATS_SS_SET | STATS_SS_SET_UNNAMED;
+	return ss;
+}
+
 /*
  * <json> as a tree, NULL if it cannot be read. The tokener's stack is
  * allocated (zeroed) at its full depth, which for CLASSIFY_MAX_DEPTH
@@ -897,8 +1191,9 @@ static json_object *load_json(const char *json)
 	return NULL;
 }
 
-/* Walk the parse tree in <json>; false if it cannot be read. */
-static bool read_tree(const char *json, struct stats_shape_info *out)
+/* Walk the parse tree in <json> of <sql> (<len> bytes); false if it cannot
+ * be read. */
+static bool read_tree(const char *json, const char *sql, size_t len, struct stats_shape_info *out)
 {
 	json_object *root = load_json(json), *stmts;
 	struct walk w = {.out = out};
@@ -921,6 +1216,7 @@ static bool read_tree(const char *json, struct stats_shape_info *out)
 			continue;
 		if (i == 0)
 			out->cls = class_of_stmt(type, body);
+		out->session |= stmt_session(type, body, sql, len, out);
 		walk_node(&w, type, body, 0);
 	}
 out:
@@ -947,7 +1243,7 @@ int stats_classify(const char *sql, size_t len, uint8_t kw, struct stats_shape_i
 	text[len] = '\0';
 
 	pr = pg_query_parse(text);
-	ok = !pr.error && pr.parse_tree && read_tree(pr.parse_tree, out);
+	ok = !pr.error && pr.parse_tree && read_tree(pr.parse_tree, text, len, out);
 	pg_query_free_parse_result(pr);
 	if (ok) {
 		fr = pg_query_fingerprint(text);
@@ -956,14 +1252,16 @@ int stats_classify(const char *sql, size_t len, uint8_t kw, struct stats_shape_i
 		pg_query_free_fingerprint_result(fr);
 		out->parsed = true;
 	}
-	free(text);
 	if (!ok) {
 		/* what read_tree gathered before failing goes; the class stays */
 		stats_shape_info_free(out);
 		memset(out, 0, sizeof(*out));
 		out->cls = class_of_kw(kw);
+		out->session = text_session(text, len);
+		free(text);
 		return -1;
 	}
+	free(text);
 	return 0;
 }
 
@@ -976,4 +1274,6 @@ void stats_shape_info_free(struct stats_shape_info *info)
 	for (uint8_t i = 0; i < info->nwritten; i++)
 		free(info->written[i]);
 	info->nread = info->nwritten = 0;
+	free(info->set_name);
+	info->set_name = NULL;
 }

@@ -167,7 +167,7 @@ const struct stats_shape_info *stats_shape_seen(struct stats *st, const struct p
 	const char *sql = src;
 	size_t len;
 
-	if (!st || !st->cfg.track || !s || s->fp == 0)
+	if (!st || (!st->cfg.track && !st->cfg.memo) || !s || s->fp == 0)
 		return NULL;
 	sh = stats_shape_lookup(st, s->fp, true);
 	if (sh) {
@@ -224,7 +224,7 @@ const struct stats_shape_info *stats_shape_again(struct stats *st, uint64_t fp, 
 {
 	struct stats_shape *sh;
 
-	if (!st || !st->cfg.track || fp == 0)
+	if (!st || (!st->cfg.track && !st->cfg.memo) || fp == 0)
 		return NULL;
 	sh = stats_shape_lookup(st, fp, true);
 	if (!sh)

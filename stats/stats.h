@@ -87,6 +87,8 @@ const char *stats_class_name(enum stats_class cls);
 /* Settings, from the configuration at start and at every reload. */
 struct stats_config {
 	bool track;                /* track_statements */
+	bool memo;                 /* keep the shape memo even when <track> is off (pinning
+	                              needs stats_shape_seen's verdicts) */
 	bool track_literals;       /* keep one example with its literals per shape */
 	uint32_t max_statements;   /* max_tracked_statements: rows kept, <other> rows aside */
 	uint32_t slow_ms;          /* slow_query_ms; 0 = no slow-query log */
@@ -111,11 +113,51 @@ struct stats_shape_info {
 	bool catalog;       /* reads pg_catalog, information_schema or a pg_* relation */
 	bool temp;          /* names a relation in pg_temp */
 	bool tables_cut;    /* more tables than STATS_MAX_TABLES: the lists are partial */
+	uint32_t session;   /* STATS_SS_*: session state it creates or ends */
+	char *set_name;     /* owned: the parameter the first SET statement names, as
+	                       PostgreSQL folds it ("timezone" for SET TIME ZONE), or NULL */
+	uint64_t obj_hash;  /* the cursor or prepared statement the first DECLARE, CLOSE,
+	                       PREPARE or DEALLOCATE names: stats_name_hash of it; 0 = none */
 	uint8_t nread, nwritten;
 	char *read[STATS_MAX_TABLES];    /* owned: "schema.table" or "table", folded to lower
 	                                    case unless quoted; each listed once */
 	char *written[STATS_MAX_TABLES]; /* owned: likewise, tables written */
 };
+
+/*
+ * Session state (stats_shape_info.session): what a statement leaves on its
+ * server connection beyond its transaction, so that transaction pooling
+ * can keep its client on that server (proxy/pin.c), and what ends it.
+ * Bits are a property of the shape: where a literal (which the
+ * fingerprint hides) could change the verdict, the statement counts as
+ * creating state. Text inside a function or DO body is not seen. Text the
+ * parser cannot read is judged by its leading words, erring on "creates".
+ */
+#define STATS_SS_TEMP           (1u << 0) /* creates a temporary table, view, sequence or function */
+#define STATS_SS_ADVISORY       (1u << 1) /* takes a session advisory lock (not the _xact_ ones) */
+#define STATS_SS_LISTEN         (1u << 2) /* LISTEN */
+#define STATS_SS_SET            (1u << 3) /* SET (not LOCAL) of <set_name>; set_config(.., false) */
+#define STATS_SS_CURSOR         (1u << 4) /* DECLARE ... WITH HOLD */
+#define STATS_SS_PREPARE        (1u << 5) /* SQL PREPARE */
+#define STATS_SS_LOAD           (1u << 6) /* LOAD of a library (cannot be undone) */
+#define STATS_SS_ROLE           (1u << 7) /* SET ROLE */
+#define STATS_SS_AUTH           (1u << 8) /* SET SESSION AUTHORIZATION */
+#define STATS_SS_CREATES        0x1ffu    /* any of the above */
+#define STATS_SS_DISCARD_ALL    (1u << 9) /* DISCARD ALL: ends every kind above but LOAD */
+#define STATS_SS_DISCARD_TEMP   (1u << 10) /* DISCARD TEMP */
+#define STATS_SS_UNLISTEN_ALL   (1u << 11) /* UNLISTEN * */
+#define STATS_SS_UNLOCK_ALL     (1u << 12) /* pg_advisory_unlock_all() */
+#define STATS_SS_RESET_ALL      (1u << 13) /* RESET ALL (parameters; not role nor authorization) */
+#define STATS_SS_RESET_ROLE     (1u << 14) /* RESET ROLE, SET ROLE NONE */
+#define STATS_SS_RESET_AUTH     (1u << 15) /* RESET / SET SESSION AUTHORIZATION DEFAULT */
+#define STATS_SS_CLOSE          (1u << 16) /* CLOSE of one cursor */
+#define STATS_SS_CLOSE_ALL      (1u << 17) /* CLOSE ALL */
+#define STATS_SS_DEALLOCATE     (1u << 18) /* DEALLOCATE of one statement */
+#define STATS_SS_DEALLOCATE_ALL (1u << 19) /* DEALLOCATE ALL */
+#define STATS_SS_ROLLBACK       (1u << 20) /* undoes work: ROLLBACK [TO], ABORT, PREPARE TRANSACTION */
+#define STATS_SS_SET_UNNAMED                                                                       \
+	(1u << 21) /* with STATS_SS_SET: a parameter <set_name> does not                           \
+	              name is set too (set_config(), a second SET) */
 
 /*
  * Run libpg_query on <len> bytes of <sql> (one statement) and fill <out>.
@@ -124,6 +166,8 @@ struct stats_shape_info {
  * class and nothing else). Costly (microseconds): once per shape.
  */
 int stats_classify(const char *sql, size_t len, uint8_t kw, struct stats_shape_info *out);
+/* The hash of a name as obj_hash holds it (never 0). */
+uint64_t stats_name_hash(const char *name);
 void stats_shape_info_free(struct stats_shape_info *info);
 
 /* ---- hist.c: fixed-memory log-linear latency histogram ---- */
@@ -172,7 +216,8 @@ void stats_scope_put(struct stats *st, struct stats_scope *sc);
  * original text (s->src_len bytes), given to the parser the first time
  * the fingerprint is seen, and kept as the example with literals only when
  * track_literals is on. One hash lookup when the shape is known.
- * Returns what the parser said of it, or NULL (tracking off, or OOM).
+ * Returns what the parser said of it, or NULL (tracking and the memo off,
+ * or OOM).
  */
 const struct stats_shape_info *stats_shape_seen(struct stats *st, const struct proto_sql_stmt *s,
                                                 const char *norm, const char *src);

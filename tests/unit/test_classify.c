@@ -472,3 +472,185 @@ Test(classify, free_twice)
 	stats_shape_info_free(&si);
 	stats_shape_info_free(NULL);
 }
+
+/* ---- session state (STATS_SS_*), for transaction pooling's pins ---- */
+
+#define SS_SET_ANY (STATS_SS_SET | STATS_SS_SET_UNNAMED)
+
+struct want_ss {
+	const char *sql;
+	uint8_t kw;
+	uint32_t ss;
+	const char *set_name; /* NULL: none expected */
+};
+
+static const struct want_ss ss_corpus[] = {
+        /* what creates state */
+        {"CREATE TEMP TABLE t (a int)", PROTO_KW_CREATE, STATS_SS_TEMP, NULL},
+        {"create temporary table t (a int)", PROTO_KW_CREATE, STATS_SS_TEMP, NULL},
+        {"CREATE TABLE pg_temp.t (a int)", PROTO_KW_CREATE, STATS_SS_TEMP, NULL},
+        {"CREATE TEMP VIEW v AS SELECT 1", PROTO_KW_CREATE, STATS_SS_TEMP, NULL},
+        {"CREATE OR REPLACE TEMP VIEW v AS SELECT 1", PROTO_KW_CREATE, STATS_SS_TEMP, NULL},
+        {"CREATE TEMP SEQUENCE s", PROTO_KW_CREATE, STATS_SS_TEMP, NULL},
+        {"CREATE TEMP TABLE t AS SELECT 1", PROTO_KW_CREATE, STATS_SS_TEMP, NULL},
+        {"SELECT 1 AS a INTO TEMP t", PROTO_KW_SELECT, STATS_SS_TEMP, NULL},
+        {"CREATE FUNCTION pg_temp.f() RETURNS int LANGUAGE sql AS 'select 1'", PROTO_KW_CREATE,
+         STATS_SS_TEMP, NULL},
+        {"SELECT pg_advisory_lock(1)", PROTO_KW_SELECT, STATS_SS_ADVISORY, NULL},
+        {"select pg_catalog.pg_try_advisory_lock(1, 2)", PROTO_KW_SELECT, STATS_SS_ADVISORY, NULL},
+        {"SELECT pg_advisory_lock_shared($1)", PROTO_KW_SELECT, STATS_SS_ADVISORY, NULL},
+        {"SELECT x FROM t WHERE pg_try_advisory_lock_shared(id)", PROTO_KW_SELECT,
+         STATS_SS_ADVISORY, NULL},
+        {"LISTEN chan", PROTO_KW_LISTEN, STATS_SS_LISTEN, NULL},
+        {"SET search_path = a, public", PROTO_KW_SET, STATS_SS_SET, "search_path"},
+        {"SET SESSION statement_timeout TO 5", PROTO_KW_SET, STATS_SS_SET, "statement_timeout"},
+        {"SET TIME ZONE 'UTC'", PROTO_KW_SET, STATS_SS_SET, "timezone"},
+        {"SET NAMES 'UTF8'", PROTO_KW_SET, STATS_SS_SET, "client_encoding"},
+        {"SET DateStyle = 'ISO'", PROTO_KW_SET, STATS_SS_SET, "datestyle"},
+        {"SET work_mem FROM CURRENT", PROTO_KW_SET, STATS_SS_SET, "work_mem"},
+        {"SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", PROTO_KW_SET, STATS_SS_SET,
+         "SESSION CHARACTERISTICS"},
+        /* a tracked name and another: <set_name> cannot speak for both */
+        {"SET TimeZone = 'UTC'; SET search_path = a", PROTO_KW_SET, SS_SET_ANY, "timezone"},
+        {"SET TimeZone = 'UTC'; SELECT set_config('search_path', 'a', false)", PROTO_KW_SET,
+         SS_SET_ANY, "timezone"},
+        {"SELECT set_config('search_path', 'a', false)", PROTO_KW_SELECT, SS_SET_ANY, NULL},
+        {"SELECT set_config($1, $2, $3)", PROTO_KW_SELECT, SS_SET_ANY, NULL},
+        {"SELECT set_config('a.b', 'c', 'true')", PROTO_KW_SELECT, SS_SET_ANY, NULL},
+        {"DECLARE c CURSOR WITH HOLD FOR SELECT 1", PROTO_KW_DECLARE, STATS_SS_CURSOR, NULL},
+        {"PREPARE p (int) AS SELECT $1", PROTO_KW_PREPARE, STATS_SS_PREPARE, NULL},
+        /* the body runs at EXECUTE: what it takes counts at PREPARE */
+        {"PREPARE p AS SELECT pg_advisory_lock(1)", PROTO_KW_PREPARE,
+         STATS_SS_PREPARE | STATS_SS_ADVISORY, NULL},
+        {"LOAD 'auto_explain'", PROTO_KW_OTHER, STATS_SS_LOAD, NULL},
+        {"SET ROLE bob", PROTO_KW_SET, STATS_SS_ROLE, NULL},
+        /* a string the fingerprint cannot tell from 'bob' */
+        {"SET ROLE 'none'", PROTO_KW_SET, STATS_SS_ROLE, NULL},
+        {"SET SESSION AUTHORIZATION bob", PROTO_KW_SET, STATS_SS_AUTH, NULL},
+        /* what ends it */
+        {"DISCARD ALL", PROTO_KW_DISCARD, STATS_SS_DISCARD_ALL, NULL},
+        {"discard temporary", PROTO_KW_DISCARD, STATS_SS_DISCARD_TEMP, NULL},
+        {"UNLISTEN *", PROTO_KW_UNLISTEN, STATS_SS_UNLISTEN_ALL, NULL},
+        {"SELECT pg_advisory_unlock_all()", PROTO_KW_SELECT, STATS_SS_UNLOCK_ALL, NULL},
+        {"RESET ALL", PROTO_KW_RESET, STATS_SS_RESET_ALL, NULL},
+        {"RESET ROLE", PROTO_KW_RESET, STATS_SS_RESET_ROLE, NULL},
+        {"SET ROLE NONE", PROTO_KW_SET, STATS_SS_RESET_ROLE, NULL},
+        {"SET SESSION AUTHORIZATION DEFAULT", PROTO_KW_SET, STATS_SS_RESET_AUTH, NULL},
+        {"RESET SESSION AUTHORIZATION", PROTO_KW_RESET, STATS_SS_RESET_AUTH, NULL},
+        {"CLOSE c", PROTO_KW_CLOSE, STATS_SS_CLOSE, NULL},
+        {"CLOSE ALL", PROTO_KW_CLOSE, STATS_SS_CLOSE_ALL, NULL},
+        {"DEALLOCATE p", PROTO_KW_DEALLOCATE, STATS_SS_DEALLOCATE, NULL},
+        {"DEALLOCATE PREPARE ALL", PROTO_KW_DEALLOCATE, STATS_SS_DEALLOCATE_ALL, NULL},
+        /* what undoes work: an end sent before it in the transaction is void */
+        {"ROLLBACK", PROTO_KW_ROLLBACK, STATS_SS_ROLLBACK, NULL},
+        {"ABORT", PROTO_KW_ABORT, STATS_SS_ROLLBACK, NULL},
+        {"ROLLBACK TO SAVEPOINT a", PROTO_KW_ROLLBACK, STATS_SS_ROLLBACK, NULL},
+        {"PREPARE TRANSACTION 'x'", PROTO_KW_PREPARE, STATS_SS_ROLLBACK, NULL},
+        {"BEGIN", PROTO_KW_BEGIN, 0, NULL},
+        {"COMMIT", PROTO_KW_COMMIT, 0, NULL},
+        {"SAVEPOINT a", PROTO_KW_SAVEPOINT, 0, NULL},
+        /* what leaves nothing behind */
+        {"CREATE TABLE t (a int)", PROTO_KW_CREATE, 0, NULL},
+        {"CREATE TEMP TABLE t (a int) ON COMMIT DROP", PROTO_KW_CREATE, 0, NULL},
+        {"SELECT * FROM pg_temp.t", PROTO_KW_SELECT, 0, NULL},
+        {"SELECT pg_advisory_xact_lock(1)", PROTO_KW_SELECT, 0, NULL},
+        {"SELECT pg_try_advisory_xact_lock(1)", PROTO_KW_SELECT, 0, NULL},
+        {"SELECT pg_advisory_unlock(1)", PROTO_KW_SELECT, 0, NULL},
+        {"SET LOCAL search_path = a", PROTO_KW_SET, 0, NULL},
+        {"SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", PROTO_KW_SET, 0, NULL},
+        {"RESET search_path", PROTO_KW_RESET, 0, NULL},
+        {"SET work_mem TO DEFAULT", PROTO_KW_SET, 0, NULL},
+        {"SELECT set_config('a.b', 'c', true)", PROTO_KW_SELECT, 0, NULL},
+        {"DECLARE c CURSOR FOR SELECT 1", PROTO_KW_DECLARE, 0, NULL},
+        {"UNLISTEN chan", PROTO_KW_UNLISTEN, 0, NULL},
+        {"DISCARD PLANS", PROTO_KW_DISCARD, 0, NULL},
+        {"NOTIFY chan", PROTO_KW_NOTIFY, 0, NULL},
+        {"SELECT 1", PROTO_KW_SELECT, 0, NULL},
+        {"INSERT INTO t VALUES (1)", PROTO_KW_INSERT, 0, NULL},
+};
+
+Test(classify, session_state)
+{
+	for (size_t i = 0; i < sizeof(ss_corpus) / sizeof(ss_corpus[0]); i++) {
+		const struct want_ss *w = &ss_corpus[i];
+		struct stats_shape_info si;
+
+		cr_expect_eq(classify(w->sql, w->kw, &si), 0, "%s: not parsed", w->sql);
+		cr_expect_eq(si.session, w->ss, "%s: session bits %#x, want %#x", w->sql,
+		             si.session, w->ss);
+		if (w->set_name)
+			cr_expect(si.set_name && strcmp(si.set_name, w->set_name) == 0,
+			          "%s: set_name %s, want %s", w->sql,
+			          si.set_name ? si.set_name : "-", w->set_name);
+		else
+			cr_expect_null(si.set_name, "%s: set_name %s", w->sql, si.set_name);
+		stats_shape_info_free(&si);
+		cr_expect_null(si.set_name);
+	}
+}
+
+/* DECLARE, CLOSE, PREPARE and DEALLOCATE name what they make or end, so
+ * that a CLOSE of another cursor is not taken for the end of a held one. */
+Test(classify, session_object_names)
+{
+	static const struct {
+		const char *sql;
+		uint8_t kw;
+		const char *name; /* NULL: none */
+	} cases[] = {
+	        {"DECLARE c1 CURSOR WITH HOLD FOR SELECT 1", PROTO_KW_DECLARE, "c1"},
+	        {"DECLARE \"Big\" CURSOR WITH HOLD FOR SELECT 1", PROTO_KW_DECLARE, "Big"},
+	        {"CLOSE C1", PROTO_KW_CLOSE, "c1"},
+	        {"CLOSE ALL", PROTO_KW_CLOSE, NULL},
+	        {"PREPARE p1 AS SELECT 1", PROTO_KW_PREPARE, "p1"},
+	        {"DEALLOCATE p1", PROTO_KW_DEALLOCATE, "p1"},
+	        {"DEALLOCATE ALL", PROTO_KW_DEALLOCATE, NULL},
+	        {"DECLARE c1 CURSOR FOR SELECT 1", PROTO_KW_DECLARE, NULL},
+	        {"SELECT 1", PROTO_KW_SELECT, NULL},
+	};
+
+	cr_expect_neq(stats_name_hash("c1"), stats_name_hash("c2"));
+	cr_expect_neq(stats_name_hash("Big"), stats_name_hash("big"));
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct stats_shape_info si;
+
+		cr_assert_eq(classify(cases[i].sql, cases[i].kw, &si), 0, "%s", cases[i].sql);
+		cr_expect_eq(si.obj_hash, cases[i].name ? stats_name_hash(cases[i].name) : 0, "%s",
+		             cases[i].sql);
+		stats_shape_info_free(&si);
+	}
+}
+
+/* Text the parser cannot read (a statement cut short, or a syntax error)
+ * is judged by its words, erring on the side of "creates state". */
+Test(classify, session_state_unparsed)
+{
+	static const struct want_ss cases[] = {
+	        {"LISTEN", PROTO_KW_LISTEN, STATS_SS_LISTEN, NULL},
+	        {"CREATE TEMP TABLE t (a int, b", PROTO_KW_CREATE, STATS_SS_TEMP, NULL},
+	        {"/* c */ create temporary table t (", PROTO_KW_CREATE, STATS_SS_TEMP, NULL},
+	        {"CREATE TABLE t (a int, b", PROTO_KW_CREATE, 0, NULL},
+	        {"SET search_path = ", PROTO_KW_SET, SS_SET_ANY, NULL},
+	        {"SET LOCAL search_path = ", PROTO_KW_SET, 0, NULL},
+	        {"SET ROLE", PROTO_KW_SET, STATS_SS_ROLE, NULL},
+	        {"DECLARE c CURSOR WITH HOLD FOR SELECT (", PROTO_KW_DECLARE, STATS_SS_CURSOR,
+	         NULL},
+	        {"PREPARE p AS SELECT (", PROTO_KW_PREPARE, STATS_SS_PREPARE, NULL},
+	        {"SELECT pg_advisory_lock(1), (", PROTO_KW_SELECT, STATS_SS_ADVISORY, NULL},
+	        {"SELECT pg_advisory_xact_lock(1), (", PROTO_KW_SELECT, 0, NULL},
+	        {"LOAD", PROTO_KW_OTHER, STATS_SS_LOAD, NULL},
+	        {"ROLLBACK TO", PROTO_KW_ROLLBACK, STATS_SS_ROLLBACK, NULL},
+	        {"BEGIN ISOLATION", PROTO_KW_BEGIN, 0, NULL},
+	        {"SELECT (", PROTO_KW_SELECT, 0, NULL},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct stats_shape_info si;
+
+		cr_expect_eq(classify(cases[i].sql, cases[i].kw, &si), -1, "%s: parsed",
+		             cases[i].sql);
+		cr_expect_eq(si.session, cases[i].ss, "%s: session bits %#x, want %#x",
+		             cases[i].sql, si.session, cases[i].ss);
+		stats_shape_info_free(&si);
+	}
+}
