@@ -17,9 +17,11 @@ CFLAGS  ?=
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Werror -Wshadow \
 	   -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes -I. \
 	   -I/usr/include/postgresql
-# only what the code uses: hiredis and libpq join with the cache and auth_query;
-# libunistring gives SASLprep its NFKC normalization (protocol/saslprep.c)
-LIBS    := -lev -lcares -linih -lxxhash -lpg_query -ljson-c -lunistring -lssl -lcrypto -lm
+# only what the code uses: hiredis is the cache's Redis client (cache/cache.c),
+# libpq joins with auth_query; libunistring gives SASLprep its NFKC
+# normalization (protocol/saslprep.c)
+LIBS    := -lev -lcares -linih -lxxhash -lpg_query -ljson-c -lunistring -lhiredis -lssl \
+	   -lcrypto -lm
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 MODULES := protocol conf stats pool cache proxy

@@ -322,6 +322,7 @@ struct cache_stats {
 	uint64_t redis_errors, redis_timeouts, breaker_trips, reconnects;
 	uint64_t malformed; /* values or messages from Redis that did not decode */
 	uint64_t redis_calls;
+	uint64_t inflight;     /* commands sent and not yet answered */
 	double redis_ms_total; /* summed round trips of redis_calls */
 	uint64_t uncacheable[CACHE_NREASONS];
 	struct cache_l1_stats l1;
