@@ -103,6 +103,13 @@ $(FUZZ_BIN): build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(PROTO_SRC) $(HDRS)
 	@mkdir -p build-fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(PROTO_SRC) -lxxhash -lunistring -lssl -lcrypto
 
+# Fuzz targets of the cache's pure parts (the entry decoder: Redis values
+# are untrusted), built from those sources alone.
+FUZZ_CACHE_BIN := build-fuzz/fuzz_cache_entry
+$(FUZZ_CACHE_BIN): build-fuzz/%: tests/fuzz/%.c cache/entry.c $(HDRS)
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< cache/entry.c
+
 # Fuzz targets that drive the whole proxy (fuzz_client: the client state
 # machine against a scripted server) link every library source, built
 # apart by clang with the fuzzer's coverage instrumentation.
@@ -121,8 +128,8 @@ $(FUZZ_PROXY_BIN): build-fuzz/%: tests/fuzz/%.c proxy/main.c fuzz-lib $(HDRS)
 
 # A crash stops the loop with libFuzzer's exit status, its input saved in
 # build-fuzz/ (crash-*), to replay with build-fuzz/<target> <file>.
-fuzz: deps $(FUZZ_BIN) $(FUZZ_PROXY_BIN)
-	@set -e; for f in $(FUZZ_BIN) $(FUZZ_PROXY_BIN); do \
+fuzz: deps $(FUZZ_BIN) $(FUZZ_CACHE_BIN) $(FUZZ_PROXY_BIN)
+	@set -e; for f in $(FUZZ_BIN) $(FUZZ_CACHE_BIN) $(FUZZ_PROXY_BIN); do \
 		n=$$(basename $$f); mkdir -p build-fuzz/corpus-$$n tests/fuzz/corpus/$$n; \
 		echo "== $$n ($(FUZZ_SECONDS)s)"; \
 		$$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -artifact_prefix=build-fuzz/$$n- \
