@@ -17,9 +17,11 @@ CFLAGS  ?=
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Werror -Wshadow \
 	   -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes -I. \
 	   -I/usr/include/postgresql
-# only what the code uses: hiredis and libpq join with the cache and auth_query;
-# libunistring gives SASLprep its NFKC normalization (protocol/saslprep.c)
-LIBS    := -lev -lcares -linih -lxxhash -lpg_query -ljson-c -lunistring -lssl -lcrypto -lm
+# only what the code uses: hiredis is the cache's Redis client (cache/cache.c),
+# libpq joins with auth_query; libunistring gives SASLprep its NFKC
+# normalization (protocol/saslprep.c)
+LIBS    := -lev -lcares -linih -lxxhash -lpg_query -ljson-c -lunistring -lhiredis -lssl \
+	   -lcrypto -lm
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 MODULES := protocol conf stats pool cache proxy
@@ -101,6 +103,13 @@ $(FUZZ_BIN): build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(PROTO_SRC) $(HDRS)
 	@mkdir -p build-fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(PROTO_SRC) -lxxhash -lunistring -lssl -lcrypto
 
+# Fuzz targets of the cache's pure parts (the entry decoder: Redis values
+# are untrusted), built from those sources alone.
+FUZZ_CACHE_BIN := build-fuzz/fuzz_cache_entry
+$(FUZZ_CACHE_BIN): build-fuzz/%: tests/fuzz/%.c cache/entry.c $(HDRS)
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< cache/entry.c
+
 # Fuzz targets that drive the whole proxy (fuzz_client: the client state
 # machine against a scripted server) link every library source, built
 # apart by clang with the fuzzer's coverage instrumentation.
@@ -119,8 +128,8 @@ $(FUZZ_PROXY_BIN): build-fuzz/%: tests/fuzz/%.c proxy/main.c fuzz-lib $(HDRS)
 
 # A crash stops the loop with libFuzzer's exit status, its input saved in
 # build-fuzz/ (crash-*), to replay with build-fuzz/<target> <file>.
-fuzz: deps $(FUZZ_BIN) $(FUZZ_PROXY_BIN)
-	@set -e; for f in $(FUZZ_BIN) $(FUZZ_PROXY_BIN); do \
+fuzz: deps $(FUZZ_BIN) $(FUZZ_CACHE_BIN) $(FUZZ_PROXY_BIN)
+	@set -e; for f in $(FUZZ_BIN) $(FUZZ_CACHE_BIN) $(FUZZ_PROXY_BIN); do \
 		n=$$(basename $$f); mkdir -p build-fuzz/corpus-$$n tests/fuzz/corpus/$$n; \
 		echo "== $$n ($(FUZZ_SECONDS)s)"; \
 		$$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -artifact_prefix=build-fuzz/$$n- \

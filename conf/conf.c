@@ -728,35 +728,6 @@ static void main_key(struct parse *p, const char *name, const char *v)
 	}
 }
 
-static void cache_key(struct parse *p, const char *name, const char *v)
-{
-	struct conf_cache *cc = &p->c->cache;
-	int n;
-
-	if (strcmp(name, "enabled") == 0) {
-		if (!conf_parse_bool(v, &cc->enabled))
-			conf_fail(p, "enabled must be 0 or 1, got \"%s\"", v);
-		else if (cc->enabled)
-			conf_refuse(p, "[cache] ", name, v,
-			            "sluice has no read cache yet; set enabled = 0");
-	} else if (strcmp(name, "redis_host") == 0) {
-		set_str(&cc->redis_host, v);
-	} else if (strcmp(name, "redis_port") == 0) {
-		if (!conf_parse_int(v, 1, 65535, &cc->redis_port))
-			conf_fail(p, "redis_port must be 1..65535, got \"%s\"", v);
-	} else if (strcmp(name, "default_ttl") == 0) {
-		if (!conf_parse_duration(v, &cc->default_ttl))
-			conf_fail(p, "default_ttl must be a duration in seconds, got \"%s\"", v);
-	} else if (strcmp(name, "l1_entries") == 0) {
-		if (!conf_parse_int(v, 0, 10000000, &n))
-			conf_fail(p, "l1_entries must be a whole number, got \"%s\"", v);
-		else
-			cc->l1_entries = (size_t)n;
-	} else {
-		conf_fail(p, "unknown key \"%s\" in [cache]", name);
-	}
-}
-
 static int handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct parse *p = user;
@@ -770,7 +741,7 @@ static int handler(void *user, const char *section, const char *name, const char
 	else if (strcmp(section, "users") == 0)
 		add_user(p, name, value);
 	else if (strcmp(section, "cache") == 0)
-		cache_key(p, name, value);
+		conf_cache_key(p, name, value);
 	else if (strcmp(section, "peers") == 0)
 		/* An empty [peers] section loads; an entry would expect cancel
 		 * requests to be forwarded between processes. */
@@ -835,10 +806,7 @@ static void defaults(struct conf *c)
 	c->health_cache_hit_warn_pct = 70;
 	c->pkt_buf = 8192;
 	c->client_tls_sslmode_str = xstrdup("disable");
-	c->cache.redis_host = xstrdup("127.0.0.1");
-	c->cache.redis_port = 6379;
-	c->cache.default_ttl = 60;
-	c->cache.l1_entries = 1024;
+	conf_cache_defaults(&c->cache);
 }
 
 /* Checks across keys, once the whole file is read. */
@@ -887,6 +855,7 @@ static void validate(struct parse *p)
 	    c->health_p95_warn_ms > c->health_p95_critical_ms)
 		conf_fail(p, "health_p95_warn_ms (%d) cannot exceed health_p95_critical_ms (%d)",
 		          c->health_p95_warn_ms, c->health_p95_critical_ms);
+	conf_cache_validate(p);
 }
 
 bool conf_split_hostport(const char *v, char *host, size_t hostlen, int *port)
@@ -978,7 +947,7 @@ void conf_free(struct conf *c)
 	free(c->server_tls_cert_file);
 	free(c->server_tls_key_file);
 	free(c->server_tls_ca_file);
-	free(c->cache.redis_host);
+	conf_cache_free(&c->cache);
 	for (size_t i = 0; i < c->ndbs; i++) {
 		struct conf_db *db = &c->dbs[i];
 		free(db->name);

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define CONF_WUR __attribute__((warn_unused_result))
 
@@ -78,15 +79,50 @@ struct conf_user {
 	int line;
 };
 
-/* [cache] section: accepted and validated; used by cache/. */
-struct conf_cache {
-	bool enabled;       /* default false; true is refused until the cache exists */
-	char *redis_host;   /* owned; default "127.0.0.1" */
-	int redis_port;     /* default 6379 */
-	double default_ttl; /* seconds, default 60 */
-	size_t l1_entries;  /* default 1024 */
+/* [cache] invalidation = ...: how writes made outside sluice are seen. */
+enum conf_cache_inval {
+	CONF_CACHE_INVAL_NONE = 0, /* bounded by the TTL only */
+	CONF_CACHE_INVAL_NOTIFY,   /* LISTEN/NOTIFY trigger helper (refused: not built yet) */
 };
 
+/* One [cache] rule: "table.<schema.table> = <ttl>" or "query.<fp> = <ttl>". */
+struct conf_cache_rule {
+	bool is_table;  /* table rule, else a statement fingerprint rule */
+	char *table;    /* owned (table rules): "schema.table" or "table", as written */
+	uint64_t fp;    /* query rules: the fingerprint SHOW QUERIES prints, never 0 */
+	uint32_t ttl_s; /* seconds, at least 1 */
+	int line;
+};
+
+/*
+ * [cache] section (conf/cache_conf.c), used by cache/. enabled = 1 is
+ * refused until the proxy serves from the cache; everything else is parsed
+ * and checked now.
+ */
+struct conf_cache {
+	bool enabled; /* default false; true is refused until the proxy uses the cache */
+	/*
+	 * Owned: redis_url as written with any password replaced by "***"
+	 * (safe for SHOW CONFIG and logs); default "redis://127.0.0.1:6379".
+	 * redis://[[user]:password@]host[:port][/db] or an absolute unix
+	 * socket path. The legacy redis_host / redis_port keys set the same.
+	 */
+	char *redis_url;
+	char *redis_host;        /* owned; NULL when redis_unix is set */
+	int redis_port;          /* default 6379 */
+	char *redis_unix;        /* owned or NULL: unix socket path */
+	char *redis_user;        /* owned or NULL: ACL user for AUTH (Redis 6+) */
+	char *redis_password;    /* owned or NULL: never logged */
+	int redis_db;            /* 0..1000000, default 0 */
+	uint32_t default_ttl;    /* seconds, default 60: a hint without ttl= */
+	size_t max_result_bytes; /* default 1 MiB: bigger replies are not stored */
+	size_t l1_bytes;         /* default 16 MiB; 0 = no in-process L1 */
+	int redis_timeout_ms;    /* default 100: a slower Redis answer counts as a failure */
+	bool strict;             /* cache_strict, default off: every hit checks Redis */
+	enum conf_cache_inval invalidation; /* default none */
+	struct conf_cache_rule *rules;      /* owned array, in file order */
+	size_t nrules;
+};
 struct conf {
 	char *path; /* owned: the file this was read from */
 
