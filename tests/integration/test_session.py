@@ -540,9 +540,30 @@ def t_sigterm(env):
     stop_with(env, signal.SIGTERM)
 
 
-@test("session.sigint_exits_0")
+@test("session.sigint_waits_for_the_session_then_exits_0")
 def t_sigint(env):
-    stop_with(env, signal.SIGINT)
+    """SIGINT is PgBouncer's safe shutdown: a session holds its server, so
+    sluice serves it to its end, then exits 0 (SIGTERM is the immediate
+    stop, above)."""
+    s = env.sluice(fresh=True)
+    c = s.connect()
+    cur = c.cursor()
+    cur.execute("SELECT 1")
+    s.stopped_on_purpose = True
+    s.signal(signal.SIGINT)
+    time.sleep(0.5)
+    check(s.proc.poll() is None, "sluice exited on SIGINT while a session was open")
+    cur.execute("SELECT 2")
+    check(cur.fetchone() == (2,), "the open session stopped working after SIGINT")
+    c.close()
+    try:
+        rc = s.proc.wait(5)
+    except subprocess.TimeoutExpired:
+        raise TestFailure("still running 5 s after the last session ended")
+    check(rc == 0, f"exit status {rc} after SIGINT")
+    check(env.wait_backends(lambda n: n == 0, 3),
+          f"{env.backends()} server connections left after exit")
+    env.current = None
 
 
 @test("session.admin_console")
