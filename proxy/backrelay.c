@@ -118,6 +118,8 @@ static bool inspect(struct proxy_server *s, uint8_t type, const uint8_t *body, s
 			c->in_copy = false;
 		if (s->internal > 0) {
 			s->internal--;
+			if (s->internal == 0)
+				s->reset_check = false;
 			if (s->internal == 0 && s->vars_batch)
 				vars_batch_done(s);
 			return true;
@@ -142,6 +144,8 @@ static bool inspect(struct proxy_server *s, uint8_t type, const uint8_t *body, s
 		if (proto_parse_error(&m, &e) == 0 &&
 		    (strcmp(e.severity, "FATAL") == 0 || strcmp(e.severity, "PANIC") == 0))
 			s->saw_fatal = true;
+		if (s->state == PROXY_SV_RESET)
+			s->stale_session = true; /* a reset that failed: never reuse */
 		if (s->internal > 0 || s->state != PROXY_SV_ACTIVE) {
 			char who[256], msg[256];
 
@@ -184,6 +188,13 @@ static bool inspect(struct proxy_server *s, uint8_t type, const uint8_t *body, s
 		break;
 	case 'c':
 		s->in_copy_out = false;
+		break;
+	case 'C':
+		/* the fresh-session check (server.c) is the last query of the
+		 * reset: one row means the session kept state */
+		if (s->state == PROXY_SV_RESET && s->reset_check && s->internal == 1 && len >= 9 &&
+		    memcmp(body, "SELECT 1", 9) == 0)
+			s->stale_session = true;
 		break;
 	default:
 		break;

@@ -497,6 +497,14 @@ void proxy_client_link(struct proxy_client *c, struct proxy_server *s)
 	s->pq.check_failed = false;
 	proxy_server_set_state(s, PROXY_SV_ACTIVE);
 	proxy_client_set_state(c, PROXY_CL_ACTIVE);
+	if (c->sp && s->track) {
+		/* logged in for session mode, with startup parameters no
+		 * transaction-mode server has (a reload changed the mode) */
+		proxy_client_fail_hint(c, PROXY_ERR_STARTUP_PARAM, "reconnect",
+		                       "the pool mode changed while this client logged in "
+		                       "with startup parameters");
+		return;
+	}
 	/* session mode: the login ends here, telling the client its server's pid */
 	if (proxy_client_welcome_linked(c) < 0)
 		return;
