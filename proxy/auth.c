@@ -83,8 +83,24 @@ static int apply_params(struct proxy_client *c)
 	size_t pos = 0;
 	int rc = 0;
 
-	if (!sp || c->pool->mode == CONF_POOL_SESSION)
+	if (!sp)
 		return 0;
+	if (c->pool->mode == CONF_POOL_SESSION) {
+		/* the tracked ones given directly are also what the client asked
+		 * for (SHOW CLIENTS); its server has them from its startup */
+		while ((name = proxy_sparams_next(sp, &pos, &value))) {
+			int v = proxy_var_index(name);
+
+			if (v < 0)
+				continue;
+			proxy_str_put(c->ctx, c->vars[v]);
+			if (!(c->vars[v] = proxy_str_get(c->ctx, value))) {
+				proxy_client_fail(c, PROXY_ERR_OOM, "out of memory");
+				return -1;
+			}
+		}
+		return 0;
+	}
 	c->sp = NULL;
 	while (rc == 0 && (name = proxy_sparams_next(sp, &pos, &value))) {
 		char err[256];
@@ -206,6 +222,9 @@ static int put_welcome(struct proxy_client *c)
 	struct pool *p = c->pool;
 	struct proto_buf b;
 	bool sent[PROXY_NVARS] = {false};
+	/* session mode: its server was opened with the client's parameters,
+	 * so what that login reported is what a direct login reports */
+	bool own = c->server && c->sp && c->server->sp == c->sp;
 	int rc = 0;
 
 	proto_buf_init(&b);
@@ -220,7 +239,9 @@ static int put_welcome(struct proxy_client *c)
 		int v = proxy_var_index(p->params[i].name);
 		const char *val = p->params[i].value;
 
-		if (v >= 0 && c->vars[v]) {
+		if (v >= 0 && own && c->server->login_vars[v]) {
+			val = c->server->login_vars[v];
+		} else if (v >= 0 && c->vars[v]) {
 			val = c->vars[v];
 			sent[v] = true;
 		} else if (v >= 0 && c->server && c->server->login_vars[v]) {
@@ -238,7 +259,7 @@ static int put_welcome(struct proxy_client *c)
 		}
 		rc = proto_put_param_status(&b, p->params[i].name, val);
 	}
-	for (int v = 0; v < PROXY_NVARS && rc == 0; v++)
+	for (int v = 0; v < PROXY_NVARS && rc == 0 && !own; v++)
 		if (c->vars[v] && !sent[v])
 			rc = proto_put_param_status(&b, proxy_var_name(v), c->vars[v]);
 	if (rc == 0 && new_cancel_key(c, c->server ? c->server->be_pid : 0) < 0)

@@ -430,7 +430,9 @@ static int vars_batch(struct proxy_client *c, struct proxy_server *s, bool deall
 		n++;
 	}
 	for (int v = 0; v < PROXY_NVARS && rc == 0; v++) {
-		const char *want = c->vars[v];
+		/* a server opened with the client's startup parameters has what
+		 * the client asked for as its own session defaults */
+		const char *want = s->sp && s->sp == c->sp ? NULL : c->vars[v];
 		const char *params[2];
 
 		/* not asked for by the client: the server's own session default,

@@ -101,9 +101,14 @@ def t_session_params(env):
 def t_psycopg2_options(env):
     """The same through libpq: options=-c intervalstyle=postgres_verbose and
     RESET intervalstyle."""
+    from test_server import admin_rows
+
     s = env.sluice(settings={"pool_mode": "session"})
-    c = s.connect(options="-c intervalstyle=postgres_verbose -c statement_timeout=1234")
+    c = s.connect(options="-c intervalstyle=postgres_verbose -c statement_timeout=1234",
+                  application_name="fidpsy")
     try:
+        names = [r["application_name"] for r in admin_rows(s, "SHOW CLIENTS")]
+        check("fidpsy" in names, f"SHOW CLIENTS application_name: {names}")
         cur = c.cursor()
         cur.execute("SET intervalstyle = sql_standard")
         cur.execute("RESET intervalstyle")
