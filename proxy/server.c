@@ -905,8 +905,8 @@ static void server_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
  * right after server_reset_query: one row if the session holds what a
  * reset does not undo, so that the next client would not get a fresh
  * session. DISCARD ALL drops temporary objects but not the temporary
- * schema a backend made for them (pg_my_temp_schema() stays set, and a
- * later PREPARE TRANSACTION can fail over it); with any other reset query
+ * schema a backend made for them (pg_my_temp_schema() stays set, which a
+ * new backend's is not); with any other reset query
  * LISTEN, session advisory locks, prepared statements and cursors may
  * remain too, and are asked about as well. Cheap: a few catalog calls in
  * the reset's own round trip.
