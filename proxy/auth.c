@@ -239,13 +239,11 @@ static int put_welcome(struct proxy_client *c)
 		int v = proxy_var_index(p->params[i].name);
 		const char *val = p->params[i].value;
 
-		if (v >= 0 && own && c->server->login_vars[v]) {
+		if (v >= 0 && c->server && c->server->login_vars[v] && (own || !c->vars[v])) {
 			val = c->server->login_vars[v];
 		} else if (v >= 0 && c->vars[v]) {
 			val = c->vars[v];
 			sent[v] = true;
-		} else if (v >= 0 && c->server && c->server->login_vars[v]) {
-			val = c->server->login_vars[v];
 		} else if (v < 0 && c->server && c->server->login_extra) {
 			/* reported by its login, which had the client's own startup
 			 * parameters (default_transaction_read_only may be one) */

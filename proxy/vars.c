@@ -291,7 +291,7 @@ int proxy_options_parse(const char *opts, int (*fn)(void *arg, const char *name,
                         void *arg, char *err, size_t errlen)
 {
 	size_t cap = strlen(opts) + 1;
-	char *buf = malloc(cap), *prev = NULL;
+	char *buf = calloc(1, cap), *prev = NULL;
 	const char *p = opts;
 	int rc = 0;
 
