@@ -18,7 +18,9 @@
 #   SLUICE_BIN       binary to benchmark (default ./sluice)
 #   PGBOUNCER_BIN    default /usr/sbin/pgbouncer
 #   KEEP=1           keep the work directory
-#   BENCH_ONLY=tps|memory|shapes   run one part only (bench/memory.sh is
+#   BENCH_ONLY=tps|tracking|memory|shapes   run one part only; tracking:
+#                    tracking on/off and scraped/not at 10 clients, 7 rounds
+#                    unless ROUNDS is given (bench/memory.sh is
 #                    BENCH_ONLY=memory); shapes: sluice's RSS while
 #                    SHAPES_STATEMENTS statements (1,000,000) of
 #                    SHAPES_DISTINCT shapes (100,000) pass (bench/shapes.py)
@@ -41,13 +43,15 @@ cd "$ROOT"
 SLUICE_BIN=${SLUICE_BIN:-./sluice}
 PGBOUNCER_BIN=${PGBOUNCER_BIN:-/usr/sbin/pgbouncer}
 PGBENCH=${PGBENCH:-$(command -v pgbench || echo "$PG_BIN/pgbench")}
+ROUNDS_SET=${ROUNDS:-}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 SCALE=${SCALE:-10}
 BENCH_ONLY=${BENCH_ONLY:-}
 case $BENCH_ONLY in
 "" | tps | memory | shapes) ;;
-*) echo "bench: BENCH_ONLY must be tps, memory or shapes, got \"$BENCH_ONLY\"" >&2; exit 2 ;;
+tracking) ROUNDS=${ROUNDS_SET:-7} ;;
+*) echo "bench: BENCH_ONLY must be tps, tracking, memory or shapes, got \"$BENCH_ONLY\"" >&2; exit 2 ;;
 esac
 MEM_CLIENTS=${MEM_CLIENTS:-10000}
 MEM_BURSTS=${MEM_BURSTS:-5}
@@ -61,7 +65,7 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
 fi
 TX_POOL=50       # default_pool_size in transaction mode
 SESSION_POOL=100 # session mode needs a server connection per client
-export PG_MAX_CONNECTIONS=400
+export PG_MAX_CONNECTIONS=500 # direct c100 and both poolers' pools at once
 
 case "$SLUICE_BIN" in */*) ;; *) SLUICE_BIN=$(command -v "$SLUICE_BIN") ;; esac
 [ -x "$SLUICE_BIN" ] || { echo "bench: $SLUICE_BIN not found; build it with make" >&2; exit 1; }
@@ -140,7 +144,7 @@ log "PostgreSQL 15 on 127.0.0.1:$PG_PORT, fsync off, CPU ${SRV_CPU:-any}"
 pg_init "$W/pg" "$PG_PORT" fast || exit 1
 pg_start "$W/pg" "$SRV_CPU" || exit 1
 pg_create_app "$W/pg" app app app || exit 1
-if [ "$BENCH_ONLY" = "" ] || [ "$BENCH_ONLY" = tps ]; then
+if [ "$BENCH_ONLY" = "" ] || [ "$BENCH_ONLY" = tps ] || [ "$BENCH_ONLY" = tracking ]; then
 	log "pgbench -i -s $SCALE"
 	PGPASSWORD=app "$PGBENCH" -i -q -s "$SCALE" -h 127.0.0.1 -p "$PG_PORT" -U app app \
 		>"$W/pgbench-init.log" 2>&1 || { cat "$W/pgbench-init.log" >&2; exit 1; }
@@ -430,8 +434,12 @@ tps_part() {
 	PGB_RSS=$(rss_kb "$PGB_PID")
 	stop_poolers
 
-	# the table of medians
-	python3 - "$RESULTS" "$SLUICE_RSS" "$PGB_RSS" <<'EOF' | tee -a "$REPORT"
+	report_table "$SLUICE_RSS" "$PGB_RSS"
+}
+
+# report_table: the table of medians of $RESULTS, with the RSS given
+report_table() {
+	python3 - "$RESULTS" "$1" "$2" <<'EOF' | tee -a "$REPORT"
 import sys, statistics
 from collections import OrderedDict
 
@@ -482,6 +490,43 @@ for name, t in scen.items():
     print()
 print(f"RSS at the end: sluice {sys.argv[2]} kB, pgbouncer {sys.argv[3]} kB")
 EOF
+}
+
+# ---- tracking: what statement tracking and scrapes cost, more rounds --------
+
+# The two targets of issues of cost (tracking on/off, scraped or not) at
+# 10 clients, beside PgBouncer, ROUNDS rounds (default 7 here) interleaved:
+# the effects are a few per cent, so more rounds than the tps part.
+tracking_part() {
+	log ""
+	log "rounds $ROUNDS, pgbench -T $DURATION -S -n -j 2, 10 clients, sluice $SLUICE_BIN"
+	log "== session mode, simple protocol"
+	start_sluice session "$SESSION_POOL"
+	start_sluice session "$SESSION_POOL" off
+	start_pgbouncer session "$SESSION_POOL"
+	warm_up 10
+	for r in $(seq 1 "$ROUNDS"); do
+		for tgt in $(order "$r"); do
+			[ "$tgt" = direct ] && continue
+			bench_one session "session-simple-c10" "$tgt" "$r" 10 simple
+		done
+	done
+	stop_poolers
+	log "== transaction mode, extended protocol; scraped: /metrics and SHOW QUERIES every 100 ms"
+	start_sluice transaction "$TX_POOL"
+	start_sluice transaction "$TX_POOL" off
+	start_pgbouncer transaction "$TX_POOL"
+	warm_up 10
+	for r in $(seq 1 "$ROUNDS"); do
+		for tgt in $(order "$r") sluice-scraped; do
+			[ "$tgt" = direct ] && continue
+			bench_one transaction "tx-extended-c10" "$tgt" "$r" 10 extended
+		done
+	done
+	SLUICE_RSS=$(rss_kb "$SLUICE_PID")
+	PGB_RSS=$(rss_kb "$PGB_PID")
+	stop_poolers
+	report_table "$SLUICE_RSS" "$PGB_RSS"
 }
 
 # ---- memory: idle clients, bursts, large queries ----------------------------
@@ -726,6 +771,7 @@ shapes_part() {
 case $BENCH_ONLY in
 "") tps_part; memory_part; shapes_part ;;
 tps) tps_part ;;
+tracking) tracking_part ;;
 memory) memory_part ;;
 shapes) shapes_part ;;
 esac

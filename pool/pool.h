@@ -63,6 +63,7 @@ struct pool_param {
 };
 
 struct stats_scope;
+struct proxy_sparams;
 
 struct pool {
 	char *db_name;            /* owned: the database name clients use */
@@ -81,6 +82,11 @@ struct pool {
 	bool autodb;         /* made from the "*" entry: freed after autodb_idle_timeout unused */
 	double unused_since; /* ev_now() since no client and no busy server, 0 = in use */
 	bool db_missing;     /* PostgreSQL said 3D000 at the last login: do not refill */
+	/* session mode: the startup parameters of the latest server login made
+	 * for a client, which servers opened for no client in particular
+	 * (min_pool_size) get too; a reference proxy/ holds and drops before
+	 * pool_destroy. NULL = none. */
+	struct proxy_sparams *warm_sp;
 
 	struct pool_list idle;       /* servers ready for a client (LIFO: warm ones first) */
 	struct pool_list used;       /* servers linked to a client or being reset */

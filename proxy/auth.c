@@ -41,6 +41,86 @@ static int send_auth(struct proxy_client *c, uint32_t code, const void *data, si
 
 static void send_welcome(struct proxy_client *c);
 
+static int tx_setting(void *arg, const char *name, const char *value)
+{
+	struct proxy_client *c = arg;
+	int v = proxy_var_index(name);
+
+	if (v < 0) {
+		proxy_client_fail_hint(
+		        c, PROXY_ERR_STARTUP_PARAM,
+		        "list it in track_extra_parameters (sluice then sets it on every server "
+		        "the client gets) or in ignore_startup_parameters (dropped), or use "
+		        "pool_mode = session, which hands every parameter to PostgreSQL",
+		        "startup parameter \"%s\" is not supported in %s mode", name,
+		        conf_pool_mode_name(c->pool->mode));
+		return -1;
+	}
+	proxy_str_put(c->ctx, c->vars[v]);
+	c->vars[v] = proxy_str_get(c->ctx, value);
+	if (!c->vars[v]) {
+		proxy_client_fail(c, PROXY_ERR_OOM, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The client's startup parameters, now that its pool is known. Session
+ * mode keeps the set: its server is opened with exactly these, so
+ * PostgreSQL judges them (its own error for a bad one) and RESET returns to
+ * them. Transaction and statement mode cannot open a server per client:
+ * a tracked parameter (given directly or as "-c name=value" in options)
+ * follows the client as if it had SET it, extra_float_digits is dropped
+ * (since PostgreSQL 12 every positive value prints floats the same way),
+ * and anything else is refused, never silently dropped. The admin console
+ * ignores them. -1 if the client was failed.
+ */
+static int apply_params(struct proxy_client *c)
+{
+	struct proxy_sparams *sp = c->sp;
+	const char *name, *value;
+	size_t pos = 0;
+	int rc = 0;
+
+	if (!sp)
+		return 0;
+	if (c->pool->mode == CONF_POOL_SESSION) {
+		/* the tracked ones given directly are also what the client asked
+		 * for (SHOW CLIENTS); its server has them from its startup */
+		while ((name = proxy_sparams_next(sp, &pos, &value))) {
+			int v = proxy_var_index(name);
+
+			if (v < 0)
+				continue;
+			proxy_str_put(c->ctx, c->vars[v]);
+			if (!(c->vars[v] = proxy_str_get(c->ctx, value))) {
+				proxy_client_fail(c, PROXY_ERR_OOM, "out of memory");
+				return -1;
+			}
+		}
+		return 0;
+	}
+	c->sp = NULL;
+	while (rc == 0 && (name = proxy_sparams_next(sp, &pos, &value))) {
+		char err[256];
+
+		if (strcmp(name, "extra_float_digits") == 0)
+			continue;
+		if (strcmp(name, "options") != 0) {
+			rc = tx_setting(c, name, value);
+			continue;
+		}
+		rc = proxy_options_parse(value, tx_setting, c, err, sizeof(err));
+		if (rc < 0 && c->state != PROXY_CL_CLOSING)
+			proxy_client_fail_hint(c, PROXY_ERR_STARTUP_PARAM,
+			                       "give only \"-c name=value\" settings in options",
+			                       "invalid options startup parameter: %s", err);
+	}
+	proxy_sparams_put(c->ctx, sp);
+	return rc == 0 ? 0 : -1;
+}
+
 /* Password accepted: AuthenticationOk, then either the admin console or the
  * pool's login set. */
 static void client_authenticated(struct proxy_client *c)
@@ -78,7 +158,11 @@ static void client_authenticated(struct proxy_client *c)
 		free(c->scram);
 		c->scram = NULL;
 	}
-	if (c->pool->have_params) {
+	if (apply_params(c) < 0)
+		return;
+	/* session mode: the client waits for its own server anyway, which is
+	 * opened with its parameters (not the pool's first login's) */
+	if (c->pool->have_params || c->pool->mode == CONF_POOL_SESSION) {
 		send_welcome(c);
 		return;
 	}
@@ -138,6 +222,9 @@ static int put_welcome(struct proxy_client *c)
 	struct pool *p = c->pool;
 	struct proto_buf b;
 	bool sent[PROXY_NVARS] = {false};
+	/* session mode: its server was opened with the client's parameters,
+	 * so what that login reported is what a direct login reports */
+	bool own = c->server && c->sp && c->server->sp == c->sp;
 	int rc = 0;
 
 	proto_buf_init(&b);
@@ -152,15 +239,25 @@ static int put_welcome(struct proxy_client *c)
 		int v = proxy_var_index(p->params[i].name);
 		const char *val = p->params[i].value;
 
-		if (v >= 0 && c->vars[v]) {
+		if (v >= 0 && c->server && c->server->login_vars[v] && (own || !c->vars[v])) {
+			val = c->server->login_vars[v];
+		} else if (v >= 0 && c->vars[v]) {
 			val = c->vars[v];
 			sent[v] = true;
-		} else if (v >= 0 && c->server && c->server->login_vars[v]) {
-			val = c->server->login_vars[v];
+		} else if (v < 0 && c->server && c->server->login_extra) {
+			/* reported by its login, which had the client's own startup
+			 * parameters (default_transaction_read_only may be one) */
+			for (const char *x = c->server->login_extra; *x;) {
+				const char *xv = x + strlen(x) + 1;
+
+				if (strcmp(x, p->params[i].name) == 0)
+					val = xv;
+				x = xv + strlen(xv) + 1;
+			}
 		}
 		rc = proto_put_param_status(&b, p->params[i].name, val);
 	}
-	for (int v = 0; v < PROXY_NVARS && rc == 0; v++)
+	for (int v = 0; v < PROXY_NVARS && rc == 0 && !own; v++)
 		if (c->vars[v] && !sent[v])
 			rc = proto_put_param_status(&b, proxy_var_name(v), c->vars[v]);
 	if (rc == 0 && new_cancel_key(c, c->server ? c->server->be_pid : 0) < 0)
@@ -705,22 +802,36 @@ void proxy_auth_startup(struct proxy_client *c, const struct proto_msg *m)
 		proxy_client_fail(c, PROXY_ERR_OOM, "out of memory");
 		return;
 	}
-	for (size_t i = 0; i < s.nparams; i++) {
-		const char *n = s.names[i];
-		int v = proxy_var_index(n);
+	{
+		/* Every parameter but the login's own goes on to the client's
+		 * pool, which decides at login what to do with them (session
+		 * mode hands them to PostgreSQL, see apply_params). */
+		const char *names[PROTO_MAX_STARTUP_PARAMS], *values[PROTO_MAX_STARTUP_PARAMS];
+		size_t n = 0;
+		bool oom;
 
-		if (v >= 0) {
-			proxy_str_put(ctx, c->vars[v]);
-			c->vars[v] = proxy_str_get(ctx, s.values[i]);
-			continue;
+		for (size_t i = 0; i < s.nparams; i++) {
+			const char *nm = s.names[i];
+
+			if (strcmp(nm, "user") == 0 || strcmp(nm, "database") == 0 ||
+			    in_list(cf->ignore_startup_parameters, nm))
+				continue;
+			if (strcmp(nm, "replication") == 0) {
+				proxy_client_fail_hint(
+				        c, PROXY_ERR_STARTUP_PARAM,
+				        "connect to PostgreSQL directly for replication",
+				        "unsupported startup parameter: replication "
+				        "(sluice does not pool replication connections)");
+				return;
+			}
+			names[n] = nm;
+			values[n++] = s.values[i];
 		}
-		if (strcmp(n, "user") == 0 || strcmp(n, "database") == 0 ||
-		    strcmp(n, "extra_float_digits") == 0 ||
-		    in_list(cf->ignore_startup_parameters, n))
-			continue;
-		proxy_client_fail(c, PROXY_ERR_STARTUP_PARAM, "unsupported startup parameter: %s",
-		                  n);
-		return;
+		c->sp = proxy_sparams_get(ctx, names, values, n, &oom);
+		if (oom) {
+			proxy_client_fail(c, PROXY_ERR_OOM, "out of memory");
+			return;
+		}
 	}
 	if (proxy_is_admin_db(cf, c->db_name)) {
 		c->admin = conf_is_admin(cf, c->user);

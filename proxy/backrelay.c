@@ -118,6 +118,8 @@ static bool inspect(struct proxy_server *s, uint8_t type, const uint8_t *body, s
 			c->in_copy = false;
 		if (s->internal > 0) {
 			s->internal--;
+			if (s->internal == 0)
+				s->reset_check = false;
 			if (s->internal == 0 && s->vars_batch)
 				vars_batch_done(s);
 			return true;
@@ -146,6 +148,8 @@ static bool inspect(struct proxy_server *s, uint8_t type, const uint8_t *body, s
 			s->saw_fatal = true;
 		if (s->pin.held && s->internal == 0)
 			proxy_pin_reply(s, 'E'); /* an end sent may not have happened */
+		if (s->state == PROXY_SV_RESET)
+			s->stale_session = true; /* a reset that failed: never reuse */
 		if (s->internal > 0 || s->state != PROXY_SV_ACTIVE) {
 			char who[256], msg[256];
 
@@ -188,6 +192,13 @@ static bool inspect(struct proxy_server *s, uint8_t type, const uint8_t *body, s
 		break;
 	case 'c':
 		s->in_copy_out = false;
+		break;
+	case 'C':
+		/* the fresh-session check (server.c) is the last query of the
+		 * reset: one row means the session kept state */
+		if (s->state == PROXY_SV_RESET && s->reset_check && s->internal == 1 && len >= 9 &&
+		    memcmp(body, "SELECT 1", 9) == 0)
+			s->stale_session = true;
 		break;
 	default:
 		break;

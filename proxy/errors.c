@@ -19,8 +19,9 @@ const struct proxy_err_info proxy_errors[PROXY_ERR_COUNT] = {
         [PROXY_ERR_TOO_BIG] = {"54000", true, NULL},
         [PROXY_ERR_PROTOCOL_VERSION] = {"0A000", true, NULL},
         [PROXY_ERR_STARTUP_PARAM] = {"08P01", true,
-                                     "add it to ignore_startup_parameters, or set it with SET "
-                                     "after connecting"},
+                                     "list it in track_extra_parameters or "
+                                     "ignore_startup_parameters, or set it with SET after "
+                                     "connecting"},
         [PROXY_ERR_TLS_REQUIRED] = {"28000", true, "connect with sslmode=require (or stricter)"},
         [PROXY_ERR_NO_USER] = {"28000", true, NULL},
         [PROXY_ERR_AUTH_FAILED] = {"28P01", true, NULL},

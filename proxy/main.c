@@ -572,6 +572,7 @@ void proxy_ctx_destroy(struct proxy_ctx *ctx)
 	HASH_ITER(hh, ctx->pools.by_key, p, tmp)
 	{
 		stats_scope_put(ctx->stats, p->stats_scope);
+		proxy_sparams_put(ctx, p->warm_sp);
 		pool_destroy(&ctx->pools, p);
 	}
 	stats_free(ctx->stats);
@@ -583,6 +584,7 @@ void proxy_ctx_destroy(struct proxy_ctx *ctx)
 	proxy_stmts_free(ctx);
 	proxy_scram_cache_free(ctx);
 	proxy_strs_free(ctx);
+	proxy_sparams_free_all(ctx);
 	conf_free_auth(&ctx->auth);
 	proxy_tls_free(ctx);
 	if (ctx->conf) {

@@ -12,6 +12,15 @@
  * while a cancel for its backend is in flight, or made with settings a
  * reload changed, is never handed out again until that is over.
  *
+ * In session mode a server is opened with its client's startup parameters
+ * and goes only to clients with the same set (interned: one pointer
+ * compare), so that each session is the one a direct connection makes.
+ * Clients of one application send the same set, so servers are shared as
+ * before; a client whose set no idle server has gets a new server, or,
+ * with the pool full, the least recently used idle server of another set
+ * is closed to make room. A server whose session kept state a reset cannot
+ * undo (a temporary schema) is closed instead of reused.
+ *
  * Walks over lists whose nodes a step may close (the janitor, failing a
  * queue) go over a snapshot taken first: a closed connection stays
  * allocated until the reaper runs, which never happens inside a walk, so
@@ -163,6 +172,63 @@ static void fail_removed(struct pool *p)
 	fail_clients(p, PROXY_CL_WAIT, PROXY_ERR_NO_DATABASE, NULL, msg);
 }
 
+/* Servers of <l> opened with <sp>. */
+static size_t count_servers(const struct pool_list *l, const struct proxy_sparams *sp)
+{
+	size_t k = 0;
+
+	for (const struct pool_node *x = l->head.next; x != &l->head; x = x->next)
+		k += ((const struct proxy_server *)x->owner)->sp == sp;
+	return k;
+}
+
+/* Waiting clients with <sp>, counted up to <limit>. */
+static size_t count_waiting(const struct pool *p, const struct proxy_sparams *sp, size_t limit)
+{
+	size_t k = 0;
+
+	for (const struct pool_node *x = p->waiting.head.next; x != &p->waiting.head && k < limit;
+	     x = x->next)
+		k += ((const struct proxy_client *)x->owner)->sp == sp;
+	return k;
+}
+
+/* The first waiting client a server opened with <sp> may serve, or NULL. */
+static struct pool_node *waiting_for(struct pool *p, const struct proxy_sparams *sp)
+{
+	if (p->mode != CONF_POOL_SESSION)
+		return pool_list_first(&p->waiting);
+	for (struct pool_node *x = p->waiting.head.next; x != &p->waiting.head; x = x->next)
+		if (((struct proxy_client *)x->owner)->sp == sp)
+			return x;
+	return NULL;
+}
+
+/* Could <s> serve clients of its pool as the pool is now? A server made
+ * for a client's startup parameters never serves transaction mode (after
+ * a reload changed the mode). */
+static bool fits_mode(const struct proxy_server *s)
+{
+	return !s->sp || s->pool->mode == CONF_POOL_SESSION;
+}
+
+struct proxy_sparams *proxy_pool_pick_sp(struct pool *p)
+{
+	size_t tried = 0;
+
+	/* the first waiting client whose set has fewer servers on the way
+	 * than clients waiting for it (most often: the first client) */
+	for (struct pool_node *x = p->waiting.head.next; x != &p->waiting.head && tried < 64;
+	     x = x->next, tried++) {
+		struct proxy_sparams *sp = ((struct proxy_client *)x->owner)->sp;
+		size_t m = count_servers(&p->connecting, sp);
+
+		if (count_waiting(p, sp, m + 1) > m)
+			return sp;
+	}
+	return p->warm_sp;
+}
+
 void proxy_pool_server_ready(struct proxy_server *s)
 {
 	struct proxy_ctx *ctx = s->ctx;
@@ -194,8 +260,13 @@ void proxy_pool_server_ready(struct proxy_server *s)
 		return;
 	}
 	n = pool_list_first(&p->waiting);
-	if (s->close_needed) {
-		proxy_server_close(s, "database settings changed by a reload");
+	if (s->close_needed || s->stale_session || !fits_mode(s)) {
+		proxy_server_close(s, s->close_needed ? "database settings changed by a reload"
+		                      : s->stale_session
+		                              ? "its session kept state a reset cannot undo "
+		                                "(a temporary schema): not reused"
+		                              : "made for a client's startup parameters; pool "
+		                                "mode changed");
 		if (n && may_open(ctx, p) && proxy_server_open(ctx, p) < 0)
 			proxy_pool_connect_failed(p);
 		return;
@@ -203,6 +274,15 @@ void proxy_pool_server_ready(struct proxy_server *s)
 	if (lifetime_over(s) && (n == NULL || pool_server_count(p) > (size_t)p->min_size)) {
 		proxy_server_close(s, "server_lifetime reached");
 		if (n && may_open(ctx, p) && proxy_server_open(ctx, p) < 0)
+			proxy_pool_connect_failed(p);
+		return;
+	}
+	if (n && s->mode == CONF_POOL_SESSION && p->mode == CONF_POOL_SESSION &&
+	    !(n = waiting_for(p, s->sp)) && !pool_can_open(p)) {
+		/* nobody waits for its set, and the clients that wait cannot get
+		 * a server of theirs while it takes the room */
+		proxy_server_close(s, "made room for a client with other startup parameters");
+		if (may_open(ctx, p) && proxy_server_open(ctx, p) < 0)
 			proxy_pool_connect_failed(p);
 		return;
 	}
@@ -227,7 +307,19 @@ void proxy_pool_request(struct proxy_client *c)
 	struct proxy_ctx *ctx = c->ctx;
 	struct pool *p = c->pool;
 	struct pool_node *n = pool_list_first(&p->idle);
+	bool session = p->mode == CONF_POOL_SESSION;
 
+	/* the warmest idle server this client may have: in session mode one
+	 * opened with its own startup parameters */
+	while (n && ((session && ((struct proxy_server *)n->owner)->sp != c->sp) ||
+	             !fits_mode(n->owner))) {
+		struct pool_node *next = n->next == &p->idle.head ? NULL : n->next;
+
+		if (!fits_mode(n->owner))
+			proxy_server_close(n->owner, "made for a client's startup parameters; "
+			                             "pool mode changed");
+		n = next;
+	}
 	if (!p->db) {
 		char d[96];
 
@@ -249,6 +341,20 @@ void proxy_pool_request(struct proxy_client *c)
 		return;
 	}
 	proxy_client_set_state(c, PROXY_CL_WAIT);
+	if (session) {
+		size_t m = count_servers(&p->connecting, c->sp);
+
+		if (count_waiting(p, c->sp, m + 1) <= m)
+			return; /* enough of its servers are on the way */
+		if (!pool_can_open(p) && p->idle.n > 0)
+			/* full, and no idle server has its set: the least recently
+			 * used idle one makes room */
+			proxy_server_close(p->idle.head.prev->owner,
+			                   "made room for a client with other startup parameters");
+		if (may_open(ctx, p) && proxy_server_open(ctx, p) < 0)
+			proxy_pool_connect_failed(p);
+		return;
+	}
 	if (p->connecting.n < p->waiting.n && may_open(ctx, p)) {
 		if (proxy_server_open(ctx, p) < 0)
 			proxy_pool_connect_failed(p);
@@ -373,6 +479,9 @@ static void trim_idle(struct proxy_ctx *ctx, struct pool *p, double now)
 			continue; /* closed or taken by an earlier step */
 		if (s->close_needed || !p->db)
 			proxy_server_close(s, "database settings changed by a reload");
+		else if (!fits_mode(s))
+			proxy_server_close(s, "made for a client's startup parameters; pool mode "
+			                      "changed");
 		else if (lifetime_over(s) && surplus)
 			proxy_server_close(s, "server_lifetime reached");
 		else if (lifetime_over(s) && !surplus && pool_can_open(p))
@@ -451,6 +560,7 @@ static bool reap_unused(struct proxy_ctx *ctx, struct pool *p, double now)
 		         log_escape(u, sizeof(u), p->user), now - p->unused_since);
 	}
 	stats_scope_put(ctx->stats, p->stats_scope);
+	proxy_sparams_put(ctx, p->warm_sp);
 	pool_destroy(&ctx->pools, p);
 	return true;
 }

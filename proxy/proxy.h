@@ -100,6 +100,7 @@ struct proxy_stmt;
 struct proxy_cl_stmt;
 struct proxy_sv_stmt;
 struct proxy_named_fp;
+struct proxy_sparams;
 struct stats;
 struct stats_client;
 
@@ -230,6 +231,9 @@ struct proxy_client {
 
 	/* Session parameters the client asked for; interned, NULL = server default. */
 	const char *vars[PROXY_NVARS];
+	/* owned reference: session mode's startup parameters (all but user and
+	 * database), which its server is opened with; NULL = none */
+	struct proxy_sparams *sp;
 
 	/* Relay state of client -> server bytes. */
 	uint32_t pass_left;          /* bytes of the current message still to forward */
@@ -272,6 +276,15 @@ struct proxy_server {
 	/* interned: the values its login reported (connect_query included), the
 	 * session defaults PostgreSQL gave this connection */
 	const char *login_vars[PROXY_NVARS];
+	/* owned reference: the client startup parameters it was opened with
+	 * (session mode); only a client with the same set gets it */
+	struct proxy_sparams *sp;
+	/* owned: untracked ParameterStatus pairs its login reported ("name\0value\0"
+	 * ..., then "\0"), kept only when <sp> may have changed them; NULL = none */
+	char *login_extra;
+	bool reset_check;   /* session reset: the fresh-session check runs (backrelay.c) */
+	bool stale_session; /* it kept session state a reset cannot undo: close, not reuse */
+	bool param_refused; /* its login failed on the client's startup parameters */
 
 	char status;          /* last ReadyForQuery status: 'I', 'T' or 'E' */
 	struct proxy_pin pin; /* transaction mode: session state held for its client (pin.c) */
@@ -410,6 +423,7 @@ struct proxy_ctx {
 	char scan_buf[8192];                   /* normalized text of a statement being scanned */
 	struct proxy_scram_cache *scram_cache; /* SCRAM secrets made from plaintext passwords */
 	struct proxy_istr *strs;               /* interned strings (uthash) */
+	struct proxy_sparams *sparams;         /* interned startup parameter sets (uthash) */
 	uint8_t mock_key[PROTO_SCRAM_KEY_LEN]; /* per process: mock SCRAM salts of unknown users */
 	uint64_t next_stmt_id;
 	uint64_t next_cl_stmt_serial;
@@ -590,6 +604,35 @@ const char *proxy_str_get(struct proxy_ctx *ctx, const char *s);
 void proxy_str_put(struct proxy_ctx *ctx, const char *s);
 /* Free the table at exit (every reference must be gone). */
 void proxy_strs_free(struct proxy_ctx *ctx);
+/*
+ * Startup parameter sets (session mode): the pairs a client gave, sorted
+ * by name, interned like strings so that clients and servers with the same
+ * set share one object and two sets are equal exactly when their pointers
+ * are. proxy_sparams_get returns the set of the <n> pairs (one more
+ * reference), NULL when <n> is 0 or (with *<oom> set) on OOM.
+ */
+struct proxy_sparams *proxy_sparams_get(struct proxy_ctx *ctx, const char *const *names,
+                                        const char *const *values, size_t n, bool *oom);
+/* One more reference to <sp> (NULL is fine); returns <sp>. */
+struct proxy_sparams *proxy_sparams_ref(struct proxy_sparams *sp);
+void proxy_sparams_put(struct proxy_ctx *ctx, struct proxy_sparams *sp);
+/* Walk <sp>'s pairs: start with *<pos> = 0; the next name (its value in
+ * *<value>), or NULL at the end. */
+const char *proxy_sparams_next(const struct proxy_sparams *sp, size_t *pos, const char **value);
+/* The value of <name> in <sp>, or NULL. */
+const char *proxy_sparams_find(const struct proxy_sparams *sp, const char *name);
+/* Free the table at exit. */
+void proxy_sparams_free_all(struct proxy_ctx *ctx);
+/*
+ * Split an "options" startup parameter as PostgreSQL does (arguments
+ * separated by blanks, a backslash escaping the next character) and read
+ * its settings: "-c name=value", "-cname=value" and "--name=value", the
+ * name's dashes read as underscores. <fn> is called for each; a non-zero
+ * return stops the walk and is returned. -1 with PostgreSQL's wording in
+ * <err> for anything else (another switch, a setting without "=").
+ */
+int proxy_options_parse(const char *opts, int (*fn)(void *arg, const char *name, const char *value),
+                        void *arg, char *err, size_t errlen);
 /* Next item of a comma-separated list, blanks trimmed: its start and
  * length, or NULL at the end. Advances <*pp>. */
 const char *proxy_list_next(const char **pp, size_t *len);
@@ -683,6 +726,10 @@ bool proxy_server_held(const struct proxy_server *s);
 void proxy_pool_request(struct proxy_client *c);
 /* A server became ready (new, reset, or released): hand it on or park it. */
 void proxy_pool_server_ready(struct proxy_server *s);
+/* Session mode: the startup parameters a server opened now for <p> should
+ * have: those of the first waiting client still short of a server, else
+ * those of the pool's latest server login (p->warm_sp). Borrowed. */
+struct proxy_sparams *proxy_pool_pick_sp(struct pool *p);
 /* Server connect/login failed: fail clients that nothing else can serve. */
 void proxy_pool_connect_failed(struct pool *p);
 /* Once a second: timeouts, min_pool_size, lifetimes, unused autodb pools. */

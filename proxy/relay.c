@@ -432,7 +432,9 @@ static int vars_batch(struct proxy_client *c, struct proxy_server *s, bool deall
 		n++;
 	}
 	for (int v = 0; v < PROXY_NVARS && rc == 0; v++) {
-		const char *want = c->vars[v];
+		/* a server opened with the client's startup parameters has what
+		 * the client asked for as its own session defaults */
+		const char *want = s->sp && s->sp == c->sp ? NULL : c->vars[v];
 		const char *params[2];
 
 		/* not asked for by the client: the server's own session default,
@@ -500,6 +502,14 @@ void proxy_client_link(struct proxy_client *c, struct proxy_server *s)
 	memset(&s->pin, 0, sizeof(s->pin)); /* a pooled server holds no one's state */
 	proxy_server_set_state(s, PROXY_SV_ACTIVE);
 	proxy_client_set_state(c, PROXY_CL_ACTIVE);
+	if (c->sp && s->track) {
+		/* logged in for session mode, with startup parameters no
+		 * transaction-mode server has (a reload changed the mode) */
+		proxy_client_fail_hint(c, PROXY_ERR_STARTUP_PARAM, "reconnect",
+		                       "the pool mode changed while this client logged in "
+		                       "with startup parameters");
+		return;
+	}
 	/* session mode: the login ends here, telling the client its server's pid */
 	if (proxy_client_welcome_linked(c) < 0)
 		return;

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -99,6 +100,8 @@ static void server_free(void *obj)
 	}
 	free(s->vars_error);
 	free(s->cq_error);
+	free(s->login_extra);
+	proxy_sparams_put(s->ctx, s->sp);
 	proxy_server_stmts_free(s);
 	proxy_pq_free(&s->pq);
 	if (s->scram)
@@ -161,7 +164,7 @@ void proxy_server_close(struct proxy_server *s, const char *reason)
 	proxy_io_close(ctx, &s->io);
 	pool_list_remove(&ctx->servers, &s->all_node);
 	proxy_defer_free(ctx, s, server_free);
-	if (was_login)
+	if (was_login && !s->param_refused)
 		proxy_pool_connect_failed(p);
 	else
 		proxy_pool_capacity_freed(ctx,
@@ -230,15 +233,22 @@ static void send_startup_msg(struct proxy_server *s, bool try_tls)
 {
 	struct pool *p = s->pool;
 	const struct conf_db *db = p->db;
-	const char *names[3], *values[3];
-	size_t n = 0;
+	const char *names[3 + PROTO_MAX_STARTUP_PARAMS], *values[3 + PROTO_MAX_STARTUP_PARAMS];
+	const char *nm, *val;
+	size_t n = 0, pos = 0;
 	struct proto_buf b;
 
 	names[n] = "user";
 	values[n++] = p->server_user;
 	names[n] = "database";
 	values[n++] = db && db->dbname ? db->dbname : p->db_name;
-	if (db && db->application_name) {
+	/* session mode: the client's own parameters, so that its session is
+	 * the one a direct connection makes (and PostgreSQL judges them) */
+	while ((nm = proxy_sparams_next(s->sp, &pos, &val)) && n < 2 + PROTO_MAX_STARTUP_PARAMS) {
+		names[n] = nm;
+		values[n++] = val;
+	}
+	if (db && db->application_name && !proxy_sparams_find(s->sp, "application_name")) {
 		names[n] = "application_name";
 		values[n++] = db->application_name;
 	}
@@ -369,6 +379,8 @@ int proxy_server_open(struct proxy_ctx *ctx, struct pool *p)
 	s->dns_node.owner = s;
 	s->dns_idx = -1;
 	s->mode = p->mode;
+	if (p->mode == CONF_POOL_SESSION)
+		s->sp = proxy_sparams_ref(proxy_pool_pick_sp(p));
 	pool_list_init(&s->stmt_lru);
 	pool_list_init(&s->cancels);
 	s->ddl_epoch = ctx->ddl_epoch;
@@ -563,6 +575,11 @@ static void login_done(struct proxy_server *s)
 	free(s->scram);
 	s->scram = NULL;
 	p->have_params = true;
+	if (s->sp != p->warm_sp) {
+		/* the set clients of this pool send now, known to log in */
+		proxy_sparams_put(s->ctx, p->warm_sp);
+		p->warm_sp = proxy_sparams_ref(s->sp);
+	}
 	p->last_error[0] = '\0';
 	p->db_missing = false;
 	if (log_current_level >= LOG_LVL_DEBUG) {
@@ -574,6 +591,73 @@ static void login_done(struct proxy_server *s)
 	while ((n = pool_list_first(&p->logins)))
 		proxy_client_login_done(n->owner);
 	proxy_pool_server_ready(s);
+}
+
+/* Keep an untracked ParameterStatus pair of a login that had a client's
+ * startup parameters (s->login_extra). -1 on OOM. */
+static int keep_login_extra(struct proxy_server *s, const char *name, const char *value)
+{
+	size_t old = 0, nl = strlen(name) + 1, vl = strlen(value) + 1;
+	char *x;
+
+	while (s->login_extra && s->login_extra[old]) {
+		old += strlen(s->login_extra + old) + 1; /* a name */
+		old += strlen(s->login_extra + old) + 1; /* its value */
+	}
+	x = realloc(s->login_extra, old + nl + vl + 1);
+	if (!x)
+		return -1;
+	memcpy(x + old, name, nl);
+	memcpy(x + old + nl, value, vl);
+	x[old + nl + vl] = '\0';
+	s->login_extra = x;
+	return 0;
+}
+
+/* SQLSTATEs with which PostgreSQL refuses a startup parameter: unknown
+ * (42704), bad value (22023), not settable by this user (42501) or not
+ * now (55P02), bad options syntax (42601). */
+static bool param_error(const char *sqlstate)
+{
+	return strncmp(sqlstate, "22", 2) == 0 || strncmp(sqlstate, "42", 2) == 0 ||
+	       strcmp(sqlstate, "55P02") == 0;
+}
+
+/*
+ * PostgreSQL refused the login of <s> over the client startup parameters
+ * it was opened with: every client waiting with that same set gets the
+ * error as PostgreSQL sent it (<m>, FATAL), as from a direct login, and
+ * nothing else changes: the pool is fine, other clients wait on. Closes
+ * <s>.
+ */
+static void params_refused(struct proxy_server *s, const struct proto_msg *m,
+                           const struct proto_error *e)
+{
+	struct pool *p = s->pool;
+	struct pool_list *l = &p->waiting;
+	char who[256], why[320];
+
+	proxy_server_describe(s, who, sizeof(who));
+	log_info("%s: a client's startup parameters were refused: %s (SQLSTATE %s)", who,
+	         log_escape(why, sizeof(why), e->message), e->sqlstate);
+	s->param_refused = true;
+	for (struct pool_node *x = l->head.next; x != &l->head;) {
+		struct proxy_client *c = x->owner;
+
+		x = x->next;
+		if (c->sp != s->sp || c->state != PROXY_CL_WAIT)
+			continue;
+		/* closing takes the client off the list: <x> was taken before;
+		 * the close flushes the error as its last words */
+		(void)!proxy_io_send(s->ctx, &c->io, m->raw, m->raw_len);
+		proxy_client_close(c);
+	}
+	if (p->warm_sp == s->sp) {
+		/* min_pool_size must not retry it for ever */
+		proxy_sparams_put(s->ctx, p->warm_sp);
+		p->warm_sp = NULL;
+	}
+	proxy_server_close(s, "a client's startup parameters were refused");
 }
 
 /* Handle login-phase messages; all are small and inspected whole. */
@@ -646,6 +730,15 @@ void proxy_server_login_step(struct proxy_server *s)
 				break;
 			proxy_server_set_var(s, name, value);
 			login_var(s, name, value);
+			if (s->sp && proxy_var_index(name) < 0 &&
+			    keep_login_extra(s, name, value) < 0)
+				log_warn("S-%llu: cannot keep parameter %s",
+				         (unsigned long long)s->id,
+				         log_escape(esc, sizeof(esc), name));
+			/* a login with a client's own parameters may report values of
+			 * that client: it adds only names the pool does not know */
+			if (s->sp && proxy_var_index(name) < 0 && pool_get_param(s->pool, name))
+				break;
 			/* every login refreshes what new clients are told: an ALTER ROLE
 			 * or ALTER DATABASE ... SET since the last one shows at once */
 			if (pool_set_param(s->pool, name, value) < 0)
@@ -672,6 +765,11 @@ void proxy_server_login_step(struct proxy_server *s)
 				if (!s->cq_error)
 					s->cq_error = strdup(e.message);
 				break;
+			}
+			if (s->sp && param_error(e.sqlstate)) {
+				/* the client's startup parameters: its error, not the pool's */
+				params_refused(s, &m, &e);
+				return;
 			}
 			/* not there: asking again and again only repeats this; the
 			 * clients get PostgreSQL's own words, as from a direct login */
@@ -802,11 +900,43 @@ static void server_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		            s->ctx->conf->server_connect_timeout);
 }
 
+/*
+ * The question a session-mode server answers when its client has left,
+ * right after server_reset_query: one row if the session holds what a
+ * reset does not undo, so that the next client would not get a fresh
+ * session. DISCARD ALL drops temporary objects but not the temporary
+ * schema a backend made for them (pg_my_temp_schema() stays set, which a
+ * new backend's is not); with any other reset query
+ * LISTEN, session advisory locks, prepared statements and cursors may
+ * remain too, and are asked about as well. Cheap: a few catalog calls in
+ * the reset's own round trip.
+ */
+static const char *fresh_check_sql(const struct conf *cf)
+{
+	const char *q = cf->server_reset_query ? cf->server_reset_query : "";
+	size_t n;
+
+	while (*q == ' ' || *q == '\t' || *q == '\n')
+		q++;
+	n = strlen(q);
+	while (n > 0 &&
+	       (q[n - 1] == ' ' || q[n - 1] == ';' || q[n - 1] == '\n' || q[n - 1] == '\t'))
+		n--;
+	if (n == 11 && strncasecmp(q, "DISCARD ALL", 11) == 0)
+		return "SELECT 1 WHERE pg_catalog.pg_my_temp_schema() <> 0";
+	return "SELECT 1 WHERE pg_catalog.pg_my_temp_schema() <> 0"
+	       " OR EXISTS (SELECT FROM pg_catalog.pg_listening_channels())"
+	       " OR EXISTS (SELECT FROM pg_catalog.pg_locks WHERE locktype = 'advisory'"
+	       " AND pid = pg_catalog.pg_backend_pid())"
+	       " OR EXISTS (SELECT FROM pg_catalog.pg_prepared_statements)"
+	       " OR EXISTS (SELECT FROM pg_catalog.pg_cursors)";
+}
+
 void proxy_server_release(struct proxy_server *s, bool client_gone)
 {
 	struct proxy_client *c = s->client;
 	const struct conf *cf = s->ctx->conf;
-	bool clean;
+	bool clean, reset, check;
 
 	(void)client_gone;
 	clean = proxy_server_reusable(s, c);
@@ -829,19 +959,28 @@ void proxy_server_release(struct proxy_server *s, bool client_gone)
 	}
 	if (proxy_pin_left(s))
 		return; /* it held its client's session state: pin.c resets or closes it */
-	if ((s->mode == CONF_POOL_SESSION || cf->server_reset_query_always) &&
-	    cf->server_reset_query && cf->server_reset_query[0]) {
+	reset = (s->mode == CONF_POOL_SESSION || cf->server_reset_query_always) &&
+	        cf->server_reset_query && cf->server_reset_query[0];
+	check = s->mode == CONF_POOL_SESSION;
+	if (reset || check) {
 		struct proto_buf b;
+		int rc = 0;
 
 		proto_buf_init(&b);
-		if (proto_put_query(&b, cf->server_reset_query) < 0 ||
-		    proxy_server_send_buf(s, &b) < 0) {
+		if (reset)
+			rc = proto_put_query(&b, cf->server_reset_query);
+		/* in the same round trip: does the session keep what the reset
+		 * cannot undo? (backrelay.c reads the answer) */
+		if (rc == 0 && check)
+			rc = proto_put_query(&b, fresh_check_sql(cf));
+		if (rc < 0 || proxy_server_send_buf(s, &b) < 0) {
 			proxy_server_close(s, "cannot send server_reset_query");
 			return;
 		}
-		s->internal++;
+		s->internal += (int)reset + (int)check;
+		s->reset_check = check;
 		/* the reset undoes what sluice SET and PostgreSQL does not report */
-		for (int v = PROXY_NBUILTIN_VARS; v < PROXY_NVARS; v++) {
+		for (int v = PROXY_NBUILTIN_VARS; v < PROXY_NVARS && reset; v++) {
 			proxy_str_put(s->ctx, s->vars[v]);
 			s->vars[v] = NULL;
 		}

@@ -2,12 +2,14 @@
  * Session parameters that follow a client across servers: the built-in
  * names PostgreSQL reports with ParameterStatus, plus the names listed in
  * track_extra_parameters, each with a fixed slot in the per-connection
- * value arrays.
+ * value arrays. Also the interned values and startup parameter sets that
+ * connections share, and the reading of an "options" startup parameter.
  */
 #include "proxy/proxy.h"
 
 #include <ctype.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -151,4 +153,198 @@ void proxy_strs_free(struct proxy_ctx *ctx)
 		HASH_DEL(ctx->strs, e); // NOLINT(clang-analyzer-unix.Malloc)
 		free(e);
 	}
+}
+
+struct proxy_sparams {
+	UT_hash_handle hh;
+	uint32_t refs;
+	uint32_t len; /* bytes of <data> */
+	char data[];  /* key: "name\0value\0" pairs sorted by name */
+};
+
+static int cmp_pair(const void *a, const void *b)
+{
+	const char *const *x = a, *const *y = b;
+	int r = strcmp(x[0], y[0]);
+
+	return r ? r : strcmp(x[1], y[1]);
+}
+
+struct proxy_sparams *proxy_sparams_get(struct proxy_ctx *ctx, const char *const *names,
+                                        const char *const *values, size_t n, bool *oom)
+{
+	const char *pairs[2 * PROTO_MAX_STARTUP_PARAMS];
+	struct proxy_sparams *sp = NULL;
+	size_t len = 0, o = 0;
+
+	*oom = false;
+	if (n == 0)
+		return NULL;
+	if (n > PROTO_MAX_STARTUP_PARAMS) {
+		*oom = true;
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		pairs[2 * i] = names[i];
+		pairs[2 * i + 1] = values[i];
+		len += strlen(names[i]) + strlen(values[i]) + 2;
+	}
+	/* the order a driver sends them in does not make another set */
+	qsort(pairs, n, 2 * sizeof(pairs[0]), cmp_pair);
+	sp = malloc(sizeof(*sp) + len);
+	if (!sp) {
+		*oom = true;
+		return NULL;
+	}
+	memset(sp, 0, sizeof(*sp));
+	for (size_t i = 0; i < 2 * n; i++) {
+		size_t l = strlen(pairs[i]) + 1;
+
+		memcpy(sp->data + o, pairs[i], l);
+		o += l;
+	}
+	sp->len = (uint32_t)len;
+	{
+		struct proxy_sparams *e = NULL;
+
+		HASH_FIND(hh, ctx->sparams, sp->data, len, e);
+		if (e) {
+			free(sp);
+			e->refs++;
+			return e;
+		}
+	}
+	sp->refs = 1;
+	HASH_ADD_KEYPTR(hh, ctx->sparams, sp->data, len, sp);
+	return sp;
+}
+
+struct proxy_sparams *proxy_sparams_ref(struct proxy_sparams *sp)
+{
+	if (sp)
+		sp->refs++;
+	return sp;
+}
+
+void proxy_sparams_put(struct proxy_ctx *ctx, struct proxy_sparams *sp)
+{
+	if (!sp || --sp->refs > 0)
+		return;
+	HASH_DEL(ctx->sparams, sp); // NOLINT(clang-analyzer-unix.Malloc)
+	free(sp);
+}
+
+const char *proxy_sparams_next(const struct proxy_sparams *sp, size_t *pos, const char **value)
+{
+	const char *name;
+
+	if (!sp || *pos >= sp->len)
+		return NULL;
+	name = sp->data + *pos;
+	*value = name + strlen(name) + 1;
+	*pos = (size_t)(*value - sp->data) + strlen(*value) + 1;
+	return name;
+}
+
+const char *proxy_sparams_find(const struct proxy_sparams *sp, const char *name)
+{
+	size_t pos = 0;
+	const char *n, *v;
+
+	while ((n = proxy_sparams_next(sp, &pos, &v)))
+		if (strcmp(n, name) == 0)
+			return v;
+	return NULL;
+}
+
+void proxy_sparams_free_all(struct proxy_ctx *ctx)
+{
+	struct proxy_sparams *e;
+
+	while ((e = ctx->sparams)) {
+		HASH_DEL(ctx->sparams, e); // NOLINT(clang-analyzer-unix.Malloc)
+		free(e);
+	}
+}
+
+/* One "name=value" setting of <opts>, given after "-c" (<dash> false) or
+ * "--" (<dash> true): dashes of the name become underscores, as in
+ * PostgreSQL's ParseLongOption. */
+static int options_setting(char *arg, bool dash,
+                           int (*fn)(void *arg, const char *name, const char *value), void *farg,
+                           char *err, size_t errlen)
+{
+	char *eq = strchr(arg, '=');
+
+	if (!eq) {
+		snprintf(err, errlen, "%s%s requires a value", dash ? "--" : "-c ", arg);
+		return -1;
+	}
+	*eq = '\0';
+	for (char *x = arg; *x; x++)
+		if (*x == '-')
+			*x = '_';
+	return fn(farg, arg, eq + 1);
+}
+
+int proxy_options_parse(const char *opts, int (*fn)(void *arg, const char *name, const char *value),
+                        void *arg, char *err, size_t errlen)
+{
+	size_t cap = strlen(opts) + 1;
+	char *buf = calloc(1, cap), *prev = NULL;
+	const char *p = opts;
+	int rc = 0;
+
+	if (!buf) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	while (rc == 0) {
+		size_t o = 0;
+		char *tok;
+		bool escaped = false;
+
+		while (isspace((unsigned char)*p))
+			p++;
+		if (!*p)
+			break;
+		/* each argument gets its own part of <buf>: the previous one (a
+		 * "-c") must stay readable */
+		tok = prev ? prev + strlen(prev) + 1 : buf;
+		while (*p && (escaped || !isspace((unsigned char)*p))) {
+			if (!escaped && *p == '\\') {
+				escaped = true;
+				p++;
+				continue;
+			}
+			escaped = false;
+			tok[o++] = *p++;
+		}
+		tok[o] = '\0';
+		if (prev) {
+			/* the value of a "-c" before */
+			rc = options_setting(tok, false, fn, arg, err, errlen);
+			prev = NULL;
+			continue;
+		}
+		if (strcmp(tok, "-c") == 0) {
+			prev = tok;
+			continue;
+		}
+		if (strncmp(tok, "-c", 2) == 0) {
+			rc = options_setting(tok + 2, false, fn, arg, err, errlen);
+		} else if (strncmp(tok, "--", 2) == 0 && tok[2]) {
+			rc = options_setting(tok + 2, true, fn, arg, err, errlen);
+		} else {
+			snprintf(err, errlen,
+			         "invalid command-line argument for server process: %s", tok);
+			rc = -1;
+		}
+	}
+	if (rc == 0 && prev) {
+		snprintf(err, errlen, "option requires an argument -- 'c'");
+		rc = -1;
+	}
+	free(buf);
+	return rc;
 }

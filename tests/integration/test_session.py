@@ -167,6 +167,10 @@ POOL1 = {"app": "host=127.0.0.1 port=PGPORT dbname=app pool_size=1 min_pool_size
 
 @test("session.server_reset_query")
 def t_reset(env):
+    """server_reset_query undoes a session's settings and locks, and the
+    server goes to the next client; a session that made a temp table leaves
+    a temp schema DISCARD ALL does not drop, so its server is replaced
+    (issue 12, see test_fidelity_params)."""
     s = env.sluice(databases=POOL1)
     a = s.connect()
     cur = a.cursor()
@@ -174,7 +178,6 @@ def t_reset(env):
     pid = cur.fetchone()[0]
     cur.execute("SET application_name = 'x'")
     cur.execute("SET work_mem = '7MB'")
-    cur.execute("CREATE TEMP TABLE t_reset (i int)")
     cur.execute("SELECT pg_advisory_lock(4242)")
     a.close()
     b = s.connect()
@@ -185,11 +188,19 @@ def t_reset(env):
     check(pid2 == pid, f"pool_size=1 but a new server ({pid} then {pid2})")
     check(appname != "x", "application_name leaked to the next client")
     check(work_mem == "4MB", f"work_mem leaked: {work_mem}")
-    cur.execute("SELECT count(*) FROM pg_class WHERE relname = 't_reset'")
-    check(cur.fetchone()[0] == 0, "temp table survived the session")
     n = env.pg.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")[0][0]
     check(n == 0, "advisory lock survived the session")
+    cur.execute("CREATE TEMP TABLE t_reset (i int)")
     b.close()
+    c = s.connect()
+    cur = c.cursor()
+    cur.execute("SELECT pg_backend_pid(), pg_my_temp_schema()::int")
+    pid3, temp_schema = cur.fetchone()
+    check(pid3 != pid, "a server whose session made a temp table was handed on")
+    check(temp_schema == 0, "the next client has a temp schema")
+    cur.execute("SELECT count(*) FROM pg_class WHERE relname = 't_reset'")
+    check(cur.fetchone()[0] == 0, "temp table survived the session")
+    c.close()
 
 
 @test("session.query_wait_timeout")
@@ -644,9 +655,10 @@ def t_password_change(env):
 
 @test("session.ignore_startup_parameters")
 def t_ignore_startup_parameters(env):
-    """An unknown startup parameter is refused with a hint, unless listed in
-    ignore_startup_parameters."""
-    s = env.sluice(fresh=True)
+    """In transaction mode (session mode hands every parameter to
+    PostgreSQL, see test_fidelity_params) an unknown startup parameter is
+    refused with a hint, unless listed in ignore_startup_parameters."""
+    s = env.sluice(settings={"pool_mode": "transaction"}, fresh=True)
     w = Wire("127.0.0.1", s.port)
     w.user_for_md5 = "app"
     try:
@@ -657,7 +669,8 @@ def t_ignore_startup_parameters(env):
               f"unclear refusal: {e.fields}")
     finally:
         w.close()
-    s = env.sluice(settings={"ignore_startup_parameters": "extra_setting, options"},
+    s = env.sluice(settings={"pool_mode": "transaction",
+                             "ignore_startup_parameters": "extra_setting, options"},
                    fresh=True)
     w = Wire("127.0.0.1", s.port)
     w.user_for_md5 = "app"
