@@ -145,10 +145,36 @@ static uint64_t sum_counts(const struct stats_hist *h)
 	return n;
 }
 
+void stats_hist_p50_p95_p99(const struct stats_hist *h, uint64_t out[3])
+{
+	static const double qs[3] = {0.50, 0.95, 0.99};
+	uint64_t n, cum = 0, rank[3];
+	unsigned j = 0;
+
+	out[0] = out[1] = out[2] = 0;
+	if (h->total == 0 || (n = sum_counts(h)) == 0)
+		return;
+	for (unsigned k = 0; k < 3; k++) { /* as stats_hist_quantile ranks them */
+		rank[k] = (uint64_t)ceil(qs[k] * (double)n);
+		rank[k] = rank[k] < 1 ? 1 : rank[k] > n ? n : rank[k];
+	}
+	/* one walk for the three */
+	for (unsigned i = 0; i < HIST_NB && j < 3; i++) {
+		cum += h->count[i];
+		while (j < 3 && cum >= rank[j])
+			out[j++] = hist_rep[i];
+	}
+	while (j < 3)
+		out[j++] = hist_rep[HIST_NB - 1];
+}
+
 uint64_t stats_hist_quantile(const struct stats_hist *h, double q)
 {
-	uint64_t n = sum_counts(h), rank, cum = 0;
+	uint64_t n, rank, cum = 0;
 
+	if (h->total == 0) /* never counted: every bucket is 0 (most classes) */
+		return 0;
+	n = sum_counts(h);
 	if (n == 0)
 		return 0;
 	/* the value of rank ceil(q n) (1-based) in sorted order */
@@ -196,9 +222,14 @@ uint64_t stats_hist_count_le(const struct stats_hist *h, uint64_t ns)
 void stats_hist_count_le_many(const struct stats_hist *h, const uint64_t *ns, size_t n,
                               uint64_t *out)
 {
-	uint64_t cum = 0, all = sum_counts(h);
+	uint64_t cum = 0, all;
 	unsigned i = 0;
 
+	if (h->total == 0) {
+		memset(out, 0, n * sizeof(*out));
+		return;
+	}
+	all = sum_counts(h);
 	/* one walk for every bound: the same answers as stats_hist_count_le */
 	for (size_t j = 0; j < n; j++) {
 		while (i < HIST_NB && hist_lower[i + 1] - 1 <= ns[j])
@@ -219,6 +250,8 @@ void stats_hist_merge(struct stats_hist *dst, const struct stats_hist *src)
 	uint64_t max = 0;
 	unsigned shift = 0;
 
+	if (src->total == 0) /* adds nothing, and <dst> needs no rescaling */
+		return;
 	for (unsigned i = 0; i < HIST_NB; i++) {
 		uint64_t v = (uint64_t)dst->count[i] + src->count[i];
 

@@ -854,9 +854,12 @@ static void row_view(struct stats *st, struct stats_row *r, uint64_t mono, doubl
 		v->min_ms = ms(r->a.min_ns);
 		v->max_ms = ms(r->a.max_ns);
 		v->stddev_ms = sqrt(r->a.m2 / (double)r->a.calls) / 1e6;
-		v->p50_ms = ms(stats_hist_quantile(r->hist, 0.50));
-		v->p95_ms = ms(stats_hist_quantile(r->hist, 0.95));
-		v->p99_ms = ms(stats_hist_quantile(r->hist, 0.99));
+		uint64_t p[3];
+
+		stats_hist_p50_p95_p99(r->hist, p);
+		v->p50_ms = ms(p[0]);
+		v->p95_ms = ms(p[1]);
+		v->p99_ms = ms(p[2]);
 		/* a bucket's representative may lie past the exact extremes:
 		 * a percentile never shows outside what was seen */
 		v->p50_ms = clamp_ms(v->p50_ms, v->min_ms, v->max_ms);
@@ -931,9 +934,12 @@ void stats_classes(struct stats *st, stats_class_cb cb, void *arg)
 		v.total_ms = ms(t->total_ns);
 		if (t->calls) {
 			v.mean_ms = v.total_ms / (double)t->calls;
-			v.p50_ms = ms(stats_hist_quantile(t->hist, 0.50));
-			v.p95_ms = ms(stats_hist_quantile(t->hist, 0.95));
-			v.p99_ms = ms(stats_hist_quantile(t->hist, 0.99));
+			uint64_t p[3];
+
+			stats_hist_p50_p95_p99(t->hist, p);
+			v.p50_ms = ms(p[0]);
+			v.p95_ms = ms(p[1]);
+			v.p99_ms = ms(p[2]);
 		}
 		v.hist = t->hist;
 		cb(arg, &v);

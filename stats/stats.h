@@ -180,6 +180,9 @@ unsigned stats_hist_bucket(uint64_t ns);
 void stats_hist_add_bucket(struct stats_hist *h, unsigned bucket);
 /* The <q> quantile (0..1) in ns, within 2 % of the exact value; 0 if empty. */
 uint64_t stats_hist_quantile(const struct stats_hist *h, double q);
+/* The 0.50, 0.95 and 0.99 quantiles, as stats_hist_quantile gives them, in
+ * one walk of the buckets (every view shows the three). */
+void stats_hist_p50_p95_p99(const struct stats_hist *h, uint64_t out[3]);
 /* How many values were at most <ns> (for Prometheus buckets). */
 uint64_t stats_hist_count_le(const struct stats_hist *h, uint64_t ns);
 /* stats_hist_count_le for each of <n> ascending bounds <ns>, into <out>,

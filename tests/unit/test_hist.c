@@ -212,3 +212,29 @@ Test(hist, past_32_bits)
 	cr_assert_eq(stats_hist_count(h), (4ull << 34) + 1);
 	stats_hist_free(h);
 }
+
+/* The three views' percentiles in one walk are the single quantiles, for an
+ * empty histogram, a heavy-tailed one and one whose counters were halved. */
+Test(hist, p50_p95_p99_in_one_walk)
+{
+	struct stats_hist *h = stats_hist_new();
+	uint64_t p[3], want[3];
+	static const double qs[3] = {0.50, 0.95, 0.99};
+
+	stats_hist_p50_p95_p99(h, p);
+	cr_assert(p[0] == 0 && p[1] == 0 && p[2] == 0);
+	rng_state = 7;
+	for (int i = 0; i < 100000; i++)
+		stats_hist_add(h, (uint64_t)(50000.0 * exp(1.5 * normal())) + 1);
+	for (int round = 0; round < 2; round++) {
+		stats_hist_p50_p95_p99(h, p);
+		for (int k = 0; k < 3; k++) {
+			want[k] = stats_hist_quantile(h, qs[k]);
+			cr_assert_eq(p[k], want[k], "q%.2f: %llu, alone %llu", qs[k],
+			             (unsigned long long)p[k], (unsigned long long)want[k]);
+		}
+		for (int i = 0; i < 16; i++) /* past 2^32 in some bucket: halved */
+			stats_hist_merge(h, h);
+	}
+	stats_hist_free(h);
+}
