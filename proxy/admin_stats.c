@@ -367,7 +367,8 @@ static void show_health(struct proxy_client *c)
 /* ---- SHOW CACHE ---- */
 
 /* One row: the cache's counters, or zeros and "not enabled" when [cache]
- * is off. "uncacheable" lists "reason=count" for each reason seen. */
+ * is off. "uncacheable" lists "reason=count" for each reason seen, then
+ * "too_big=count" for results not stored for their size. */
 static void fill_cache(struct proxy_client *c, struct admin_table *t, const void *arg)
 {
 	struct cache_stats st;
@@ -384,9 +385,6 @@ static void fill_cache(struct proxy_client *c, struct admin_table *t, const void
 			admin_put_u64(t, 0);
 		admin_put_text(t, "");
 		admin_put_text(t, "not enabled");
-		for (int i = 0; i < 8; i++)
-			admin_put_u64(t, 0);
-		admin_put_text(t, NULL);
 		admin_tbl_row(t);
 		return;
 	}
@@ -417,33 +415,23 @@ static void fill_cache(struct proxy_client *c, struct admin_table *t, const void
 				break;
 			o += (size_t)n;
 		}
+		/* results not stored for their size, after the reasons not to look up */
+		if (st.too_big)
+			snprintf(why + o, sizeof(t->cells[0]) - o, "%stoo_big=%" PRIu64,
+			         o ? "," : "", st.too_big);
 	}
 	admin_put_text(t, why ? why : "");
 	admin_put_text(t, cache_redis_state_name(st.state));
-	admin_put_u64(t, st.hits_l1);
-	admin_put_u64(t, st.hits_redis);
-	admin_put_u64(t, st.bypass);
-	admin_put_u64(t, st.coalesced);
-	admin_put_u64(t, st.too_big);
-	admin_put_u64(t, st.redis_errors);
-	admin_put_u64(t, st.redis_timeouts);
-	admin_put_u64(t, st.breaker_trips);
-	if (st.redis_calls)
-		put_ms(t, st.redis_ms_total / (double)st.redis_calls);
-	else
-		admin_put_text(t, NULL);
 	admin_tbl_row(t);
 }
 
 static void show_cache(struct proxy_client *c)
 {
+	/* the layout PgBouncer-style scripts were written against: kept */
 	static const struct admin_col cols[] = {
-	        {"hits", I8},           {"misses", I8},        {"hit_ratio", F8},
-	        {"stores", I8},         {"bytes", I8},         {"evictions", I8},
-	        {"invalidations", I8},  {"uncacheable", TX},   {"redis", TX},
-	        {"hits_l1", I8},        {"hits_redis", I8},    {"bypass", I8},
-	        {"coalesced", I8},      {"too_big", I8},       {"redis_errors", I8},
-	        {"redis_timeouts", I8}, {"breaker_trips", I8}, {"redis_avg_ms", F8}};
+	        {"hits", I8},          {"misses", I8},      {"hit_ratio", F8},
+	        {"stores", I8},        {"bytes", I8},       {"evictions", I8},
+	        {"invalidations", I8}, {"uncacheable", TX}, {"redis", TX}};
 
 	SHOW(c, cols, fill_cache, NULL);
 }
