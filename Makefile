@@ -18,10 +18,10 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Werror -Wshadow \
 	   -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes -I. \
 	   -I/usr/include/postgresql
 # only what the code uses: libpq joins with auth_query; libunistring gives
-# SASLprep its NFKC normalization (protocol/saslprep.c). hiredis, the cache's
-# Redis client (cache/cache.c), is linked by the tests that run the cache
-# until the proxy serves from it.
-LIBS    := -lev -lcares -linih -lxxhash -lpg_query -ljson-c -lunistring -lssl -lcrypto -lm
+# SASLprep its NFKC normalization (protocol/saslprep.c); hiredis is the
+# cache's Redis client (cache/cache.c).
+LIBS    := -lev -lcares -linih -lxxhash -lpg_query -ljson-c -lunistring -lhiredis -lssl \
+	   -lcrypto -lm
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 MODULES := protocol conf stats pool cache proxy
@@ -54,7 +54,6 @@ $(BUILD)/%.o: %.c $(HDRS)
 # the scanner against libpg_query's pg_query_normalize.
 TEST_LIBS :=
 $(BUILD)/tests/test_sqlscan: TEST_LIBS := -lpg_query
-$(BUILD)/tests/test_cache_%: TEST_LIBS := -lhiredis
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libsluice.a $(HDRS)
 	@mkdir -p $(dir $@)

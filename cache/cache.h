@@ -83,6 +83,7 @@ enum cache_reason {
 	CACHE_ROLE_CHANGED,    /* the session ran SET ROLE / SET SESSION AUTHORIZATION */
 	CACHE_SESSION_STATE,   /* a SET that changes results and is not in the key */
 	CACHE_MULTI_STATEMENT, /* one of several statements in one Query message */
+	CACHE_EXTENDED,        /* Parse/Bind/Execute: not served from the cache yet */
 	CACHE_NREASONS,
 };
 
@@ -166,6 +167,10 @@ struct cache_key_input {
 	size_t text_len;             /* its bytes */
 	const char *search_path;     /* the session's, as PostgreSQL reported it */
 	const char *client_encoding; /* likewise */
+	/* the other session settings that shape a result's bytes (DateStyle,
+	 * TimeZone, ...), as opaque bytes the caller lays out; NULL = none */
+	const char *settings;
+	size_t settings_len;
 	uint16_t nparams;
 	const uint8_t *const *param_val; /* nparams values (NULL entries for SQL NULL) */
 	const int32_t *param_len;        /* nparams lengths; -1 = SQL NULL */

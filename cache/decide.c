@@ -60,6 +60,7 @@ static const char *const reason_names[CACHE_NREASONS] = {
         [CACHE_ROLE_CHANGED] = "role_changed",
         [CACHE_SESSION_STATE] = "session_state",
         [CACHE_MULTI_STATEMENT] = "multi_statement",
+        [CACHE_EXTENDED] = "extended_protocol",
 };
 
 const char *cache_reason_name(enum cache_reason r)

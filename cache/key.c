@@ -1,11 +1,12 @@
 /*
  * Cache keys and generation ids. A key is XXH3-128 over everything a
  * result depends on apart from the data: database, role, normalized text,
- * parameter values and format codes, result format codes, search_path and
- * client_encoding. Each field goes in as a tag, a length (or a count) and
- * its bytes, so that no two different inputs hash the same bytes
- * ("ab","c" vs "a","bc"; a NULL parameter vs an empty one). The Bind form
- * reads the wire format and feeds the same bytes as the array form.
+ * parameter values and format codes, result format codes, search_path,
+ * client_encoding and the other settings that shape the output. Each
+ * field goes in as a tag, a length (or a count) and its bytes, so that
+ * no two different inputs hash the same bytes ("ab","c" vs "a","bc"; a
+ * NULL parameter vs an empty one). The Bind form reads the wire format
+ * and feeds the same bytes as the array form.
  * No allocation: the XXH3 state lives on the stack.
  */
 #include "cache/cache.h"
@@ -25,9 +26,10 @@ enum {
 	TAG_PARAMS,
 	TAG_PARAM_FMT,
 	TAG_RESULT_FMT,
+	TAG_SETTINGS,
 };
 
-#define KEY_VERSION 1 /* bump when the layout changes: old entries then miss */
+#define KEY_VERSION 2 /* bump when the layout changes: old entries then miss */
 
 static void put_u32(XXH3_state_t *st, uint32_t v)
 {
@@ -77,6 +79,7 @@ static void key_begin(XXH3_state_t *st, const struct cache_key_input *in)
 	put_str(st, TAG_TEXT, in->text, in->text_len);
 	put_cstr(st, TAG_SEARCH_PATH, in->search_path);
 	put_cstr(st, TAG_ENCODING, in->client_encoding);
+	put_str(st, TAG_SETTINGS, in->settings, in->settings_len);
 }
 
 static void key_end(XXH3_state_t *st, struct cache_key *out)

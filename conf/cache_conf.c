@@ -360,9 +360,6 @@ void conf_cache_key(struct parse *p, const char *name, const char *v)
 	if (strcmp(name, "enabled") == 0) {
 		if (!conf_parse_bool(v, &cc->enabled))
 			conf_fail(p, "enabled must be 0 or 1, got \"%s\"", v);
-		else if (cc->enabled)
-			conf_refuse(p, "[cache] ", name, v,
-			            "the proxy does not serve from the cache yet; set enabled = 0");
 	} else if (strcmp(name, "redis_url") == 0) {
 		set_redis_url(p, v);
 	} else if (strcmp(name, "redis_host") == 0) {

@@ -95,12 +95,10 @@ struct conf_cache_rule {
 };
 
 /*
- * [cache] section (conf/cache_conf.c), used by cache/. enabled = 1 is
- * refused until the proxy serves from the cache; everything else is parsed
- * and checked now.
+ * [cache] section (conf/cache_conf.c), used by cache/ and proxy/cache_hooks.c.
  */
 struct conf_cache {
-	bool enabled; /* default false; true is refused until the proxy uses the cache */
+	bool enabled; /* default false; a change needs a restart */
 	/*
 	 * Owned: redis_url as written with any password replaced by "***"
 	 * (safe for SHOW CONFIG and logs); default "redis://127.0.0.1:6379".

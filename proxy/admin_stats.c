@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cache/cache.h"
 #include "stats/stats.h"
 
 #define I8 PROTO_OID_INT8
@@ -365,30 +366,196 @@ static void show_health(struct proxy_client *c)
 
 /* ---- SHOW CACHE ---- */
 
-/* The cache is not built yet: its one row says so, with the columns it
- * will fill (so scripts can be written against the layout now). */
+/* One row: the cache's counters, or zeros and "not enabled" when [cache]
+ * is off. "uncacheable" lists "reason=count" for each reason seen, then
+ * "too_big=count" for results not stored for their size. */
 static void fill_cache(struct proxy_client *c, struct admin_table *t, const void *arg)
 {
-	(void)c;
+	struct cache_stats st;
+	uint64_t hits;
+	char *why;
+	size_t o = 0;
+
 	(void)arg;
-	admin_put_u64(t, 0);
-	admin_put_u64(t, 0);
-	admin_put_text(t, NULL); /* no lookup yet: no ratio */
-	for (int i = 0; i < 4; i++)
+	if (!c->ctx->cache) {
 		admin_put_u64(t, 0);
-	admin_put_text(t, "");
-	admin_put_text(t, "not enabled");
+		admin_put_u64(t, 0);
+		admin_put_text(t, NULL); /* no lookup yet: no ratio */
+		for (int i = 0; i < 4; i++)
+			admin_put_u64(t, 0);
+		admin_put_text(t, "");
+		admin_put_text(t, "not enabled");
+		admin_tbl_row(t);
+		return;
+	}
+	cache_get_stats(c->ctx->cache, &st);
+	hits = st.hits_l1 + st.hits_redis;
+	admin_put_u64(t, hits);
+	admin_put_u64(t, st.misses);
+	if (hits + st.misses)
+		put_ms(t, (double)hits / (double)(hits + st.misses));
+	else
+		admin_put_text(t, NULL);
+	admin_put_u64(t, st.stores);
+	admin_put_u64(t, st.l1.bytes);
+	admin_put_u64(t, st.l1.evictions);
+	admin_put_u64(t, st.invalidations);
+	why = t->n < ADMIN_MAX_COLS ? t->cells[t->n] : NULL;
+	if (why) {
+		why[0] = 0;
+		for (int r = 0; r < CACHE_NREASONS; r++) {
+			int n;
+
+			if (!st.uncacheable[r])
+				continue;
+			n = snprintf(why + o, sizeof(t->cells[0]) - o, "%s%s=%" PRIu64,
+			             o ? "," : "", cache_reason_name((enum cache_reason)r),
+			             st.uncacheable[r]);
+			if (n < 0 || (size_t)n >= sizeof(t->cells[0]) - o)
+				break;
+			o += (size_t)n;
+		}
+		/* results not stored for their size, after the reasons not to look up */
+		if (st.too_big)
+			snprintf(why + o, sizeof(t->cells[0]) - o, "%stoo_big=%" PRIu64,
+			         o ? "," : "", st.too_big);
+	}
+	admin_put_text(t, why ? why : "");
+	admin_put_text(t, cache_redis_state_name(st.state));
 	admin_tbl_row(t);
 }
 
 static void show_cache(struct proxy_client *c)
 {
+	/* the layout PgBouncer-style scripts were written against: kept */
 	static const struct admin_col cols[] = {
 	        {"hits", I8},          {"misses", I8},      {"hit_ratio", F8},
 	        {"stores", I8},        {"bytes", I8},       {"evictions", I8},
 	        {"invalidations", I8}, {"uncacheable", TX}, {"redis", TX}};
 
 	SHOW(c, cols, fill_cache, NULL);
+}
+
+static void rule_row(void *arg, const struct cache_rule_view *v)
+{
+	struct admin_table *t = arg;
+
+	admin_put_text(t, v->kind);
+	admin_put_text(t, v->table);
+	put_fp(t, v->table ? 0 : v->fp);
+	if (v->ttl_s)
+		admin_put_u64(t, v->ttl_s);
+	else
+		admin_put_text(t, NULL);
+	admin_tbl_row(t);
+}
+
+static void fill_rules(struct proxy_client *c, struct admin_table *t, const void *arg)
+{
+	(void)arg;
+	if (c->ctx->cache_rules)
+		cache_rules_each(c->ctx->cache_rules, rule_row, t);
+}
+
+static void show_cache_rules(struct proxy_client *c)
+{
+	static const struct admin_col cols[] = {
+	        {"kind", TX}, {"table", TX}, {"fingerprint", TX}, {"ttl_s", I8}};
+
+	SHOW(c, cols, fill_rules, NULL);
+}
+
+static void cache_tag(struct proxy_client *c, const char *tag)
+{
+	struct proto_buf b;
+
+	proto_buf_init(&b);
+	(void)proxy_client_send(
+	        c, &b,
+	        proto_put_command_complete(&b, tag) < 0 || proto_put_rfq(&b, 'I') < 0 ? -1 : 0);
+}
+
+/* A fingerprint as SHOW QUERIES prints it: 1 to 16 hex digits, not 0. */
+static bool parse_fp(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t n = 0;
+
+	for (; *s && *s != ' '; s++, n++) {
+		int d = *s >= '0' && *s <= '9'   ? *s - '0'
+		        : *s >= 'a' && *s <= 'f' ? *s - 'a' + 10
+		                                 : -1;
+
+		if (d < 0 || n >= 16)
+			return false;
+		v = v << 4 | (uint64_t)d;
+	}
+	*out = v;
+	return n > 0 && v != 0;
+}
+
+/* CACHE CLEAR, CACHE INVALIDATE <table>, CACHE ADD <fp> [TTL n], CACHE DROP
+ * <fp>: admin_users only. */
+static void cache_command(struct proxy_client *c, const char *arg)
+{
+	struct proxy_ctx *ctx = c->ctx;
+
+	if (!c->admin) {
+		proxy_client_fail(c, PROXY_ERR_ADMIN_DENIED,
+		                  "permission denied: only admin_users may change the cache");
+		return;
+	}
+	if (!ctx->cache) {
+		proxy_client_fail(c, PROXY_ERR_ADMIN_UNSUPPORTED,
+		                  "the cache is not enabled (set [cache] enabled = 1 and restart)");
+		return;
+	}
+	if (strcmp(arg, "clear") == 0) {
+		cache_clear(ctx->cache);
+		cache_tag(c, "CACHE CLEAR");
+	} else if (strncmp(arg, "invalidate ", 11) == 0 && arg[11]) {
+		/* every database this instance serves: a table is named without one */
+		const char *table = arg + 11;
+		struct pool *p, *tmp;
+
+		HASH_ITER(hh, ctx->pools.by_key, p, tmp)
+		cache_bump(ctx->cache, p->db_name, &table, 1);
+		for (size_t i = 0; i < ctx->conf->ndbs; i++)
+			cache_bump(ctx->cache, ctx->conf->dbs[i].name, &table, 1);
+		cache_tag(c, "CACHE INVALIDATE");
+	} else if (strncmp(arg, "add ", 4) == 0 || strncmp(arg, "drop ", 5) == 0) {
+		bool add = arg[0] == 'a';
+		const char *s = arg + (add ? 4 : 5), *ttl = strstr(s, " ttl ");
+		uint64_t fp;
+		long t = 0;
+
+		if (!parse_fp(s, &fp) || (!add && strchr(s, ' ')) ||
+		    (add && strchr(s, ' ') &&
+		     (!ttl || ttl != strchr(s, ' ') || (t = strtol(ttl + 5, NULL, 10)) < 1 ||
+		      t > 2592000))) {
+			proxy_client_fail(c, PROXY_ERR_ADMIN_SYNTAX,
+			                  "CACHE %s expects a statement fingerprint in hex as SHOW "
+			                  "QUERIES prints it%s",
+			                  add ? "ADD" : "DROP",
+			                  add ? ", then optionally TTL <seconds>" : "");
+			return;
+		}
+		if (add) {
+			if (cache_rules_add(ctx->cache_rules, fp, (uint32_t)t) < 0) {
+				proxy_client_fail(c, PROXY_ERR_OOM, "out of memory");
+				return;
+			}
+			ctx->cache_nrules++;
+		} else if (cache_rules_drop(ctx->cache_rules, fp)) {
+			ctx->cache_nrules--;
+		}
+		cache_tag(c, add ? "CACHE ADD" : "CACHE DROP");
+	} else {
+		proxy_client_fail(
+		        c, PROXY_ERR_ADMIN_SYNTAX,
+		        "CACHE expects CLEAR, INVALIDATE <table>, ADD <fingerprint> [TTL n] "
+		        "or DROP <fingerprint>");
+	}
 }
 
 bool proxy_admin_stats_command(struct proxy_client *c, const char *cmd)
@@ -407,6 +574,10 @@ bool proxy_admin_stats_command(struct proxy_client *c, const char *cmd)
 		show_health(c);
 	else if (strcmp(cmd, "show cache") == 0)
 		show_cache(c);
+	else if (strcmp(cmd, "show cache rules") == 0)
+		show_cache_rules(c);
+	else if (strncmp(cmd, "cache ", 6) == 0)
+		cache_command(c, cmd + 6);
 	else if (strcmp(cmd, "show pins") == 0)
 		proxy_pin_show(c);
 	else if (strcmp(cmd, "reset stats") == 0) {

@@ -361,7 +361,8 @@ void proxy_server_process(struct proxy_server *s)
 			s->busy_since = now;
 		}
 		if ((must_inspect(type) ||
-		     (type == 'T' && s->track && s->internal == 0 && proxy_ps_wants_body(s))) &&
+		     (type == 'T' && s->track && s->internal == 0 && proxy_ps_wants_body(s)) ||
+		     proxy_cache_capturing(s)) &&
 		    len <= PROXY_INSPECT_MAX) {
 			int tr = 0;
 
@@ -389,6 +390,8 @@ void proxy_server_process(struct proxy_server *s)
 					goto client_failed;
 			} else if (c) {
 				s->pool->st.bytes_sent += (uint64_t)len + 1;
+				if (c->cache)
+					proxy_cache_reply(s, p, len + 1); /* capture, commit */
 			}
 			p += len + 1;
 			n -= len + 1;
@@ -401,6 +404,8 @@ void proxy_server_process(struct proxy_server *s)
 			if (p > fwd && c && proxy_io_send(ctx, &c->io, fwd, (size_t)(p - fwd)) < 0)
 				goto client_failed;
 		}
+		if (!hide && c && proxy_cache_capturing(s))
+			proxy_cache_reply(s, p, len + 1); /* too big to capture */
 		s->pass_left = len + 1;
 		s->pass_hide = hide;
 		if (!hide && c)

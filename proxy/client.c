@@ -173,6 +173,7 @@ static void client_free(void *obj)
 	proxy_sparams_put(c->ctx, c->sp);
 	proxy_client_stmts_free(c);
 	proxy_reply_client_free(c);
+	proxy_cache_client_free(c);
 	if (c->secret) {
 		explicit_bzero(c->secret, strlen(c->secret));
 		free(c->secret);
@@ -192,6 +193,7 @@ void proxy_client_close(struct proxy_client *c)
 
 	if (c->state == PROXY_CL_CLOSING)
 		return;
+	proxy_cache_client_gone(c);
 	if (c->server)
 		proxy_server_release(c->server, true);
 	if (c->cancel_hkey)
@@ -385,6 +387,11 @@ void proxy_client_process(struct proxy_client *c)
 				proxy_client_close(c);
 				return;
 			}
+			rc = proxy_cache_query(c, NULL); /* a hit takes no server */
+			if (rc == PROXY_CACHE_DONE)
+				continue;
+			if (rc != PROXY_CACHE_GO)
+				return;
 			/* a query: get a server; input waits in the buffer meanwhile */
 			proxy_io_stop_read(c->ctx, &c->io);
 			proxy_pool_request(c);

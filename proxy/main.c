@@ -374,7 +374,7 @@ static void create_static_pools(struct proxy_ctx *ctx)
 static void stats_settings(const struct conf *c, struct stats_config *out)
 {
 	out->track = c->track_statements;
-	out->memo = c->pin_session_state;
+	out->memo = c->pin_session_state || c->cache.enabled; /* the cache needs verdicts */
 	out->track_literals = c->track_literals;
 	out->max_statements = (uint32_t)c->max_tracked_statements;
 	out->slow_ms = (uint32_t)c->slow_query_ms;
@@ -421,6 +421,8 @@ int proxy_ctx_init(struct proxy_ctx *ctx, struct ev_loop *loop, const char *conf
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	if (proxy_cache_init(ctx, err, errlen) < 0)
+		return -1;
 	ctx->started_at = ev_now(loop);
 	return 0;
 }
@@ -514,6 +516,7 @@ int proxy_reload(struct proxy_ctx *ctx, char *err, size_t errlen)
 	free(ctx->conf);
 	ctx->conf = nc;
 	proxy_auth_keys_sync(ctx);
+	proxy_cache_reload(ctx, nc);
 	{
 		struct stats_config sc;
 
@@ -575,6 +578,7 @@ void proxy_ctx_destroy(struct proxy_ctx *ctx)
 		proxy_sparams_put(ctx, p->warm_sp);
 		pool_destroy(&ctx->pools, p);
 	}
+	proxy_cache_free(ctx); /* every client is gone: no lookup is pending */
 	stats_free(ctx->stats);
 	ctx->stats = NULL;
 	HASH_CLEAR(hh_cancel, ctx->by_cancel);
@@ -665,6 +669,7 @@ int main(int argc, char **argv)
 		}
 	}
 	start_watchers(&ctx);
+	proxy_cache_start(&ctx);
 	create_static_pools(&ctx);
 	log_info("sluice %s started", SLUICE_VERSION);
 	ev_run(loop, 0);

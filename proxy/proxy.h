@@ -101,6 +101,9 @@ struct proxy_cl_stmt;
 struct proxy_sv_stmt;
 struct proxy_named_fp;
 struct proxy_sparams;
+struct proxy_cl_cache;
+struct cache;
+struct cache_rules;
 struct stats;
 struct stats_client;
 
@@ -255,6 +258,7 @@ struct proxy_client {
 	double last_active;           /* ev_now() of the last message */
 	double connected_at;          /* ev_now() when accepted (SHOW CLIENTS connect_time) */
 	bool admin_skip;              /* console: extended protocol seen, drop up to the Sync */
+	struct proxy_cl_cache *cache; /* owned: result-cache state (cache_hooks.c), made on use */
 };
 
 struct proxy_server {
@@ -456,6 +460,10 @@ struct proxy_ctx {
 
 	struct proxy_admin *admin; /* owned: console state (admin.c): paused and disabled
 	                            * databases, commands waiting, the stats period */
+
+	struct cache *cache;             /* owned: the result cache, NULL when [cache] is off */
+	struct cache_rules *cache_rules; /* owned: [cache] rules and CACHE ADD */
+	size_t cache_nrules;             /* CACHE ADD rules in force */
 };
 
 /* main.c / ctx.c */
@@ -805,6 +813,40 @@ void proxy_pin_reply(struct proxy_server *s, uint8_t type);
 bool proxy_pin_left(struct proxy_server *s);
 /* SHOW PINS; may close <c>. */
 void proxy_pin_show(struct proxy_client *c);
+
+/*
+ * cache_hooks.c: the result cache seen from the proxy (see its top
+ * comment). Nothing here is called when [cache] is off.
+ */
+/* main.c: make the cache when [cache] enabled (-1 with <err>), start it
+ * on the loop, apply a reload's rules, free it at exit. */
+int proxy_cache_init(struct proxy_ctx *ctx, char *err, size_t errlen) PROXY_WUR;
+void proxy_cache_start(struct proxy_ctx *ctx);
+void proxy_cache_reload(struct proxy_ctx *ctx, const struct conf *nc);
+void proxy_cache_free(struct proxy_ctx *ctx);
+bool proxy_cache_on(const struct proxy_ctx *ctx);
+/* The Query at the head of <c>'s input, about to go to <s> (NULL: <c> has
+ * no server yet): look it up. PROXY_CACHE_GO sends it on as usual;
+ * DONE answered it from the cache (consumed: go on with what follows);
+ * WAIT stops reading <c> until the lookup ends (the callback goes on);
+ * CLOSED closed <c>. */
+enum { PROXY_CACHE_GO = 0, PROXY_CACHE_DONE, PROXY_CACHE_WAIT, PROXY_CACHE_CLOSED };
+int proxy_cache_query(struct proxy_client *c, struct proxy_server *s);
+/* A lookup of <c>'s is pending: its input is not read meanwhile. */
+bool proxy_cache_waiting(const struct proxy_client *c);
+/* relay.c: client message <m> went to the server; ctx->note holds its
+ * statements. Collects what it writes. */
+void proxy_cache_sent(struct proxy_client *c, const struct proxy_ps_msg *m);
+/* backrelay.c: is the reply to <s>'s client being captured? Then every
+ * message is read whole (up to PROXY_INSPECT_MAX) and given to
+ * proxy_cache_reply. */
+bool proxy_cache_capturing(const struct proxy_server *s);
+/* A server message (<len> bytes with type and length) relayed to the
+ * client of <s>, which has cache state: capture, commit, rollback. */
+void proxy_cache_reply(struct proxy_server *s, const uint8_t *msg, size_t len);
+/* client.c: <c> closes (cancel, bump what it may have committed) / is freed. */
+void proxy_cache_client_gone(struct proxy_client *c);
+void proxy_cache_client_free(struct proxy_client *c);
 
 /* admin_stats.c: SHOW QUERIES / SLOW / CLASSES / NPLUSONE / HEALTH / CACHE and RESET STATS
  * (<cmd> lower-cased, blanks squeezed). False if <cmd> is none of them;

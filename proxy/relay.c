@@ -158,6 +158,24 @@ static bool relay_to_server(struct proxy_client *c)
 			}
 			c->skip_to_sync = false;
 		}
+		if (type == 'Q' && ctx->cache) {
+			int cr;
+
+			if (p > start) {
+				if (proxy_io_send(ctx, &s->io, start, (size_t)(p - start)) < 0)
+					goto server_failed;
+				proto_buf_consume(&c->io.in, (size_t)(p - start));
+			}
+			cr = proxy_cache_query(c, s); /* a hit is answered here, no server */
+			if (cr == PROXY_CACHE_CLOSED)
+				return false;
+			start = p = proto_buf_head(&c->io.in);
+			n = proto_buf_avail(&c->io.in);
+			if (cr == PROXY_CACHE_DONE)
+				continue;
+			if (cr == PROXY_CACHE_WAIT)
+				break;
+		}
 		if (tracked_type(type)) {
 			struct proto_buf rew;
 			struct proxy_ps_msg pm;
@@ -188,6 +206,8 @@ static bool relay_to_server(struct proxy_client *c)
 			               : proxy_reply_request(c, s, &pm);
 			if (s->track)
 				proxy_pin_sent(c, s, type, act); /* session state it makes */
+			if (ctx->cache)
+				proxy_cache_sent(c, &pm); /* the tables it may write */
 			ctx->note.n = 0;
 			if (act == PROXY_PS_MORE) {
 				/* a named Parse of at most PROXY_INSPECT_MAX: wait for all */
@@ -282,7 +302,7 @@ void proxy_relay_drained(struct proxy_ctx *ctx, struct proxy_io *io)
 
 		proto_buf_shrink(&io->out, PROXY_BUF_KEEP);
 		if (s->state == PROXY_SV_ACTIVE && c && c->server == s &&
-		    c->state == PROXY_CL_ACTIVE && !c->stalled)
+		    c->state == PROXY_CL_ACTIVE && !c->stalled && !proxy_cache_waiting(c))
 			proxy_io_start_read(ctx, &c->io);
 	} else {
 		struct proxy_client *c =
@@ -302,7 +322,7 @@ void proxy_client_resume(struct proxy_client *c)
 		return;
 	if (proto_buf_avail(&c->io.in) > 0 && !relay_to_server(c))
 		return;
-	if (c->state == PROXY_CL_ACTIVE && c->server && !c->stalled &&
+	if (c->state == PROXY_CL_ACTIVE && c->server && !c->stalled && !proxy_cache_waiting(c) &&
 	    proto_buf_avail(&c->server->io.out) <= PROXY_HIGH_WATER)
 		proxy_io_start_read(c->ctx, &c->io);
 }

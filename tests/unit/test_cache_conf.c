@@ -185,9 +185,17 @@ Test(cache_conf, sizes_and_times)
 	fails1("l1_entries = 100\n", 6, "replaced by l1_bytes");
 }
 
+Test(cache_conf, enabled)
+{
+	struct conf c;
+
+	ok("enabled = 1\n", &c);
+	cr_assert(c.cache.enabled);
+	conf_free(&c);
+}
+
 Test(cache_conf, refused_until_implemented)
 {
-	fails1("enabled = 1\n", 6, "[cache] enabled = 1 is not supported by sluice (");
 	fails1("invalidation = notify\n", 6,
 	       "[cache] invalidation = notify is not supported by sluice (");
 	fails1("enabled = sometimes\n", 6, "enabled must be 0 or 1");

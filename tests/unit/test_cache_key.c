@@ -70,6 +70,7 @@ Test(cache_key, every_field_changes_the_key)
 	DIFFERS("text length", in.text_len--);
 	DIFFERS("search_path", in.search_path = "public");
 	DIFFERS("client_encoding", in.client_encoding = "LATIN1");
+	DIFFERS("settings", (in.settings = "TimeZone=UTC", in.settings_len = 12));
 	DIFFERS("a parameter value", in.param_val = vals2);
 	DIFFERS("a parameter made NULL", in.param_len = lens_null);
 	DIFFERS("a parameter made empty", in.param_len = lens_empty);

@@ -235,12 +235,19 @@ Test(conf_unsupported, keys_sluice_does_not_honour_stop_startup)
 		expect_refused(cases[i][0], cases[i][1]);
 }
 
-Test(conf_unsupported, cache_refused_until_it_exists)
+/* The proxy serves from the cache now: enabled = 1 loads; the trigger
+ * helper is still refused. */
+Test(conf_unsupported, cache_enabled_loads_notify_refused)
 {
-	char body[2048];
+	char body[2048], err[1024] = "", path[64];
+	struct conf c;
 
 	snprintf(body, sizeof(body), "%s[cache]\nenabled = 1\n", HEAD);
-	expect_text_error(body, 6, "[cache] enabled = 1 is not supported by sluice (");
+	cr_assert_eq(load_text(body, &c, err, sizeof(err), path, sizeof(path)), 0, "%s", err);
+	cr_assert(c.cache.enabled);
+	conf_free(&c);
+	snprintf(body, sizeof(body), "%s[cache]\ninvalidation = notify\n", HEAD);
+	expect_text_error(body, 6, "[cache] invalidation = notify is not supported by sluice (");
 }
 
 Test(conf_unsupported, inert_keys_still_validated)

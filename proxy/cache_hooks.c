@@ -1,0 +1,496 @@
+/*
+ * The proxy's side of the result cache (cache/): which client Query is
+ * looked up, serving a hit without a server, capturing a miss's reply as
+ * it streams to the client, and bumping the generations of the tables a
+ * committed write touched. relay.c, client.c and backrelay.c call in here
+ * with one line each; everything else about the cache lives in this file.
+ *
+ * The rule above all is that a hit returns only what a direct connection
+ * would have returned. What that takes here:
+ *  - Only a whole Query of one statement is looked up, and only when the
+ *    client's server (if it has one) is quiet: nothing in flight, status
+ *    'I'. Its reply is then the next thing the client gets, so a hit goes
+ *    out in order, and a leader's reply is the next one from the server.
+ *  - The key holds the exact text of the statement as the client sent it
+ *    (literals included: the normalized text would map "id = 1" and
+ *    "id = 2" to one entry), the database, the role, and every session
+ *    setting that shapes the bytes of a result and follows the client
+ *    (client_encoding, DateStyle, TimeZone, IntervalStyle,
+ *    standard_conforming_strings, track_extra_parameters). A SET of
+ *    anything else, SET ROLE and SET SESSION AUTHORIZATION stop caching
+ *    for the rest of that client's session.
+ *  - Writes are collected per client as its statements are sent (the
+ *    parser's written[] tables; the whole database when the parser cannot
+ *    name them: DDL without a table, a volatile or user-defined function,
+ *    DO, CALL, a FunctionCall, text it could not read) and bumped at the
+ *    ReadyForQuery that ends their transaction with status 'I', unless
+ *    the transaction was rolled back. A client that leaves with writes
+ *    collected bumps them then: they may have committed.
+ *  - While a lookup is pending the client's input is not read; the
+ *    messages it pipelined stay buffered behind the Query.
+ *
+ * Extended-protocol statements are not served yet: a marked Parse counts
+ * as "extended_protocol" and runs at PostgreSQL.
+ */
+#include "proxy/proxy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache/cache.h"
+#include "stats/stats.h"
+
+/* Tables written in the open transaction that are remembered by name;
+ * beyond, the whole database is bumped. */
+#define PEND_MAX 16
+/* Session settings laid out for the key; longer values are not cached. */
+#define SETTINGS_MAX 1024
+
+enum cl_cache_state {
+	CL_NONE = 0, /* nothing decided for the head message */
+	CL_PENDING,  /* a lookup is out: the client is not read */
+	CL_GO,       /* the head Query goes to PostgreSQL (a bypass, or a miss we lead) */
+};
+
+struct proxy_cl_cache {
+	struct cache_lookup lk; /* lk.leader: told CACHE_MISS, must store or abandon */
+	struct cache_capture cap;
+	uint32_t ttl_s;       /* of the statement led */
+	uint8_t st;           /* enum cl_cache_state */
+	bool capturing;       /* the leader's reply is streaming through <cap> */
+	bool role_changed;    /* SET ROLE / SET SESSION AUTHORIZATION was sent */
+	bool state_changed;   /* a SET of a setting the key does not hold */
+	bool pend_db;         /* a write the parser cannot name: bump the database */
+	bool last_rollback;   /* the last CommandComplete since ReadyForQuery: ROLLBACK */
+	bool saw_commit;      /* a COMMIT since the last ReadyForQuery */
+	uint8_t npend;        /* entries of <pend> */
+	char *pend[PEND_MAX]; /* owned: tables written in the transaction */
+};
+
+/* Per process: the scanner's buffer for the text of a Query looked up. */
+static char scan_buf[8192];
+
+bool proxy_cache_on(const struct proxy_ctx *ctx)
+{
+	return ctx->cache != NULL;
+}
+
+bool proxy_cache_waiting(const struct proxy_client *c)
+{
+	return c->cache && c->cache->st == CL_PENDING;
+}
+
+bool proxy_cache_capturing(const struct proxy_server *s)
+{
+	return s->client && s->client->cache && s->client->cache->capturing;
+}
+
+static struct proxy_cl_cache *cl_cache(struct proxy_client *c)
+{
+	if (!c->cache) {
+		c->cache = calloc(1, sizeof(*c->cache));
+		if (c->cache)
+			cache_capture_init(&c->cache->cap, c->ctx->conf->cache.max_result_bytes);
+	}
+	return c->cache;
+}
+
+/* ---- startup, reload, exit (main.c) ---- */
+
+int proxy_cache_init(struct proxy_ctx *ctx, char *err, size_t errlen)
+{
+	const struct conf_cache *cc = &ctx->conf->cache;
+
+	if (!cc->enabled)
+		return 0;
+	ctx->cache_rules = cache_rules_new();
+	if (!ctx->cache_rules || cache_rules_load(ctx->cache_rules, cc) < 0) {
+		snprintf(err, errlen, "cache: out of memory");
+		return -1;
+	}
+	ctx->cache = cache_new(ctx->loop, cc, NULL, err, errlen);
+	return ctx->cache ? 0 : -1;
+}
+
+void proxy_cache_start(struct proxy_ctx *ctx)
+{
+	if (ctx->cache) {
+		cache_start(ctx->cache);
+		log_info("cache: on, Redis at %s", ctx->conf->cache.redis_url);
+	}
+}
+
+void proxy_cache_reload(struct proxy_ctx *ctx, const struct conf *nc)
+{
+	if (nc->cache.enabled != (ctx->cache != NULL))
+		log_warn("[cache] enabled changes need a restart");
+	if (ctx->cache_rules && cache_rules_load(ctx->cache_rules, &nc->cache) < 0)
+		log_error("cache: out of memory loading the rules; the old ones stay");
+}
+
+void proxy_cache_free(struct proxy_ctx *ctx)
+{
+	if (ctx->cache)
+		cache_free(ctx->cache);
+	ctx->cache = NULL;
+	cache_rules_free(ctx->cache_rules);
+	ctx->cache_rules = NULL;
+}
+
+/* ---- writes ---- */
+
+static void pend_table(struct proxy_cl_cache *cc, const char *t)
+{
+	for (unsigned i = 0; i < cc->npend; i++)
+		if (strcmp(cc->pend[i], t) == 0)
+			return;
+	if (cc->npend == PEND_MAX || !(cc->pend[cc->npend] = strdup(t))) {
+		cc->pend_db = true;
+		return;
+	}
+	cc->npend++;
+}
+
+static void pend_clear(struct proxy_cl_cache *cc)
+{
+	for (unsigned i = 0; i < cc->npend; i++)
+		free(cc->pend[i]);
+	cc->npend = 0;
+	cc->pend_db = false;
+}
+
+/* The writes collected are committed (or may be): bump them. */
+static void pend_bump(struct proxy_client *c, struct proxy_cl_cache *cc)
+{
+	struct cache *ca = c->ctx->cache;
+
+	if (cc->pend_db)
+		cache_bump_db(ca, c->db_name);
+	else if (cc->npend)
+		cache_bump(ca, c->db_name, (const char *const *)cc->pend, cc->npend);
+	pend_clear(cc);
+}
+
+/* What one statement sent to PostgreSQL may change: its tables, or the
+ * whole database when they are not known. */
+static void note_stmt(struct proxy_ctx *ctx, struct proxy_cl_cache *cc, uint64_t fp, uint32_t ss)
+{
+	const struct stats_shape_info *si = fp ? stats_shape_find(ctx->stats, fp) : NULL;
+
+	if (ss & (STATS_SS_ROLE | STATS_SS_AUTH))
+		cc->role_changed = true;
+	if (ss & STATS_SS_SET)
+		cc->state_changed = true;
+	if (!si || !si->parsed || si->tables_cut) {
+		cc->pend_db = true;
+		return;
+	}
+	/* a function that is not immutable may write anything (a user's
+	 * volatile function); the parser cannot see inside it */
+	if (si->volatile_fn)
+		cc->pend_db = true;
+	if (si->writes || si->modifying_cte) {
+		if (si->nwritten == 0)
+			cc->pend_db = true;
+		for (unsigned i = 0; i < si->nwritten; i++)
+			pend_table(cc, si->written[i]);
+	}
+}
+
+void proxy_cache_sent(struct proxy_client *c, const struct proxy_ps_msg *m)
+{
+	struct proxy_ctx *ctx = c->ctx;
+	const struct proxy_note *nt = &ctx->note;
+	struct proxy_cl_cache *cc;
+
+	if (!ctx->cache)
+		return;
+	if (m->type == 'P') {
+		/* extended protocol: not served yet, counted when marked */
+		if ((nt->hints & PROTO_SQL_HINT_CACHE) && !(nt->hints & PROTO_SQL_HINT_NOCACHE))
+			cache_count(ctx->cache, CACHE_EXTENDED);
+		return;
+	}
+	if (m->type != 'Q' && m->type != 'E' && m->type != 'F')
+		return;
+	if (!(cc = cl_cache(c))) {
+		/* out of memory: nothing can be remembered, so forget every entry
+		 * of the database rather than risk a stale one */
+		cache_bump_db(ctx->cache, c->db_name);
+		return;
+	}
+	if (m->type == 'F' || nt->n == 0) {
+		/* a fast-path call, an Execute of a statement not known, a Query
+		 * whose statements could not be noted: anything may change */
+		if (m->type != 'Q' || m->avail > 1)
+			cc->pend_db = true;
+		return;
+	}
+	/* a Query read only in part, or with more statements than noted */
+	if (m->type == 'Q' && (m->avail != (size_t)m->len - 4 || nt->n >= PROTO_SQL_MAX_STMTS))
+		cc->pend_db = true;
+	for (unsigned i = 0; i < nt->n; i++)
+		note_stmt(ctx, cc, nt->fp[i], nt->ss[i]);
+}
+
+/* "ROLLBACK": the tag of ROLLBACK, ABORT, ROLLBACK TO SAVEPOINT and of a
+ * COMMIT of a failed transaction. */
+static bool tag_is(const uint8_t *body, size_t len, const char *w)
+{
+	size_t n = strlen(w);
+
+	return len == n + 1 && memcmp(body, w, n) == 0 && body[n] == 0;
+}
+
+/* ---- lookups and hits ---- */
+
+static const uint8_t rfq_idle[6] = {'Z', 0, 0, 0, 5, 'I'};
+
+/* Write <e> and a ReadyForQuery to the client in place of the Query at the
+ * head of its input, which is consumed. -1 if the client cannot be
+ * written to (the caller closes it). */
+static int replay(struct proxy_client *c, const struct cache_entry *e, size_t msg_len)
+{
+	struct proxy_ctx *ctx = c->ctx;
+
+	if (proxy_io_send(ctx, &c->io, e->rowdesc, e->rowdesc_len) < 0 ||
+	    proxy_io_send(ctx, &c->io, e->body, e->body_len) < 0 ||
+	    proxy_io_send(ctx, &c->io, rfq_idle, sizeof(rfq_idle)) < 0)
+		return -1;
+	proto_buf_consume(&c->io.in, msg_len);
+	if (c->pool)
+		c->pool->st.query_count++;
+	return 0;
+}
+
+static size_t head_msg_len(const struct proxy_client *c)
+{
+	const uint8_t *p = proto_buf_head(&c->io.in);
+
+	return ((size_t)p[1] << 24 | (size_t)p[2] << 16 | (size_t)p[3] << 8 | p[4]) + 1;
+}
+
+static void lookup_cb(struct cache_lookup *lk, enum cache_result r)
+{
+	struct proxy_client *c = lk->arg;
+	struct proxy_cl_cache *cc = c->cache;
+	struct proxy_ctx *ctx = c->ctx;
+
+	if (c->state == PROXY_CL_CLOSING || cc->st != CL_PENDING)
+		return;
+	cc->st = CL_NONE;
+	if (r == CACHE_HIT && cache_entry_replay(&lk->entry, CACHE_REPLAY_QUERY)) {
+		if (replay(c, &lk->entry, head_msg_len(c)) < 0) {
+			proxy_client_close(c);
+			return;
+		}
+	} else {
+		/* a bypass, a miss we lead, or an entry stored without a
+		 * RowDescription (it cannot answer a Query) */
+		cc->st = CL_GO;
+	}
+	/* what was queued here leaves with the next loop iteration */
+	ev_idle_start(ctx->loop, &ctx->kick);
+	if (c->state == PROXY_CL_ACTIVE || c->state == PROXY_CL_IDLE)
+		proxy_io_start_read(ctx, &c->io);
+	proxy_client_process(c);
+}
+
+/* The session's settings that shape the bytes of a result, laid out as
+ * "name=value\0" for each one set. -1 if they do not fit. */
+static int settings_of(const struct proxy_client *c, char *buf, size_t cap, size_t *len)
+{
+	size_t o = 0;
+
+	for (int v = 0; v < PROXY_NVARS; v++) {
+		const char *val = c->vars[v], *name;
+		int n;
+
+		/* application_name reaches a result only through functions that
+		 * are not immutable, which are never cached */
+		if (!val || v == PROXY_VAR_APPLICATION_NAME)
+			continue;
+		name = proxy_var_name(v);
+		n = snprintf(buf + o, cap - o, "%s=%s", name ? name : "?", val);
+		if (n < 0 || (size_t)n + 1 >= cap - o)
+			return -1;
+		o += (size_t)n + 1; /* the NUL stays: it separates */
+	}
+	*len = o;
+	return 0;
+}
+
+int proxy_cache_query(struct proxy_client *c, struct proxy_server *s)
+{
+	struct proxy_ctx *ctx = c->ctx;
+	struct proxy_cl_cache *cc = c->cache;
+	const uint8_t *head = proto_buf_head(&c->io.in);
+	size_t avail = proto_buf_avail(&c->io.in), mlen;
+	const char *text;
+	size_t tlen, slen = 0;
+	struct proto_sql_scan sc;
+	const struct stats_shape_info *si;
+	struct cache_session sess = {0};
+	struct cache_verdict v;
+	struct cache_key_input in = {0};
+	char settings[SETTINGS_MAX];
+	enum cache_result r;
+
+	if (!ctx->cache || avail < 5 || head[0] != 'Q')
+		return PROXY_CACHE_GO;
+	if (cc && cc->st == CL_PENDING)
+		return PROXY_CACHE_WAIT;
+	if (cc && cc->st == CL_GO) {
+		/* decided before it waited for a server: it goes now */
+		if (s) {
+			cc->st = CL_NONE;
+			if (cc->lk.leader) {
+				cache_capture_reset(&cc->cap);
+				cc->capturing = true;
+			}
+		}
+		return PROXY_CACHE_GO;
+	}
+	/* a server with anything in flight answers that first: a hit now
+	 * would overtake it */
+	if (s && (s->outstanding > 0 || s->inflight > 0 || s->internal > 0 || s->pq.n > 0 ||
+	          s->status != 'I' || s->in_copy_out || c->unsynced || c->in_copy))
+		return PROXY_CACHE_GO;
+	mlen = head_msg_len(c);
+	if (avail < mlen || mlen < 6 || head[mlen - 1] != 0)
+		return PROXY_CACHE_GO; /* not whole yet: it streams to PostgreSQL */
+	text = (const char *)head + 5;
+	tlen = mlen - 6;
+	if (memchr(text, 0, tlen))
+		return PROXY_CACHE_GO; /* PostgreSQL refuses it */
+	/* cheap for the statements that are not marked: no hint in the text
+	 * and no rule that could mark it */
+	if (!ctx->cache_nrules && !ctx->conf->cache.nrules && !memmem(text, tlen, "sluice:", 7))
+		return PROXY_CACHE_GO;
+	if (!(cc = cl_cache(c)))
+		return PROXY_CACHE_GO;
+	if (!s)
+		cc->st = CL_GO; /* whatever follows, it is decided */
+	proto_sql_scan(text, tlen, true, scan_buf, sizeof(scan_buf), &sc);
+	if (sc.nstmts == 0)
+		return PROXY_CACHE_GO;
+	si = stats_shape_seen(ctx->stats, &sc.stmt[0], scan_buf + sc.stmt[0].norm_off,
+	                      text + sc.stmt[0].src_off);
+	sess.in_tx = s && s->status != 'I';
+	sess.role_changed = cc->role_changed;
+	sess.state_changed = cc->state_changed;
+	sess.multi_stmt = sc.nstmts > 1;
+	if (!cache_decide(ctx->cache_rules, ctx->conf->cache.default_ttl, &sc.stmt[0], si, &sess,
+	                  &v)) {
+		cache_count(ctx->cache, v.reason);
+		return PROXY_CACHE_GO;
+	}
+	if (settings_of(c, settings, sizeof(settings), &slen) < 0)
+		return PROXY_CACHE_GO;
+	in.db = c->db_name;
+	in.role = c->user;
+	in.text = text; /* the exact text: its literals are part of the question */
+	in.text_len = tlen;
+	in.client_encoding = c->vars[PROXY_VAR_CLIENT_ENCODING];
+	in.settings = settings;
+	in.settings_len = slen;
+	cache_key_make(&in, &cc->lk.key);
+	cc->lk.db = c->db_name;
+	cc->lk.tables = (const char *const *)si->read;
+	cc->lk.ntables = si->nread;
+	cc->lk.cb = lookup_cb;
+	cc->lk.arg = c;
+	cc->ttl_s = v.ttl_s;
+	r = cache_lookup(ctx->cache, &cc->lk);
+	switch (r) {
+	case CACHE_HIT:
+		if (!cache_entry_replay(&cc->lk.entry, CACHE_REPLAY_QUERY))
+			return PROXY_CACHE_GO;
+		cc->st = CL_NONE;
+		if (replay(c, &cc->lk.entry, mlen) < 0) {
+			proxy_client_close(c);
+			return PROXY_CACHE_CLOSED;
+		}
+		return PROXY_CACHE_DONE;
+	case CACHE_PENDING:
+		cc->st = CL_PENDING;
+		proxy_io_stop_read(ctx, &c->io);
+		return PROXY_CACHE_WAIT;
+	default:
+		return PROXY_CACHE_GO;
+	}
+}
+
+/* ---- replies (backrelay.c) ---- */
+
+static void capture_end(struct proxy_ctx *ctx, struct proxy_cl_cache *cc, bool ok)
+{
+	cc->capturing = false;
+	if (ok)
+		cache_store(ctx->cache, &cc->lk, &cc->cap, cc->ttl_s);
+	else
+		cache_abandon(ctx->cache, &cc->lk);
+	cache_capture_reset(&cc->cap);
+}
+
+void proxy_cache_reply(struct proxy_server *s, const uint8_t *msg, size_t len)
+{
+	struct proxy_client *c = s->client;
+	struct proxy_cl_cache *cc = c->cache;
+	uint8_t type = msg[0];
+
+	if (cc->capturing) {
+		if (type == 'Z')
+			/* cache_store refuses what is incomplete, failed or too big
+			 * (and counts the last) */
+			capture_end(s->ctx, cc, s->status == 'I');
+		else if (len <= PROXY_INSPECT_MAX + 1)
+			cache_capture_msg(&cc->cap, msg, len);
+		else
+			capture_end(s->ctx, cc, false); /* streamed, not seen whole */
+	}
+	if (len > PROXY_INSPECT_MAX + 1)
+		return; /* streaming past: not a message read whole */
+	if (type == 'C') {
+		cc->last_rollback = tag_is(msg + 5, len - 5, "ROLLBACK");
+		cc->saw_commit |= tag_is(msg + 5, len - 5, "COMMIT");
+	} else if (type == 'Z') {
+		if (s->status == 'I' && (cc->npend || cc->pend_db)) {
+			if (cc->last_rollback && !cc->saw_commit)
+				pend_clear(cc); /* nothing of it committed */
+			else
+				pend_bump(c, cc);
+		}
+		cc->last_rollback = cc->saw_commit = false;
+	}
+}
+
+/* ---- a client that goes ---- */
+
+void proxy_cache_client_gone(struct proxy_client *c)
+{
+	struct proxy_cl_cache *cc = c->cache;
+
+	if (!cc || !c->ctx->cache)
+		return;
+	if (cc->capturing)
+		capture_end(c->ctx, cc, false);
+	cache_lookup_cancel(c->ctx->cache, &cc->lk);
+	cc->st = CL_NONE;
+	/* an autocommit write may have committed after all */
+	if (cc->npend || cc->pend_db)
+		pend_bump(c, cc);
+}
+
+void proxy_cache_client_free(struct proxy_client *c)
+{
+	struct proxy_cl_cache *cc = c->cache;
+
+	if (!cc)
+		return;
+	pend_clear(cc);
+	cache_capture_reset(&cc->cap);
+	free(cc);
+	c->cache = NULL;
+}
