@@ -298,7 +298,8 @@ static void lookup_cb(struct cache_lookup *lk, enum cache_result r)
 }
 
 /* The session's settings that shape the bytes of a result, laid out as
- * "name=value\0" for each one set. -1 if they do not fit. */
+ * "name=value\0" for each one set, then the startup parameters as
+ * "startup:name=value\0". -1 if they do not fit. */
 static int settings_of(const struct proxy_client *c, char *buf, size_t cap, size_t *len)
 {
 	size_t o = 0;
@@ -316,6 +317,20 @@ static int settings_of(const struct proxy_client *c, char *buf, size_t cap, size
 		if (n < 0 || (size_t)n + 1 >= cap - o)
 			return -1;
 		o += (size_t)n + 1; /* the NUL stays: it separates */
+	}
+	/* session mode: the startup parameters its server was opened with
+	 * (options -c search_path=..., any GUC) shape results too */
+	if (c->sp) {
+		size_t pos = 0;
+		const char *name, *val;
+
+		while ((name = proxy_sparams_next(c->sp, &pos, &val)) != NULL) {
+			int n = snprintf(buf + o, cap - o, "startup:%s=%s", name, val ? val : "");
+
+			if (n < 0 || (size_t)n + 1 >= cap - o)
+				return -1;
+			o += (size_t)n + 1;
+		}
 	}
 	*len = o;
 	return 0;

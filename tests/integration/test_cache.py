@@ -316,3 +316,27 @@ def t_pipeline(env):
         check(vals == ["7", "1001", "7", "9", "1002"], f"{mode}: out of order: {vals}")
         check(sum(1 for t, _ in msgs if t == b"Z") == 5, "one ReadyForQuery each")
         w.close()
+
+
+@test("cache: a session's startup search_path is part of the key (session mode)")
+def t_startup_params(env):
+    """Two clients whose startup options give other search_paths read
+    other tables through one text: each gets its own schema's row."""
+    setup(env)
+    env.pg.query("DROP SCHEMA IF EXISTS cs1 CASCADE; DROP SCHEMA IF EXISTS cs2 CASCADE;"
+                 "CREATE SCHEMA cs1 AUTHORIZATION app; CREATE SCHEMA cs2 AUTHORIZATION app;"
+                 "CREATE TABLE cs1.kv (v text); INSERT INTO cs1.kv VALUES ('one');"
+                 "CREATE TABLE cs2.kv (v text); INSERT INTO cs2.kv VALUES ('two');"
+                 "ALTER TABLE cs1.kv OWNER TO app; ALTER TABLE cs2.kv OWNER TO app",
+                 dbname="app")
+    s = start(env, mode="session")
+    q = "SELECT /* sluice:cache */ v FROM kv"
+    for path, want in (("cs1", "one"), ("cs2", "two"), ("cs1", "one"), ("cs2", "two")):
+        c = s.connect(options=f"-c search_path={path}")
+        try:
+            got = one(c, q)
+            check(got == want, f"search_path {path}: got {got!r}, want {want!r}")
+        finally:
+            c.close()
+    row = cache_row(s)
+    check(row["hits"] >= 2, f"the second round did not hit: {row}")
