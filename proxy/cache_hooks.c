@@ -21,8 +21,8 @@
  *    for the rest of that client's session.
  *  - Writes are collected per client as its statements are sent (the
  *    parser's written[] tables; the whole database when the parser cannot
- *    name them: DDL without a table, a volatile or user-defined function,
- *    DO, CALL, a FunctionCall, text it could not read) and bumped at the
+ *    name them: DDL without a table, a function that is not PostgreSQL's
+ *    own, DO, CALL, a FunctionCall, text it could not read) and bumped at the
  *    ReadyForQuery that ends their transaction with status 'I', unless
  *    the transaction was rolled back. A client that leaves with writes
  *    collected bumps them then: they may have committed.
@@ -186,9 +186,10 @@ static void note_stmt(struct proxy_ctx *ctx, struct proxy_cl_cache *cc, uint64_t
 		cc->pend_db = true;
 		return;
 	}
-	/* a function that is not immutable may write anything (a user's
-	 * volatile function); the parser cannot see inside it */
-	if (si->volatile_fn)
+	/* a function of the user's (or DO, CALL) may write anything, and the
+	 * parser cannot see inside it; PostgreSQL's own (now(), random(),
+	 * nextval()) write no table */
+	if (si->unknown_fn)
 		cc->pend_db = true;
 	if (si->writes || si->modifying_cte) {
 		if (si->nwritten == 0)

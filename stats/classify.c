@@ -35,6 +35,7 @@
  *    runs at its EXECUTE).
  */
 #include "stats/stats.h"
+#include "stats/builtin_fns.h"
 
 #include <ctype.h>
 #include <limits.h>
@@ -614,24 +615,31 @@ static void func_call(struct walk *w, json_object *fc)
 
 	if (!json_object_object_get_ex(fc, "funcname", &names) ||
 	    !json_object_is_type(names, json_type_array))
-		goto volatile_fn;
+		goto unknown_fn;
 	n = json_object_array_length(names);
 	if (n < 1 || n > 2)
-		goto volatile_fn;
+		goto unknown_fn;
 	for (size_t i = 0; i < n; i++) {
 		if (!wrapped_type(json_object_array_get_idx(names, i), &s))
-			goto volatile_fn;
+			goto unknown_fn;
 		parts[i] = get_str(s, "sval");
 		if (!parts[i])
-			goto volatile_fn;
+			goto unknown_fn;
 	}
 	func_session(w, n == 2 ? parts[0] : NULL, parts[n - 1], fc);
 	if (n == 2 && strcmp(parts[0], "pg_catalog") != 0)
-		goto volatile_fn;
+		goto unknown_fn;
+	if (!bsearch(parts[n - 1], builtin_fns, sizeof(builtin_fns) / sizeof(builtin_fns[0]),
+	             sizeof(builtin_fns[0]), cmp_name))
+		goto unknown_fn;
 	if (bsearch(parts[n - 1], immutable_fns, sizeof(immutable_fns) / sizeof(immutable_fns[0]),
 	            sizeof(immutable_fns[0]), cmp_name))
 		return;
-volatile_fn:
+	w->out->volatile_fn = true; /* PostgreSQL's own, not immutable: it writes no table */
+	return;
+unknown_fn:
+	/* a function of the user's, or of an extension: it may write anything */
+	w->out->unknown_fn = true;
 	w->out->volatile_fn = true;
 }
 
@@ -723,7 +731,7 @@ static void walk_stmt(struct walk *w, const char *type, const struct stmt_kind *
 	if (strcmp(type, "ExplainStmt") == 0 && !explain_analyzes(body))
 		child |= W_NOEXEC;
 	if (strcmp(type, "DoStmt") == 0 || strcmp(type, "CallStmt") == 0)
-		out->volatile_fn = true;
+		out->volatile_fn = out->unknown_fn = true;
 	if (strcmp(type, "LockStmt") == 0)
 		out->locking = true;
 	bool copy_from = strcmp(type, "CopyStmt") == 0 && get_bool(body, "is_from");

@@ -110,6 +110,9 @@ struct stats_shape_info {
 	bool modifying_cte; /* a WITH holding INSERT / UPDATE / DELETE / MERGE */
 	bool volatile_fn;   /* calls a function not known to be immutable: now(), random(),
 	                       nextval(), current_user, any user-defined function ... */
+	bool unknown_fn;    /* calls a function that is not PostgreSQL's own (pg_catalog:
+	                       stats/builtin_fns.h), or runs DO or CALL: it may write
+	                       tables the parser cannot see (volatile_fn is then set too) */
 	bool catalog;       /* reads pg_catalog, information_schema or a pg_* relation */
 	bool temp;          /* names a relation in pg_temp */
 	bool tables_cut;    /* more tables than STATS_MAX_TABLES: the lists are partial */

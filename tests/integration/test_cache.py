@@ -340,3 +340,33 @@ def t_startup_params(env):
             c.close()
     row = cache_row(s)
     check(row["hits"] >= 2, f"the second round did not hit: {row}")
+
+
+@test("cache: PostgreSQL's own functions keep entries; a user function's hidden write drops them")
+def t_hidden_writes(env):
+    """now() or nextval() in some other statement writes no table: the
+    marked read still hits. A user function that updates the table behind
+    the parser's back bumps the whole database: the next read is fresh."""
+    setup(env)
+    env.pg.query("CREATE OR REPLACE FUNCTION cache_bump_v(i int) RETURNS int "
+                 "LANGUAGE sql AS $$ UPDATE cache_t SET v = v + 1000 WHERE id = i "
+                 "RETURNING v $$; ALTER FUNCTION cache_bump_v(int) OWNER TO app;"
+                 "DROP SEQUENCE IF EXISTS cache_seq; CREATE SEQUENCE cache_seq;"
+                 "ALTER SEQUENCE cache_seq OWNER TO app", dbname="app")
+    s = start(env, mode="transaction")
+    c = s.connect()
+    q = READ.format(m="hidden")
+    check(one(c, q) == 7, "first read")
+    other = s.connect()
+    for sql in ("SELECT now()", "SELECT random()", "SELECT nextval('cache_seq')",
+                "SELECT clock_timestamp(), current_user"):
+        one(other, sql)
+    before = cache_row(s)
+    check(one(c, q) == 7, "second read")
+    after = cache_row(s)
+    check(after["hits"] - before["hits"] == 1,
+          f"PostgreSQL's own functions dropped the entry: {before} -> {after}")
+    check(one(other, "SELECT cache_bump_v(7)") == 1007, "the function's update")
+    check(one(c, q) == 1007, "served the value from before the function's hidden write")
+    other.close()
+    c.close()

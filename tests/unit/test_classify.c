@@ -654,3 +654,38 @@ Test(classify, session_state_unparsed)
 		stats_shape_info_free(&si);
 	}
 }
+
+/* Which calls may write what the parser cannot see (the cache bumps the
+ * whole database for them): a function of the user's or an extension's,
+ * DO and CALL; not PostgreSQL's own, immutable or not. */
+Test(classify, unknown_functions)
+{
+	static const struct {
+		const char *sql;
+		bool volatile_fn, unknown_fn;
+	} cases[] = {
+	        {"SELECT lower(v) FROM t", false, false},
+	        {"SELECT now(), random(), clock_timestamp() FROM t", true, false},
+	        {"SELECT nextval('s'), current_setting('x')", true, false},
+	        {"SELECT pg_catalog.now()", true, false},
+	        {"SELECT CURRENT_TIMESTAMP, current_user", true, false},
+	        {"SELECT concat(a, b), to_char(now(), 'YYYY') FROM t", true, false},
+	        {"SELECT my_func(1) FROM t", true, true},
+	        {"SELECT public.lower(v) FROM t", true, true},
+	        {"SELECT v FROM t WHERE id = app.writes_things()", true, true},
+	        {"SELECT query_to_xml('DELETE FROM t RETURNING *', true, false, '')", true, true},
+	        {"DO $$ BEGIN PERFORM 1; END $$", true, true},
+	        {"CALL do_it(1)", true, true},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct stats_shape_info si;
+
+		cr_assert_eq(classify(cases[i].sql, PROTO_KW_OTHER, &si), 0, "[%s]", cases[i].sql);
+		cr_expect_eq(si.volatile_fn, cases[i].volatile_fn, "[%s] volatile_fn %d",
+		             cases[i].sql, si.volatile_fn);
+		cr_expect_eq(si.unknown_fn, cases[i].unknown_fn, "[%s] unknown_fn %d", cases[i].sql,
+		             si.unknown_fn);
+		stats_shape_info_free(&si);
+	}
+}
