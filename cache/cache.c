@@ -53,14 +53,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
-#define HASH_FUNCTION(keyptr, keylen, hashv)                                                       \
-	do {                                                                                       \
-		uint64_t h_;                                                                       \
-		(void)(keylen);                                                                    \
-		memcpy(&h_, (keyptr), sizeof(h_));                                                 \
-		(hashv) = (unsigned)(h_ ^ (h_ >> 32));                                             \
-	} while (0)
-#include <uthash.h>
+#include "cache/cache_hash.h"
 
 #include "conf/conf.h"
 #include "stats/stats.h"

@@ -16,16 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Keys here are hashes already (a cache key, a generation id): their
- * first eight bytes spread well enough. */
-#define HASH_FUNCTION(keyptr, keylen, hashv)                                                       \
-	do {                                                                                       \
-		uint64_t h_;                                                                       \
-		(void)(keylen);                                                                    \
-		memcpy(&h_, (keyptr), sizeof(h_));                                                 \
-		(hashv) = (unsigned)(h_ ^ (h_ >> 32));                                             \
-	} while (0)
-#include <uthash.h>
+#include "cache/cache_hash.h"
 
 struct l1_ent;
 struct l1_tab;
