@@ -93,7 +93,7 @@ Test(pin, cursors_by_name)
 Test(pin, unnamed_or_too_many_need_an_all_form)
 {
 	struct proxy_pin p = {0};
-	char name[8];
+	char name[16];
 
 	sent(&p, STATS_SS_PREPARE, NULL); /* a portal's: its name is not known */
 	proxy_pin_settle(&p, 'I');
