@@ -7,7 +7,7 @@ a server whose session kept what a reset cannot undo is not handed on.
 Each check compares with a direct connection to PostgreSQL where it can."""
 import subprocess
 
-from harness import PgError, Wire, check, login_wire, test
+from harness import PgError, Wire, admin_rows, check, login_wire, test, wait_until
 
 # as libpq sends them: blanks between arguments, a backslash before a
 # blank that belongs to a value
@@ -101,8 +101,6 @@ def t_session_params(env):
 def t_psycopg2_options(env):
     """The same through libpq: options=-c intervalstyle=postgres_verbose and
     RESET intervalstyle."""
-    from test_server import admin_rows
-
     s = env.sluice(settings={"pool_mode": "session"})
     c = s.connect(options="-c intervalstyle=postgres_verbose -c statement_timeout=1234",
                   application_name="fidpsy")
@@ -317,14 +315,21 @@ def t_warm(env):
     w.close()
     env.pg.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                  "WHERE usename = 'app' AND backend_type = 'client backend'")
-    check(env.wait_backends(lambda n: n >= 2, 10) is not None, "min_pool_size refilled")
-    names = [r[0] for r in env.pg.query(
-        "SELECT application_name FROM pg_stat_activity WHERE usename = 'app' "
-        "AND backend_type = 'client backend' AND pid <> pg_backend_pid()")]
-    check(names == ["fidwarm", "fidwarm"], f"refilled servers: {names}")
-    pids = {r[0] for r in env.pg.query(
-        "SELECT pid FROM pg_stat_activity WHERE usename = 'app' "
-        "AND backend_type = 'client backend'")}
+
+    def mine():
+        """This sluice's servers (other instances may be connected too) as
+        {pid: application_name}."""
+        pids = [int(r["remote_pid"]) for r in admin_rows(s, "SHOW SERVERS")]
+        if not pids:
+            return {}
+        rows = env.pg.query("SELECT pid, application_name FROM pg_stat_activity "
+                            "WHERE pid = ANY(%s)", (pids,))
+        return {r[0]: r[1] for r in rows}
+
+    check(wait_until(lambda: len(mine()) >= 2, 10), "min_pool_size refilled")
+    warm = mine()
+    check(sorted(warm.values()) == ["fidwarm", "fidwarm"], f"refilled servers: {warm}")
+    pids = set(warm)
     w = wire_login(s.port, {"application_name": "fidwarm"})
     check(w.backend_key[0] in pids, "the client did not get a warm server")
     w.close()
@@ -332,7 +337,7 @@ def t_warm(env):
     try:
         check(w.query("SHOW application_name") == [["fidother"]], "other set")
         check(w.backend_key[0] not in pids, "a server of another set was handed out")
-        n = env.backends()
+        n = len(mine())
         check(n <= 2, f"{n} servers with default_pool_size = 2")
     finally:
         w.close()
