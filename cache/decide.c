@@ -79,7 +79,7 @@ static void free_fp(struct fp_rule **h)
 
 	HASH_ITER(hh, *h, r, tmp)
 	{
-		HASH_DEL(*h, r);
+		HASH_DEL(*h, r); // NOLINT(clang-analyzer-unix.Malloc)
 		free(r);
 	}
 }
@@ -91,7 +91,7 @@ static void free_conf_part(struct cache_rules *r)
 	free_fp(&r->conf_fp);
 	HASH_ITER(hh, r->conf_table, t, tmp)
 	{
-		HASH_DEL(r->conf_table, t);
+		HASH_DEL(r->conf_table, t); // NOLINT(clang-analyzer-unix.Malloc)
 		free(t->name);
 		free(t);
 	}

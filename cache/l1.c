@@ -100,11 +100,11 @@ static void remove_ent(struct cache_l1 *l1, struct l1_ent *e)
 		if (k->next)
 			k->next->prev = k->prev;
 		if (!k->tab->head) {
-			HASH_DEL(l1->tabs, k->tab);
+			HASH_DEL(l1->tabs, k->tab); // NOLINT(clang-analyzer-core.NullDereference)
 			free(k->tab);
 		}
 	}
-	HASH_DEL(l1->by_key, e);
+	HASH_DEL(l1->by_key, e); // NOLINT(clang-analyzer-core.NullDereference)
 	lru_unlink(l1, e);
 	l1->st.bytes -= e->bytes;
 	l1->st.entries--;

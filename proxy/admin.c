@@ -66,7 +66,7 @@ void proxy_admin_free(struct proxy_ctx *ctx)
 	ev_timer_stop(ctx->loop, &a->wait_timer);
 	HASH_ITER(hh, a->dbs, d, tmp)
 	{
-		HASH_DEL(a->dbs, d);
+		HASH_DEL(a->dbs, d); // NOLINT(clang-analyzer-unix.Malloc)
 		free(d->name);
 		free(d);
 	}
@@ -355,7 +355,8 @@ static void cmd_pause(struct proxy_client *c, const char *db, bool kill)
 		a->all_paused = true;
 	if (kill) {
 		size_t n = ctx->clients.n, i = 0;
-		struct proxy_client **v = n ? malloc(n * sizeof(*v)) : NULL;
+		struct proxy_client **v =
+		        n ? malloc(n * sizeof(*v)) : NULL; // NOLINT(bugprone-sizeof-expression)
 
 		/* a snapshot: closing a client edits the list */
 		for (struct pool_node *x = ctx->clients.head.next; v && x != &ctx->clients.head;
@@ -691,7 +692,8 @@ static bool word(const char *cmd, const char *raw, const char *w, const char **a
 {
 	size_t n = strlen(w);
 
-	if (strncmp(cmd, w, n) != 0 || (cmd[n] != '\0' && cmd[n] != ' '))
+	if (strncmp(cmd, w, n) != 0 ||
+	    (cmd[n] != '\0' && cmd[n] != ' ')) // NOLINT: cmd matched n bytes, so cmd[n] is read
 		return false;
 	*arg = cmd[n] == ' ' ? raw + n + 1 : NULL;
 	return true;

@@ -158,7 +158,7 @@ static void client_row(struct admin_table *t, struct proxy_client *cl, double no
 	admin_put_text(t, "none");
 	admin_put_text(t, cl_state_name(cl));
 	admin_put_text(t, addr);
-	admin_put_int(t, port ? atoi(port) : 0);
+	admin_put_int(t, port ? (int)strtol(port, NULL, 10) : 0);
 	admin_put_text(t, laddr);
 	admin_put_int(t, lport);
 	admin_put_time(t, cl->connected_at);

@@ -82,7 +82,7 @@ static void show(struct proxy_client *c, const struct admin_col *cols, size_t nc
 	free(t);
 }
 
-#define SHOW(c, cols, fill, arg) show(c, cols, sizeof(cols) / sizeof(cols[0]), fill, arg)
+#define SHOW(c, cols, fill, arg) show(c, cols, sizeof(cols) / sizeof((cols)[0]), fill, arg)
 
 /* ---- SHOW QUERIES [ORDER BY col] [LIMIT n] ---- */
 

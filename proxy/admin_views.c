@@ -169,11 +169,11 @@ static struct pool **sorted_pools(struct proxy_ctx *ctx, size_t *n)
 	size_t i = 0, count = HASH_COUNT(ctx->pools.by_key);
 
 	*n = 0;
-	if (count == 0 || !(v = malloc(count * sizeof(*v))))
+	if (count == 0 || !(v = malloc(count * sizeof(*v)))) // NOLINT(bugprone-sizeof-expression)
 		return NULL;
 	HASH_ITER(hh, ctx->pools.by_key, p, tmp)
 	v[i++] = p;
-	qsort(v, count, sizeof(*v), cmp_pool);
+	qsort(v, count, sizeof(*v), cmp_pool); // NOLINT(bugprone-sizeof-expression)
 	*n = count;
 	return v;
 }

@@ -32,8 +32,7 @@ static const char *const followed[] = {
         "SELECT abalance FROM pgbench_accounts WHERE aid = 12345;",
         "UPDATE pgbench_accounts SET abalance = abalance + -4321 WHERE aid = 5;",
         "UPDATE pgbench_tellers SET tbalance = tbalance + 17 WHERE tid = 3;",
-        "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 2, 3, -4, "
-        "CURRENT_TIMESTAMP);",
+        "INSERT INTO pgbench_history (tid, aid, delta, mtime) VALUES (1, 3, -4, now());",
         "select * from t where name = 'bob' and age > 30",
         "SELECT * FROM t WHERE id IN (1, 2, 3)",
         "SELECT x FROM t WHERE a = 1.5e3 AND b = .25 AND c = 7.",
