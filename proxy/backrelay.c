@@ -128,6 +128,8 @@ static bool inspect(struct proxy_server *s, uint8_t type, const uint8_t *body, s
 			s->outstanding--;
 		if (s->outstanding == 0)
 			s->inflight = 0; /* also Executes an error made the server skip */
+		if (s->efd_pend && s->outstanding == 0)
+			proxy_pin_efd_done(s); /* may pin: before the pin settles */
 		if (s->pin.held)
 			proxy_pin_reply(s, 'Z'); /* what ended the session state counts now */
 		if (s->status == 'I' && s->xact_start > 0 && s->state == PROXY_SV_ACTIVE) {
@@ -148,6 +150,8 @@ static bool inspect(struct proxy_server *s, uint8_t type, const uint8_t *body, s
 			s->saw_fatal = true;
 		if (s->pin.held && s->internal == 0)
 			proxy_pin_reply(s, 'E'); /* an end sent may not have happened */
+		if (s->internal == 0)
+			s->efd_bad = true;
 		if (s->state == PROXY_SV_RESET)
 			s->stale_session = true; /* a reset that failed: never reuse */
 		if (s->internal > 0 || s->state != PROXY_SV_ACTIVE) {
@@ -194,6 +198,13 @@ static bool inspect(struct proxy_server *s, uint8_t type, const uint8_t *body, s
 		s->in_copy_out = false;
 		break;
 	case 'C':
+		if (s->efd_pend && s->internal == 0) {
+			s->efd_ccs++;
+			if (!(len >= 4 && memcmp(body, "SET", 4) == 0) &&
+			    !(len >= 6 && memcmp(body, "RESET", 6) == 0) &&
+			    !(len >= 12 && memcmp(body, "DISCARD ALL", 12) == 0))
+				s->efd_bad = true;
+		}
 		/* the fresh-session check (server.c) is the last query of the
 		 * reset: one row means the session kept state */
 		if (s->state == PROXY_SV_RESET && s->reset_check && s->internal == 1 && len >= 9 &&

@@ -38,6 +38,12 @@ enum proxy_pin_reason {
 /* In a statement's bits as the relay carries them: the shape was known
  * (the rest of the bits can be trusted). */
 #define PROXY_SS_KNOWN (1u << 31)
+/* ... and it sets or resets extra_float_digits, which sluice follows for
+ * an autocommit SET (pin_hooks.c) and pins for otherwise. */
+#define PROXY_SS_EFD (1u << 30)
+/* ... or sets it back with the rest (RESET ALL, DISCARD ALL) */
+#define PROXY_SS_EFD_ALL (1u << 29)
+#define PROXY_SS_EFD_ANY (PROXY_SS_EFD | PROXY_SS_EFD_ALL)
 
 /* Cursors (or prepared statements) a pin knows by name; beyond, or when a
  * name is not known, only an "all" form (CLOSE ALL, DEALLOCATE ALL,

@@ -52,8 +52,104 @@ uint32_t proxy_pin_shape_bits(const struct stats_shape_info *si)
 
 		if (v >= 0 && v < PROXY_NBUILTIN_VARS)
 			ss &= ~STATS_SS_SET;
+		/* not reported, but an autocommit SET of it is followed too
+		 * (proxy_pin_efd_done); the relay decides per statement */
+		if (v == PROXY_VAR_EXTRA_FLOAT_DIGITS)
+			ss = (ss & ~STATS_SS_SET) | PROXY_SS_EFD;
 	}
-	return ss | PROXY_SS_KNOWN;
+	if ((ss & STATS_SS_SET_RESET) && !(ss & STATS_SS_SET) && si->set_name &&
+	    proxy_var_index(si->set_name) == PROXY_VAR_EXTRA_FLOAT_DIGITS)
+		ss |= PROXY_SS_EFD;
+	if (ss & (STATS_SS_RESET_ALL | STATS_SS_DISCARD_ALL))
+		ss |= PROXY_SS_EFD_ALL;
+	return (ss & ~STATS_SS_SET_RESET) | PROXY_SS_KNOWN;
+}
+
+/*
+ * A SET or RESET of extra_float_digits whose value sluice read from the
+ * text (<code>) is going to <s>: follow it, as PostgreSQL does not report
+ * this parameter, when it is the only thing in flight and no transaction
+ * block is open, so that its ReadyForQuery tells whether it took effect
+ * (proxy_pin_efd_done). False when it cannot be followed: the caller pins
+ * as for any SET (one inside BEGIN .. ROLLBACK may be undone).
+ */
+static bool efd_follow(struct proxy_server *s, int16_t code)
+{
+	if (!code || s->efd_pend || s->status != 'I' || s->outstanding > 0)
+		return false;
+	s->efd_pend = code;
+	s->efd_ccs = 0;
+	s->efd_bad = false;
+	return true;
+}
+
+/* A RESET ALL or DISCARD ALL that cannot be followed went to <s>: what
+ * it leaves there is not known, so the next link sets the value afresh
+ * whatever it is (an interned value no client has). */
+static void efd_unknown(struct proxy_server *s)
+{
+	const char *u = proxy_str_get(s->ctx, "?");
+
+	if (!u) {
+		s->stale_session = true;
+		return;
+	}
+	proxy_str_put(s->ctx, s->vars[PROXY_VAR_EXTRA_FLOAT_DIGITS]);
+	s->vars[PROXY_VAR_EXTRA_FLOAT_DIGITS] = u;
+}
+
+static void log_pinned(struct proxy_client *c, struct proxy_server *s, uint16_t fresh, bool first);
+
+/* Count and log reasons <fresh> newly held on <s> (was: held before). */
+static void pinned_now(struct proxy_client *c, struct proxy_server *s, uint16_t fresh, uint16_t was)
+{
+	for (int r = 0; r < PROXY_PIN_NREASONS; r++)
+		if (fresh & (1u << r))
+			s->pool->n_pinned[r]++;
+	if (!was)
+		s->pin.since = proxy_now(s->ctx);
+	log_pinned(c, s, fresh, was == 0);
+}
+
+void proxy_pin_efd_done(struct proxy_server *s)
+{
+	struct proxy_client *c = s->client;
+	int16_t code = s->efd_pend;
+	const char *val = NULL;
+	uint16_t was = s->pin.held, fresh;
+
+	s->efd_pend = 0;
+	if (s->efd_ccs == 0 && s->status == 'I')
+		return; /* it never completed: nothing changed */
+	if (s->efd_ccs == 1 && !s->efd_bad && s->status == 'I') {
+		/* it alone ran, and committed */
+		char num[8];
+
+		if (code != PROXY_EFD_RESET) {
+			snprintf(num, sizeof(num), "%d", code - PROXY_EFD_VAL(0));
+			val = proxy_str_get(s->ctx, num);
+		}
+		if (val || code == PROXY_EFD_RESET) {
+			int v = PROXY_VAR_EXTRA_FLOAT_DIGITS;
+
+			proxy_str_put(s->ctx, s->vars[v]);
+			s->vars[v] = val;
+			if (c) {
+				proxy_str_put(s->ctx, c->vars[v]);
+				c->vars[v] = val ? proxy_str_get(s->ctx, val) : NULL;
+			}
+			return;
+		}
+	}
+	/* not known to have taken effect alone (or out of memory): the server
+	 * may hold it, so it is state like any SET */
+	if (!c) {
+		s->stale_session = true;
+		return;
+	}
+	fresh = proxy_pin_sent_bits(&s->pin, STATS_SS_SET | PROXY_SS_KNOWN, 0, false);
+	if (fresh)
+		pinned_now(c, s, fresh, was);
 }
 
 static void log_pinned(struct proxy_client *c, struct proxy_server *s, uint16_t fresh, bool first)
@@ -96,7 +192,17 @@ void proxy_pin_sent(struct proxy_client *c, struct proxy_server *s, uint8_t type
 	if (nt->n == 0 || !proxy_pin_wanted(s))
 		return;
 	for (uint16_t i = 0; i < nt->n; i++) {
-		uint32_t ss = nt->ss[i] & mask;
+		uint32_t ss = nt->ss[i] & mask & ~PROXY_SS_EFD_ANY;
+
+		/* decided where the value is known: at the Query, or the Bind
+		 * of the statement (its Execute runs it) */
+		if ((nt->ss[i] & PROXY_SS_EFD_ANY) && type != 'E' &&
+		    !(nt->n == 1 && efd_follow(s, nt->efd))) {
+			if (nt->ss[i] & PROXY_SS_EFD)
+				ss |= STATS_SS_SET;
+			else
+				efd_unknown(s);
+		}
 		/* the last of PROTO_SQL_MAX_STMTS may stand for several */
 		bool many = type == 'Q' && i + 1 == PROTO_SQL_MAX_STMTS;
 
@@ -106,14 +212,8 @@ void proxy_pin_sent(struct proxy_client *c, struct proxy_server *s, uint8_t type
 			fresh |=
 			        proxy_pin_sent_bits(&s->pin, ss, type == 'Q' ? nt->nh[i] : 0, many);
 	}
-	if (!fresh)
-		return;
-	for (int r = 0; r < PROXY_PIN_NREASONS; r++)
-		if (fresh & (1u << r))
-			s->pool->n_pinned[r]++;
-	if (!was)
-		s->pin.since = proxy_now(s->ctx);
-	log_pinned(c, s, fresh, was == 0);
+	if (fresh)
+		pinned_now(c, s, fresh, was);
 }
 
 void proxy_pin_reply(struct proxy_server *s, uint8_t type)

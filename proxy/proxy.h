@@ -48,9 +48,20 @@ enum proxy_var {
 	PROXY_VAR_STD_STRINGS,
 	PROXY_VAR_APPLICATION_NAME,
 	PROXY_NBUILTIN_VARS,
+	/* not reported by PostgreSQL: learnt from the client's own SETs (vars.c) */
+	PROXY_VAR_EXTRA_FLOAT_DIGITS = PROXY_NBUILTIN_VARS,
 	/* then slots for track_extra_parameters */
-	PROXY_NVARS = PROXY_NBUILTIN_VARS + 10,
+	PROXY_NVARS = PROXY_NBUILTIN_VARS + 11,
 };
+
+/* What a statement does to extra_float_digits (proxy_efd_parse): 0 nothing
+ * sluice can follow, PROXY_EFD_RESET, or PROXY_EFD_VAL(v) for SET to v. */
+#define PROXY_EFD_RESET  1
+#define PROXY_EFD_VAL(v) ((int16_t)((v) + 64))
+/* The statement text <sql> (<len> bytes) read as one SET [SESSION]
+ * extra_float_digits {=|TO} <int>|'<int>'|DEFAULT, or RESET
+ * extra_float_digits: its PROXY_EFD_* code, 0 for anything else. */
+int16_t proxy_efd_parse(const char *sql, size_t len);
 
 /* Socket plus buffers shared by clients and servers. */
 struct proxy_io {
@@ -159,6 +170,7 @@ struct proxy_note {
 	uint32_t ss[PROTO_SQL_MAX_STMTS]; /* their session-state bits (pin.c), PROXY_SS_KNOWN */
 	uint64_t nh[PROTO_SQL_MAX_STMTS]; /* a Query's: the cursor or statement each names */
 	uint16_t n;
+	int16_t efd;        /* a lone SET of extra_float_digits: its PROXY_EFD_* code */
 	uint8_t hints;      /* the first statement's PROTO_SQL_HINT_* */
 	uint32_t cache_ttl; /* and its sluice:cache ttl */
 };
@@ -192,6 +204,7 @@ struct proxy_cl_track {
 	uint32_t unnamed_ss;          /* session-state bits (pin.c) of the unnamed statement, */
 	uint32_t portal_ss;           /* of the unnamed portal */
 	uint32_t nportal_ss;          /* and of the last named portal */
+	int16_t unnamed_efd;          /* the unnamed statement's PROXY_EFD_* code */
 	struct proxy_named_fp *named; /* owned: session mode's named statements */
 	uint32_t nnamed;              /* entries of <named> */
 	uint32_t susp_rows;           /* an Execute suspended (row limit): rows so far */
@@ -317,8 +330,14 @@ struct proxy_server {
 	bool cancel_hold;         /* released while <cancels> ran: not reusable until they end */
 	bool close_needed;        /* its database entry changed: close once released */
 	bool vars_batch;          /* the link's session-parameter batch awaits its ReadyForQuery */
-	bool vars_refused;        /* ... and the server refused one of them */
-	char *vars_error;         /* owned: the server's message when it refused */
+	/* a client's autocommit SET of extra_float_digits (or RESET ALL,
+	 * DISCARD ALL) awaits its ReadyForQuery (pin_hooks.c): its code,
+	 * and the replies since */
+	int16_t efd_pend;
+	uint16_t efd_ccs;  /* CommandCompletes */
+	bool efd_bad;      /* another tag than the statement's, or an ErrorResponse */
+	bool vars_refused; /* ... and the server refused one of them */
+	char *vars_error;  /* owned: the server's message when it refused */
 	const char
 	        *vars_pending[PROXY_NVARS]; /* interned: values sent, kept if the batch ends well */
 	bool cq_sent;                /* connect_query sent, its ReadyForQuery ends the login */
@@ -807,6 +826,11 @@ void proxy_pin_sent(struct proxy_client *c, struct proxy_server *s, uint8_t type
 /* backrelay.c: the client's server sent an ErrorResponse ('E') or a
  * ReadyForQuery ('Z', status recorded). Logs an unpin. */
 void proxy_pin_reply(struct proxy_server *s, uint8_t type);
+/* backrelay.c: the ReadyForQuery after a client's tracked SET of
+ * extra_float_digits (s->efd_pend) came, status recorded: the value
+ * follows the client if the SET surely took effect and nothing undid it,
+ * else the client is pinned as for any SET. */
+void proxy_pin_efd_done(struct proxy_server *s);
 /* server.c: the pinned client of <s> left, <s> being clean: reset it with
  * DISCARD ALL (then it is pooled) or close it (LOAD). False if <s> holds
  * nothing (the caller goes on). */

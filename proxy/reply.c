@@ -301,6 +301,18 @@ static uint64_t stmt_fp(struct proxy_client *c, struct proxy_server *s, const ch
 	return e ? e->fp : 0;
 }
 
+/* What a statement of bits <ss> and text <sql> (at most <n> bytes, 0 when
+ * not all there) does to extra_float_digits: a PROXY_EFD_* code, 0 for
+ * nothing sluice can follow (pin_hooks.c). */
+static int16_t efd_code(uint32_t ss, const char *sql, size_t n)
+{
+	if (ss & PROXY_SS_EFD_ALL)
+		return PROXY_EFD_RESET;
+	if (!(ss & PROXY_SS_EFD) || n == 0)
+		return 0;
+	return proxy_efd_parse(sql, strnlen(sql, n));
+}
+
 void proxy_reply_note(struct proxy_client *c, struct proxy_server *s, const struct proxy_ps_msg *m)
 {
 	struct proxy_ctx *ctx = c->ctx;
@@ -311,6 +323,7 @@ void proxy_reply_note(struct proxy_client *c, struct proxy_server *s, const stru
 	uint32_t ss = 0;
 
 	nt->n = 0;
+	nt->efd = 0;
 	/* pins need the statements even when statistics are off */
 	if (!stats_on(ctx) && !proxy_pin_wanted(s) && !ctx->cache)
 		return;
@@ -321,6 +334,9 @@ void proxy_reply_note(struct proxy_client *c, struct proxy_server *s, const stru
 	case 'Q':
 		if (m->avail > 0)
 			scan_text(ctx, m->body, m->avail, whole, false);
+		/* the value is in this text, not in its shape (pin_hooks.c) */
+		if (nt->n == 1)
+			nt->efd = efd_code(nt->ss[0], (const char *)m->body, whole ? m->avail : 0);
 		return;
 	case 'P': {
 		const char *name = proto_get_str(&r);
@@ -332,6 +348,7 @@ void proxy_reply_note(struct proxy_client *c, struct proxy_server *s, const stru
 		if (!*name) {
 			c->track->unnamed_fp = fp;
 			c->track->unnamed_ss = ss;
+			c->track->unnamed_efd = efd_code(ss, (const char *)r.p, whole ? r.n : 0);
 		} else if (!s->track)
 			named_set(c, name, fp);
 		break;
@@ -343,6 +360,18 @@ void proxy_reply_note(struct proxy_client *c, struct proxy_server *s, const stru
 		if (!portal || !name)
 			return;
 		fp = stmt_fp(c, s, name, &ss);
+		if (ss & PROXY_SS_EFD_ANY) {
+			/* the value its text gives, each time it is bound */
+			if (!*name) {
+				nt->efd = c->track->unnamed_efd;
+			} else if (s->track) {
+				struct proxy_cl_stmt *cs = proxy_cl_find(c, name);
+
+				if (cs && cs->stmt && cs->stmt->query)
+					nt->efd = efd_code(ss, cs->stmt->query,
+					                   strlen(cs->stmt->query) + 1);
+			}
+		}
 		if (!*portal) {
 			c->track->portal_fp = fp;
 			c->track->portal_ss = ss;

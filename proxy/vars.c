@@ -28,6 +28,7 @@ static const char *var_names[PROXY_NVARS] = {
         [PROXY_VAR_INTERVALSTYLE] = "IntervalStyle",
         [PROXY_VAR_STD_STRINGS] = "standard_conforming_strings",
         [PROXY_VAR_APPLICATION_NAME] = "application_name",
+        [PROXY_VAR_EXTRA_FLOAT_DIGITS] = "extra_float_digits",
 };
 
 const char *proxy_var_name(enum proxy_var v)
@@ -89,16 +90,114 @@ void proxy_vars_track(const char *list)
 		}
 		if (proxy_var_index(name) >= 0)
 			continue;
-		int slot = PROXY_NBUILTIN_VARS;
+		int slot = PROXY_VAR_EXTRA_FLOAT_DIGITS + 1;
 		while (slot < PROXY_NVARS && var_names[slot])
 			slot++;
 		if (slot == PROXY_NVARS) {
 			log_warn("track_extra_parameters: no room for \"%s\" (at most %d)", name,
-			         PROXY_NVARS - PROXY_NBUILTIN_VARS);
+			         PROXY_NVARS - PROXY_VAR_EXTRA_FLOAT_DIGITS - 1);
 			return;
 		}
 		var_names[slot] = strdup(name);
 	}
+}
+
+/* ---- extra_float_digits, read from a statement's own text ---- */
+
+/* Skip blanks; true if any. */
+static bool efd_blanks(const char **p, const char *end)
+{
+	const char *s = *p;
+
+	while (*p < end && isspace((unsigned char)**p))
+		(*p)++;
+	return *p > s;
+}
+
+/* The keyword <kw> (lower case) at <*p>, case-insensitively, ending
+ * there (no identifier character after it). */
+static bool efd_word(const char **p, const char *end, const char *kw)
+{
+	size_t n = strlen(kw);
+
+	if ((size_t)(end - *p) < n || strncasecmp(*p, kw, n) != 0)
+		return false;
+	if (*p + n < end && (isalnum((unsigned char)(*p)[n]) || (*p)[n] == '_' || (*p)[n] == '$'))
+		return false;
+	*p += n;
+	return true;
+}
+
+/* The parameter's name, bare or double-quoted as PostgreSQL folds it. */
+static bool efd_name(const char **p, const char *end)
+{
+	static const char q[] = "\"extra_float_digits\"";
+
+	if ((size_t)(end - *p) >= sizeof(q) - 1 && memcmp(*p, q, sizeof(q) - 1) == 0) {
+		*p += sizeof(q) - 1;
+		return true;
+	}
+	return efd_word(p, end, "extra_float_digits");
+}
+
+/* An integer, bare or in single quotes, in PostgreSQL's range -15..3. */
+static int16_t efd_value(const char **p, const char *end)
+{
+	bool quoted = *p < end && **p == '\'';
+	bool neg = false;
+	int v = 0, nd = 0;
+
+	if (quoted)
+		(*p)++;
+	if (*p < end && (**p == '-' || **p == '+'))
+		neg = *(*p)++ == '-';
+	while (*p < end && isdigit((unsigned char)**p) && nd < 4) {
+		v = v * 10 + (*(*p)++ - '0');
+		nd++;
+	}
+	if (nd == 0 || (*p < end && isdigit((unsigned char)**p)))
+		return 0;
+	if (quoted && (*p >= end || *(*p)++ != '\''))
+		return 0;
+	if (!quoted && *p < end && (isalnum((unsigned char)**p) || **p == '.' || **p == '_'))
+		return 0; /* "3.5", "3e1": not an integer sluice reads */
+	v = neg ? -v : v;
+	return v >= -15 && v <= 3 ? PROXY_EFD_VAL(v) : 0;
+}
+
+int16_t proxy_efd_parse(const char *sql, size_t len)
+{
+	const char *p = sql, *end = sql + len;
+	int16_t code;
+
+	efd_blanks(&p, end);
+	if (efd_word(&p, end, "reset")) {
+		if (!efd_blanks(&p, end) || !efd_name(&p, end))
+			return 0;
+		code = PROXY_EFD_RESET;
+	} else {
+		if (!efd_word(&p, end, "set") || !efd_blanks(&p, end))
+			return 0;
+		if (efd_word(&p, end, "session") && !efd_blanks(&p, end))
+			return 0;
+		if (!efd_name(&p, end))
+			return 0;
+		efd_blanks(&p, end);
+		if (p < end && *p == '=')
+			p++;
+		else if (!efd_word(&p, end, "to"))
+			return 0;
+		efd_blanks(&p, end);
+		code = efd_word(&p, end, "default") ? PROXY_EFD_RESET : efd_value(&p, end);
+		if (!code)
+			return 0;
+	}
+	/* one statement only: a ";" and blanks may end it, nothing else */
+	efd_blanks(&p, end);
+	if (p < end && *p == ';')
+		p++;
+	efd_blanks(&p, end);
+	return p == end ? code : 0;
 }
 
 struct proxy_istr {

@@ -1007,10 +1007,15 @@ static uint32_t set_session(json_object *body, const char *sql, size_t len,
 		return reset || role_none(body, sql, len) ? STATS_SS_RESET_ROLE : STATS_SS_ROLE;
 	if (strcmp(name, "session_authorization") == 0)
 		return reset ? STATS_SS_RESET_AUTH : STATS_SS_AUTH;
-	if (reset)
-		return 0;
+	if (reset) {
+		/* named for a parameter sluice follows (extra_float_digits) */
+		if (!out->set_name && !(out->session & STATS_SS_SET))
+			out->set_name = strdup(name);
+		return STATS_SS_SET_RESET;
+	}
 	if (out->session & STATS_SS_SET)
 		return STATS_SS_SET | STATS_SS_SET_UNNAMED; /* a second one: <set_name> is one */
+	free(out->set_name);                                /* a RESET's before */
 	out->set_name = strdup(name);
 	return out->set_name ? STATS_SS_SET : STATS_SS_SET | STATS_SS_SET_UNNAMED;
 }

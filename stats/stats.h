@@ -161,6 +161,9 @@ struct stats_shape_info {
 #define STATS_SS_SET_UNNAMED                                                                       \
 	(1u << 21) /* with STATS_SS_SET: a parameter <set_name> does not                           \
 	              name is set too (set_config(), a second SET) */
+#define STATS_SS_SET_RESET                                                                         \
+	(1u << 22) /* RESET or SET .. TO DEFAULT of <set_name>: no state (back to the session      \
+	              default every client of the pool shares) */
 
 /*
  * Run libpg_query on <len> bytes of <sql> (one statement) and fill <out>.
