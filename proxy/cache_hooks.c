@@ -57,6 +57,7 @@ struct proxy_cl_cache {
 	struct cache_lookup lk; /* lk.leader: told CACHE_MISS, must store or abandon */
 	struct cache_capture cap;
 	uint32_t ttl_s;       /* of the statement led */
+	uint64_t fp;          /* the scanner's fingerprint of the Query looked up */
 	uint8_t st;           /* enum cl_cache_state */
 	bool capturing;       /* the leader's reply is streaming through <cap> */
 	bool role_changed;    /* SET ROLE / SET SESSION AUTHORIZATION was sent */
@@ -249,9 +250,10 @@ static bool tag_is(const uint8_t *body, size_t len, const char *w)
 static const uint8_t rfq_idle[6] = {'Z', 0, 0, 0, 5, 'I'};
 
 /* Write <e> and a ReadyForQuery to the client in place of the Query at the
- * head of its input, which is consumed. -1 if the client cannot be
- * written to (the caller closes it). */
-static int replay(struct proxy_client *c, const struct cache_entry *e, size_t msg_len)
+ * head of its input, which is consumed, and count the hit for statement
+ * <fp> in SHOW QUERIES. -1 if the client cannot be written to (the caller
+ * closes it). */
+static int replay(struct proxy_client *c, const struct cache_entry *e, size_t msg_len, uint64_t fp)
 {
 	struct proxy_ctx *ctx = c->ctx;
 
@@ -260,8 +262,12 @@ static int replay(struct proxy_client *c, const struct cache_entry *e, size_t ms
 	    proxy_io_send(ctx, &c->io, rfq_idle, sizeof(rfq_idle)) < 0)
 		return -1;
 	proto_buf_consume(&c->io.in, msg_len);
-	if (c->pool)
+	if (c->pool) {
 		c->pool->st.query_count++;
+		/* the row reply.c's record() would have used; a hit is no call */
+		if (c->pool->stats_scope)
+			stats_cache_hit(ctx->stats, c->pool->stats_scope, fp);
+	}
 	return 0;
 }
 
@@ -282,7 +288,7 @@ static void lookup_cb(struct cache_lookup *lk, enum cache_result r)
 		return;
 	cc->st = CL_NONE;
 	if (r == CACHE_HIT && cache_entry_replay(&lk->entry, CACHE_REPLAY_QUERY)) {
-		if (replay(c, &lk->entry, head_msg_len(c)) < 0) {
+		if (replay(c, &lk->entry, head_msg_len(c), cc->fp) < 0) {
 			proxy_client_close(c);
 			return;
 		}
@@ -418,13 +424,16 @@ int proxy_cache_query(struct proxy_client *c, struct proxy_server *s)
 	cc->lk.cb = lookup_cb;
 	cc->lk.arg = c;
 	cc->ttl_s = v.ttl_s;
+	/* the fingerprint reply.c notes for this Query when it is sent: the
+	 * same scan of the same text */
+	cc->fp = sc.stmt[0].fp;
 	r = cache_lookup(ctx->cache, &cc->lk);
 	switch (r) {
 	case CACHE_HIT:
 		if (!cache_entry_replay(&cc->lk.entry, CACHE_REPLAY_QUERY))
 			return PROXY_CACHE_GO;
 		cc->st = CL_NONE;
-		if (replay(c, &cc->lk.entry, mlen) < 0) {
+		if (replay(c, &cc->lk.entry, mlen, cc->fp) < 0) {
 			proxy_client_close(c);
 			return PROXY_CACHE_CLOSED;
 		}

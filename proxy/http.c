@@ -24,6 +24,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "cache/cache.h"
 #include "stats/stats.h"
 
 #define HTTP_MAX_REQ       8192 /* bytes of request line and headers */
@@ -250,11 +251,43 @@ static uint64_t slab_bytes(const struct proxy_slab *s)
 	return (uint64_t)s->nchunks * s->per_chunk * s->size;
 }
 
+/* The reasons cache_count() counts (not "ok", not "not_marked"), by name. */
+static const char *reason_names[CACHE_NREASONS];
+
+/* The cache's figures for /metrics, as SHOW CACHE reads them; <st> holds
+ * the counts <out> points into. */
+static void metrics_cache(const struct cache *ca, struct cache_stats *st,
+                          struct stats_metrics_cache *out)
+{
+	if (!reason_names[CACHE_NREASONS - 1]) {
+		for (int r = 0; r < CACHE_NREASONS; r++)
+			reason_names[r] = r == CACHE_OK || r == CACHE_NOT_MARKED
+			                          ? NULL
+			                          : cache_reason_name((enum cache_reason)r);
+	}
+	cache_get_stats(ca, st);
+	out->enabled = true;
+	out->hits = st->hits_l1 + st->hits_redis;
+	out->misses = st->misses;
+	out->stores = st->stores;
+	out->evictions = st->l1.evictions;
+	out->invalidations = st->invalidations;
+	out->redis_errors = st->redis_errors;
+	out->l1_bytes = st->l1.bytes;
+	out->redis_up = st->state == CACHE_REDIS_UP;
+	out->redis_requests = st->redis_calls;
+	out->redis_seconds = st->redis_ms_total / 1e3;
+	out->reason_names = reason_names;
+	out->uncacheable = st->uncacheable;
+	out->nreasons = CACHE_NREASONS;
+}
+
 int proxy_metrics_render(struct proxy_ctx *ctx, struct proto_buf *b)
 {
 	struct stats_health_check checks[STATS_HEALTH_NCHECKS];
 	struct stats_metrics_input in = {0};
 	struct stats_metrics_pool *pools = metrics_pools(ctx, &in.npools);
+	struct cache_stats cst;
 	size_t nps, psbytes;
 	int rc;
 
@@ -284,6 +317,8 @@ int proxy_metrics_render(struct proxy_ctx *ctx, struct proto_buf *b)
 		in.health = checks;
 	in.top_statements = (uint32_t)ctx->conf->metrics_top_statements;
 	in.pgbouncer_names = ctx->conf->metrics_pgbouncer_names;
+	if (ctx->cache)
+		metrics_cache(ctx->cache, &cst, &in.cache);
 	rc = stats_metrics_render(ctx->stats, &in, b);
 	free(pools);
 	return rc;

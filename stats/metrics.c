@@ -12,7 +12,8 @@
  * holds whatever literals the normalizer missed, and is one SHOW QUERIES
  * away by fingerprint. With pgbouncer_names the families pgbouncer_exporter
  * derives from SHOW POOLS and SHOW STATS come too, under its names, so its
- * dashboards work with no exporter.
+ * dashboards work with no exporter. The result cache's counters come as
+ * sluice_cache_* families when it is on.
  *
  * Pure: the proxy's figures arrive in neutral structs; the cost is
  * O(pools + classes + top statements), bounded by the configuration.
@@ -710,7 +711,47 @@ static void render_health(struct out *o, const struct stats_metrics_input *in)
 	gauge1(o, "sluice_health_overall_status",
 	       "The worst health check: 0 ok, 1 warn, 2 critical (GET /health is 503 at 2)",
 	       (double)stats_health_overall(in->health, STATS_HEALTH_NCHECKS));
-	gauge1(o, "sluice_cache_enabled", "1 when the result cache is on (not built yet)", 0);
+}
+
+static void render_cache(struct out *o, const struct stats_metrics_cache *c)
+{
+	static const char reason_help[] =
+	        "Marked statements not served from the cache, by reason (SHOW CACHE uncacheable)";
+
+	gauge1(o, "sluice_cache_enabled", "1 when the result cache is on ([cache] enabled)",
+	       c->enabled ? 1 : 0);
+	if (!c->enabled)
+		return;
+	counter1(o, "sluice_cache_hits_total",
+	         "Statements answered from the cache (L1 or Redis) without PostgreSQL", c->hits);
+	counter1(o, "sluice_cache_misses_total",
+	         "Cacheable statements not found in the cache, run at PostgreSQL to be stored",
+	         c->misses);
+	counter1(o, "sluice_cache_stores_total", "Results stored in the cache", c->stores);
+	counter1(o, "sluice_cache_evictions_total",
+	         "Entries the in-process L1 dropped to stay within its size", c->evictions);
+	counter1(o, "sluice_cache_invalidations_total",
+	         "Generation bumps sent and received (writes, CACHE INVALIDATE, CACHE CLEAR)",
+	         c->invalidations);
+	counter1(o, "sluice_cache_redis_errors_total",
+	         "Redis replies that were errors or not of the expected form", c->redis_errors);
+	fam(o, "sluice_cache_uncacheable_total", "counter", reason_help);
+	for (size_t i = 0; i < c->nreasons; i++) {
+		const char *kv[] = {"reason", c->reason_names[i], NULL};
+
+		if (c->reason_names[i])
+			sample_u(o, "sluice_cache_uncacheable_total", kv, c->uncacheable[i]);
+	}
+	gauge1(o, "sluice_cache_l1_bytes", "Bytes the in-process L1 holds now",
+	       (double)c->l1_bytes);
+	gauge1(o, "sluice_cache_redis_up", "1 while Redis is connected and subscribed, else 0",
+	       c->redis_up ? 1 : 0);
+	fam(o, "sluice_cache_redis_seconds_total", "counter",
+	    "Seconds spent waiting for Redis round trips (divide by "
+	    "sluice_cache_redis_requests_total for the mean)");
+	sample_d(o, "sluice_cache_redis_seconds_total", NULL, c->redis_seconds);
+	counter1(o, "sluice_cache_redis_requests_total", "Redis round trips timed",
+	         c->redis_requests);
 }
 
 /* ---- pgbouncer_exporter's names ---- */
@@ -825,6 +866,7 @@ int stats_metrics_render(struct stats *st, const struct stats_metrics_input *in,
 		render_top(&o, st, in->top_statements);
 	}
 	render_health(&o, in);
+	render_cache(&o, &in->cache);
 	if (in->pgbouncer_names)
 		render_pgbouncer(&o, in);
 	free(pl);

@@ -632,6 +632,24 @@ bool stats_enabled(const struct stats *st)
 
 /* ---- hook 2 ---- */
 
+/* The shape of <fp>, pinned by row <r> (NULL is fine) the first time:
+ * a row holds its shape, so a known row needs no second lookup. */
+static struct stats_shape *row_shape(struct stats *st, struct stats_row *r, uint64_t fp)
+{
+	struct stats_shape *sh = NULL;
+
+	if (r && r->shape && !r->other)
+		sh = r->shape;
+	else if (fp)
+		sh = stats_shape_lookup(st, fp, true);
+	if (r && !r->shape && sh && !r->other) {
+		stats_shape_pin(st, sh);
+		r->shape = sh;
+		r->cls = sh->info.cls;
+	}
+	return sh;
+}
+
 void stats_record(struct stats *st, const struct stats_event *ev)
 {
 	struct stats_shape *sh = NULL;
@@ -652,17 +670,8 @@ void stats_record(struct stats *st, const struct stats_event *ev)
 	if (ok) /* one value for three histograms */
 		bucket = stats_hist_bucket(exec);
 	r = row_for(st, sc, ev->fp);
-	/* a row holds its shape pinned: no second lookup for a known row */
-	if (r && r->shape && !r->other)
-		sh = r->shape;
-	else if (ev->fp)
-		sh = stats_shape_lookup(st, ev->fp, true);
+	sh = row_shape(st, r, ev->fp);
 	if (r) {
-		if (!r->shape && sh && !r->other) {
-			stats_shape_pin(st, sh);
-			r->shape = sh;
-			r->cls = sh->info.cls;
-		}
 		if (ok) {
 			struct stats_agg *a = &r->a;
 			double x = (double)exec, d;
@@ -716,6 +725,30 @@ void stats_record(struct stats *st, const struct stats_event *ev)
 		                         : "<other>");
 	if (ev->client && st->cfg.nplus1_threshold)
 		stats_np_note(st, ev, cls, sh);
+}
+
+/*
+ * A hit of the result cache answered statement <fp> without PostgreSQL:
+ * its row counts the hit, and nothing else. No call, time, rows or
+ * histogram sample: it did not run, and calls stay comparable with
+ * pg_stat_statements'. It is seen, so last_seen moves.
+ */
+void stats_cache_hit(struct stats *st, struct stats_scope *scope, uint64_t fp)
+{
+	struct stats_row *r;
+	uint64_t now;
+
+	if (!st || !st->cfg.track || !scope)
+		return;
+	r = row_for(st, scope, fp);
+	if (!r)
+		return;
+	(void)row_shape(st, r, fp);
+	r->cache_hits++;
+	now = stats_clock_ns();
+	if (!r->first_ns)
+		r->first_ns = now ? now : 1;
+	r->last_ns = now;
 }
 
 /* ---- read side ---- */

@@ -61,9 +61,10 @@ const char *log_escape(char *dst, size_t n, const char *src);
 /*
  * ---- Statement statistics ----
  *
- * The proxy feeds two narrow hooks and never more: stats_shape_seen() when
- * a statement's text has been scanned (at a Query, or once at a Parse), and
- * stats_record() when a reply closes a request. Everything else here is
+ * The proxy feeds three narrow hooks and never more: stats_shape_seen() when
+ * a statement's text has been scanned (at a Query, or once at a Parse),
+ * stats_record() when a reply closes a request, and stats_cache_hit() when
+ * the result cache answers one without PostgreSQL. Everything else here is
  * pure bookkeeping: no socket, no event loop. All times are nanoseconds of
  * CLOCK_MONOTONIC unless named otherwise.
  */
@@ -255,6 +256,9 @@ struct stats_event {
 	struct stats_client **client; /* the client's N+1 state, made on first use; may be NULL */
 };
 void stats_record(struct stats *st, const struct stats_event *ev);
+/* Hook 3: the result cache answered <fp> for a client of <scope>: the
+ * row's cache_hits rises; calls and times do not (nothing ran). */
+void stats_cache_hit(struct stats *st, struct stats_scope *scope, uint64_t fp);
 /* A client is gone: its N+1 state goes (NULL is fine). */
 void stats_client_free(struct stats *st, struct stats_client *cl);
 
@@ -482,6 +486,21 @@ struct stats_metrics_pool {
 	uint64_t server_connects, server_failures, wait_timeouts;
 };
 
+/* The result cache's figures (cache_get_stats), since start. */
+struct stats_metrics_cache {
+	bool enabled; /* false: only sluice_cache_enabled 0 is written */
+	uint64_t hits, misses, stores, evictions, invalidations, redis_errors;
+	uint64_t l1_bytes;       /* held in the in-process L1 now */
+	bool redis_up;           /* both connections ready and subscribed */
+	uint64_t redis_requests; /* Redis round trips timed */
+	double redis_seconds;    /* their summed time */
+	/* statements not served from the cache, by reason: <nreasons> names
+	 * (cache_reason_name) and counts; a NULL name is skipped */
+	const char *const *reason_names;
+	const uint64_t *uncacheable;
+	size_t nreasons;
+};
+
 struct stats_metrics_input {
 	const char *version;
 	const struct stats_metrics_pool *pools;
@@ -496,6 +515,7 @@ struct stats_metrics_input {
 	const struct stats_health_check *health; /* STATS_HEALTH_NCHECKS, or NULL */
 	uint32_t top_statements;                 /* metrics_top_statements */
 	bool pgbouncer_names;                    /* also the pgbouncer_* families */
+	struct stats_metrics_cache cache;
 };
 
 /* Append the exposition to <b>. -1 on OOM (then <b> holds a part). */

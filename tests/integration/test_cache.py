@@ -7,7 +7,8 @@ write through sluice (autocommit, COMMIT, not ROLLBACK), through a second
 sluice sharing the Redis; uncacheable reads (volatile functions, locking,
 writing CTEs, temporary tables), results too big or ending in an error;
 Redis killed (fail open) and restarted (hits resume); roles kept apart by
-row-level security; pipelined messages behind a lookup kept in order.
+row-level security; pipelined messages behind a lookup kept in order;
+the cache's figures on /metrics and per statement in SHOW QUERIES.
 """
 import os
 import time
@@ -370,3 +371,70 @@ def t_hidden_writes(env):
     check(one(c, q) == 1007, "served the value from before the function's hidden write")
     other.close()
     c.close()
+
+
+@test("cache: /metrics and SHOW QUERIES count a miss and a hit; a hit is no call")
+def t_visibility(env):
+    """After one miss and one hit of a marked read: /metrics (read by the
+    strict checker and promtool of test_http) has hits 1, misses 1, one
+    store and Redis up; SHOW QUERIES' row of the statement has
+    cache_hits 1 and calls 1, as pg_stat_statements has calls 1."""
+    from test_http import check_promtool, get, strict_check, value, wait_port_http
+    from harness import free_port
+
+    setup(env)
+    port = free_port()
+    conf = {"enabled": "1", "redis_url": f"redis://127.0.0.1:{env.redis.port}/0",
+            "redis_timeout_ms": "200"}
+    s = CacheSluice(env, conf, settings={"pool_mode": "transaction", "min_pool_size": "0",
+                                         "stats_listen": f"127.0.0.1:{port}"})
+    env.extra.append(s)
+    s.start()
+    s.http_port = port
+    check(wait_port_http(port), "nothing listens on stats_listen")
+    check(wait_until(lambda: cache_row(s)["redis"] == "up", 10), "Redis never came up")
+    c = s.connect()
+    q = READ.format(m="visible")
+    check(one(c, q) == 7, "first read (the miss)")
+    check(one(c, q) == 7, "second read (the hit)")
+    c.close()
+    check(calls(env, "visible") == 1, f"PostgreSQL ran it {calls(env, 'visible')} times")
+
+    status, _, raw = get(s, "/metrics")
+    check(status == 200, f"/metrics gave {status}")
+    body = raw.decode("utf-8")
+    samples, families = strict_check(body)
+    check_promtool(body)
+    want = {"sluice_cache_enabled": 1, "sluice_cache_hits_total": 1,
+            "sluice_cache_misses_total": 1, "sluice_cache_stores_total": 1,
+            "sluice_cache_redis_up": 1}
+    for name, v in want.items():
+        check(value(samples, name) == v, f"{name} is {value(samples, name)}, want {v}")
+    for name, typ in (("sluice_cache_evictions_total", "counter"),
+                      ("sluice_cache_invalidations_total", "counter"),
+                      ("sluice_cache_redis_errors_total", "counter"),
+                      ("sluice_cache_uncacheable_total", "counter"),
+                      ("sluice_cache_l1_bytes", "gauge"),
+                      ("sluice_cache_redis_seconds_total", "counter"),
+                      ("sluice_cache_redis_requests_total", "counter")):
+        check(families.get(name) == typ, f"family {name} is {families.get(name)}, want {typ}")
+    # the stored entry is in L1; Redis was asked at least for the miss
+    check(value(samples, "sluice_cache_l1_bytes") > 0, "L1 holds the stored entry")
+    check(value(samples, "sluice_cache_redis_requests_total") >= 1, "no Redis round trip")
+    reasons = {dict(k[1])["reason"]: v for k, v in samples.items()
+               if k[0] == "sluice_cache_uncacheable_total"}
+    check("volatile" in reasons and "ok" not in reasons and "not_marked" not in reasons,
+          f"uncacheable reasons {sorted(reasons)}")
+
+    # a marked volatile read is counted under its reason
+    c = s.connect()
+    one(c, "SELECT /* sluice:cache */ now() AS visible_now")
+    c.close()
+    samples, _ = strict_check(get(s, "/metrics")[2].decode("utf-8"))
+    check(value(samples, "sluice_cache_uncacheable_total", reason="volatile") == 1,
+          "now() not counted as volatile")
+
+    rows = [r for r in admin_rows(s, "SHOW QUERIES") if "AS visible FROM" in r["query"]]
+    check(len(rows) == 1, f"SHOW QUERIES rows for the read: {rows}")
+    check(rows[0]["cache_hits"] == 1 and rows[0]["calls"] == 1,
+          f"cache_hits {rows[0]['cache_hits']}, calls {rows[0]['calls']}: want 1 and 1")

@@ -528,3 +528,63 @@ Test(metrics, label_escaping)
 		free(s);
 	}
 }
+
+Test(metrics, cache_families)
+{
+	static const char *const names[] = {NULL, "volatile", "locking"};
+	static const uint64_t counts[] = {9, 3, 0};
+	struct stats_metrics_input in = {0};
+	struct parsed *p;
+	char *body;
+
+	in.version = "0.1.0";
+	/* off: only the enabled gauge */
+	body = render(NULL, &in);
+	p = parse_exposition(body);
+	cr_assert(strstr(body, "\nsluice_cache_enabled 0\n"), "%s", body);
+	cr_assert_not(has_family(p, "sluice_cache_hits_total"));
+	parsed_free(p);
+	free(body);
+
+	in.cache = (struct stats_metrics_cache){
+	        .enabled = true,
+	        .hits = 4,
+	        .misses = 2,
+	        .stores = 2,
+	        .evictions = 1,
+	        .invalidations = 5,
+	        .redis_errors = 6,
+	        .l1_bytes = 4096,
+	        .redis_up = true,
+	        .redis_requests = 8,
+	        .redis_seconds = 0.004,
+	        .reason_names = names,
+	        .uncacheable = counts,
+	        .nreasons = 3,
+	};
+	body = render(NULL, &in);
+	p = parse_exposition(body);
+	for (size_t i = 0; i < p->nf; i++)
+		cr_assert(strncmp(p->f[i].name, "sluice_", 7) == 0, "%s", p->f[i].name);
+	cr_assert(strstr(body, "\nsluice_cache_enabled 1\n"), "%s", body);
+	cr_assert(strstr(body, "\nsluice_cache_hits_total 4\n"), "%s", body);
+	cr_assert(strstr(body, "\nsluice_cache_misses_total 2\n"));
+	cr_assert(strstr(body, "\nsluice_cache_stores_total 2\n"));
+	cr_assert(strstr(body, "\nsluice_cache_evictions_total 1\n"));
+	cr_assert(strstr(body, "\nsluice_cache_invalidations_total 5\n"));
+	cr_assert(strstr(body, "\nsluice_cache_redis_errors_total 6\n"));
+	cr_assert(strstr(body, "\nsluice_cache_l1_bytes 4096\n"));
+	cr_assert(strstr(body, "\nsluice_cache_redis_up 1\n"));
+	cr_assert(strstr(body, "\nsluice_cache_redis_requests_total 8\n"));
+	cr_assert(strstr(body, "\nsluice_cache_redis_seconds_total 0.004\n"), "%s", body);
+	/* one series per named reason, zeros included; a NULL name is none */
+	cr_assert(strstr(body, "\nsluice_cache_uncacheable_total{reason=\"volatile\"} 3\n"));
+	cr_assert(strstr(body, "\nsluice_cache_uncacheable_total{reason=\"locking\"} 0\n"));
+	cr_assert_null(strstr(body, " 9\n"), "%s", body);
+	parsed_free(p);
+	free(body);
+	in.cache.redis_up = false;
+	body = render(NULL, &in);
+	cr_assert(strstr(body, "\nsluice_cache_redis_up 0\n"));
+	free(body);
+}

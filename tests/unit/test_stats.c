@@ -973,3 +973,51 @@ Test(stats, limit_is_the_head_of_the_full_order)
 	stats_scope_put(st, b);
 	stats_free(st);
 }
+
+Test(stats, cache_hit_is_no_call)
+{
+	struct stats_config c = cfg_default();
+	struct stats *st = stats_new(&c);
+	struct stats_scope *sc = stats_scope_get(st, "db", "alice");
+	struct class_seen cs = {0};
+	struct scope_seen ss = {0};
+	struct rows_seen *rs;
+	const struct stats_row_view *r;
+
+	seen(st, 1, PROTO_KW_SELECT, "select $1");
+	rec(st, sc, 1, EV(.exec_ns = 2000000, .rows = 1));
+	stats_cache_hit(st, sc, 1);
+	stats_cache_hit(st, sc, 1);
+	/* a hit before any execution makes the row, with its text */
+	seen(st, 2, PROTO_KW_SELECT, "select 2");
+	stats_cache_hit(st, sc, 2);
+	rs = queries(st, STATS_ORDER_TOTAL);
+	r = find_row(rs, 1);
+	cr_assert(r);
+	cr_assert_eq(r->cache_hits, 2);
+	cr_assert_eq(r->calls, 1, "a hit did not run at PostgreSQL");
+	cr_assert_eq(r->rows, 1);
+	cr_assert(close_to(r->total_ms, 2));
+	r = find_row(rs, 2);
+	cr_assert(r);
+	cr_assert_eq(r->cache_hits, 1);
+	cr_assert_eq(r->calls, 0);
+	cr_assert_str_eq(rs->text[r - rs->v], "select 2");
+	cr_assert_gt(r->last_seen, 0);
+	free(rs);
+	/* nor in the class and scope tallies */
+	stats_classes(st, class_cb, &cs);
+	cr_assert_eq(cs.v[STATS_CL_SELECT].calls, 1);
+	stats_scopes(st, scope_cb, &ss);
+	cr_assert_eq(ss.n, 1);
+	cr_assert_eq(ss.v[0].calls, 1);
+	/* tracking off, no scope, no stats: nothing, no crash */
+	stats_cache_hit(NULL, sc, 1);
+	stats_cache_hit(st, NULL, 1);
+	stats_reset(st);
+	rs = queries(st, STATS_ORDER_TOTAL);
+	cr_assert_eq(rs->n, 0);
+	free(rs);
+	stats_scope_put(st, sc);
+	stats_free(st);
+}
