@@ -5,7 +5,7 @@
 #   SLUICE_BIN     the binary to run (default ./sluice)
 #   LISTEN_PORT    where sluice listens (default 6432)
 #   STATS_PORT     its /metrics and /health (default 9930)
-#   CACHE          1 asks for the Redis result cache (refused until it exists; default 0)
+#   CACHE          the Redis result cache for marked reads: 1 on (default), 0 off
 #   POOL_MODE      session | transaction (default transaction)
 set -u
 
@@ -16,7 +16,7 @@ cd "$ROOT"
 SLUICE_BIN=${SLUICE_BIN:-./sluice}
 LISTEN_PORT=${LISTEN_PORT:-6432}
 STATS_PORT=${STATS_PORT:-9930}
-CACHE=${CACHE:-0}
+CACHE=${CACHE:-1}
 POOL_MODE=${POOL_MODE:-transaction}
 RUN=$ROOT/.run
 
@@ -100,7 +100,9 @@ Config:     $RUN/sluice.ini
 Connect through sluice:
   psql -h 127.0.0.1 -p $LISTEN_PORT -U app app        # password: app
   psql -h 127.0.0.1 -p $LISTEN_PORT -U admin sluice   # password: admin
-    (SHOW QUERIES; SHOW SLOW; SHOW HEALTH; SHOW POOLS; SHOW HELP)
+    (SHOW QUERIES; SHOW SLOW; SHOW HEALTH; SHOW CACHE; SHOW POOLS; SHOW HELP)
+A read marked /* sluice:cache */ (or /* sluice:cache ttl=30 */) is served
+from Redis after its first run (CACHE=0 make run: without the cache).
 Metrics and health:
   curl http://127.0.0.1:$STATS_PORT/metrics
   curl http://127.0.0.1:$STATS_PORT/health
