@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "stats/stats.h"
+#include "tests/unit/stats_seen.h"
 
 static struct stats *new_stats(void)
 {
@@ -29,18 +30,6 @@ static struct stats *new_stats(void)
 
 	cr_assert(st);
 	return st;
-}
-
-static void seen(struct stats *st, uint64_t fp, enum proto_sql_kw kw, const char *text)
-{
-	struct proto_sql_stmt s;
-
-	memset(&s, 0, sizeof(s));
-	s.fp = fp;
-	s.keyword = (uint8_t)kw;
-	s.src_len = (uint32_t)strlen(text);
-	s.norm_len = s.src_len;
-	cr_assert(stats_shape_seen(st, &s, text, text));
 }
 
 static void rec(struct stats *st, struct stats_scope *sc, uint64_t fp, uint64_t exec_ns,
@@ -356,8 +345,8 @@ Test(metrics, strict_exposition_with_known_figures)
 	char *body;
 
 	cr_assert(a && b);
-	seen(st, 1, PROTO_KW_SELECT, "SELECT $1");
-	seen(st, 2, PROTO_KW_UPDATE, "UPDATE t SET v = $1");
+	cr_assert(seen(st, 1, PROTO_KW_SELECT, "SELECT $1"));
+	cr_assert(seen(st, 2, PROTO_KW_UPDATE, "UPDATE t SET v = $1"));
 	for (int i = 0; i < 100; i++)
 		rec(st, a, 1, 3000000ull, NULL); /* 3 ms */
 	for (int i = 0; i < 10; i++)
@@ -437,7 +426,7 @@ Test(metrics, top_statements_bound_the_series)
 		char text[64];
 
 		snprintf(text, sizeof(text), "SELECT %d", (int)fp);
-		seen(st, fp, PROTO_KW_SELECT, text);
+		cr_assert(seen(st, fp, PROTO_KW_SELECT, text));
 		/* statement fp takes fp ms: the top five by total time are 36..40 */
 		rec(st, a, fp, fp * 1000000ull, NULL);
 	}

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "stats/stats.h"
+#include "tests/unit/stats_seen.h"
 
 static struct stats_config cfg_default(void)
 {
@@ -26,20 +27,6 @@ static struct stats_config cfg_default(void)
 	        .nplus1_window_ms = 1000,
 	};
 	return c;
-}
-
-/* A statement as the scanner would give it: <text> is both the source and the normalized text. */
-static const struct stats_shape_info *seen(struct stats *st, uint64_t fp, enum proto_sql_kw kw,
-                                           const char *text)
-{
-	struct proto_sql_stmt s;
-
-	memset(&s, 0, sizeof(s));
-	s.fp = fp;
-	s.keyword = (uint8_t)kw;
-	s.src_len = (uint32_t)strlen(text);
-	s.norm_len = s.src_len;
-	return stats_shape_seen(st, &s, text, text);
 }
 
 struct ev_opts {
