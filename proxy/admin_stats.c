@@ -7,6 +7,7 @@
 #include "proxy/admin_int.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,48 +22,111 @@
 #define TX PROTO_OID_TEXT
 #define TS PROTO_OID_TIMESTAMPTZ
 
-/* Milliseconds as float8 text. */
+/* <v> as decimal digits ending at <end>; returns where they start. */
+static char *digits_back(char *end, uint64_t v)
+{
+	do {
+		*--end = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return end;
+}
+
+/* <v> (<w> digits, zero-padded) at <p>; returns the byte after them. */
+static char *digits_fixed(char *p, unsigned v, int w)
+{
+	for (int i = w - 1; i >= 0; i--, v /= 10)
+		p[i] = (char)('0' + v % 10);
+	return p + w;
+}
+
+/*
+ * Milliseconds as float8 text with three decimals. A view is many rows of
+ * nine such cells, read every few seconds by dashboards: written by hand,
+ * not by printf's float conversion, which was most of SHOW QUERIES' cost.
+ * The value is rounded to the microsecond once (llround of v * 1000), which
+ * can differ from "%.3f" only on an exact tie a float cannot hold anyway.
+ */
 static void put_ms(struct admin_table *t, double v)
 {
+	char *out, buf[32], *p;
+	bool neg = v < 0;
+	uint64_t us;
+
 	if (t->n >= ADMIN_MAX_COLS)
 		return;
-	snprintf(t->cells[t->n], sizeof(t->cells[0]), "%.3f", v);
-	admin_put_text(t, t->cells[t->n]);
+	out = t->cells[t->n];
+	if (!(v > -9e15 && v < 9e15)) { /* NaN, infinities, beyond an exact int64 */
+		snprintf(out, sizeof(t->cells[0]), "%.3f", v);
+		admin_put_text(t, out);
+		return;
+	}
+	us = (uint64_t)llabs(llround(v * 1000.0));
+	p = buf + sizeof(buf);
+	*--p = '\0';
+	p -= 3;
+	digits_fixed(p, (unsigned)(us % 1000), 3);
+	*--p = '.';
+	p = digits_back(p, us / 1000);
+	if (neg && us)
+		*--p = '-';
+	memcpy(out, p, (size_t)(buf + sizeof(buf) - p));
+	admin_put_text(t, out);
 }
 
 /* A fingerprint as 16 hex digits; NULL for 0. */
 static void put_fp(struct admin_table *t, uint64_t fp)
 {
+	static const char hex[] = "0123456789abcdef";
+	char *out;
+
 	if (t->n >= ADMIN_MAX_COLS)
 		return;
 	if (!fp) {
 		admin_put_text(t, NULL);
 		return;
 	}
-	snprintf(t->cells[t->n], sizeof(t->cells[0]), "%016" PRIx64, fp);
-	admin_put_text(t, t->cells[t->n]);
+	out = t->cells[t->n];
+	for (int i = 15; i >= 0; i--, fp >>= 4)
+		out[i] = hex[fp & 15];
+	out[16] = '\0';
+	admin_put_text(t, out);
 }
 
 /* Unix seconds as timestamptz text (these views are typed, unlike
- * PgBouncer's text times); NULL for 0. */
+ * PgBouncer's text times); NULL for 0. By hand, as put_ms. */
 static void put_ts(struct admin_table *t, double at)
 {
 	time_t tt = (time_t)at;
 	struct tm tm;
-	char *out;
+	char *p;
+	long us;
 
 	if (t->n >= ADMIN_MAX_COLS)
 		return;
-	if (at <= 0) {
+	if (at <= 0 || !gmtime_r(&tt, &tm) || tm.tm_year + 1900 > 9999) {
 		admin_put_text(t, NULL);
 		return;
 	}
-	out = t->cells[t->n];
-	gmtime_r(&tt, &tm);
-	strftime(out, sizeof(t->cells[0]), "%Y-%m-%d %H:%M:%S", &tm);
-	snprintf(out + strlen(out), sizeof(t->cells[0]) - strlen(out), ".%06d+00",
-	         (int)((at - (double)tt) * 1e6));
-	admin_put_text(t, out);
+	us = (long)((at - (double)tt) * 1e6);
+	if (us < 0 || us > 999999)
+		us = 0;
+	p = t->cells[t->n];
+	p = digits_fixed(p, (unsigned)(tm.tm_year + 1900), 4);
+	*p++ = '-';
+	p = digits_fixed(p, (unsigned)(tm.tm_mon + 1), 2);
+	*p++ = '-';
+	p = digits_fixed(p, (unsigned)tm.tm_mday, 2);
+	*p++ = ' ';
+	p = digits_fixed(p, (unsigned)tm.tm_hour, 2);
+	*p++ = ':';
+	p = digits_fixed(p, (unsigned)tm.tm_min, 2);
+	*p++ = ':';
+	p = digits_fixed(p, (unsigned)tm.tm_sec, 2);
+	*p++ = '.';
+	p = digits_fixed(p, (unsigned)us, 6);
+	memcpy(p, "+00", 4);
+	admin_put_text(t, t->cells[t->n]);
 }
 
 /* Answer one view: <fill> puts its rows. May close <c> if it cannot. */

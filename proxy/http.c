@@ -18,6 +18,7 @@
 #include "proxy/proxy.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -635,7 +636,7 @@ static void http_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			return;
 		}
 		if (h->nconns >= HTTP_MAX_CONNS || h->ctx->shutting_down ||
-		    !(c = calloc(1, sizeof(*c)))) {
+		    !(c = malloc(sizeof(*c)))) {
 			static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
 			                           "Content-Length: 0\r\nConnection: close\r\n\r\n";
 
@@ -646,6 +647,9 @@ static void http_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			h->refused++;
 			continue;
 		}
+		/* all but the request buffer, which reqlen bounds: zeroing 8 KB
+		 * per scrape was a tenth of its cost */
+		memset(c, 0, offsetof(struct http_conn, req));
 		c->h = h;
 		c->fd = fd;
 		c->state = HTTP_READING;

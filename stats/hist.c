@@ -34,8 +34,12 @@
 #define HIST_GAMMA 1.0404 /* ratio of a bucket's upper edge to its lower */
 #define HIST_SUB   5      /* bits of mantissa indexing the start table */
 
+/* The top bit of <total>: some counter was halved (or merged rescaled), so
+ * the counters no longer sum to the total and readers must sum them. */
+#define HIST_SCALED (1ull << 63)
+
 struct stats_hist {
-	uint64_t total;          /* values added (exact, never halved) */
+	uint64_t total;          /* values added (exact, never halved) | HIST_SCALED */
 	uint32_t count[HIST_NB]; /* per bucket */
 };
 
@@ -112,6 +116,7 @@ static unsigned bucket_of(uint64_t ns)
 
 static void halve(struct stats_hist *h)
 {
+	h->total |= HIST_SCALED;
 	for (unsigned i = 0; i < HIST_NB; i++)
 		h->count[i] = h->count[i] / 2 + (h->count[i] & 1);
 }
@@ -136,9 +141,13 @@ void stats_hist_add(struct stats_hist *h, uint64_t ns)
 	stats_hist_add_bucket(h, bucket_of(ns));
 }
 
+/* What the counters sum to: the total itself unless some were halved. */
 static uint64_t sum_counts(const struct stats_hist *h)
 {
 	uint64_t n = 0;
+
+	if (!(h->total & HIST_SCALED))
+		return h->total;
 
 	for (unsigned i = 0; i < HIST_NB; i++)
 		n += h->count[i];
@@ -214,18 +223,18 @@ uint64_t stats_hist_count_le(const struct stats_hist *h, uint64_t ns)
 		cum += h->count[i];
 	}
 	n = sum_counts(h);
-	if (n == h->total || n == 0)
+	if (n == stats_hist_count(h) || n == 0)
 		return cum;
-	return (uint64_t)((double)cum * (double)h->total / (double)n);
+	return (uint64_t)((double)cum * (double)stats_hist_count(h) / (double)n);
 }
 
 void stats_hist_count_le_many(const struct stats_hist *h, const uint64_t *ns, size_t n,
                               uint64_t *out)
 {
-	uint64_t cum = 0, all;
+	uint64_t cum = 0, all, total = stats_hist_count(h);
 	unsigned i = 0;
 
-	if (h->total == 0) {
+	if (total == 0) {
 		memset(out, 0, n * sizeof(*out));
 		return;
 	}
@@ -234,15 +243,15 @@ void stats_hist_count_le_many(const struct stats_hist *h, const uint64_t *ns, si
 	for (size_t j = 0; j < n; j++) {
 		while (i < HIST_NB && hist_lower[i + 1] - 1 <= ns[j])
 			cum += h->count[i++];
-		out[j] = all == h->total || all == 0
+		out[j] = all == total || all == 0
 		                 ? cum
-		                 : (uint64_t)((double)cum * (double)h->total / (double)all);
+		                 : (uint64_t)((double)cum * (double)total / (double)all);
 	}
 }
 
 uint64_t stats_hist_count(const struct stats_hist *h)
 {
-	return h->total;
+	return h->total & ~HIST_SCALED;
 }
 
 void stats_hist_merge(struct stats_hist *dst, const struct stats_hist *src)
@@ -260,13 +269,15 @@ void stats_hist_merge(struct stats_hist *dst, const struct stats_hist *src)
 	}
 	while ((max >> shift) > UINT32_MAX)
 		shift++;
+	if (shift || (src->total & HIST_SCALED))
+		dst->total |= HIST_SCALED;
 	for (unsigned i = 0; i < HIST_NB; i++) {
 		uint64_t v = (uint64_t)dst->count[i] + src->count[i];
 
 		/* rounded up, like halve() */
 		dst->count[i] = (uint32_t)((v + ((1ull << shift) - 1)) >> shift);
 	}
-	dst->total += src->total;
+	dst->total += src->total & ~HIST_SCALED;
 }
 
 struct stats_hist *stats_hist_new(void)

@@ -46,11 +46,25 @@ struct lref {
 struct out {
 	struct proto_buf *b; /* borrowed: the body */
 	int rc;
-	struct proto_buf lb;  /* owned: label sets, back to back */
-	char le[NBOUNDS][24]; /* le="<bound>" as %g writes it */
-	size_t le_len[NBOUNDS];
+	struct proto_buf lb;         /* owned: label sets, back to back */
 	const struct lref *pool_lbl; /* borrowed: database/user of in->pools[i] */
 };
+
+/* The bounds as le="<bound>" (as %g writes it) and in ns (as the
+ * histograms count), made once before main() runs, as hist.c's tables. */
+static char le_text[NBOUNDS][24];
+static size_t le_len[NBOUNDS];
+static uint64_t le_ns[NBOUNDS];
+
+__attribute__((constructor)) static void le_init(void)
+{
+	for (size_t i = 0; i < NBOUNDS; i++) {
+		int n = snprintf(le_text[i], sizeof(le_text[i]), "le=\"%g\"", bounds[i]);
+
+		le_len[i] = n > 0 && (size_t)n < sizeof(le_text[i]) ? (size_t)n : 0;
+		le_ns[i] = (uint64_t)(bounds[i] * 1e9);
+	}
+}
 
 /* Most pieces fit the room reserved up front: copied in place, no call. */
 static void put(struct out *o, const char *s, size_t n)
@@ -217,6 +231,16 @@ int stats_metrics_label(struct proto_buf *b, const char *v)
 		unsigned char c = *s;
 		size_t len = 1;
 
+		/* a run of printable ASCII (most names are nothing else) in one append */
+		if (c >= 0x20 && c < 0x80 && c != '\\' && c != '"') {
+			while (s[len] >= 0x20 && s[len] < 0x80 && s[len] != '\\' && s[len] != '"')
+				len++;
+			if (proto_buf_append(b, s, len) < 0)
+				return -1;
+			s += len;
+			continue;
+		}
+
 		if (c == '\\' || c == '"') {
 			char e[2] = {'\\', (char)c};
 
@@ -295,26 +319,44 @@ static void histogram(struct out *o, const char *base, struct lref l, const stru
                       double sum_s)
 {
 	static const char inf[] = "le=\"+Inf\"";
-	char name[128];
 	uint64_t total = h ? stats_hist_count(h) : 0;
-	uint64_t ns[NBOUNDS], cum[NBOUNDS] = {0};
+	uint64_t cum[NBOUNDS] = {0};
+	size_t blen = strlen(base), head, start;
+	char name[128];
 
-	for (size_t i = 0; i < NBOUNDS; i++)
-		ns[i] = (uint64_t)(bounds[i] * 1e9);
 	if (h)
-		stats_hist_count_le_many(h, ns, NBOUNDS, cum);
-	snprintf(name, sizeof(name), "%s_bucket", base);
-	for (size_t i = 0; i < NBOUNDS; i++) {
-		sample_head(o, name, l, o->le[i], o->le_len[i]);
-		put_u64(o, cum[i]);
+		stats_hist_count_le_many(h, le_ns, NBOUNDS, cum);
+	/* every bucket line starts "<base>_bucket{<labels>,": written once, then
+	 * copied from the body itself, so room for all of them is reserved
+	 * first (the copy must not see the buffer move) */
+	head = blen + 8 + l.len + (l.len ? 1 : 0);
+	if (o->rc != 0 || blen + 8 > sizeof(name) ||
+	    proto_buf_reserve(o->b, (NBOUNDS + 1) * (head + sizeof(le_text[0]) + 24 + 3)) < 0) {
+		o->rc = -1;
+		return;
+	}
+	start = o->b->len;
+	put(o, base, blen);
+	put(o, "_bucket{", 8);
+	if (l.len) {
+		put(o, (const char *)o->lb.data + l.off, l.len);
+		put(o, ",", 1);
+	}
+	for (size_t i = 0; i <= NBOUNDS; i++) {
+		if (i)
+			put(o, (const char *)o->b->data + start, head);
+		if (i < NBOUNDS)
+			put(o, le_text[i], le_len[i]);
+		else
+			put(o, inf, sizeof(inf) - 1);
+		put(o, "} ", 2);
+		put_u64(o, i < NBOUNDS ? cum[i] : total);
 		put(o, "\n", 1);
 	}
-	sample_head(o, name, l, inf, sizeof(inf) - 1);
-	put_u64(o, total);
-	put(o, "\n", 1);
-	snprintf(name, sizeof(name), "%s_sum", base);
+	memcpy(name, base, blen);
+	memcpy(name + blen, "_sum", 5);
 	sample_ld(o, name, l, sum_s);
-	snprintf(name, sizeof(name), "%s_count", base);
+	memcpy(name + blen, "_count", 7);
 	sample_lu(o, name, l, total);
 }
 
@@ -404,9 +446,17 @@ static void pool_states(struct out *o, const struct stats_metrics_input *in, con
 	size_t stlen[8];
 
 	for (size_t j = 0; j < n && j < 8; j++) {
-		int k = snprintf(st[j], sizeof(st[j]), "state=\"%s\"", states[j]);
+		size_t k = strlen(states[j]);
 
-		stlen[j] = k > 0 && (size_t)k < sizeof(st[j]) ? (size_t)k : 0;
+		/* state="<name>": the names are sluice's own words, short, unescaped */
+		if (k + 9 > sizeof(st[j])) {
+			stlen[j] = 0;
+			continue;
+		}
+		memcpy(st[j], "state=\"", 7);
+		memcpy(st[j] + 7, states[j], k);
+		st[j][7 + k] = '"';
+		stlen[j] = k + 8;
 	}
 	fam(o, name, "gauge", help);
 	for (size_t i = 0; i < in->npools; i++) {
@@ -618,10 +668,15 @@ static void top_cb(void *arg, const struct stats_row_view *r)
 	if (a->n >= a->cap)
 		return;
 	t = &a->v[a->n++];
-	if (r->other)
-		snprintf(t->fp, sizeof(t->fp), "other");
-	else
-		snprintf(t->fp, sizeof(t->fp), "%016" PRIx64, r->fp);
+	if (r->other) {
+		memcpy(t->fp, "other", 6);
+	} else {
+		uint64_t fp = r->fp;
+
+		for (int i = 15; i >= 0; i--, fp >>= 4)
+			t->fp[i] = "0123456789abcdef"[fp & 15];
+		t->fp[16] = '\0';
+	}
 	t->db = r->db;
 	t->user = r->user;
 	t->cls = r->cls;
@@ -649,7 +704,7 @@ static void render_top(struct out *o, struct stats *st, uint32_t top)
 	size_t mark = o->lb.len;
 
 	if (top) {
-		a.v = calloc(top, sizeof(*a.v));
+		a.v = malloc(top * sizeof(*a.v)); /* top_cb fills what it counts */
 		if (!a.v) {
 			o->rc = -1;
 			return;
@@ -844,11 +899,6 @@ int stats_metrics_render(struct stats *st, const struct stats_metrics_input *in,
 	proto_buf_init(&o.lb);
 	if (!pl)
 		return -1;
-	for (size_t i = 0; i < NBOUNDS; i++) {
-		int n = snprintf(o.le[i], sizeof(o.le[i]), "le=\"%g\"", bounds[i]);
-
-		o.le_len[i] = n > 0 && (size_t)n < sizeof(o.le[i]) ? (size_t)n : 0;
-	}
 	for (size_t i = 0; i < in->npools; i++) {
 		const char *kv[] = POOL_KV(&in->pools[i]);
 
