@@ -395,6 +395,9 @@ Test(metrics, strict_exposition_with_known_figures)
 	cr_assert(strstr(body, "\nsluice_statement_class_duration_seconds_sum{class=\"select\"} "
 	                       "0.3\n"));
 	cr_assert(strstr(body, "\nsluice_statement_class_errors_total{class=\"update\"} 1\n"));
+	/* a class no statement ran in has no series */
+	cr_assert_null(strstr(body, "class=\"merge\""), "%s", body);
+	cr_assert_null(strstr(body, "class=\"copy\""));
 	/* the escaped user, in a pool's histogram */
 	cr_assert(strstr(body, "sluice_pool_statement_duration_seconds_bucket{database=\"app\","
 	                       "user=\"we\\\"ird\\\\user\\n\",le=\"0.25\"} 10\n"),
