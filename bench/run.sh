@@ -351,6 +351,46 @@ finally:
 PY
 	SCRAPER_PID=$!
 }
+# scrape_cost: sluice's own CPU (from /proc/PID/schedstat, in ns) per GET
+# /metrics and per SHOW QUERIES, measured over SCRAPE_N of each with no
+# other traffic, after the rounds filled the statistics; written to
+# $W/scrape_cost as "<us per /metrics> <us per SHOW QUERIES> <us per 404>".
+# The 404 is what the HTTP connection alone costs (accept, read, write,
+# close), which a Prometheus keeping its connection open does not pay.
+scrape_cost() {
+	$PIN_CLI /usr/bin/python3 - "$SLUICE_HTTP_PORT" "$SLUICE_PORT" "$SLUICE_PID" \
+		"${SCRAPE_N:-200}" >"$W/scrape_cost" 2>>"$W/scraper.log" <<'PY'
+import http.client, sys
+import psycopg2
+hport, port, pid, n = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+def cpu():
+    with open(f"/proc/{pid}/schedstat") as f:
+        return int(f.read().split()[0])
+conn = psycopg2.connect(host="127.0.0.1", port=port, user="admin", password="admin",
+                        dbname="sluice")
+conn.autocommit = True
+cur = conn.cursor()
+def get(path, want):
+    h = http.client.HTTPConnection("127.0.0.1", hport, timeout=5)
+    h.request("GET", path)
+    r = h.getresponse()
+    body = r.read()
+    h.close()
+    assert r.status == want and (want != 200 or body), (path, r.status)
+def show():
+    cur.execute("SHOW QUERIES")
+    assert cur.fetchall()
+out = []
+for fn in (lambda: get("/metrics", 200), show, lambda: get("/none", 404)):
+    fn()
+    a = cpu()
+    for _ in range(n):
+        fn()
+    out.append((cpu() - a) / n / 1000)
+print(" ".join(f"{v:.1f}" for v in out))
+PY
+}
+
 stop_scraper() {
 	# TERM, not INT: a background job of a non-interactive shell ignores SIGINT
 	if [ -n "$SCRAPER_PID" ] && kill -TERM "$SCRAPER_PID" 2>/dev/null; then
@@ -439,7 +479,7 @@ tps_part() {
 
 # report_table: the table of medians of $RESULTS, with the RSS given
 report_table() {
-	python3 - "$RESULTS" "$1" "$2" <<'EOF' | tee -a "$REPORT"
+	python3 - "$RESULTS" "$1" "$2" "$W/scrape_cost" <<'EOF' | tee -a "$REPORT"
 import sys, statistics
 from collections import OrderedDict
 
@@ -487,6 +527,19 @@ for name, t in scen.items():
         k = m["sluice-scraped"]
         print(f"  scraped/not:      tps {ratio(k[0], s[0])}, cpu/txn {ratio(k[1], s[1])}, "
               f"user cpu/txn {ratio(k[2], s[2])}")
+        try:
+            mu, qu, xu = (float(x) for x in open(sys.argv[4]).read().split())
+        except (OSError, ValueError):
+            mu = None
+        if mu is not None and s[0] and s[1]:
+            # what 10 scrapes a second take of the CPU sluice spends per
+            # second at this run's median rate: the scraped/not ratio
+            # above, measured without the rounds' noise
+            share = 10 * (mu + qu) / (s[0] * s[1]) * 100
+            print(f"  scrape cost:      {mu:.1f} us CPU per /metrics (a 404 alone: {xu:.1f}), "
+                  f"{qu:.1f} per SHOW QUERIES;")
+            print(f"                    both every 100 ms = {share:.2f} % of sluice's CPU "
+                  f"at {s[0]:,.0f} tps x {s[1]:.2f} us/txn")
     print()
 print(f"RSS at the end: sluice {sys.argv[2]} kB, pgbouncer {sys.argv[3]} kB")
 EOF
@@ -523,6 +576,7 @@ tracking_part() {
 			bench_one transaction "tx-extended-c10" "$tgt" "$r" 10 extended
 		done
 	done
+	scrape_cost || log "  scrape cost not measured: $(tail -n 1 "$W/scraper.log" 2>/dev/null)"
 	SLUICE_RSS=$(rss_kb "$SLUICE_PID")
 	PGB_RSS=$(rss_kb "$PGB_PID")
 	stop_poolers
