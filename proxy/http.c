@@ -296,6 +296,10 @@ static void metrics_cache(const struct cache *ca, struct cache_stats *st,
 	out->reason_names = reason_names;
 	out->uncacheable = st->uncacheable;
 	out->nreasons = CACHE_NREASONS;
+	out->notify_listeners = st->notify.listeners;
+	out->notify_up = st->notify.up;
+	out->notify_received = st->notify.received;
+	out->notify_failures = st->notify.failures;
 }
 
 int proxy_metrics_render(struct proxy_ctx *ctx, struct proto_buf *b)

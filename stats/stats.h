@@ -505,6 +505,11 @@ struct stats_metrics_cache {
 	const char *const *reason_names;
 	const uint64_t *uncacheable;
 	size_t nreasons;
+	/* invalidation = notify: LISTEN connections configured (0: none, and
+	 * the notify families are not written), up now, notifications acted
+	 * on, failed attempts and lost connections */
+	uint32_t notify_listeners, notify_up;
+	uint64_t notify_received, notify_failures;
 };
 
 struct stats_metrics_input {
