@@ -3,7 +3,8 @@
  * what identifies a result (key.c), how a stored result is laid out
  * (entry.c), the in-process L1 (l1.c) and the cache object that puts L1,
  * Redis (hiredis' async API on sluice's libev loop) and single flight
- * together (cache.c, redis.c).
+ * together (cache.c, redis.c), and the LISTEN connections that turn
+ * writes made outside sluice into generation bumps (notify.c).
  *
  * The rule above all: a hit returns only what a direct connection would
  * have returned, except within the TTL for writes made outside every

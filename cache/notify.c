@@ -229,15 +229,16 @@ static void poll_connect(struct listener *l)
 /* The LISTEN took effect: from now on every committed write is heard. */
 static void listening(struct listener *l)
 {
-	char db[80];
+	const char *host = PQhost(l->conn), *port = PQport(l->conn);
+	char db[80], h[80];
 
 	ev_timer_stop(l->n->loop, &l->timer);
 	l->state = NL_UP;
 	l->backoff = l->n->backoff_min;
 	l->last_error[0] = 0;
 	log_info("cache notify: %s: listening on %s (host %s, port %s)%s",
-	         log_escape(db, sizeof(db), l->db), CACHE_NOTIFY_CHANNEL, PQhost(l->conn),
-	         PQport(l->conn), l->ever_up ? " again" : "");
+	         log_escape(db, sizeof(db), l->db), CACHE_NOTIFY_CHANNEL,
+	         log_escape(h, sizeof(h), host), port ? port : "-", l->ever_up ? " again" : "");
 	l->ever_up = true;
 	/* writes made while nobody here listened were not heard */
 	cache_bump_db(l->n->cache, l->db);

@@ -20,7 +20,7 @@ import time
 
 from harness import Redis, check, free_port, test, wait_until
 from test_cache import CacheSluice, cache_row, one, setup
-from test_http import get, wait_port_http
+from test_http import check_promtool, get, strict_check, wait_port_http
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NOTIFY_SQL = os.path.join(HERE, "..", "..", "sql", "sluice_notify.sql")
@@ -188,6 +188,13 @@ def notify_conninfo(env, port=None, extra=""):
             f"password={NOTIFY_ROLE_PASSWORD} connect_timeout=5 {extra}").strip()
 
 
+def stop(s):
+    """Stop <s> now (its listener goes from PostgreSQL); a clean exit, with
+    the LISTEN connection closed and freed, is part of the test."""
+    rc = s.stop()
+    check(rc == 0, f"sluice exited with {rc}:\n{s.log_tail(20)}")
+
+
 def notify_rows(s):
     return admin_rows(s, "SHOW CACHE NOTIFY")
 
@@ -255,6 +262,14 @@ def t_notify(env):
           "a rolled-back write dropped the entry")
     check(notify_rows(s)[0]["notifications"] == n, "a rolled-back write was notified")
 
+    # the trigger fires for a role without rights on schema sluice: a write
+    # through sluice by app still works (and is heard)
+    n = notify_rows(s)[0]["notifications"]
+    c.cursor().execute("UPDATE ops_watched SET v = 34 WHERE id = 3")
+    check(one(c, qw) == 34, "a write through sluice by app")
+    check(wait_until(lambda: notify_rows(s)[0]["notifications"] > n, 5),
+          "app's write through sluice was not notified")
+
     # INSERT, DELETE and TRUNCATE are heard too
     qc = "SELECT /* sluice:cache ttl=300 */ count(*) AS ops_n FROM ops_watched"
     check(one(c, qc) == 10 and one(c, qc) == 10, "count cached")
@@ -276,11 +291,15 @@ def t_notify(env):
     body = raw.decode()
     check(status == 200 and "\nsluice_cache_notify_listeners_up 1\n" in body
           and "\nsluice_cache_notify_listeners 1\n" in body, "notify gauges on /metrics")
+    _, families = strict_check(body)
+    check_promtool(body)
+    check(families.get("sluice_cache_notify_received_total") == "counter",
+          f"notify counter family {families.get('sluice_cache_notify_received_total')}")
     with open(s.log) as f:
         log = f.read()
     check(NOTIFY_ROLE_PASSWORD not in log, "the conninfo's password is in the log")
     check("listening on sluice_invalidate" in log, "no log line for the LISTEN")
-    s.stop()
+    stop(s)
 
 
 @test("cache_ops: the listener reconnects after its connection is lost, and says when it is down",
@@ -316,7 +335,7 @@ def t_notify_reconnect(env):
     direct(env, "UPDATE ops_watched SET v = 44 WHERE id = 4")
     check(eventually(c, qw, 44) is not None, "after the reconnect a direct write was not seen")
     c.close()
-    s.stop()
+    stop(s)
 
 
 @test("cache_ops: a listener that cannot connect says why, and queries still work", timeout=60)
@@ -339,4 +358,4 @@ def t_notify_unreachable(env):
         log = f.read()
     check(NOTIFY_ROLE_PASSWORD not in log, "the conninfo's password is in the log")
     check("cache notify: app:" in log and "retrying in" in log, "the log does not say it is down")
-    s.stop()
+    stop(s)
