@@ -17,10 +17,11 @@ CFLAGS  ?=
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Werror -Wshadow \
 	   -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes -I. \
 	   -I/usr/include/postgresql
-# only what the code uses: libpq joins with auth_query; libunistring gives
-# SASLprep its NFKC normalization (protocol/saslprep.c); hiredis is the
-# cache's Redis client (cache/cache.c).
-LIBS    := -lev -lcares -linih -lxxhash -lpg_query -ljson-c -lunistring -lhiredis -lssl \
+# only what the code uses: libunistring gives SASLprep its NFKC
+# normalization (protocol/saslprep.c); hiredis is the cache's Redis client
+# (cache/cache.c); libpq its LISTEN connections for invalidation = notify
+# (cache/notify.c) and the check of their connection strings.
+LIBS    := -lev -lcares -linih -lxxhash -lpg_query -ljson-c -lunistring -lhiredis -lpq -lssl \
 	   -lcrypto -lm
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 

@@ -148,6 +148,8 @@ struct cache {
 
 	struct cache_flight *flights; /* by key, in flight */
 	struct cache_l1 *l1;          /* NULL when l1_bytes = 0 */
+	struct cache_notify
+	        *notify; /* owned: LISTEN connections; NULL unless invalidation = notify */
 	struct cache_stats st;
 };
 
@@ -1053,7 +1055,7 @@ static char *dup_opt(const char *s)
 struct cache *cache_new(struct ev_loop *loop, const struct conf_cache *cc,
                         const struct cache_opts *opts, char *err, size_t errlen)
 {
-	struct cache_opts o = {500, 5000, 1000, 1000};
+	struct cache_opts o = {500, 5000, 1000, 1000, 500, 30000};
 	struct cache *c = calloc(1, sizeof(*c));
 
 	if (opts)
@@ -1088,6 +1090,11 @@ struct cache *cache_new(struct ev_loop *loop, const struct conf_cache *cc,
 	snprintf(c->nonce, sizeof(c->nonce), "%016" PRIx64,
 	         (uint64_t)stats_clock_ns() ^ ((uint64_t)(uintptr_t)c << 16) ^
 	                 ((uint64_t)getpid() << 40) ^ (uint64_t)random());
+	if (cc->invalidation == CONF_CACHE_INVAL_NOTIFY && cc->nnotify) {
+		c->notify = cache_notify_new(loop, c, cc, &o);
+		if (!c->notify)
+			goto oom;
+	}
 	if (cc->l1_bytes) {
 		c->l1 = cache_l1_new(cc->l1_bytes);
 		if (!c->l1)
@@ -1118,6 +1125,7 @@ void cache_start(struct cache *c)
 	ev_prepare_start(c->loop, &c->prep);
 	ev_check_start(c->loop, &c->chk);
 	set_state(c, CACHE_REDIS_CONNECTING, NULL);
+	cache_notify_start(c->notify);
 }
 
 void cache_free(struct cache *c)
@@ -1127,6 +1135,9 @@ void cache_free(struct cache *c)
 	if (!c)
 		return;
 	c->closing = true;
+	/* first: a notification must not bump into a cache being freed */
+	cache_notify_free(c->notify);
+	c->notify = NULL;
 	if (c->loop) {
 		ev_timer_stop(c->loop, &c->cmd_timer);
 		ev_timer_stop(c->loop, &c->connect_timer);
@@ -1373,6 +1384,12 @@ void cache_get_stats(const struct cache *c, struct cache_stats *out)
 	out->inflight = 0;
 	for (const struct cmd *cm = c->cmd ? c->cmd->head : NULL; cm; cm = cm->next)
 		out->inflight++;
+	cache_notify_counts(c->notify, &out->notify);
+}
+
+const struct cache_notify *cache_get_notify(const struct cache *c)
+{
+	return c->notify;
 }
 
 enum cache_redis_state cache_state(const struct cache *c)

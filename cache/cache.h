@@ -3,7 +3,8 @@
  * what identifies a result (key.c), how a stored result is laid out
  * (entry.c), the in-process L1 (l1.c) and the cache object that puts L1,
  * Redis (hiredis' async API on sluice's libev loop) and single flight
- * together (cache.c, redis.c).
+ * together (cache.c, redis.c), and the LISTEN connections that turn
+ * writes made outside sluice into generation bumps (notify.c).
  *
  * The rule above all: a hit returns only what a direct connection would
  * have returned, except within the TTL for writes made outside every
@@ -313,11 +314,49 @@ const char *cache_redis_state_name(enum cache_redis_state s);
 
 /* Knobs the ini file does not have (tests shorten them). */
 struct cache_opts {
-	int breaker_min_ms;     /* first wait with the circuit open; default 500 */
-	int breaker_max_ms;     /* the wait doubles up to this; default 5000 */
-	int heartbeat_ms;       /* a published ping through the subscription; default 1000 */
-	int connect_timeout_ms; /* a probe that is not up by then fails; default 1000 */
+	int breaker_min_ms;        /* first wait with the circuit open; default 500 */
+	int breaker_max_ms;        /* the wait doubles up to this; default 5000 */
+	int heartbeat_ms;          /* a published ping through the subscription; default 1000 */
+	int connect_timeout_ms;    /* a probe that is not up by then fails; default 1000 */
+	int notify_backoff_min_ms; /* a LISTEN connection's first retry; default 500 */
+	int notify_backoff_max_ms; /* its waits double up to this; default 30000 */
 };
+
+/* ---- notify.c: LISTEN/NOTIFY invalidation (invalidation = notify) ---- */
+
+/* The channel sql/sluice_notify.sql's triggers NOTIFY, payload "schema.table". */
+#define CACHE_NOTIFY_CHANNEL "sluice_invalidate"
+
+struct cache;
+struct cache_notify;
+
+struct cache_notify_view {
+	const char *db;         /* the database name clients use */
+	const char *state;      /* "up", "connecting", "listening" (LISTEN sent), "waiting" */
+	bool up;                /* LISTENing: outside writes are heard */
+	uint64_t received;      /* notifications acted on */
+	uint64_t failures;      /* attempts that failed and connections lost */
+	const char *last_error; /* the last failure since it was up, escaped; NULL if none */
+};
+
+struct cache_notify_counts {
+	uint32_t listeners, up; /* configured, LISTENing now */
+	uint64_t received, failures;
+};
+
+/*
+ * One LISTEN connection per <cc>->notify entry, on <loop>; each
+ * notification is cache_bump() on <c> (borrowed; it owns the result).
+ * <opts> may be NULL. NULL on OOM. Nothing connects before
+ * cache_notify_start().
+ */
+struct cache_notify *cache_notify_new(struct ev_loop *loop, struct cache *c,
+                                      const struct conf_cache *cc, const struct cache_opts *opts);
+void cache_notify_start(struct cache_notify *n);
+void cache_notify_free(struct cache_notify *n); /* closes the connections */
+void cache_notify_each(const struct cache_notify *n,
+                       void (*fn)(void *arg, const struct cache_notify_view *v), void *arg);
+void cache_notify_counts(const struct cache_notify *n, struct cache_notify_counts *out);
 
 struct cache_stats {
 	uint64_t hits_l1, hits_redis, misses, bypass; /* lookups by outcome */
@@ -332,6 +371,7 @@ struct cache_stats {
 	uint64_t uncacheable[CACHE_NREASONS];
 	struct cache_l1_stats l1;
 	enum cache_redis_state state;
+	struct cache_notify_counts notify; /* zero when invalidation = none */
 };
 
 enum cache_result {
@@ -401,6 +441,8 @@ void cache_clear(struct cache *c); /* every entry of every instance */
 void cache_count(struct cache *c, enum cache_reason r);
 void cache_get_stats(const struct cache *c, struct cache_stats *out);
 enum cache_redis_state cache_state(const struct cache *c);
+/* The LISTEN connections (invalidation = notify), or NULL. */
+const struct cache_notify *cache_get_notify(const struct cache *c);
 
 /* Which messages a hit replays, for the protocol the request used. */
 enum cache_replay {

@@ -3,8 +3,11 @@
  * older redis_host / redis_port), how long entries live, how big a reply
  * and the in-process L1 may be, and the rules that mark statements
  * cacheable without a comment hint ("table.<schema.table> = <ttl>",
- * "query.<fingerprint> = <ttl>"). Every value is checked here; cache/
- * only reads the result. Pure code: errors go through conf_fail.
+ * "query.<fingerprint> = <ttl>"), and with invalidation = notify the
+ * connection strings of the LISTEN connections ("notify.<db> =
+ * <conninfo>", checked with libpq's own parser and never echoed, as they
+ * may hold a password). Every value is checked here; cache/ only reads
+ * the result. Pure code: errors go through conf_fail.
  */
 #include "conf/conf.h"
 #include "conf/conf_int.h"
@@ -17,9 +20,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include <libpq-fe.h>
+
 #define TTL_MAX_S    (30u * 24 * 3600) /* a month: beyond, set no rule */
 #define TABLE_MAX    127               /* "schema.table", 63 bytes each */
 #define URL_PART_MAX 255
+#define DBNAME_MAX   63 /* PostgreSQL's NAMEDATALEN - 1 */
 
 static char *dup_or_die(const char *s, size_t n)
 {
@@ -59,6 +65,14 @@ void conf_cache_free(struct conf_cache *cc)
 	for (size_t i = 0; i < cc->nrules; i++)
 		free(cc->rules[i].table);
 	free(cc->rules);
+	for (size_t i = 0; i < cc->nnotify; i++) {
+		free(cc->notify[i].db);
+		/* it may hold a password: do not leave it in freed memory */
+		if (cc->notify[i].conninfo)
+			explicit_bzero(cc->notify[i].conninfo, strlen(cc->notify[i].conninfo));
+		free(cc->notify[i].conninfo);
+	}
+	free(cc->notify);
 	memset(cc, 0, sizeof(*cc));
 }
 
@@ -353,6 +367,91 @@ static void add_rule(struct parse *p, const char *name, const char *v)
 	cc->rules[cc->nrules++] = r;
 }
 
+/*
+ * "notify.<db> = <conninfo>". <db> is a database name as clients give it;
+ * <conninfo> is parsed by libpq (key=value pairs or a postgresql:// URI)
+ * so a typo is caught at load, not at the first reconnect. libpq's own
+ * message is not passed on: it quotes the text it choked on, which may be
+ * a piece of the password.
+ */
+static void add_notify(struct parse *p, const char *name, const char *v)
+{
+	struct conf_cache *cc = &p->c->cache;
+	const char *db = name + 7;
+	size_t n = strlen(db);
+	struct conf_cache_notify *nv;
+	PQconninfoOption *opts;
+	char *perr = NULL;
+	bool has_db = false;
+
+	if (n == 0 || n > DBNAME_MAX) {
+		conf_fail(p, "[cache] %s: name one database, notify.<database> (1 to %d bytes)",
+		          name, DBNAME_MAX);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (isspace((unsigned char)db[i]) || iscntrl((unsigned char)db[i])) {
+			conf_fail(p,
+			          "[cache] %s: a database name has no blanks or control characters",
+			          name);
+			return;
+		}
+	}
+	if (strcmp(db, "*") == 0) {
+		conf_fail(p, "[cache] notify.*: name each database, notify.<database> = <libpq "
+		             "connection string>");
+		return;
+	}
+	for (size_t i = 0; i < cc->nnotify; i++) {
+		if (strcmp(cc->notify[i].db, db) == 0) {
+			conf_fail(p, "[cache] %s is given twice (first on line %d); keep one", name,
+			          cc->notify[i].line);
+			return;
+		}
+	}
+	opts = PQconninfoParse(v, &perr);
+	if (!opts) {
+		PQfreemem(perr);
+		conf_fail(p,
+		          "[cache] %s: not a libpq connection string; write key=value pairs "
+		          "(host=... port=... dbname=... user=... password=..., a value with "
+		          "blanks in single quotes) or a postgresql:// URI",
+		          name);
+		return;
+	}
+	for (PQconninfoOption *o = opts; o->keyword; o++) {
+		if (strcmp(o->keyword, "dbname") == 0 && o->val && o->val[0])
+			has_db = true;
+		if (strcmp(o->keyword, "replication") == 0 && o->val && o->val[0]) {
+			PQconninfoFree(opts);
+			conf_fail(p,
+			          "[cache] %s: a LISTEN connection cannot be a replication "
+			          "connection; drop replication=",
+			          name);
+			return;
+		}
+	}
+	PQconninfoFree(opts);
+	if (!has_db) {
+		/* libpq would pick the user's name: rarely the database meant */
+		conf_fail(p,
+		          "[cache] %s: the connection string names no database; add "
+		          "dbname=<the PostgreSQL database of %s>",
+		          name, db);
+		return;
+	}
+	nv = realloc(cc->notify, (cc->nnotify + 1) * sizeof(*nv));
+	if (!nv) {
+		fputs("sluice: out of memory\n", stderr);
+		abort();
+	}
+	cc->notify = nv;
+	cc->notify[cc->nnotify].db = dup_or_die(db, n);
+	cc->notify[cc->nnotify].conninfo = dup_or_die(v, strlen(v));
+	cc->notify[cc->nnotify].line = p->line;
+	cc->nnotify++;
+}
+
 void conf_cache_key(struct parse *p, const char *name, const char *v)
 {
 	struct conf_cache *cc = &p->c->cache;
@@ -397,16 +496,15 @@ void conf_cache_key(struct parse *p, const char *name, const char *v)
 		if (!conf_parse_bool(v, &cc->strict))
 			conf_fail(p, "cache_strict must be on or off, got \"%s\"", v);
 	} else if (strcmp(name, "invalidation") == 0) {
+		p->cache_inval_line = p->line;
 		if (strcasecmp(v, "none") == 0)
 			cc->invalidation = CONF_CACHE_INVAL_NONE;
 		else if (strcasecmp(v, "notify") == 0)
-			conf_refuse(
-			        p, "[cache] ", name, v,
-			        "the LISTEN/NOTIFY trigger helper is not built yet: writes made "
-			        "outside sluice are seen when the TTL ends; set invalidation = "
-			        "none");
+			cc->invalidation = CONF_CACHE_INVAL_NOTIFY;
 		else
 			conf_fail(p, "invalidation must be none or notify, got \"%s\"", v);
+	} else if (strncmp(name, "notify.", 7) == 0) {
+		add_notify(p, name, v);
 	} else if (strncmp(name, "table.", 6) == 0 || strncmp(name, "query.", 6) == 0) {
 		add_rule(p, name, v);
 	} else if (strcmp(name, "l1_entries") == 0) {
@@ -419,6 +517,55 @@ void conf_cache_key(struct parse *p, const char *name, const char *v)
 	}
 }
 
+/* A notify.<db> must name a database sluice serves, and invalidation =
+ * notify needs at least one; -1 after conf_fail. */
+static int notify_validate(struct parse *p)
+{
+	const struct conf *c = p->c;
+	const struct conf_cache *cc = &c->cache;
+	bool star = false;
+
+	if (cc->invalidation != CONF_CACHE_INVAL_NOTIFY) {
+		if (cc->nnotify) {
+			p->line = cc->notify[0].line;
+			conf_fail(p,
+			          "[cache] notify.%s is set but invalidation is none; set "
+			          "invalidation = notify (or drop the notify.* keys)",
+			          cc->notify[0].db);
+			p->line = 0;
+			return -1;
+		}
+		return 0;
+	}
+	if (!cc->nnotify) {
+		p->line = p->cache_inval_line;
+		conf_fail(p, "invalidation = notify needs a notify.<database> = <libpq connection "
+		             "string> for each database whose tables carry the triggers of "
+		             "sql/sluice_notify.sql");
+		p->line = 0;
+		return -1;
+	}
+	for (size_t i = 0; i < c->ndbs; i++)
+		if (strcmp(c->dbs[i].name, "*") == 0)
+			star = true;
+	for (size_t i = 0; i < cc->nnotify && !star; i++) {
+		bool known = false;
+
+		for (size_t j = 0; j < c->ndbs && !known; j++)
+			known = strcmp(c->dbs[j].name, cc->notify[i].db) == 0;
+		if (!known) {
+			p->line = cc->notify[i].line;
+			conf_fail(p,
+			          "[cache] notify.%s: no database \"%s\" in [databases]; name a "
+			          "database clients connect to",
+			          cc->notify[i].db, cc->notify[i].db);
+			p->line = 0;
+			return -1;
+		}
+	}
+	return 0;
+}
+
 void conf_cache_validate(struct parse *p)
 {
 	if (p->cache_url_line && p->cache_hostport_line) {
@@ -429,6 +576,8 @@ void conf_cache_validate(struct parse *p)
 		p->line = 0;
 		return;
 	}
+	if (notify_validate(p) < 0)
+		return;
 	if (p->cache_hostport_line) {
 		struct conf_cache *cc = &p->c->cache;
 		char buf[300];

@@ -82,7 +82,19 @@ struct conf_user {
 /* [cache] invalidation = ...: how writes made outside sluice are seen. */
 enum conf_cache_inval {
 	CONF_CACHE_INVAL_NONE = 0, /* bounded by the TTL only */
-	CONF_CACHE_INVAL_NOTIFY,   /* LISTEN/NOTIFY trigger helper (refused: not built yet) */
+	CONF_CACHE_INVAL_NOTIFY,   /* LISTEN/NOTIFY trigger helper (sql/sluice_notify.sql) */
+};
+
+/*
+ * One [cache] "notify.<db> = <conninfo>": with invalidation = notify,
+ * sluice keeps a libpq connection to <conninfo> LISTENing, and a
+ * notification bumps the named table's generation in database <db>.
+ */
+struct conf_cache_notify {
+	char *db;       /* owned: the database name clients use, as in [databases] */
+	char *conninfo; /* owned: a libpq connection string or URI; may hold a
+	                   password: never logged, never shown */
+	int line;
 };
 
 /* One [cache] rule: "table.<schema.table> = <ttl>" or "query.<fp> = <ttl>". */
@@ -120,6 +132,9 @@ struct conf_cache {
 	enum conf_cache_inval invalidation; /* default none */
 	struct conf_cache_rule *rules;      /* owned array, in file order */
 	size_t nrules;
+	struct conf_cache_notify
+	        *notify; /* owned array, in file order (a change needs a restart) */
+	size_t nnotify;
 };
 struct conf {
 	char *path; /* owned: the file this was read from */

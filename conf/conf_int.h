@@ -21,6 +21,7 @@ struct parse {
 	int err_line;
 	int cache_url_line;      /* [cache] redis_url was set here (0: not set) */
 	int cache_hostport_line; /* [cache] redis_host or redis_port was set here */
+	int cache_inval_line;    /* [cache] invalidation was set here */
 };
 
 /* Record the first error (with the current line); later ones are dropped. */

@@ -529,6 +529,40 @@ static void show_cache_rules(struct proxy_client *c)
 	SHOW(c, cols, fill_rules, NULL);
 }
 
+/* ---- SHOW CACHE NOTIFY: the LISTEN connections (invalidation = notify) ---- */
+
+static void notify_row(void *arg, const struct cache_notify_view *v)
+{
+	struct admin_table *t = arg;
+
+	admin_put_text(t, v->db);
+	admin_put_text(t, v->state);
+	admin_put_u64(t, v->received);
+	admin_put_u64(t, v->failures);
+	admin_put_text(t, v->last_error);
+	admin_tbl_row(t);
+}
+
+/* One row per notify.<db>; none when the cache is off or invalidation =
+ * none. */
+static void fill_notify(struct proxy_client *c, struct admin_table *t, const void *arg)
+{
+	(void)arg;
+	if (c->ctx->cache)
+		cache_notify_each(cache_get_notify(c->ctx->cache), notify_row, t);
+}
+
+static void show_cache_notify(struct proxy_client *c)
+{
+	static const struct admin_col cols[] = {{"database", TX},
+	                                        {"state", TX},
+	                                        {"notifications", I8},
+	                                        {"failures", I8},
+	                                        {"last_error", TX}};
+
+	SHOW(c, cols, fill_notify, NULL);
+}
+
 static void cache_tag(struct proxy_client *c, const char *tag)
 {
 	struct proto_buf b;
@@ -640,6 +674,8 @@ bool proxy_admin_stats_command(struct proxy_client *c, const char *cmd)
 		show_cache(c);
 	else if (strcmp(cmd, "show cache rules") == 0)
 		show_cache_rules(c);
+	else if (strcmp(cmd, "show cache notify") == 0)
+		show_cache_notify(c);
 	else if (strncmp(cmd, "cache ", 6) == 0)
 		cache_command(c, cmd + 6);
 	else if (strcmp(cmd, "show pins") == 0)

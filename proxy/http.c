@@ -154,6 +154,14 @@ static bool measure(struct proxy_ctx *ctx, struct stats_health_sample *out)
 	stats_health_measure(out, proxy_now(ctx), s.all, s.calls, s.errors,
 	                     (uint32_t)ctx->conf->slow_query_ms);
 	stats_hist_free(s.all);
+	if (ctx->cache) {
+		struct cache_stats st;
+
+		/* every lookup ends as exactly one of these (a coalesced one too) */
+		cache_get_stats(ctx->cache, &st);
+		out->cache_hits = st.hits_l1 + st.hits_redis;
+		out->cache_lookups = out->cache_hits + st.misses + st.bypass;
+	}
 	return true;
 }
 
@@ -193,6 +201,14 @@ int proxy_health_checks(struct proxy_ctx *ctx, struct stats_health_check *out)
 		goto out;
 	stats_health_recent(ctx->health, cur, &in.recent);
 	in.pools = pools;
+	if (ctx->cache) {
+		enum cache_redis_state rs = cache_state(ctx->cache);
+
+		in.cache_enabled = in.redis_enabled = true;
+		in.redis_up = rs == CACHE_REDIS_UP;
+		in.redis_state = rs == CACHE_REDIS_OPEN ? "circuit open, probing again soon"
+		                                        : cache_redis_state_name(rs);
+	}
 	stats_health_evaluate(&in, &th, out);
 	rc = 0;
 out:
@@ -281,6 +297,10 @@ static void metrics_cache(const struct cache *ca, struct cache_stats *st,
 	out->reason_names = reason_names;
 	out->uncacheable = st->uncacheable;
 	out->nreasons = CACHE_NREASONS;
+	out->notify_listeners = st->notify.listeners;
+	out->notify_up = st->notify.up;
+	out->notify_received = st->notify.received;
+	out->notify_failures = st->notify.failures;
 }
 
 int proxy_metrics_render(struct proxy_ctx *ctx, struct proto_buf *b)

@@ -103,16 +103,28 @@ void stats_health_recent(const struct stats_health_window *w, const struct stats
 	const struct stats_health_sample *base = &zero;
 	uint64_t n, rank;
 
+	const struct stats_health_sample *cbase = &zero;
+
 	memset(out, 0, sizeof(*out));
 	if (w && w->n > 0) {
 		/* the oldest sample still held */
 		base = &w->ring[(w->head + STATS_HEALTH_RING - w->n) % STATS_HEALTH_RING];
+		/* the cache's counters are not the statements': RESET STATS
+		 * leaves them, so they are measured against the same sample
+		 * unless they themselves went back */
+		if (cur->cache_lookups >= base->cache_lookups &&
+		    cur->cache_hits >= base->cache_hits) {
+			cbase = base;
+			out->cache_span_s = cur->at - base->at;
+		}
 		/* a RESET STATS since then: the counters start again from zero */
 		if (cur->n < base->n || cur->calls < base->calls || cur->errors < base->errors)
 			base = &zero;
 		else
 			out->span_s = cur->at - base->at;
 	}
+	out->cache_hits = sub(cur->cache_hits, cbase->cache_hits);
+	out->cache_lookups = sub(cur->cache_lookups, cbase->cache_lookups);
 	out->calls = sub(cur->calls, base->calls);
 	out->errors = sub(cur->errors, base->errors);
 	out->slow = sub(cur->slow, base->slow);
@@ -306,17 +318,30 @@ static void check_slow(const struct stats_health_input *in,
 static void check_cache(const struct stats_health_input *in,
                         const struct stats_health_thresholds *th, struct stats_health_check *c)
 {
+	const struct stats_health_recent *r = &in->recent;
+	char span[32];
+
 	set(c, STATS_HC_CACHE, "%", th->cache_hit_warn_pct, 0);
 	c->below = true;
 	if (!in->cache_enabled) {
 		snprintf(c->detail, sizeof(c->detail), "not enabled");
 		return;
 	}
+	if (r->cache_span_s > 0)
+		snprintf(span, sizeof(span), "last %.1f s", r->cache_span_s);
+	else
+		snprintf(span, sizeof(span), "since start");
+	/* no marked read lately is no sign of trouble: nothing to measure */
+	if (r->cache_lookups == 0) {
+		snprintf(c->detail, sizeof(c->detail), "no cache lookup (%s)", span);
+		return;
+	}
 	c->has_value = true;
-	c->value = in->cache_hit_pct;
-	if (th->cache_hit_warn_pct > 0 && in->cache_hit_pct < th->cache_hit_warn_pct)
+	c->value = 100.0 * (double)r->cache_hits / (double)r->cache_lookups;
+	if (th->cache_hit_warn_pct > 0 && c->value < th->cache_hit_warn_pct)
 		c->status = STATS_HEALTH_WARN;
-	snprintf(c->detail, sizeof(c->detail), "hits per lookup");
+	snprintf(c->detail, sizeof(c->detail), "%llu of %llu lookups hit (%s)",
+	         (unsigned long long)r->cache_hits, (unsigned long long)r->cache_lookups, span);
 }
 
 static void check_redis(const struct stats_health_input *in, struct stats_health_check *c)
@@ -326,9 +351,17 @@ static void check_redis(const struct stats_health_input *in, struct stats_health
 		snprintf(c->detail, sizeof(c->detail), "not enabled");
 		return;
 	}
-	/* the cache fails open: Redis down costs hits, never a client error */
+	/* the cache fails open: Redis down costs hits, never a client error,
+	 * so it is never a reason for /health to answer 503 */
+	c->has_value = true;
+	c->value = in->redis_up ? 1 : 0;
 	c->status = in->redis_up ? STATS_HEALTH_OK : STATS_HEALTH_WARN;
-	snprintf(c->detail, sizeof(c->detail), in->redis_up ? "connected" : "unreachable");
+	if (in->redis_up)
+		snprintf(c->detail, sizeof(c->detail), "connected");
+	else
+		snprintf(c->detail, sizeof(c->detail),
+		         "unreachable (%s): marked reads go to PostgreSQL until it is back",
+		         in->redis_state ? in->redis_state : "down");
 }
 
 void stats_health_evaluate(const struct stats_health_input *in,

@@ -812,6 +812,20 @@ static void render_cache(struct out *o, const struct stats_metrics_cache *c)
 	sample_d(o, "sluice_cache_redis_seconds_total", NULL, c->redis_seconds);
 	counter1(o, "sluice_cache_redis_requests_total", "Redis round trips timed",
 	         c->redis_requests);
+	if (!c->notify_listeners)
+		return;
+	gauge1(o, "sluice_cache_notify_listeners",
+	       "LISTEN connections configured (invalidation = notify, one per notify.<database>)",
+	       (double)c->notify_listeners);
+	gauge1(o, "sluice_cache_notify_listeners_up",
+	       "LISTEN connections listening now; below sluice_cache_notify_listeners, writes "
+	       "made outside sluice are seen only when entries expire",
+	       (double)c->notify_up);
+	counter1(o, "sluice_cache_notify_received_total",
+	         "Notifications from sql/sluice_notify.sql's triggers acted on",
+	         c->notify_received);
+	counter1(o, "sluice_cache_notify_failures_total",
+	         "LISTEN connection attempts that failed and connections lost", c->notify_failures);
 }
 
 /* ---- pgbouncer_exporter's names ---- */

@@ -368,8 +368,8 @@ enum stats_health_check_id {
 	STATS_HC_ERRORS,      /* statements that failed, % of the recent ones */
 	STATS_HC_P95,         /* p95 of the recent statements, ms */
 	STATS_HC_SLOW,        /* statements over slow_query_ms, % of the recent ones */
-	STATS_HC_CACHE,       /* cache hit ratio, % (the cache is not built yet) */
-	STATS_HC_REDIS,       /* Redis reachable (not built yet) */
+	STATS_HC_CACHE,       /* cache hits, % of the recent lookups */
+	STATS_HC_REDIS,       /* Redis reachable (warn only: the cache fails open) */
 	STATS_HEALTH_NCHECKS
 };
 const char *stats_health_check_name(enum stats_health_check_id id); /* "backend_reachable", ... */
@@ -406,6 +406,9 @@ struct stats_health_sample {
 	double at; /* seconds (the caller's clock) */
 	uint64_t calls, errors, slow, n;
 	uint64_t le[STATS_HEALTH_GRID]; /* statements at most stats_health_grid_ns(i) */
+	/* the result cache's totals (the caller fills them after
+	 * stats_health_measure; 0 when the cache is off) */
+	uint64_t cache_hits, cache_lookups;
 };
 
 struct stats_health_window {
@@ -421,6 +424,8 @@ struct stats_health_recent {
 	uint64_t slow;   /* succeeded, over slow_ms */
 	bool have_p95;   /* some statement succeeded in the window */
 	double p95_ms;   /* upper bound of the grid cell holding the p95 (within 7 %) */
+	uint64_t cache_hits, cache_lookups; /* result cache lookups, and those that hit */
+	double cache_span_s;                /* seconds the cache figures cover; 0 = since start */
 };
 
 uint64_t stats_health_grid_ns(unsigned i);
@@ -438,10 +443,11 @@ struct stats_health_input {
 	const struct stats_health_pool *pools;
 	size_t npools;
 	struct stats_health_recent recent;
-	bool cache_enabled;   /* false until the cache exists */
-	double cache_hit_pct; /* when enabled */
+	bool cache_enabled; /* [cache] enabled: the hit ratio is recent.cache_hits
+	                       over recent.cache_lookups */
 	bool redis_enabled;
 	bool redis_up;
+	const char *redis_state; /* what it is doing when not up ("open", ...), or NULL */
 };
 
 struct stats_health_check {
@@ -499,6 +505,11 @@ struct stats_metrics_cache {
 	const char *const *reason_names;
 	const uint64_t *uncacheable;
 	size_t nreasons;
+	/* invalidation = notify: LISTEN connections configured (0: none, and
+	 * the notify families are not written), up now, notifications acted
+	 * on, failed attempts and lost connections */
+	uint32_t notify_listeners, notify_up;
+	uint64_t notify_received, notify_failures;
 };
 
 struct stats_metrics_input {

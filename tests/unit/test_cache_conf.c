@@ -194,11 +194,60 @@ Test(cache_conf, enabled)
 	conf_free(&c);
 }
 
-Test(cache_conf, refused_until_implemented)
+Test(cache_conf, refused_values)
 {
-	fails1("invalidation = notify\n", 6,
-	       "[cache] invalidation = notify is not supported by sluice (");
+	fails1("invalidation = sometimes\n", 6, "invalidation must be none or notify");
 	fails1("enabled = sometimes\n", 6, "enabled must be 0 or 1");
+}
+
+/* invalidation = notify with one LISTEN connection per database. */
+Test(cache_conf, notify)
+{
+	struct conf c;
+
+	ok("invalidation = notify\n"
+	   "notify.app = host=127.0.0.1 port=5432 dbname=app user=u password='s e'\n",
+	   &c);
+	cr_assert_eq(c.cache.invalidation, CONF_CACHE_INVAL_NOTIFY);
+	cr_assert_eq(c.cache.nnotify, 1);
+	cr_assert_str_eq(c.cache.notify[0].db, "app");
+	cr_assert_str_eq(c.cache.notify[0].conninfo,
+	                 "host=127.0.0.1 port=5432 dbname=app user=u password='s e'");
+	cr_assert_eq(c.cache.notify[0].line, 7);
+	conf_free(&c);
+	/* a URI, and the keys in either order */
+	ok("notify.app = postgresql://u:pw@127.0.0.1:5432/app\ninvalidation = notify\n", &c);
+	cr_assert_eq(c.cache.nnotify, 1);
+	conf_free(&c);
+	ok("invalidation = none\n", &c);
+	cr_assert_eq(c.cache.invalidation, CONF_CACHE_INVAL_NONE);
+	conf_free(&c);
+}
+
+Test(cache_conf, notify_errors)
+{
+	char err[1024];
+
+	fails1("invalidation = notify\n", 6,
+	       "invalidation = notify needs a notify.<database> = <libpq connection string>");
+	fails1("notify.app = dbname=app\n", 6,
+	       "[cache] notify.app is set but invalidation is none; set invalidation = notify");
+	fails1("invalidation = notify\nnotify.other = dbname=other\n", 7,
+	       "[cache] notify.other: no database \"other\" in [databases]");
+	fails1("invalidation = notify\nnotify.app = host=127.0.0.1\n", 7,
+	       "names no database; add dbname=");
+	fails1("invalidation = notify\nnotify.app = dbname=app\nnotify.app = dbname=app\n", 8,
+	       "[cache] notify.app is given twice (first on line 7)");
+	fails1("invalidation = notify\nnotify.* = dbname=app\n", 7, "name each database");
+	fails1("invalidation = notify\nnotify.app = dbname=app replication=database\n", 7,
+	       "cannot be a replication connection");
+	/* libpq cannot read it; the message must not quote the password */
+	fails("invalidation = notify\nnotify.app = dbname=app password=my secret\n", 7,
+	      "not a libpq connection string", err, sizeof(err));
+	cr_assert_null(strstr(err, "secret"), "%s", err);
+	fails("invalidation = notify\nnotify.app = postgresql://u:hunter2@[::1/app\n", 7,
+	      "not a libpq connection string", err, sizeof(err));
+	cr_assert_null(strstr(err, "hunter2"), "%s", err);
 }
 
 Test(cache_conf, rules)

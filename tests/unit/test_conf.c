@@ -236,8 +236,8 @@ Test(conf_unsupported, keys_sluice_does_not_honour_stop_startup)
 }
 
 /* The proxy serves from the cache now: enabled = 1 loads; the trigger
- * helper is still refused. */
-Test(conf_unsupported, cache_enabled_loads_notify_refused)
+ * helper needs its LISTEN connection strings. */
+Test(conf_unsupported, cache_enabled_loads_notify_needs_conninfo)
 {
 	char body[2048], err[1024] = "", path[64];
 	struct conf c;
@@ -247,7 +247,7 @@ Test(conf_unsupported, cache_enabled_loads_notify_refused)
 	cr_assert(c.cache.enabled);
 	conf_free(&c);
 	snprintf(body, sizeof(body), "%s[cache]\ninvalidation = notify\n", HEAD);
-	expect_text_error(body, 6, "[cache] invalidation = notify is not supported by sluice (");
+	expect_text_error(body, 6, "invalidation = notify needs a notify.<database> = <libpq");
 }
 
 Test(conf_unsupported, inert_keys_still_validated)

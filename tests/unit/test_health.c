@@ -194,16 +194,55 @@ Test(health, slow_rate_and_cache)
 	in.recent.calls = 100;
 	in.recent.slow = 6;
 	in.cache_enabled = true;
-	in.cache_hit_pct = 69;
+	in.recent.cache_lookups = 200;
+	in.recent.cache_hits = 138;
 	eval(&in, c);
 	cr_assert_eq(c[STATS_HC_SLOW].status, STATS_HEALTH_WARN);
 	cr_assert_float_eq(c[STATS_HC_SLOW].value, 6.0, 1e-9);
 	cr_assert_eq(c[STATS_HC_CACHE].status, STATS_HEALTH_WARN);
-	in.cache_hit_pct = 70;
+	cr_assert(c[STATS_HC_CACHE].has_value);
+	cr_assert_float_eq(c[STATS_HC_CACHE].value, 69.0, 1e-9);
+	in.recent.cache_hits = 140;
 	in.recent.slow = 5;
 	eval(&in, c);
 	cr_assert_eq(c[STATS_HC_CACHE].status, STATS_HEALTH_OK);
+	cr_assert_float_eq(c[STATS_HC_CACHE].value, 70.0, 1e-9);
 	cr_assert_eq(c[STATS_HC_SLOW].status, STATS_HEALTH_OK);
+}
+
+/* A quiet window (no marked read) has nothing to measure: ok, no value. */
+Test(health, cache_without_lookups_is_ok)
+{
+	struct stats_health_input in = {0};
+	struct stats_health_check c[STATS_HEALTH_NCHECKS];
+
+	in.cache_enabled = true;
+	eval(&in, c);
+	cr_assert_eq(c[STATS_HC_CACHE].status, STATS_HEALTH_OK);
+	cr_assert_not(c[STATS_HC_CACHE].has_value);
+	cr_assert(strstr(c[STATS_HC_CACHE].detail, "no cache lookup"), "%s",
+	          c[STATS_HC_CACHE].detail);
+}
+
+/* Redis down is a warning, never critical: the cache fails open. */
+Test(health, redis_down_warns)
+{
+	struct stats_health_input in = {0};
+	struct stats_health_check c[STATS_HEALTH_NCHECKS];
+
+	eval(&in, c);
+	cr_assert_eq(c[STATS_HC_REDIS].status, STATS_HEALTH_OK);
+	cr_assert_str_eq(c[STATS_HC_REDIS].detail, "not enabled");
+	in.redis_enabled = true;
+	in.redis_up = true;
+	eval(&in, c);
+	cr_assert_eq(c[STATS_HC_REDIS].status, STATS_HEALTH_OK);
+	in.redis_up = false;
+	in.redis_state = "connecting";
+	eval(&in, c);
+	cr_assert_eq(c[STATS_HC_REDIS].status, STATS_HEALTH_WARN);
+	cr_assert_eq(stats_health_overall(c, STATS_HEALTH_NCHECKS), STATS_HEALTH_WARN);
+	cr_assert(strstr(c[STATS_HC_REDIS].detail, "connecting"), "%s", c[STATS_HC_REDIS].detail);
 }
 
 /* ---- the recent window ---- */
@@ -275,6 +314,37 @@ Test(health_window, reset_stats_counts_from_zero)
 	cr_assert_eq(r.calls, 20);
 	cr_assert_eq(r.errors, 1);
 	cr_assert_eq(r.span_s, 0);
+	free(s);
+	free(w);
+	stats_hist_free(h);
+}
+
+/* Cache lookups are measured over the window like the statements, and
+ * RESET STATS (which leaves the cache's counters) does not widen them. */
+Test(health_window, cache_hits_over_the_window)
+{
+	struct stats_health_window *w = calloc(1, sizeof(*w));
+	struct stats_health_sample *s = malloc(sizeof(*s));
+	struct stats_health_recent r;
+	struct stats_hist *h = stats_hist_new();
+
+	cr_assert(w && s && h);
+	add_n(h, 1000000ull, 500);
+	stats_health_measure(s, 0, h, 500, 0, 100);
+	s->cache_lookups = 1000;
+	s->cache_hits = 100; /* a cold start: 10 % */
+	stats_health_window_push(w, s);
+	stats_hist_free(h);
+	h = stats_hist_new(); /* RESET STATS */
+	add_n(h, 1000000ull, 20);
+	stats_health_measure(s, 30, h, 20, 0, 100);
+	s->cache_lookups = 1100;
+	s->cache_hits = 190; /* 90 of the last 100 */
+	stats_health_recent(w, s, &r);
+	cr_assert_eq(r.span_s, 0);
+	cr_assert_eq(r.cache_lookups, 100);
+	cr_assert_eq(r.cache_hits, 90);
+	cr_assert_float_eq(r.cache_span_s, 30.0, 1e-9);
 	free(s);
 	free(w);
 	stats_hist_free(h);

@@ -580,3 +580,34 @@ Test(metrics, cache_families)
 	cr_assert(strstr(body, "\nsluice_cache_redis_up 0\n"));
 	free(body);
 }
+
+/* invalidation = notify: its families appear only when listeners exist. */
+Test(metrics, cache_notify_families)
+{
+	struct stats_metrics_input in = {0};
+	struct parsed *p;
+	char *body;
+
+	in.version = "0.1.0";
+	in.cache.enabled = true;
+	body = render(NULL, &in);
+	p = parse_exposition(body);
+	cr_assert_not(has_family(p, "sluice_cache_notify_listeners"));
+	cr_assert_not(has_family(p, "sluice_cache_notify_received_total"));
+	parsed_free(p);
+	free(body);
+
+	in.cache.notify_listeners = 2;
+	in.cache.notify_up = 1;
+	in.cache.notify_received = 7;
+	in.cache.notify_failures = 3;
+	body = render(NULL, &in);
+	p = parse_exposition(body);
+	cr_assert(has_family(p, "sluice_cache_notify_listeners_up"));
+	cr_assert(strstr(body, "\nsluice_cache_notify_listeners 2\n"), "%s", body);
+	cr_assert(strstr(body, "\nsluice_cache_notify_listeners_up 1\n"), "%s", body);
+	cr_assert(strstr(body, "\nsluice_cache_notify_received_total 7\n"), "%s", body);
+	cr_assert(strstr(body, "\nsluice_cache_notify_failures_total 3\n"), "%s", body);
+	parsed_free(p);
+	free(body);
+}
