@@ -11,9 +11,17 @@
  * HTTP_READ_TIMEOUT seconds of the accept (a trickle does not extend it),
  * at most HTTP_MAX_CONNS connections are served at once (more get a 503
  * and are closed), and the response is queued whole and written as the
- * socket takes it, with its own deadline. Every response closes the
- * connection (Connection: close): scrapes are seconds apart, so
- * keep-alive would save nothing worth its state.
+ * socket takes it, with its own deadline.
+ *
+ * A connection stays open for the next request (HTTP/1.1 keep-alive, as
+ * Prometheus uses it) unless the client asks to close, speaks HTTP/1.0
+ * without asking to keep it, sent more than one request's headers or a
+ * body, or the answer is an error. Opening and closing a TCP connection
+ * costs sluice more CPU than rendering a small /metrics, which matters to
+ * a scraper polling every 100 ms. An open connection waits at most
+ * HTTP_IDLE_TIMEOUT for its next request, whose headers then have
+ * HTTP_READ_TIMEOUT from their first byte, and holds one of the
+ * HTTP_MAX_CONNS slots meanwhile.
  */
 #include "proxy/proxy.h"
 
@@ -33,6 +41,7 @@
 #define HTTP_READ_TIMEOUT  5.0  /* seconds from accept to the end of the headers */
 #define HTTP_WRITE_TIMEOUT 30.0 /* seconds to write the response */
 #define HTTP_LINGER        2.0  /* seconds to drain the peer's input after answering */
+#define HTTP_IDLE_TIMEOUT  30.0 /* seconds an open connection waits for its next request */
 
 enum http_state {
 	HTTP_READING,  /* reading the request */
@@ -49,6 +58,9 @@ struct http_conn {
 	ev_timer timer;
 	struct proto_buf out; /* owned: the response */
 	size_t reqlen;
+	size_t hdrlen;                 /* bytes of c->req up to the end of the headers */
+	bool keep;                     /* the response keeps the connection open */
+	bool idle;                     /* kept open, no byte of the next request yet */
 	struct http_conn *prev, *next; /* on h->conns */
 	char req[HTTP_MAX_REQ];
 };
@@ -397,6 +409,22 @@ static void conn_done(struct http_conn *c)
 	ev_timer_start(loop, &c->timer);
 }
 
+/* The response is out and the connection stays: wait for the next request. */
+static void conn_again(struct http_conn *c)
+{
+	struct ev_loop *loop = c->h->ctx->loop;
+
+	ev_io_stop(loop, &c->wr);
+	c->state = HTTP_READING;
+	c->reqlen = c->hdrlen = 0;
+	c->keep = false;
+	c->idle = true;
+	ev_io_start(loop, &c->rd);
+	ev_timer_stop(loop, &c->timer);
+	ev_timer_set(&c->timer, HTTP_IDLE_TIMEOUT, 0);
+	ev_timer_start(loop, &c->timer);
+}
+
 /* Write what the socket takes; may close <c>. */
 static void conn_flush(struct http_conn *c)
 {
@@ -417,7 +445,10 @@ static void conn_flush(struct http_conn *c)
 		proto_buf_consume(&c->out, (size_t)n);
 	}
 	proto_buf_free(&c->out);
-	conn_done(c);
+	if (c->keep)
+		conn_again(c);
+	else
+		conn_done(c);
 }
 
 static const char *reason(int code)
@@ -454,8 +485,9 @@ static void respond(struct http_conn *c, int code, const char *type, struct prot
 
 	n = snprintf(hdr, sizeof(hdr),
 	             "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-	             "Cache-Control: no-store\r\nConnection: close\r\n%s\r\n",
-	             code, reason(code), type, blen, extra ? extra : "");
+	             "Cache-Control: no-store\r\nConnection: %s\r\n%s\r\n",
+	             code, reason(code), type, blen, c->keep ? "keep-alive" : "close",
+	             extra ? extra : "");
 	proto_buf_reset(&c->out);
 	if (n < 0 || (size_t)n >= sizeof(hdr) || proto_buf_append(&c->out, hdr, (size_t)n) < 0 ||
 	    (!head && blen && proto_buf_append(&c->out, proto_buf_head(body), blen) < 0)) {
@@ -480,6 +512,8 @@ static void respond_text(struct http_conn *c, int code, const char *text, bool h
 {
 	struct proto_buf b;
 
+	if (code != 200 && code != 404)
+		c->keep = false; /* after a bad request, what follows is not to be trusted */
 	proto_buf_init(&b);
 	if (proto_buf_append(&b, text, strlen(text)) < 0) {
 		proto_buf_free(&b);
@@ -487,6 +521,51 @@ static void respond_text(struct http_conn *c, int code, const char *text, bool h
 		return;
 	}
 	respond(c, code, "text/plain; charset=utf-8", &b, head, extra);
+}
+
+/* Whether the <n> bytes at <v> hold <word> (lower case), in any case. */
+static bool has_word(const char *v, size_t n, const char *word)
+{
+	size_t w = strlen(word);
+
+	for (size_t i = 0; i + w <= n; i++)
+		if (strncasecmp(v + i, word, w) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Whether the connection may stay open after answering the request whose
+ * headers are <hdrs> (after the request line) in protocol version <minor>
+ * (HTTP/1.<minor>): the client did not ask to close (or, in HTTP/1.0, asked
+ * to keep it), and sent no body, which sluice does not read.
+ */
+static bool keeps(const char *hdrs, char minor)
+{
+	bool keep = minor != '0';
+
+	for (const char *l = hdrs; *l;) {
+		const char *e = strchr(l, '\n');
+		size_t n = e ? (size_t)(e - l) : strlen(l);
+
+		if (n >= 11 && strncasecmp(l, "connection:", 11) == 0) {
+			if (has_word(l + 11, n - 11, "close"))
+				return false;
+			if (has_word(l + 11, n - 11, "keep-alive"))
+				keep = true;
+		} else if (n >= 15 && strncasecmp(l, "content-length:", 15) == 0) {
+			const char *v = l + 15;
+
+			while (*v == ' ' || *v == '\t')
+				v++;
+			if (*v != '0')
+				return false;
+		} else if (n >= 18 && strncasecmp(l, "transfer-encoding:", 18) == 0) {
+			return false;
+		}
+		l += n + (e != NULL);
+	}
+	return keep;
 }
 
 /* The request line of a complete request is in c->req: answer it. */
@@ -498,6 +577,10 @@ static void handle(struct http_conn *c)
 	struct proto_buf b;
 
 	eol = strpbrk(line, "\r\n");
+	/* only a request that ends where the bytes read end may keep the
+	 * connection: pipelined requests are not served */
+	c->keep = eol && c->hdrlen == c->reqlen &&
+	          keeps(eol + 1, (sp2 = strstr(line, " HTTP/1.")) && sp2 < eol ? sp2[8] : '0');
 	if (eol)
 		*eol = '\0';
 	sp1 = strchr(line, ' ');
@@ -560,7 +643,6 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct http_conn *c = w->data;
 
-	(void)loop;
 	(void)revents;
 	for (;;) {
 		char sink[4096];
@@ -577,7 +659,7 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 			return;
 		if (n <= 0) {
 			/* a connect-and-close (a port probe) is no failure */
-			if (c->state == HTTP_DRAINING || (n == 0 && c->reqlen == 0))
+			if (c->state == HTTP_DRAINING || (n == 0 && c->reqlen == 0) || c->idle)
 				conn_close(c);
 			else
 				conn_fail(c);
@@ -585,13 +667,22 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		}
 		if (c->state == HTTP_DRAINING)
 			continue;
+		if (c->idle) {
+			/* the next request began: its headers get the read timeout */
+			c->idle = false;
+			ev_timer_stop(loop, &c->timer);
+			ev_timer_set(&c->timer, HTTP_READ_TIMEOUT, 0);
+			ev_timer_start(loop, &c->timer);
+		}
 		/* only the new bytes and the three before can complete the end */
 		{
 			size_t from = c->reqlen > 3 ? c->reqlen - 3 : 0;
+			char *end;
 
 			c->reqlen += (size_t)n;
 			c->req[c->reqlen] = '\0';
-			if (headers_end(c->req + from, c->reqlen - from)) {
+			if ((end = headers_end(c->req + from, c->reqlen - from))) {
+				c->hdrlen = (size_t)(end - c->req) + (*end == '\n' ? 2 : 4);
 				handle(c);
 				return;
 			}
@@ -619,8 +710,8 @@ static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (c->state == HTTP_DRAINING)
-		conn_close(c);
+	if (c->state == HTTP_DRAINING || c->idle)
+		conn_close(c); /* done, or kept open and not used again */
 	else
 		conn_fail(c); /* a client too slow to send its request or take the answer */
 }

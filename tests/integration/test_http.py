@@ -195,7 +195,8 @@ def t_metrics(env):
     check(status == 200, f"/metrics gave {status}")
     check(hdr.get("content-type", "").startswith("text/plain; version=0.0.4"),
           f"content-type {hdr.get('content-type')}")
-    check(hdr.get("connection") == "close", "no Connection: close")
+    # HTTP/1.1 keeps the connection, as Prometheus uses it (http.keep_alive)
+    check(hdr.get("connection") == "keep-alive", f"Connection: {hdr.get('connection')}")
     body = raw.decode("utf-8")
     check(len(body) > 1000, "body is nearly empty")
     samples, families = strict_check(body)
@@ -309,6 +310,85 @@ def t_health(env):
 def admin_rows_down(s):
     """The admin console needs no server: it answers with PostgreSQL down."""
     return admin_rows(s, "SHOW HEALTH")
+
+
+def read_response(sock):
+    """One HTTP response from <sock>: (status line, headers dict, body)."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise AssertionError(f"connection closed mid-response: {buf[:80]!r}")
+        buf += chunk
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    hdrs = dict((k.strip().lower(), v.strip()) for k, v in
+                (l.split(":", 1) for l in lines[1:]))
+    n = int(hdrs["content-length"])
+    while len(rest) < n:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise AssertionError("connection closed mid-body")
+        rest += chunk
+    check(len(rest) == n, f"{len(rest) - n} bytes past the body")
+    return lines[0], hdrs, rest
+
+
+def closed_by_server(sock, timeout=3):
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(100) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+@test("http.keep_alive", timeout=60)
+def t_keep_alive(env):
+    s = http_sluice(env)
+    # HTTP/1.1: one connection answers request after request
+    sock = socket.create_connection(("127.0.0.1", s.http_port), timeout=5)
+    try:
+        for path in (b"/metrics", b"/health", b"/nothing", b"/metrics"):
+            sock.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            st, hdrs, body = read_response(sock)
+            want = b"404" if path == b"/nothing" else b"200"
+            check(st.split()[1].encode() == want, f"{path!r} on a kept connection: {st}")
+            check(hdrs.get("connection") == "keep-alive", f"{path!r}: {hdrs}")
+            check(path != b"/metrics" or b"sluice_up 1" in body, "no /metrics body")
+        # asking to close is honoured
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: Close\r\n\r\n")
+        st, hdrs, _ = read_response(sock)
+        check(hdrs.get("connection") == "close", f"Connection: close asked, got {hdrs}")
+        check(closed_by_server(sock), "the connection stayed open after Connection: close")
+    finally:
+        sock.close()
+    # HTTP/1.0 closes unless asked to keep; with keep-alive asked it stays
+    sock = socket.create_connection(("127.0.0.1", s.http_port), timeout=5)
+    try:
+        sock.sendall(b"GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        st, hdrs, _ = read_response(sock)
+        check(hdrs.get("connection") == "keep-alive", f"HTTP/1.0 keep-alive: {hdrs}")
+        sock.sendall(b"GET /health HTTP/1.0\r\n\r\n")
+        st, hdrs, _ = read_response(sock)
+        check(hdrs.get("connection") == "close", f"HTTP/1.0: {hdrs}")
+        check(closed_by_server(sock), "an HTTP/1.0 connection stayed open")
+    finally:
+        sock.close()
+    # two requests in one write (pipelined), a body, and a bad request close
+    for req in (b"GET /health HTTP/1.1\r\n\r\nGET /health HTTP/1.1\r\n\r\n",
+                b"GET /health HTTP/1.1\r\nContent-Length: 3\r\n\r\n",
+                b"GET nonsense\r\n\r\n"):
+        sock = socket.create_connection(("127.0.0.1", s.http_port), timeout=5)
+        try:
+            sock.sendall(req)
+            st, hdrs, _ = read_response(sock)
+            check(hdrs.get("connection") == "close", f"{req!r}: {st} {hdrs}")
+            check(closed_by_server(sock), f"{req!r}: the connection stayed open")
+        finally:
+            sock.close()
+    check(s.alive(), "sluice died")
 
 
 def raw_request(port, data, timeout=5):
