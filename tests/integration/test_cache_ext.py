@@ -1,0 +1,257 @@
+"""The result cache for the extended protocol (Parse/Bind/Execute) against
+real PostgreSQL and Redis.
+
+A marked statement sent as one group [Parse] Bind [Describe] Execute Sync
+misses, then hits with no new pg_stat_statements call; every parameter
+value is its own entry (two values, two right answers); a binary result
+format is another entry than a text one; named statements in transaction
+mode (a raw-protocol client and pgbench -M prepared) hit, and a statement
+named through a hit still exists at the server when a later Bind misses;
+the unnamed statement a hit answered is still bound-able afterwards; an
+UPDATE (simple or extended) makes the next read return the new value; an
+error is not stored; forms not served are counted, not served.
+"""
+import os
+import struct
+
+from harness import (M_FLUSH, M_SYNC, check, m_bind, m_describe, m_execute, m_parse,
+                     parse_datarow, pgbench, test)
+from test_cache import cache_row, calls, setup, start
+
+READ = "SELECT /* sluice:cache */ v AS {m} FROM cache_t WHERE id = $1"
+
+
+def group(sql, params, name="", describe=True, result_formats=(), parse=True, oids=()):
+    """One statement as drivers send it: [Parse] Bind [Describe] Execute Sync."""
+    out = m_parse(name, sql, oids) if parse else b""
+    out += m_bind("", name, params, result_formats)
+    if describe:
+        out += m_describe(b"P", "")
+    return out + m_execute("", 0) + M_SYNC
+
+
+def run(w, data):
+    """Send <data> (ending in one Sync); the reply's message types and rows."""
+    w.send(data)
+    msgs = w.collect(until_ready=1)
+    types = b"".join(t for t, _ in msgs)
+    rows = [p for t, p in msgs if t == b"D"]
+    errs = [p for t, p in msgs if t == b"E"]
+    return types, rows, errs
+
+
+def vals(rows):
+    return [parse_datarow(p)[0] for p in rows]
+
+
+def hit_and_miss(env, mode):
+    setup(env)
+    s = start(env, mode=mode)
+    w = s.wire()
+    m = "ext_hit_" + mode
+    q = READ.format(m=m)
+    before = cache_row(s)
+    seen = [run(w, group(q, ["7"])) for _ in range(4)]
+    for types, rows, errs in seen:
+        check(not errs, f"{mode}: errors {errs}")
+        check(types == b"12TDCZ", f"{mode}: replied {types}, want ParseComplete, "
+              "BindComplete, RowDescription, DataRow, CommandComplete, ReadyForQuery")
+        check(vals(rows) == ["7"], f"{mode}: rows {vals(rows)}")
+    check(len({r[0][0] for r in seen}) == 1, "a hit's bytes differ from the miss's")
+    check(calls(env, m) == 1, f"{mode}: PostgreSQL ran it {calls(env, m)} times, want 1")
+    after = cache_row(s)
+    check(after["misses"] - before["misses"] == 1 and after["hits"] - before["hits"] == 3,
+          f"{mode}: hits/misses {before} -> {after}")
+    # without Describe: another entry (no RowDescription in its reply)
+    for _ in range(2):
+        types, rows, errs = run(w, group(q, ["7"], describe=False))
+        check(types == b"12DCZ" and vals(rows) == ["7"] and not errs,
+              f"{mode}: no Describe: {types} {vals(rows)} {errs}")
+    check(calls(env, m) == 2, f"{mode}: the Execute without Describe: {calls(env, m)} calls")
+    # the next simple Query of the same text is not answered by them
+    w.close()
+
+
+@test("cache ext: a marked extended query misses, then hits without a server (session mode)")
+def t_hit_session(env):
+    hit_and_miss(env, "session")
+
+
+@test("cache ext: a marked extended query misses, then hits without a server (transaction mode)")
+def t_hit_tx(env):
+    hit_and_miss(env, "transaction")
+
+
+@test("cache ext: each parameter value is its own entry, never another's")
+def t_params(env):
+    setup(env)
+    s = start(env, mode="transaction")
+    w = s.wire()
+    m = "ext_params"
+    q = READ.format(m=m)
+    for _ in range(3):
+        for v in ("7", "8", "9"):
+            types, rows, errs = run(w, group(q, [v]))
+            check(not errs and vals(rows) == [v], f"id = {v} answered {vals(rows)} {errs}")
+    check(calls(env, m) == 3, f"three values, {calls(env, m)} calls (want 3)")
+    # a NULL parameter is not an empty one: no rows at all
+    types, rows, errs = run(w, group(q, [None]))
+    check(not errs and rows == [], f"NULL parameter: {vals(rows)} {errs}")
+    # parameter types from the Parse: int4 declared gives the same rows, as
+    # its own entry
+    types, rows, errs = run(w, group(q, ["7"], oids=(23,)))
+    check(not errs and vals(rows) == ["7"], f"typed parameter: {vals(rows)} {errs}")
+    check(calls(env, m) == 5, f"NULL and typed are their own entries: {calls(env, m)} calls")
+    w.close()
+
+
+@test("cache ext: a binary result format is its own entry")
+def t_binary(env):
+    setup(env)
+    s = start(env, mode="session")
+    w = s.wire()
+    m = "ext_bin"
+    q = READ.format(m=m)
+    for _ in range(2):
+        types, rows, errs = run(w, group(q, ["7"], result_formats=(1,)))
+        check(not errs and len(rows) == 1, f"binary: {types} {errs}")
+        n, ln = struct.unpack("!Hi", rows[0][:6])
+        check(n == 1 and ln == 4 and struct.unpack("!i", rows[0][6:10])[0] == 7,
+              f"binary int4 7 expected, got {rows[0]!r}")
+    check(calls(env, m) == 1, f"binary: {calls(env, m)} calls, want 1")
+    types, rows, errs = run(w, group(q, ["7"]))
+    check(not errs and vals(rows) == ["7"], f"text after binary: {rows} {errs}")
+    check(calls(env, m) == 2, "a text request was answered by the binary entry")
+    w.close()
+
+
+@test("cache ext: named statements in transaction mode; one named by a hit still runs on a miss")
+def t_named(env):
+    setup(env)
+    s = start(env, mode="transaction")
+    m = "ext_named"
+    q = READ.format(m=m)
+    w = s.wire()
+    # prepared once, then Bind/Describe/Execute/Sync as pgbench -M prepared
+    types, _, errs = run(w, m_parse("s1", q) + M_SYNC)
+    check(types == b"1Z" and not errs, f"Parse: {types} {errs}")
+    for i in range(4):
+        types, rows, errs = run(w, group(q, ["7"], name="s1", parse=False))
+        check(types == b"2TDCZ" and vals(rows) == ["7"] and not errs,
+              f"Bind s1 #{i}: {types} {vals(rows)} {errs}")
+    # the first Describe went to PostgreSQL (it tells sluice the shape),
+    # the second was stored, the others hit
+    check(calls(env, m) == 2, f"named: {calls(env, m)} calls, want 2")
+    check(cache_row(s)["hits"] >= 2, f"named: {cache_row(s)}")
+    # Parse "s2" + Bind + Execute (no Describe) in one group, as PgJDBC
+    g = group(q, ["8"], name="s2", describe=False)
+    types, rows, errs = run(w, g)
+    check(types == b"12DCZ" and vals(rows) == ["8"] and not errs, f"s2: {types} {errs}")
+    w.close()
+    n = calls(env, m)
+    w2 = s.wire()
+    types, rows, errs = run(w2, g)  # a hit answers the Parse of s2 too
+    check(types == b"12DCZ" and vals(rows) == ["8"] and not errs, f"s2 hit: {types} {errs}")
+    check(calls(env, m) == n, "the Parse+Bind+Execute of s2 was not a hit")
+    # s2 was named only by the hit: a Bind of it that misses still runs
+    types, rows, errs = run(w2, group(q, ["9"], name="s2", describe=False, parse=False))
+    check(not errs and vals(rows) == ["9"], f"Bind of s2 after a hit: {types} {errs}")
+    check(calls(env, m) == n + 1, "the miss did not run at PostgreSQL")
+    w2.close()
+
+
+@test("cache ext: the unnamed statement answered by a hit can still be bound (session mode)")
+def t_unnamed_rebind(env):
+    setup(env)
+    s = start(env, mode="session")
+    m = "ext_rebind"
+    q = READ.format(m=m)
+    w = s.wire()
+    run(w, group(q, ["7"]))  # stored
+    w.close()
+    w = s.wire()
+    types, rows, errs = run(w, group(q, ["7"]))
+    check(vals(rows) == ["7"] and calls(env, m) == 1, f"not a hit: {calls(env, m)} calls")
+    # Bind of the unnamed statement without a new Parse: PostgreSQL would
+    # run the statement this session parsed last
+    for v in ("9", "9", "10"):
+        types, rows, errs = run(w, group(q, [v], parse=False))
+        check(not errs and vals(rows) == [v] and types == b"2TDCZ",
+              f"Bind '' after a hit: {types} {vals(rows)} {errs}")
+    w.close()
+
+
+@test("cache ext: an UPDATE through sluice makes the next extended read return the new value")
+def t_invalidate(env):
+    for mode in ("session", "transaction"):
+        # pg_stat_statements keys by query, not by alias: counts start anew
+        setup(env)
+        s = start(env, mode=mode)
+        m = "ext_inv_" + mode
+        q = READ.format(m=m)
+        w = s.wire()
+        check(vals(run(w, group(q, ["7"]))[1]) == ["7"], "first")
+        check(vals(run(w, group(q, ["7"]))[1]) == ["7"], "hit")
+        check(calls(env, m) == 1, f"{mode}: the second read was not a hit")
+        w.query("UPDATE cache_t SET v = 70 WHERE id = 7")
+        check(vals(run(w, group(q, ["7"]))[1]) == ["70"], f"{mode}: simple UPDATE not seen")
+        check(vals(run(w, group(q, ["7"]))[1]) == ["70"], f"{mode}: cached again")
+        # a write by the extended protocol bumps too
+        _, _, errs = run(w, group("UPDATE cache_t SET v = $1 WHERE id = 7", ["700"],
+                                  describe=False))
+        check(not errs, f"{mode}: extended UPDATE: {errs}")
+        check(vals(run(w, group(q, ["7"]))[1]) == ["700"], f"{mode}: extended UPDATE not seen")
+        w.query("UPDATE cache_t SET v = 7 WHERE id = 7")
+        check(vals(run(w, group(q, ["7"]))[1]) == ["7"], f"{mode}: reset not seen")
+        w.close()
+
+
+@test("cache ext: an error reply is not stored; forms not served are counted")
+def t_error_and_forms(env):
+    setup(env)
+    s = start(env, mode="session")
+    m = "ext_err"
+    err = "SELECT /* sluice:cache */ 1 / (v - v) AS " + m + " FROM cache_t WHERE id = $1"
+    w = s.wire()
+    for _ in range(2):
+        types, rows, errs = run(w, group(err, ["1"]))
+        check(errs and b"22012" in errs[0], f"division by zero expected: {types} {errs}")
+    check(cache_row(s)["stores"] == 0, f"an error was stored: {cache_row(s)}")
+    check(calls(env, m) == 0 or calls(env, m) == 2, "error calls")
+    # a row limit, a Flush before the Sync: not served, counted
+    f = "ext_form"
+    q = READ.format(m=f)
+    before = cache_row(s)["uncacheable"]
+    for _ in range(2):
+        data = m_parse("", q) + m_bind("", "", ["7"]) + m_execute("", 1) + M_SYNC
+        types, rows, errs = run(w, data)
+        check(vals(rows) == ["7"] and not errs, f"row limit: {types} {errs}")
+        w.send(m_parse("", q) + m_bind("", "", ["7"]) + m_execute("", 0) + M_FLUSH)
+        w.send(M_SYNC)
+        msgs = w.collect(until_ready=1)
+        check(vals([p for t, p in msgs if t == b"D"]) == ["7"], "flush form")
+    check(calls(env, f) == 4, f"forms not served were served: {calls(env, f)} calls")
+    after = cache_row(s)["uncacheable"]
+    check("extended_protocol=4" in after, f"uncacheable {before} -> {after}")
+    w.close()
+
+
+@test("cache ext: pgbench -M prepared and -M extended reads marked by a table rule hit",
+      timeout=120)
+def t_pgbench(env):
+    setup(env)
+    # pgbench takes ":cache" in a comment hint for a variable: a [cache] rule
+    # marks the read instead
+    s = start(env, mode="transaction", **{"table.cache_t": "60"})
+    script = os.path.join(env.root, "ext_bench.sql")
+    with open(script, "w") as fh:
+        fh.write("\\set id random(1, 20)\n"
+                 "SELECT v AS ext_bench FROM cache_t WHERE id = :id;\n")
+    for proto in ("prepared", "extended"):
+        r = pgbench(s, "-n", "-M", proto, "-c", "2", "-t", "100", "-f", script, "app")
+        check(r.returncode == 0, f"pgbench -M {proto}: {r.stdout[-500:]}")
+    n = calls(env, "ext_bench")
+    # 400 reads of 20 keys; the first Describe of each named statement and
+    # each key's first read per protocol run at PostgreSQL
+    check(n <= 60, f"pgbench: {n} of 400 reads ran at PostgreSQL")
+    check(cache_row(s)["hits"] >= 340, f"pgbench: {cache_row(s)}")
