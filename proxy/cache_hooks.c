@@ -497,22 +497,32 @@ static int replay_ext(struct proxy_client *c, const struct cache_entry *e, uint6
 }
 
 /*
- * The client binds the unnamed statement without parsing it again, and the
- * server's unnamed statement is not the one the client last parsed (that
- * Parse was answered from the cache): send that Parse first, its
- * ParseComplete hidden. -1 if <c> was closed.
+ * The client binds or describes the unnamed statement without parsing it
+ * again, and the server's unnamed statement is not the one the client last
+ * parsed (that Parse was answered from the cache): send that Parse first,
+ * its ParseComplete hidden. A Close of the unnamed statement forgets it.
+ * -1 if <c> was closed.
  */
 static int restore_parse(struct proxy_client *c, struct proxy_server *s)
 {
 	struct proxy_cl_cache *cc = c->cache;
+	const uint8_t *head = proto_buf_head(&c->io.in);
 	struct proto_reader r;
-	const char *portal, *sname;
+	const char *portal = "", *sname;
 
-	proto_reader_init(&r, proto_buf_head(&c->io.in) + 5, proto_buf_avail(&c->io.in) - 5);
-	portal = proto_get_str(&r);
+	proto_reader_init(&r, head + 5, proto_buf_avail(&c->io.in) - 5);
+	if (head[0] == 'B')
+		portal = proto_get_str(&r);
+	else if (proto_get_u8(&r) != 'S')
+		return 0; /* a portal's Describe or Close */
 	sname = proto_get_str(&r);
-	if (!portal || !sname || *sname)
+	if (r.err || !portal || !sname || *sname)
 		return 0; /* a named statement, or the names not read yet */
+	if (head[0] == 'C') {
+		free(cc->lost_parse);
+		cc->lost_parse = NULL;
+		return 0;
+	}
 	if (proxy_io_send(c->ctx, &s->io, cc->lost_parse, cc->lost_len) < 0 ||
 	    proxy_reply_push(s, PROXY_PEND_PARSE, PROXY_PEND_HIDE, NULL, 0) < 0) {
 		proxy_client_fail(c, PROXY_ERR_SERVER_LOST, "write to server failed");
@@ -752,7 +762,15 @@ int proxy_cache_query(struct proxy_client *c, struct proxy_server *s)
 	char settings[SETTINGS_MAX];
 	uint64_t fp = 0;
 
-	if (!ctx->cache || avail < 5 || (head[0] != 'Q' && head[0] != 'P' && head[0] != 'B'))
+	if (!ctx->cache || avail < 5)
+		return PROXY_CACHE_GO;
+	if (head[0] == 'D' || head[0] == 'C') {
+		/* never looked up; they may need the unnamed statement back */
+		if (s && cc && cc->lost_parse && cc->st != CL_PENDING && restore_parse(c, s) < 0)
+			return PROXY_CACHE_CLOSED;
+		return PROXY_CACHE_GO;
+	}
+	if (head[0] != 'Q' && head[0] != 'P' && head[0] != 'B')
 		return PROXY_CACHE_GO;
 	if (cc && cc->st == CL_PENDING)
 		return PROXY_CACHE_WAIT;

@@ -158,7 +158,9 @@ static bool relay_to_server(struct proxy_client *c)
 			}
 			c->skip_to_sync = false;
 		}
-		if ((type == 'Q' || type == 'P' || type == 'B') && ctx->cache) {
+		if ((type == 'Q' || type == 'P' || type == 'B' ||
+		     ((type == 'D' || type == 'C') && c->cache)) &&
+		    ctx->cache) {
 			int cr;
 
 			if (p > start) {

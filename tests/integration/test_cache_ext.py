@@ -14,7 +14,7 @@ error is not stored; forms not served are counted, not served.
 import os
 import struct
 
-from harness import (M_FLUSH, M_SYNC, check, m_bind, m_describe, m_execute, m_parse,
+from harness import (M_FLUSH, M_SYNC, check, m_bind, m_close, m_describe, m_execute, m_parse,
                      parse_datarow, pgbench, test)
 from test_cache import cache_row, calls, setup, start
 
@@ -178,6 +178,24 @@ def t_unnamed_rebind(env):
         types, rows, errs = run(w, group(q, [v], parse=False))
         check(not errs and vals(rows) == [v] and types == b"2TDCZ",
               f"Bind '' after a hit: {types} {vals(rows)} {errs}")
+    # a Describe of the unnamed statement after a hit describes that one
+    run(w, group(q, ["7"]))
+    w.send(m_describe(b"S", "") + M_SYNC)
+    msgs = w.collect(until_ready=1)
+    types = b"".join(t for t, _ in msgs)
+    rd = [p for t, p in msgs if t == b"T"]
+    check(types == b"tTZ" and rd and m.encode() in rd[0],
+          f"Describe of the unnamed statement after a hit: {msgs}")
+    # closed, it is gone, as at PostgreSQL
+    run(w, group(q, ["7"]))
+    types, _, _ = run(w, m_close(b"S", "") + M_SYNC)
+    check(types == b"3Z", f"Close: {types}")
+    types, rows, errs = run(w, group(q, ["7"], parse=False))
+    check(errs and b"26000" in errs[0], f"Bind of a closed unnamed statement: {types} {errs}")
+    # 1 miss, 3 Binds without a Parse, and 1 miss after them: an Execute of
+    # a statement sluice did not see parsed may write anything, so it drops
+    # the database's entries
+    check(calls(env, m) == 5, f"{calls(env, m)} calls: the hits were not hits")
     w.close()
 
 
