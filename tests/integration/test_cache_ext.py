@@ -178,8 +178,14 @@ def t_unnamed_rebind(env):
         types, rows, errs = run(w, group(q, [v], parse=False))
         check(not errs and vals(rows) == [v] and types == b"2TDCZ",
               f"Bind '' after a hit: {types} {vals(rows)} {errs}")
-    # a Describe of the unnamed statement after a hit describes that one
+    # a Describe of the unnamed statement after a hit describes that one,
+    # not the one the server parsed before
+    run(w, group(q, ["7"]))  # stored again (the Binds dropped the entry)
+    types, _, _ = run(w, m_parse("", "SELECT 1 AS ext_other") + M_SYNC)
+    check(types == b"1Z", f"Parse of another: {types}")
+    n = calls(env, m)
     run(w, group(q, ["7"]))
+    check(calls(env, m) == n, "not a hit")
     w.send(m_describe(b"S", "") + M_SYNC)
     msgs = w.collect(until_ready=1)
     types = b"".join(t for t, _ in msgs)
@@ -187,6 +193,8 @@ def t_unnamed_rebind(env):
     check(types == b"tTZ" and rd and m.encode() in rd[0],
           f"Describe of the unnamed statement after a hit: {msgs}")
     # closed, it is gone, as at PostgreSQL
+    w.close()
+    w = s.wire()
     run(w, group(q, ["7"]))
     types, _, _ = run(w, m_close(b"S", "") + M_SYNC)
     check(types == b"3Z", f"Close: {types}")
