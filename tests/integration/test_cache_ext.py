@@ -5,17 +5,22 @@ A marked statement sent as one group [Parse] Bind [Describe] Execute Sync
 misses, then hits with no new pg_stat_statements call; every parameter
 value is its own entry (two values, two right answers); a binary result
 format is another entry than a text one; named statements in transaction
-mode (a raw-protocol client and pgbench -M prepared) hit, and a statement
-named through a hit still exists at the server when a later Bind misses;
-the unnamed statement a hit answered is still bound-able afterwards; an
-UPDATE (simple or extended) makes the next read return the new value; an
-error is not stored; forms not served are counted, not served.
+mode (a raw-protocol client, pgbench -M prepared and PgJDBC past its
+prepareThreshold) hit, and a statement named through a hit still exists
+at the server when a later Bind misses; the unnamed statement a hit
+answered can still be bound, described and closed afterwards; an UPDATE
+(simple or extended) makes the next read return the new value, an ALTER
+under a named statement never gets rows of the old shape; an error is not
+stored; forms not served are counted, not served. Session and transaction
+mode.
 """
 import os
+import shutil
 import struct
+import subprocess
 
-from harness import (M_FLUSH, M_SYNC, check, m_bind, m_close, m_describe, m_execute, m_parse,
-                     parse_datarow, pgbench, test)
+from harness import (M_FLUSH, M_SYNC, Skip, admin_rows, check, m_bind, m_close, m_describe,
+                     m_execute, m_parse, parse_datarow, pgbench, test)
 from test_cache import cache_row, calls, setup, start
 
 READ = "SELECT /* sluice:cache */ v AS {m} FROM cache_t WHERE id = $1"
@@ -68,7 +73,10 @@ def hit_and_miss(env, mode):
         check(types == b"12DCZ" and vals(rows) == ["7"] and not errs,
               f"{mode}: no Describe: {types} {vals(rows)} {errs}")
     check(calls(env, m) == 2, f"{mode}: the Execute without Describe: {calls(env, m)} calls")
-    # the next simple Query of the same text is not answered by them
+    # SHOW QUERIES: the statement's row counts the hits, not as calls
+    rows = [r for r in admin_rows(s, "SHOW QUERIES") if f"AS {m} FROM" in r["query"]]
+    check(len(rows) == 1 and rows[0]["cache_hits"] == 4 and rows[0]["calls"] == 2,
+          f"{mode}: SHOW QUERIES rows {rows}")
     w.close()
 
 
@@ -281,3 +289,75 @@ def t_pgbench(env):
     # each key's first read per protocol run at PostgreSQL
     check(n <= 60, f"pgbench: {n} of 400 reads ran at PostgreSQL")
     check(cache_row(s)["hits"] >= 340, f"pgbench: {cache_row(s)}")
+
+
+JDBC_JAR = "/usr/share/java/postgresql.jar"
+
+# PgJDBC sends a statement unnamed (Parse "" / Bind / Describe / Execute /
+# Sync) until prepareThreshold executions, then as a named one: Parse "S_n"
+# with its Bind once, then Bind "S_n" / Execute / Sync; it decodes those
+# rows by the shape it was told. After an ALTER that changes the column's
+# type the answer must be the new one (or PostgreSQL's error), never rows
+# of the old shape from the cache.
+JDBC_SRC = r"""
+import java.sql.*;
+
+public class CacheExt {
+    public static void main(String[] a) throws Exception {
+        String url = "jdbc:postgresql://127.0.0.1:" + System.getenv("PGPORT") + "/app"
+                + "?sslmode=disable&prepareThreshold=3";
+        int bad = 0;
+        try (Connection c = DriverManager.getConnection(url, "app", System.getenv("PGPASSWORD"));
+             PreparedStatement ps = c.prepareStatement(
+                     "SELECT /* sluice:cache */ v AS ext_jdbc FROM cache_t WHERE id = ?")) {
+            for (int i = 0; i < 40; i++) {
+                int id = 7 + (i % 2);
+                ps.setInt(1, id);
+                try (ResultSet rs = ps.executeQuery()) {
+                    if (!rs.next() || rs.getInt(1) != id) { bad++; System.out.println("FAIL value " + i); }
+                }
+            }
+            try (Statement st = c.createStatement()) {
+                st.execute("ALTER TABLE cache_t ALTER v TYPE text USING 'v' || v");
+            }
+            for (int i = 0; i < 6; i++) {
+                ps.setInt(1, 7);
+                try (ResultSet rs = ps.executeQuery()) {
+                    if (!rs.next() || !"v7".equals(rs.getString(1))) {
+                        bad++;
+                        System.out.println("FAIL after ALTER " + i);
+                    }
+                } catch (SQLException e) {
+                    // PostgreSQL's own answer to a statement whose result changed
+                    if (!"0A000".equals(e.getSQLState())) throw e;
+                    System.out.println("stale " + i);
+                }
+            }
+        }
+        System.out.println(bad == 0 ? "ok jdbc" : "FAIL jdbc");
+        System.exit(bad == 0 ? 0 : 1);
+    }
+}
+"""
+
+
+@test("cache ext: PgJDBC, unnamed then named statements, and an ALTER under them "
+      "(transaction mode)", timeout=180)
+def t_jdbc(env):
+    java = shutil.which("java")
+    if java is None or not os.path.exists(JDBC_JAR):
+        raise Skip("java or PgJDBC not installed")
+    setup(env)
+    s = start(env, mode="transaction")
+    src = os.path.join(env.root, "CacheExt.java")
+    with open(src, "w") as fh:
+        fh.write(JDBC_SRC)
+    r = subprocess.run([java, "-cp", JDBC_JAR, src], env=s.pgenv(), stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, timeout=150)
+    check(r.returncode == 0 and "ok jdbc" in r.stdout, f"PgJDBC: {r.stdout[-1500:]}")
+    n = calls(env, "ext_jdbc")
+    # 46 reads of 2 keys: a few misses per key and form (unnamed, the first
+    # Describe of the named statement, named) and after the ALTER, the rest
+    # hits
+    check(n <= 12, f"PgJDBC: {n} of 46 reads ran at PostgreSQL")
+    check(cache_row(s)["hits"] >= 34, f"PgJDBC: {cache_row(s)}")
