@@ -113,6 +113,42 @@ def t_params(env):
     w.close()
 
 
+@test("cache ext: groups pipelined with other requests are answered in order")
+def t_pipeline(env):
+    from harness import m_query
+    for mode in ("session", "transaction"):
+        setup(env)
+        s = start(env, mode=mode)
+        w = s.wire()
+        q = READ.format(m="ext_pipe_" + mode)
+        run(w, group(q, ["7"]))
+        run(w, group(q, ["8"]))
+        batch = (group(q, ["7"]) + m_query("SELECT 1001") + group(q, ["8"]) + group(q, ["9"])
+                 + group(q, ["7"], describe=False) + group(q, ["7"]))
+        w.send(batch)
+        msgs = w.collect(until_ready=6)
+        got = [parse_datarow(p)[0] for t, p in msgs if t == b"D"]
+        check(got == ["7", "1001", "8", "9", "7", "7"], f"{mode}: out of order: {got}")
+        check(b"".join(t for t, _ in msgs) ==
+              b"12TDCZ" b"TDCZ" b"12TDCZ" b"12TDCZ" b"12DCZ" b"12TDCZ",
+              f"{mode}: messages {[t for t, _ in msgs]}")
+        # 2 stored first; in the batch the first group is a hit, and the
+        # groups behind the Query go to PostgreSQL (a hit must not overtake
+        # what the server still answers)
+        check(calls(env, "ext_pipe_" + mode) == 6,
+              f"{mode}: {calls(env, 'ext_pipe_' + mode)} calls, want 6")
+        # hits one after another, then a miss, and a group behind it that
+        # waits for the miss's reply and runs
+        w.send(group(q, ["8"]) + group(q, ["7"]) + group(q, ["8"]) + group(q, ["11"])
+               + group(q, ["7"]))
+        msgs = w.collect(until_ready=5)
+        got = [parse_datarow(p)[0] for t, p in msgs if t == b"D"]
+        check(got == ["8", "7", "8", "11", "7"], f"{mode}: out of order: {got}")
+        check(calls(env, "ext_pipe_" + mode) == 8,
+              f"{mode}: {calls(env, 'ext_pipe_' + mode)} calls, want 8")
+        w.close()
+
+
 @test("cache ext: a binary result format is its own entry")
 def t_binary(env):
     setup(env)
