@@ -530,6 +530,17 @@ static int restore_parse(struct proxy_client *c, struct proxy_server *s)
 	}
 	c->unsynced = true; /* the server must stay until the client's Sync */
 	s->pool->st.server_parses++;
+	{
+		/* the tracker learns the statement, so that its Executes are known
+		 * reads (an unknown one bumps the whole database) */
+		struct proxy_ps_msg pm = {.type = 'P',
+		                          .len = (uint32_t)(cc->lost_len - 1),
+		                          .body = cc->lost_parse + 5,
+		                          .avail = cc->lost_len - 5};
+
+		proxy_reply_note(c, s, &pm);
+		c->ctx->note.n = 0;
+	}
 	free(cc->lost_parse);
 	cc->lost_parse = NULL;
 	return 0;
