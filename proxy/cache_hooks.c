@@ -1,6 +1,6 @@
 /*
- * The proxy's side of the result cache (cache/): which client Query is
- * looked up, serving a hit without a server, capturing a miss's reply as
+ * The proxy's side of the result cache (cache/): which client Query or
+ * extended-protocol group is looked up, serving a hit without a server, capturing a miss's reply as
  * it streams to the client, and bumping the generations of the tables a
  * committed write touched. relay.c, client.c and backrelay.c call in here
  * with one line each; everything else about the cache lives in this file.
@@ -53,8 +53,10 @@
  *    session mode a named Parse is never answered from the cache);
  *  - an unnamed Parse answered from the cache leaves the server's unnamed
  *    statement another one: the Parse is kept, and sent first (its reply
- *    hidden) if the client later binds the unnamed statement without
- *    parsing it again.
+ *    hidden, the tracker told of it) if the client later binds or
+ *    describes the unnamed statement without parsing it again; a Close of
+ *    it, a Parse of another or a Query (which replaces it at PostgreSQL)
+ *    forgets it.
  */
 #include "proxy/proxy.h"
 #include "proxy/stmt.h"
