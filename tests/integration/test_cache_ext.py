@@ -274,6 +274,19 @@ def t_invalidate(env):
         check(vals(run(w, group(q, ["7"]))[1]) == ["700"], f"{mode}: extended UPDATE not seen")
         w.query("UPDATE cache_t SET v = 7 WHERE id = 7")
         check(vals(run(w, group(q, ["7"]))[1]) == ["7"], f"{mode}: reset not seen")
+        # inside a transaction block the read sees its own write; after the
+        # rollback the cached value is still the right one
+        n = calls(env, m)
+        w.query("BEGIN")
+        w.query("UPDATE cache_t SET v = 77 WHERE id = 7")
+        w.send(group(q, ["7"]))
+        msgs = w.collect(until_ready=1)
+        rows = [p for t, p in msgs if t == b"D"]
+        check(vals(rows) == ["77"] and msgs[-1] == (b"Z", b"T"),
+              f"{mode}: in a transaction: {msgs}")
+        w.query("ROLLBACK")
+        check(vals(run(w, group(q, ["7"]))[1]) == ["7"], f"{mode}: after ROLLBACK")
+        check(calls(env, m) == n + 1, f"{mode}: only the read in the transaction ran")
         w.close()
 
 
