@@ -84,7 +84,7 @@ enum cache_reason {
 	CACHE_ROLE_CHANGED,    /* the session ran SET ROLE / SET SESSION AUTHORIZATION */
 	CACHE_SESSION_STATE,   /* a SET that changes results and is not in the key */
 	CACHE_MULTI_STATEMENT, /* one of several statements in one Query message */
-	CACHE_EXTENDED,        /* Parse/Bind/Execute: not served from the cache yet */
+	CACHE_EXTENDED,        /* Parse/Bind/Execute in a form not served (see cache_hooks.c) */
 	CACHE_NREASONS,
 };
 
@@ -179,6 +179,14 @@ struct cache_key_input {
 	const int16_t *param_fmt;
 	uint16_t nresult_fmt; /* Bind's result format codes (0 = all text, as Query) */
 	const int16_t *result_fmt;
+	/* the extended protocol: a reply to Parse/Bind/Execute never answers a
+	 * Query, nor one to another parameter typing or another Describe */
+	bool extended;
+	const uint8_t *param_types; /* Parse's int16 count and int32 OIDs, as on the wire */
+	size_t param_types_len;
+	bool describe;  /* a Describe of the portal asks for a RowDescription */
+	bool has_shape; /* the client was told the named statement's shape: */
+	uint64_t shape; /* its rows must have that one (proxy/stmt.h) */
 };
 
 void cache_key_make(const struct cache_key_input *in, struct cache_key *out);

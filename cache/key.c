@@ -6,7 +6,11 @@
  * field goes in as a tag, a length (or a count) and its bytes, so that
  * no two different inputs hash the same bytes ("ab","c" vs "a","bc"; a
  * NULL parameter vs an empty one). The Bind form reads the wire format
- * and feeds the same bytes as the array form.
+ * and feeds the same bytes as the array form. An extended-protocol key
+ * also holds the parameter types of the Parse, whether the portal was
+ * described, and the shape the client knows of a named statement; a
+ * Query's key has none of these and a tag of its own, so no reply to one
+ * protocol ever answers the other.
  * No allocation: the XXH3 state lives on the stack.
  */
 #include "cache/cache.h"
@@ -27,9 +31,10 @@ enum {
 	TAG_PARAM_FMT,
 	TAG_RESULT_FMT,
 	TAG_SETTINGS,
+	TAG_EXTENDED,
 };
 
-#define KEY_VERSION 2 /* bump when the layout changes: old entries then miss */
+#define KEY_VERSION 3 /* bump when the layout changes: old entries then miss */
 
 static void put_u32(XXH3_state_t *st, uint32_t v)
 {
@@ -80,6 +85,17 @@ static void key_begin(XXH3_state_t *st, const struct cache_key_input *in)
 	put_cstr(st, TAG_SEARCH_PATH, in->search_path);
 	put_cstr(st, TAG_ENCODING, in->client_encoding);
 	put_str(st, TAG_SETTINGS, in->settings, in->settings_len);
+	if (in->extended) {
+		uint8_t d = (uint8_t)((in->describe ? 1 : 0) | (in->has_shape ? 2 : 0));
+
+		put_str(st, TAG_EXTENDED, (const char *)in->param_types,
+		        in->param_types ? in->param_types_len : 0);
+		XXH3_128bits_update(st, &d, 1);
+		if (in->has_shape) {
+			put_u32(st, (uint32_t)in->shape);
+			put_u32(st, (uint32_t)(in->shape >> 32));
+		}
+	}
 }
 
 static void key_end(XXH3_state_t *st, struct cache_key *out)

@@ -1,6 +1,6 @@
 /*
- * The proxy's side of the result cache (cache/): which client Query is
- * looked up, serving a hit without a server, capturing a miss's reply as
+ * The proxy's side of the result cache (cache/): which client Query or
+ * extended-protocol group is looked up, serving a hit without a server, capturing a miss's reply as
  * it streams to the client, and bumping the generations of the tables a
  * committed write touched. relay.c, client.c and backrelay.c call in here
  * with one line each; everything else about the cache lives in this file.
@@ -29,10 +29,37 @@
  *  - While a lookup is pending the client's input is not read; the
  *    messages it pipelined stay buffered behind the Query.
  *
- * Extended-protocol statements are not served yet: a marked Parse counts
- * as "extended_protocol" and runs at PostgreSQL.
+ * The extended protocol is looked up one group at a time: the messages
+ * from the head of the client's input up to and including a Sync, all
+ * already read, in the form drivers send for one statement:
+ *     [Parse s] Bind "" s [Describe portal ""] Execute "" 0 Sync
+ * with nothing else between. The text of <s> must be known: the group's
+ * own Parse (unnamed or, in transaction mode, named), or in transaction
+ * mode a named statement of the client's (prepared.c keeps its text). Any
+ * other form (a named portal, a row limit, a Flush, several Executes
+ * before one Sync, a group not read whole yet, a statement not known) goes
+ * to PostgreSQL and, when marked, counts as "extended_protocol". The key
+ * adds to a Query's the parameter types of the Parse, the Bind's
+ * parameters and format codes, whether the portal is described, and the
+ * shape the client was told of a named statement (so that it never gets
+ * rows of another shape than the one it decodes by; a first Describe of a
+ * named statement goes to PostgreSQL, which tells prepared.c the shape).
+ * A hit replays ParseComplete (with a Parse), BindComplete, the
+ * RowDescription (with a Describe), the rows and CommandComplete, then
+ * ReadyForQuery. What a hit leaves undone at the server is made up:
+ *  - a named Parse answered from the cache names the statement for the
+ *    client in prepared.c's registry, which prepares it on any server
+ *    that lacks it when a later Bind misses (transaction mode only: in
+ *    session mode a named Parse is never answered from the cache);
+ *  - an unnamed Parse answered from the cache leaves the server's unnamed
+ *    statement another one: the Parse is kept, and sent first (its reply
+ *    hidden, the tracker told of it) if the client later binds or
+ *    describes the unnamed statement without parsing it again; a Close of
+ *    it, a Parse of another or a Query (which replaces it at PostgreSQL)
+ *    forgets it.
  */
 #include "proxy/proxy.h"
+#include "proxy/stmt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,15 +83,19 @@ enum cl_cache_state {
 struct proxy_cl_cache {
 	struct cache_lookup lk; /* lk.leader: told CACHE_MISS, must store or abandon */
 	struct cache_capture cap;
-	uint32_t ttl_s;       /* of the statement led */
-	uint64_t fp;          /* the scanner's fingerprint of the Query looked up */
-	uint8_t st;           /* enum cl_cache_state */
-	bool capturing;       /* the leader's reply is streaming through <cap> */
-	bool role_changed;    /* SET ROLE / SET SESSION AUTHORIZATION was sent */
-	bool state_changed;   /* a SET of a setting the key does not hold */
-	bool pend_db;         /* a write the parser cannot name: bump the database */
-	bool last_rollback;   /* the last CommandComplete since ReadyForQuery: ROLLBACK */
-	bool saw_commit;      /* a COMMIT since the last ReadyForQuery */
+	uint32_t ttl_s;      /* of the statement led */
+	uint64_t fp;         /* the scanner's fingerprint of the Query looked up */
+	uint8_t st;          /* enum cl_cache_state */
+	bool capturing;      /* the leader's reply is streaming through <cap> */
+	bool role_changed;   /* SET ROLE / SET SESSION AUTHORIZATION was sent */
+	bool state_changed;  /* a SET of a setting the key does not hold */
+	bool pend_db;        /* a write the parser cannot name: bump the database */
+	bool last_rollback;  /* the last CommandComplete since ReadyForQuery: ROLLBACK */
+	bool saw_commit;     /* a COMMIT since the last ReadyForQuery */
+	bool ext;            /* the lookup is of an extended-protocol group */
+	bool p_decided;      /* the head Parse was decided here (counted, if at all) */
+	uint8_t *lost_parse; /* owned: an unnamed Parse answered from the cache */
+	size_t lost_len;
 	uint8_t npend;        /* entries of <pend> */
 	char *pend[PEND_MAX]; /* owned: tables written in the transaction */
 };
@@ -208,9 +239,21 @@ void proxy_cache_sent(struct proxy_client *c, const struct proxy_ps_msg *m)
 
 	if (!ctx->cache)
 		return;
+	if (m->type == 'P' || m->type == 'Q') {
+		cc = c->cache;
+		/* the server's unnamed statement is this one's now */
+		if (cc && cc->lost_parse && (m->type == 'Q' || (m->avail > 0 && m->body[0] == 0))) {
+			free(cc->lost_parse);
+			cc->lost_parse = NULL;
+		}
+	}
 	if (m->type == 'P') {
-		/* extended protocol: not served yet, counted when marked */
-		if ((nt->hints & PROTO_SQL_HINT_CACHE) && !(nt->hints & PROTO_SQL_HINT_NOCACHE))
+		/* a marked Parse in a form that is not looked up (behind other
+		 * requests, or not decided in proxy_cache_query) is counted */
+		if (cc && cc->p_decided)
+			cc->p_decided = false;
+		else if ((nt->hints & PROTO_SQL_HINT_CACHE) &&
+		         !(nt->hints & PROTO_SQL_HINT_NOCACHE))
 			cache_count(ctx->cache, CACHE_EXTENDED);
 		return;
 	}
@@ -248,6 +291,19 @@ static bool tag_is(const uint8_t *body, size_t len, const char *w)
 /* ---- lookups and hits ---- */
 
 static const uint8_t rfq_idle[6] = {'Z', 0, 0, 0, 5, 'I'};
+static const uint8_t parse_complete[5] = {'1', 0, 0, 0, 4};
+static const uint8_t bind_complete[5] = {'2', 0, 0, 0, 4};
+
+/* A hit: the statement's row in SHOW QUERIES (a hit is no call). */
+static void count_hit(struct proxy_client *c, uint64_t fp)
+{
+	if (c->pool) {
+		c->pool->st.query_count++;
+		/* the row reply.c's record() would have used */
+		if (c->pool->stats_scope)
+			stats_cache_hit(c->ctx->stats, c->pool->stats_scope, fp);
+	}
+}
 
 /* Write <e> and a ReadyForQuery to the client in place of the Query at the
  * head of its input, which is consumed, and count the hit for statement
@@ -262,12 +318,7 @@ static int replay(struct proxy_client *c, const struct cache_entry *e, size_t ms
 	    proxy_io_send(ctx, &c->io, rfq_idle, sizeof(rfq_idle)) < 0)
 		return -1;
 	proto_buf_consume(&c->io.in, msg_len);
-	if (c->pool) {
-		c->pool->st.query_count++;
-		/* the row reply.c's record() would have used; a hit is no call */
-		if (c->pool->stats_scope)
-			stats_cache_hit(ctx->stats, c->pool->stats_scope, fp);
-	}
+	count_hit(c, fp);
 	return 0;
 }
 
@@ -278,25 +329,257 @@ static size_t head_msg_len(const struct proxy_client *c)
 	return ((size_t)p[1] << 24 | (size_t)p[2] << 16 | (size_t)p[3] << 8 | p[4]) + 1;
 }
 
+/* ---- the extended protocol: one group up to its Sync ---- */
+
+/* A group at the head of a client's input; views into that buffer (and
+ * prepared.c's registry), valid while the client is not read. */
+struct ext_group {
+	const char *text;     /* the statement's text */
+	const uint8_t *types; /* its parameter types: int16 count, int32 OIDs */
+	size_t types_len;
+	const uint8_t *bind; /* the Bind body after its portal and statement names */
+	size_t bind_len;
+	const uint8_t *parse; /* the group's Parse message, whole, or NULL */
+	size_t parse_len;
+	const char *pname;        /* the Parse's statement name */
+	struct proxy_cl_stmt *cs; /* without a Parse: the client's named statement */
+	size_t total;             /* bytes of the group, its Sync included */
+	bool describe;            /* Describe of the unnamed portal */
+};
+
+enum { EXT_UNKNOWN = -1, EXT_FORM = 0, EXT_OK = 1 };
+
+static int next_msg(const uint8_t *p, size_t n, size_t off, struct proto_msg *m)
+{
+	return proto_next(p + off, n - off, false, PROXY_INSPECT_MAX, m);
+}
+
+/*
+ * Read the group at the head of <c>'s input (see the top of this file).
+ * EXT_OK: <g> may be looked up. EXT_FORM: the statement's text is known
+ * (g->text) but the group is not in a form served. EXT_UNKNOWN: the text
+ * is not known (or not read yet). Reads only; O(messages of the group).
+ */
+static int ext_read(struct proxy_client *c, struct ext_group *g)
+{
+	const uint8_t *p = proto_buf_head(&c->io.in);
+	size_t n = proto_buf_avail(&c->io.in), off = 0;
+	bool txmode = c->pool && c->pool->mode != CONF_POOL_SESSION;
+	struct proto_msg m;
+	struct proto_reader r;
+	const char *portal, *sname;
+
+	memset(g, 0, sizeof(*g));
+	if (next_msg(p, n, 0, &m) != PROTO_OK)
+		return EXT_UNKNOWN;
+	if (m.type == 'P') {
+		size_t nt;
+
+		proto_reader_init(&r, m.body, m.body_len);
+		g->pname = proto_get_str(&r);
+		g->text = proto_get_str(&r);
+		if (!g->pname || !g->text || r.n < 2)
+			return EXT_UNKNOWN;
+		nt = (size_t)r.p[0] << 8 | r.p[1];
+		if (r.n != 2 + 4 * nt)
+			return EXT_UNKNOWN; /* PostgreSQL refuses it */
+		g->types = r.p;
+		g->types_len = r.n;
+		g->parse = m.raw;
+		g->parse_len = m.raw_len;
+		/* a named Parse answered from the cache leaves the server without
+		 * the statement: only transaction mode's registry makes up for it */
+		if (*g->pname && !txmode)
+			return EXT_FORM;
+		off = m.raw_len;
+		if (next_msg(p, n, off, &m) != PROTO_OK)
+			return EXT_FORM;
+	}
+	if (m.type != 'B')
+		return g->text ? EXT_FORM : EXT_UNKNOWN;
+	proto_reader_init(&r, m.body, m.body_len);
+	portal = proto_get_str(&r);
+	sname = proto_get_str(&r);
+	if (!portal || !sname)
+		return g->text ? EXT_FORM : EXT_UNKNOWN;
+	if (g->parse) {
+		if (strcmp(sname, g->pname) != 0)
+			return EXT_FORM;
+	} else {
+		/* the unnamed statement's text is not kept; a named one's is in
+		 * transaction mode, once its Parse has been read whole */
+		struct proxy_cl_stmt *cs = *sname && txmode ? proxy_cl_find(c, sname) : NULL;
+
+		if (!cs || !cs->stmt->types || c->fill == cs->stmt)
+			return EXT_UNKNOWN;
+		g->cs = cs;
+		g->text = cs->stmt->query;
+		g->types = cs->stmt->types;
+		g->types_len = cs->stmt->types_len;
+		if (cs->stale)
+			return EXT_FORM; /* prepared.c answers it with an error */
+	}
+	if (*portal)
+		return EXT_FORM;
+	g->bind = r.p;
+	g->bind_len = r.n;
+	off += m.raw_len;
+	if (next_msg(p, n, off, &m) != PROTO_OK)
+		return EXT_FORM;
+	if (m.type == 'D') {
+		if (m.body_len != 2 || m.body[0] != 'P' || m.body[1] != 0)
+			return EXT_FORM;
+		/* the first Describe of a named statement tells prepared.c the
+		 * shape the client will decode its rows by: PostgreSQL answers it */
+		if ((g->parse && *g->pname) || (g->cs && !g->cs->has_shape))
+			return EXT_FORM;
+		g->describe = true;
+		off += m.raw_len;
+		if (next_msg(p, n, off, &m) != PROTO_OK)
+			return EXT_FORM;
+	}
+	/* Execute of the unnamed portal, all rows */
+	if (m.type != 'E' || m.body_len != 5 || memcmp(m.body, "\0\0\0\0\0", 5) != 0)
+		return EXT_FORM;
+	off += m.raw_len;
+	if (next_msg(p, n, off, &m) != PROTO_OK || m.type != 'S' || m.body_len != 0)
+		return EXT_FORM;
+	g->total = off + m.raw_len;
+	return EXT_OK;
+}
+
+/*
+ * Answer the group at the head of <c>'s input with <e>, consuming it, and
+ * do at sluice what its Parse would have done at the server (see the top
+ * of this file). 0 done; 1 when it cannot be answered (nothing was sent:
+ * it goes to PostgreSQL); -1 if the client cannot be written to (the
+ * caller closes it).
+ */
+static int replay_ext(struct proxy_client *c, const struct cache_entry *e, uint64_t fp)
+{
+	struct proxy_ctx *ctx = c->ctx;
+	struct proxy_cl_cache *cc = c->cache;
+	struct ext_group g;
+
+	if (ext_read(c, &g) != EXT_OK ||
+	    !cache_entry_replay(e, g.describe ? CACHE_REPLAY_DESCRIBE : CACHE_REPLAY_EXECUTE))
+		return 1;
+	if (g.parse && *g.pname) {
+		/* transaction mode: the client's name, prepared on a server when
+		 * a Bind of it reaches one (prepared.c's ensure_prepared) */
+		struct proxy_stmt *st = proxy_stmt_get(ctx, g.text, g.types, g.types_len);
+
+		if (!st)
+			return 1;
+		if (proxy_cl_set(c, g.pname, st) < 0) {
+			if (st->refs == 0)
+				proxy_stmt_unref_new(ctx, st);
+			return 1;
+		}
+	} else if (g.parse) {
+		uint8_t *keep = malloc(g.parse_len);
+
+		if (!keep)
+			return 1;
+		memcpy(keep, g.parse, g.parse_len);
+		free(cc->lost_parse);
+		cc->lost_parse = keep;
+		cc->lost_len = g.parse_len;
+	}
+	if ((g.parse && proxy_io_send(ctx, &c->io, parse_complete, sizeof(parse_complete)) < 0) ||
+	    proxy_io_send(ctx, &c->io, bind_complete, sizeof(bind_complete)) < 0 ||
+	    (g.describe && proxy_io_send(ctx, &c->io, e->rowdesc, e->rowdesc_len) < 0) ||
+	    proxy_io_send(ctx, &c->io, e->body, e->body_len) < 0 ||
+	    proxy_io_send(ctx, &c->io, rfq_idle, sizeof(rfq_idle)) < 0)
+		return -1;
+	proto_buf_consume(&c->io.in, g.total);
+	cc->p_decided = false;
+	count_hit(c, fp);
+	return 0;
+}
+
+/*
+ * The client binds or describes the unnamed statement without parsing it
+ * again, and the server's unnamed statement is not the one the client last
+ * parsed (that Parse was answered from the cache): send that Parse first,
+ * its ParseComplete hidden. A Close of the unnamed statement forgets it.
+ * -1 if <c> was closed.
+ */
+static int restore_parse(struct proxy_client *c, struct proxy_server *s)
+{
+	struct proxy_cl_cache *cc = c->cache;
+	const uint8_t *head = proto_buf_head(&c->io.in);
+	struct proto_reader r;
+	const char *portal = "", *sname;
+
+	proto_reader_init(&r, head + 5, proto_buf_avail(&c->io.in) - 5);
+	if (head[0] == 'B')
+		portal = proto_get_str(&r);
+	else if (proto_get_u8(&r) != 'S')
+		return 0; /* a portal's Describe or Close */
+	sname = proto_get_str(&r);
+	if (r.err || !portal || !sname || *sname)
+		return 0; /* a named statement, or the names not read yet */
+	if (head[0] == 'C') {
+		free(cc->lost_parse);
+		cc->lost_parse = NULL;
+		return 0;
+	}
+	if (proxy_io_send(c->ctx, &s->io, cc->lost_parse, cc->lost_len) < 0 ||
+	    proxy_reply_push(s, PROXY_PEND_PARSE, PROXY_PEND_HIDE, NULL, 0) < 0) {
+		proxy_client_fail(c, PROXY_ERR_SERVER_LOST, "write to server failed");
+		return -1;
+	}
+	c->unsynced = true; /* the server must stay until the client's Sync */
+	s->pool->st.server_parses++;
+	{
+		/* the tracker learns the statement, so that its Executes are known
+		 * reads (an unknown one bumps the whole database) */
+		struct proxy_ps_msg pm = {.type = 'P',
+		                          .len = (uint32_t)(cc->lost_len - 1),
+		                          .body = cc->lost_parse + 5,
+		                          .avail = cc->lost_len - 5};
+
+		proxy_reply_note(c, s, &pm);
+		c->ctx->note.n = 0;
+	}
+	free(cc->lost_parse);
+	cc->lost_parse = NULL;
+	return 0;
+}
+
+/* Answer the head of <c>'s input (a Query or a group) with a hit: as
+ * replay_ext. */
+static int replay_head(struct proxy_client *c, const struct cache_entry *e)
+{
+	struct proxy_cl_cache *cc = c->cache;
+
+	if (cc->ext)
+		return replay_ext(c, e, cc->fp);
+	if (!cache_entry_replay(e, CACHE_REPLAY_QUERY))
+		return 1; /* stored without a RowDescription: it cannot answer a Query */
+	return replay(c, e, head_msg_len(c), cc->fp) < 0 ? -1 : 0;
+}
+
 static void lookup_cb(struct cache_lookup *lk, enum cache_result r)
 {
 	struct proxy_client *c = lk->arg;
 	struct proxy_cl_cache *cc = c->cache;
 	struct proxy_ctx *ctx = c->ctx;
+	int rc = 1;
 
 	if (c->state == PROXY_CL_CLOSING || cc->st != CL_PENDING)
 		return;
 	cc->st = CL_NONE;
-	if (r == CACHE_HIT && cache_entry_replay(&lk->entry, CACHE_REPLAY_QUERY)) {
-		if (replay(c, &lk->entry, head_msg_len(c), cc->fp) < 0) {
-			proxy_client_close(c);
-			return;
-		}
-	} else {
-		/* a bypass, a miss we lead, or an entry stored without a
-		 * RowDescription (it cannot answer a Query) */
-		cc->st = CL_GO;
+	if (r == CACHE_HIT)
+		rc = replay_head(c, &lk->entry);
+	if (rc < 0) {
+		proxy_client_close(c);
+		return;
 	}
+	/* a bypass, a miss we lead, or a hit that cannot answer this request */
+	if (rc > 0)
+		cc->st = CL_GO;
 	/* what was queued here leaves with the next loop iteration */
 	ev_idle_start(ctx->loop, &ctx->kick);
 	if (c->state == PROXY_CL_ACTIVE || c->state == PROXY_CL_IDLE)
@@ -343,6 +626,141 @@ static int settings_of(const struct proxy_client *c, char *buf, size_t cap, size
 	return 0;
 }
 
+/* After the key is made: look it up. The returns of proxy_cache_query. */
+static int lookup(struct proxy_client *c, struct proxy_cl_cache *cc,
+                  const struct stats_shape_info *si, uint32_t ttl_s, uint64_t fp)
+{
+	int rc;
+
+	cc->lk.db = c->db_name;
+	cc->lk.tables = (const char *const *)si->read;
+	cc->lk.ntables = si->nread;
+	cc->lk.cb = lookup_cb;
+	cc->lk.arg = c;
+	cc->ttl_s = ttl_s;
+	/* the fingerprint reply.c notes for this statement when it is sent:
+	 * the same scan of the same text */
+	cc->fp = fp;
+	switch (cache_lookup(c->ctx->cache, &cc->lk)) {
+	case CACHE_HIT:
+		rc = replay_head(c, &cc->lk.entry);
+		if (rc > 0)
+			return PROXY_CACHE_GO;
+		cc->st = CL_NONE;
+		if (rc < 0) {
+			proxy_client_close(c);
+			return PROXY_CACHE_CLOSED;
+		}
+		return PROXY_CACHE_DONE;
+	case CACHE_PENDING:
+		cc->st = CL_PENDING;
+		proxy_io_stop_read(c->ctx, &c->io);
+		return PROXY_CACHE_WAIT;
+	default:
+		return PROXY_CACHE_GO;
+	}
+}
+
+/* Scan <text> and decide for its first statement; NULL (counted when
+ * marked) if it is not served. */
+static const struct stats_shape_info *decide(struct proxy_client *c, struct proxy_server *s,
+                                             struct proxy_cl_cache *cc, const char *text,
+                                             size_t tlen, struct cache_verdict *v, uint64_t *fp)
+{
+	struct proxy_ctx *ctx = c->ctx;
+	struct proto_sql_scan sc;
+	const struct stats_shape_info *si;
+	struct cache_session sess = {0};
+
+	proto_sql_scan(text, tlen, true, scan_buf, sizeof(scan_buf), &sc);
+	if (sc.nstmts == 0)
+		return NULL;
+	si = stats_shape_seen(ctx->stats, &sc.stmt[0], scan_buf + sc.stmt[0].norm_off,
+	                      text + sc.stmt[0].src_off);
+	sess.in_tx = s && s->status != 'I';
+	sess.role_changed = cc->role_changed;
+	sess.state_changed = cc->state_changed;
+	sess.multi_stmt = sc.nstmts > 1;
+	if (!cache_decide(ctx->cache_rules, ctx->conf->cache.default_ttl, &sc.stmt[0], si, &sess,
+	                  v)) {
+		cache_count(ctx->cache, v->reason);
+		return NULL;
+	}
+	*fp = sc.stmt[0].fp;
+	return si;
+}
+
+/* Cheap for the statements that are not marked: no hint in the text and
+ * no rule that could mark it. */
+static bool may_be_marked(const struct proxy_ctx *ctx, const char *text, size_t tlen)
+{
+	return ctx->cache_nrules || ctx->conf->cache.nrules || memmem(text, tlen, "sluice:", 7);
+}
+
+/* The key's fields that are not the statement's: -1 if they do not fit. */
+static int key_session(const struct proxy_client *c, struct cache_key_input *in, char *settings,
+                       size_t cap)
+{
+	size_t slen = 0;
+
+	if (settings_of(c, settings, cap, &slen) < 0)
+		return -1;
+	in->db = c->db_name;
+	in->role = c->user;
+	in->client_encoding = c->vars[PROXY_VAR_CLIENT_ENCODING];
+	in->settings = settings;
+	in->settings_len = slen;
+	return 0;
+}
+
+/* An extended-protocol group at the head of <c>'s input (proxy_cache_query). */
+static int ext_query(struct proxy_client *c, struct proxy_server *s)
+{
+	struct proxy_ctx *ctx = c->ctx;
+	bool parse = proto_buf_head(&c->io.in)[0] == 'P';
+	struct proxy_cl_cache *cc;
+	struct ext_group g;
+	struct cache_verdict v;
+	struct cache_key_input in = {0};
+	char settings[SETTINGS_MAX];
+	const struct stats_shape_info *si;
+	uint64_t fp = 0;
+	int form = ext_read(c, &g);
+	size_t tlen;
+
+	if (form == EXT_UNKNOWN)
+		return PROXY_CACHE_GO;
+	tlen = strlen(g.text);
+	if (!may_be_marked(ctx, g.text, tlen) || !(cc = cl_cache(c)))
+		return PROXY_CACHE_GO;
+	if (!s)
+		cc->st = CL_GO; /* whatever follows, it is decided */
+	else
+		cc->p_decided = parse; /* proxy_cache_sent must not count it again */
+	if (!(si = decide(c, s, cc, g.text, tlen, &v, &fp)))
+		return PROXY_CACHE_GO;
+	if (form != EXT_OK) {
+		cache_count(ctx->cache, CACHE_EXTENDED);
+		return PROXY_CACHE_GO;
+	}
+	if (key_session(c, &in, settings, sizeof(settings)) < 0)
+		return PROXY_CACHE_GO;
+	in.text = g.text; /* the exact text, as for a Query */
+	in.text_len = tlen;
+	in.extended = true;
+	in.param_types = g.types;
+	in.param_types_len = g.types_len;
+	in.describe = g.describe;
+	if (g.cs && g.cs->has_shape) {
+		in.has_shape = true;
+		in.shape = g.cs->shape;
+	}
+	if (cache_key_bind(&in, g.bind, g.bind_len, &cc->lk.key) < 0)
+		return PROXY_CACHE_GO; /* malformed: PostgreSQL says so */
+	cc->ext = true;
+	return lookup(c, cc, si, v.ttl_s, fp);
+}
+
 int proxy_cache_query(struct proxy_client *c, struct proxy_server *s)
 {
 	struct proxy_ctx *ctx = c->ctx;
@@ -350,23 +768,32 @@ int proxy_cache_query(struct proxy_client *c, struct proxy_server *s)
 	const uint8_t *head = proto_buf_head(&c->io.in);
 	size_t avail = proto_buf_avail(&c->io.in), mlen;
 	const char *text;
-	size_t tlen, slen = 0;
-	struct proto_sql_scan sc;
+	size_t tlen;
 	const struct stats_shape_info *si;
-	struct cache_session sess = {0};
 	struct cache_verdict v;
 	struct cache_key_input in = {0};
 	char settings[SETTINGS_MAX];
-	enum cache_result r;
+	uint64_t fp = 0;
 
-	if (!ctx->cache || avail < 5 || head[0] != 'Q')
+	if (!ctx->cache || avail < 5)
+		return PROXY_CACHE_GO;
+	if (head[0] == 'D' || head[0] == 'C') {
+		/* never looked up; they may need the unnamed statement back */
+		if (s && cc && cc->lost_parse && cc->st != CL_PENDING && restore_parse(c, s) < 0)
+			return PROXY_CACHE_CLOSED;
+		return PROXY_CACHE_GO;
+	}
+	if (head[0] != 'Q' && head[0] != 'P' && head[0] != 'B')
 		return PROXY_CACHE_GO;
 	if (cc && cc->st == CL_PENDING)
 		return PROXY_CACHE_WAIT;
+	if (head[0] == 'B' && s && cc && cc->lost_parse && restore_parse(c, s) < 0)
+		return PROXY_CACHE_CLOSED;
 	if (cc && cc->st == CL_GO) {
 		/* decided before it waited for a server: it goes now */
 		if (s) {
 			cc->st = CL_NONE;
+			cc->p_decided = head[0] == 'P';
 			if (cc->lk.leader) {
 				cache_capture_reset(&cc->cap);
 				cc->capturing = true;
@@ -379,6 +806,8 @@ int proxy_cache_query(struct proxy_client *c, struct proxy_server *s)
 	if (s && (s->outstanding > 0 || s->inflight > 0 || s->internal > 0 || s->pq.n > 0 ||
 	          s->status != 'I' || s->in_copy_out || c->unsynced || c->in_copy))
 		return PROXY_CACHE_GO;
+	if (head[0] != 'Q')
+		return ext_query(c, s);
 	mlen = head_msg_len(c);
 	if (avail < mlen || mlen < 6 || head[mlen - 1] != 0)
 		return PROXY_CACHE_GO; /* not whole yet: it streams to PostgreSQL */
@@ -386,65 +815,19 @@ int proxy_cache_query(struct proxy_client *c, struct proxy_server *s)
 	tlen = mlen - 6;
 	if (memchr(text, 0, tlen))
 		return PROXY_CACHE_GO; /* PostgreSQL refuses it */
-	/* cheap for the statements that are not marked: no hint in the text
-	 * and no rule that could mark it */
-	if (!ctx->cache_nrules && !ctx->conf->cache.nrules && !memmem(text, tlen, "sluice:", 7))
-		return PROXY_CACHE_GO;
-	if (!(cc = cl_cache(c)))
+	if (!may_be_marked(ctx, text, tlen) || !(cc = cl_cache(c)))
 		return PROXY_CACHE_GO;
 	if (!s)
 		cc->st = CL_GO; /* whatever follows, it is decided */
-	proto_sql_scan(text, tlen, true, scan_buf, sizeof(scan_buf), &sc);
-	if (sc.nstmts == 0)
+	if (!(si = decide(c, s, cc, text, tlen, &v, &fp)))
 		return PROXY_CACHE_GO;
-	si = stats_shape_seen(ctx->stats, &sc.stmt[0], scan_buf + sc.stmt[0].norm_off,
-	                      text + sc.stmt[0].src_off);
-	sess.in_tx = s && s->status != 'I';
-	sess.role_changed = cc->role_changed;
-	sess.state_changed = cc->state_changed;
-	sess.multi_stmt = sc.nstmts > 1;
-	if (!cache_decide(ctx->cache_rules, ctx->conf->cache.default_ttl, &sc.stmt[0], si, &sess,
-	                  &v)) {
-		cache_count(ctx->cache, v.reason);
+	if (key_session(c, &in, settings, sizeof(settings)) < 0)
 		return PROXY_CACHE_GO;
-	}
-	if (settings_of(c, settings, sizeof(settings), &slen) < 0)
-		return PROXY_CACHE_GO;
-	in.db = c->db_name;
-	in.role = c->user;
 	in.text = text; /* the exact text: its literals are part of the question */
 	in.text_len = tlen;
-	in.client_encoding = c->vars[PROXY_VAR_CLIENT_ENCODING];
-	in.settings = settings;
-	in.settings_len = slen;
 	cache_key_make(&in, &cc->lk.key);
-	cc->lk.db = c->db_name;
-	cc->lk.tables = (const char *const *)si->read;
-	cc->lk.ntables = si->nread;
-	cc->lk.cb = lookup_cb;
-	cc->lk.arg = c;
-	cc->ttl_s = v.ttl_s;
-	/* the fingerprint reply.c notes for this Query when it is sent: the
-	 * same scan of the same text */
-	cc->fp = sc.stmt[0].fp;
-	r = cache_lookup(ctx->cache, &cc->lk);
-	switch (r) {
-	case CACHE_HIT:
-		if (!cache_entry_replay(&cc->lk.entry, CACHE_REPLAY_QUERY))
-			return PROXY_CACHE_GO;
-		cc->st = CL_NONE;
-		if (replay(c, &cc->lk.entry, mlen, cc->fp) < 0) {
-			proxy_client_close(c);
-			return PROXY_CACHE_CLOSED;
-		}
-		return PROXY_CACHE_DONE;
-	case CACHE_PENDING:
-		cc->st = CL_PENDING;
-		proxy_io_stop_read(ctx, &c->io);
-		return PROXY_CACHE_WAIT;
-	default:
-		return PROXY_CACHE_GO;
-	}
+	cc->ext = false;
+	return lookup(c, cc, si, v.ttl_s, fp);
 }
 
 /* ---- replies (backrelay.c) ---- */
@@ -516,6 +899,7 @@ void proxy_cache_client_free(struct proxy_client *c)
 		return;
 	pend_clear(cc);
 	cache_capture_reset(&cc->cap);
+	free(cc->lost_parse);
 	free(cc);
 	c->cache = NULL;
 }

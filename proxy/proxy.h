@@ -849,8 +849,9 @@ void proxy_cache_start(struct proxy_ctx *ctx);
 void proxy_cache_reload(struct proxy_ctx *ctx, const struct conf *nc);
 void proxy_cache_free(struct proxy_ctx *ctx);
 bool proxy_cache_on(const struct proxy_ctx *ctx);
-/* The Query at the head of <c>'s input, about to go to <s> (NULL: <c> has
- * no server yet): look it up. PROXY_CACHE_GO sends it on as usual;
+/* The Query (or the Parse or Bind that starts an extended-protocol group)
+ * at the head of <c>'s input, about to go to <s> (NULL: <c> has no server
+ * yet): look it up. PROXY_CACHE_GO sends it on as usual;
  * DONE answered it from the cache (consumed: go on with what follows);
  * WAIT stops reading <c> until the lookup ends (the callback goes on);
  * CLOSED closed <c>. */

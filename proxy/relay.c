@@ -158,7 +158,9 @@ static bool relay_to_server(struct proxy_client *c)
 			}
 			c->skip_to_sync = false;
 		}
-		if (type == 'Q' && ctx->cache) {
+		if ((type == 'Q' || type == 'P' || type == 'B' ||
+		     ((type == 'D' || type == 'C') && c->cache)) &&
+		    ctx->cache) {
 			int cr;
 
 			if (p > start) {
@@ -166,7 +168,9 @@ static bool relay_to_server(struct proxy_client *c)
 					goto server_failed;
 				proto_buf_consume(&c->io.in, (size_t)(p - start));
 			}
-			cr = proxy_cache_query(c, s); /* a hit is answered here, no server */
+			/* a Query, or an extended-protocol group from its Parse or
+			 * Bind to its Sync: a hit is answered here, no server */
+			cr = proxy_cache_query(c, s);
 			if (cr == PROXY_CACHE_CLOSED)
 				return false;
 			start = p = proto_buf_head(&c->io.in);

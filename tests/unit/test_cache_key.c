@@ -181,6 +181,77 @@ Test(cache_key, malformed_bind_is_refused)
 	cr_assert_eq(cache_key_bind(&in, b, n, &k), -1);
 }
 
+/* The extended protocol's own fields: a Parse/Bind/Execute reply never
+ * answers a Query of the same text, and the parameter types, the Describe
+ * and the shape a named statement's client knows each change the key. */
+Test(cache_key, extended_fields_change_the_key)
+{
+	static const uint8_t no_types[] = {0, 0};
+	static const uint8_t int4[] = {0, 1, 0, 0, 0, 23};
+	static const uint8_t text[] = {0, 1, 0, 0, 0, 25};
+	static const uint8_t unspec[] = {0, 1, 0, 0, 0, 0};
+	struct cache_key_input q = base(), e;
+	struct cache_key kq, ke;
+
+	q.nparams = 0, q.nparam_fmt = 0, q.nresult_fmt = 0;
+	kq = key_of(&q);
+	e = q;
+	e.extended = true;
+	e.param_types = no_types;
+	e.param_types_len = sizeof(no_types);
+	e.describe = true;
+	ke = key_of(&e);
+	cr_assert_not(same(kq, ke), "a Query and an extended query of one text differ");
+	cr_assert(same(ke, key_of(&e)), "the same input gives the same key");
+	/* the extended fields are ignored for a Query */
+	q.param_types = int4, q.param_types_len = sizeof(int4), q.describe = true;
+	cr_assert(same(kq, key_of(&q)));
+
+#define EDIFFERS(what, change)                                                                     \
+	do {                                                                                       \
+		struct cache_key_input x = e;                                                      \
+		change;                                                                            \
+		cr_assert_not(same(ke, key_of(&x)), "changing %s must change the key", what);      \
+	} while (0)
+	EDIFFERS("the Describe", x.describe = false);
+	EDIFFERS("the parameter types", (x.param_types = int4, x.param_types_len = 6));
+	EDIFFERS("no parameter types at all", x.param_types = NULL);
+	EDIFFERS("a known shape", (x.has_shape = true, x.shape = 0));
+#undef EDIFFERS
+	{
+		struct cache_key_input a = e, b = e;
+
+		a.param_types = int4, a.param_types_len = 6;
+		b.param_types = text, b.param_types_len = 6;
+		cr_assert_not(same(key_of(&a), key_of(&b)), "int4 against text");
+		b.param_types = unspec;
+		cr_assert_not(same(key_of(&a), key_of(&b)), "int4 against unspecified");
+		a = e, b = e;
+		a.has_shape = b.has_shape = true;
+		a.shape = 1;
+		b.shape = (uint64_t)1 << 32;
+		cr_assert_not(same(key_of(&a), key_of(&b)), "both halves of the shape count");
+	}
+}
+
+Test(cache_key, extended_bind_form_equals_array_form)
+{
+	static const uint8_t types[] = {0, 2, 0, 0, 0, 23, 0, 0, 0, 25};
+	struct cache_key_input in = base();
+	struct cache_key kb;
+	uint8_t b[64];
+	size_t n = bind_body(b);
+
+	in.extended = true;
+	in.param_types = types;
+	in.param_types_len = sizeof(types);
+	in.describe = true;
+	in.has_shape = true;
+	in.shape = 0x1234567890abcdefull;
+	cr_assert_eq(cache_key_bind(&in, b, n, &kb), 0);
+	cr_assert(same(kb, key_of(&in)));
+}
+
 Test(cache_key, strings_and_generation_ids)
 {
 	struct cache_key k = {.hi = 0x0123456789abcdefull, .lo = 0xfedcba9876543210ull};
