@@ -508,6 +508,22 @@ void proxy_cache_client_gone(struct proxy_client *c)
 		pend_bump(c, cc);
 }
 
+/* The head Query was consumed without going to a server (poolmgr.c drops
+ * a queued one on a cancel). A lead of it would otherwise stay open: its
+ * waiters would wait for this client's next statement, and take that
+ * statement's reply for this one's. Ending it sends them to PostgreSQL. */
+void proxy_cache_dropped(struct proxy_client *c)
+{
+	struct proxy_cl_cache *cc = c->cache;
+
+	if (!cc || !c->ctx->cache)
+		return;
+	if (cc->capturing)
+		capture_end(c->ctx, cc, false);
+	cache_lookup_cancel(c->ctx->cache, &cc->lk);
+	cc->st = CL_NONE;
+}
+
 void proxy_cache_client_free(struct proxy_client *c)
 {
 	struct proxy_cl_cache *cc = c->cache;

@@ -400,6 +400,8 @@ void proxy_pool_cancel(struct proxy_client *c)
 	 * alone, as PostgreSQL ignores a cancel while it reads a command. */
 	if (drop_request(c) == 0)
 		return;
+	if (proxy_cache_on(c->ctx))
+		proxy_cache_dropped(c); /* a lead of the dropped Query ends */
 	proxy_client_fail(c, PROXY_ERR_CANCELED, "canceling statement due to user request");
 	if (c->state == PROXY_CL_CLOSING)
 		return;

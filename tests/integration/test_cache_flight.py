@@ -400,3 +400,59 @@ def t_write_during_flight(env):
             cl.close()
         w.close()
         env.stop_checked(s)
+
+
+@test("cache flight: a leader cancelled while it waits for a server strands no waiter")
+def t_leader_cancelled_in_queue(env):
+    """Transaction mode, a pool of one server that another client holds in
+    a transaction: the leader's miss waits in the pool's queue, waiters
+    queue behind it in the cache. A cancel drops the leader's queued query
+    (57014, as PostgreSQL answers a cancel). Its waiters must then go to
+    PostgreSQL and get the right rows once the server is free, and the
+    leader's next statement, another query, must not be taken for the
+    marked read's result."""
+    setup(env)
+    conf = {"enabled": "1", "redis_url": f"redis://127.0.0.1:{env.redis.port}/0",
+            "redis_timeout_ms": "200"}
+    from test_cache import CacheSluice
+    s = CacheSluice(env, conf, settings={"pool_mode": "transaction", "min_pool_size": "0",
+                                         "default_pool_size": "1"})
+    env.extra.append(s)
+    s.start()
+    check(wait_until(lambda: cache_row(s)["redis"] == "up", 10), "Redis never came up")
+    marker = "flight_queued"
+    q = READ.format(m=marker)
+    want = direct(env, q)
+    holder = s.connect(autocommit=False)
+    lead = Clients(s, 1, q)
+    rest = Clients(s, 5, q)
+    try:
+        # the pool's one server, held in a transaction
+        holder.cursor().execute("SELECT 1")
+        lead.go()
+        time.sleep(0.5)  # the leader's miss is in the pool's queue
+        rest.go()
+        time.sleep(0.5)  # and the waiters behind it in the cache
+        lead.conns[0].cancel()
+        out = lead.wait(10)
+        check(out[0][:2] == ("error", "57014"), f"the cancelled leader got {out[0]}")
+        # the leader asks something else; it queues for the server too
+        other = Clients(s, 1, "SELECT 'not the marked read' AS other")
+        other.conns[0].close()
+        other.conns[0] = lead.conns[0]
+        other.go()
+        time.sleep(0.3)
+        holder.commit()
+        got = other.wait(20)[0]
+        check(got == ("rows", [("not the marked read",)]), f"the leader's next query got {got}")
+        out = rest.wait(20)
+        wrong = [o for o in out if o != want]
+        check(not wrong, f"{len(wrong)} waiters got {wrong[:1]}, want {want}")
+        c = s.connect()
+        check(outcome(c, q) == want, "a later read of the marked query")
+        c.close()
+    finally:
+        holder.close()
+        lead.close()
+        rest.close()
+        env.stop_checked(s)
