@@ -9,10 +9,12 @@ lock is held exactly one backend runs the statement, and afterwards
 pg_stat_statements has one call for it; every client gets the rows a
 direct connection returns.
 
-When the leader's query does not give a result that can be shared (it ends
-in an error, it is cancelled, its client goes away), the waiters are never
-left hanging: they go to PostgreSQL and get what a direct connection gets,
-the same error included. And a write that commits through sluice while a
+The same holds for a hot key whose entry just expired. When the leader's
+query does not give a result that can be shared (it ends in an error, it
+is cancelled at PostgreSQL or while it waits for a server, its client goes
+away, Redis dies meanwhile), the waiters are never left hanging: they go
+to PostgreSQL and get what a direct connection gets, the same error
+included. And a write that commits through sluice while a
 flight is out cuts it off: a read sent after the write never gets the
 flight's result from before it.
 """
@@ -456,3 +458,76 @@ def t_leader_cancelled_in_queue(env):
         lead.close()
         rest.close()
         env.stop_checked(s)
+
+
+@test("cache flight: a hot key that expires is fetched once for 50 clients")
+def t_expired_hot_key(env):
+    """An entry with ttl=1 is stored and read; once it has expired, 50
+    clients at once make one backend query, not a stampede."""
+    setup(env)
+    s = start(env, mode="transaction")
+    marker = "flight_ttl"
+    q = READ.format(m=marker).replace("sluice:cache", "sluice:cache ttl=1")
+    want = direct(env, q)
+    env.pg.query("SELECT pg_stat_statements_reset()", dbname="app")
+    c = s.connect()
+    check(outcome(c, q) == want and outcome(c, q) == want, "the first reads")
+    check(calls(env, marker) == 1, "the second read was not a hit")
+    time.sleep(2.2)  # past the TTL, in L1 and in Redis
+    cl = Clients(s, N, q)
+    lock = Locked(env)
+    try:
+        cl.go()
+        settle(env, marker, 1)
+    finally:
+        lock.release()
+    try:
+        out = cl.wait(20)
+        wrong = [o for o in out if o != want]
+        check(not wrong, f"{len(wrong)} clients got another answer, e.g. {wrong[:1]}")
+        n = calls(env, marker)
+        check(n == 2, f"PostgreSQL ran the read {n} times, want 2 (before and after expiry)")
+    finally:
+        c.close()
+        cl.close()
+        env.stop_checked(s)
+
+
+@test("cache flight: Redis dying while waiters queue sends them to PostgreSQL", timeout=90)
+def t_redis_dies_mid_flight(env):
+    """The leader waits at PostgreSQL with 49 waiters queued behind it when
+    Redis is killed: the waiters go to PostgreSQL (the lock holds them
+    there), and every client gets the right rows once it is released."""
+    import os
+    from harness import Redis
+    setup(env)
+    root = os.path.join(env.root, "redis-flight-test")
+    os.makedirs(root, exist_ok=True)
+    r = Redis(root)
+    r.start()
+    s = None
+    lock = None
+    try:
+        s = start(env, redis_port=r.port, mode="transaction")
+        marker = "flight_redis"
+        q = READ.format(m=marker)
+        want = direct(env, q)
+        cl = Clients(s, N, q)
+        lock = Locked(env)
+        cl.go()
+        settle(env, marker, 1)
+        r.proc.kill()
+        r.proc.wait()
+        check(wait_until(lambda: active(env, marker) == N, 10),
+              f"{active(env, marker)} backends run the read after Redis died, want {N}")
+        lock.release()
+        out = cl.wait(20)
+        wrong = [o for o in out if o != want]
+        check(not wrong, f"{len(wrong)} clients got another answer, e.g. {wrong[:1]}")
+        cl.close()
+    finally:
+        if lock:
+            lock.release()
+        if s:
+            env.stop_checked(s)
+        r.stop()
