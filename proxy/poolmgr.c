@@ -389,6 +389,11 @@ static int drop_request(struct proxy_client *c)
 
 void proxy_pool_cancel(struct proxy_client *c)
 {
+	if (proxy_cache_waiting(c)) {
+		/* its Query waits in the cache, not at its server */
+		proxy_cache_cancel_wait(c);
+		return;
+	}
 	if (c->state == PROXY_CL_ACTIVE && c->server) {
 		proxy_server_cancel(c->server);
 		return;

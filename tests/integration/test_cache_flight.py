@@ -531,3 +531,41 @@ def t_redis_dies_mid_flight(env):
         if s:
             env.stop_checked(s)
         r.stop()
+
+
+@test("cache flight: a cancel reaches a waiter as it would its query at PostgreSQL")
+def t_waiter_cancelled(env):
+    """A waiter queued behind a leader that waits on a lock is cancelled:
+    like a direct connection's query waiting on that lock, it gets
+    query_canceled at once and its connection stays usable; the others
+    still get the right rows."""
+    setup(env)
+    for mode in ("transaction", "session"):
+        s = start(env, mode=mode)
+        marker = "flight_wcancel_" + mode
+        q = READ.format(m=marker)
+        want = direct(env, q)
+        lock = Locked(env)
+        try:
+            lead = Clients(s, 1, q)
+            lead.go()
+            check(wait_until(lambda: lock_waiters(env, marker), 10), "the leader never ran")
+            rest = Clients(s, 3, q)
+            rest.go()
+            settle(env, marker, 1)
+            rest.conns[0].cancel()
+            deadline = time.time() + 5
+            while rest.out[0] is None and time.time() < deadline:
+                time.sleep(0.05)
+            check(rest.out[0] is not None and rest.out[0][:2] == ("error", "57014"),
+                  f"{mode}: the cancelled waiter got {rest.out[0]} within 5s, want 57014")
+            lock.release()
+            out = lead.wait(20) + rest.wait(20)[1:]
+            wrong = [o for o in out if o != want]
+            check(not wrong, f"{mode}: {len(wrong)} clients got {wrong[:1]}")
+            check(outcome(rest.conns[0], q) == want, f"{mode}: the cancelled client's next read")
+            lead.close()
+            rest.close()
+        finally:
+            lock.release()
+            env.stop_checked(s)
