@@ -18,12 +18,13 @@
 #   SLUICE_BIN       binary to benchmark (default ./sluice)
 #   PGBOUNCER_BIN    default /usr/sbin/pgbouncer
 #   KEEP=1           keep the work directory
-#   BENCH_ONLY=tps|tracking|memory|shapes   run one part only; tracking:
+#   BENCH_ONLY=tps|tracking|memory|shapes|cache   run one part only; tracking:
 #                    tracking on/off and scraped/not at 10 clients, 7 rounds
 #                    unless ROUNDS is given (bench/memory.sh is
 #                    BENCH_ONLY=memory); shapes: sluice's RSS while
 #                    SHAPES_STATEMENTS statements (1,000,000) of
-#                    SHAPES_DISTINCT shapes (100,000) pass (bench/shapes.py)
+#                    SHAPES_DISTINCT shapes (100,000) pass (bench/shapes.py);
+#                    cache: the result cache with Redis (bench/cache.sh)
 #
 # The memory part (bench/memory.sh alone) measures, for both poolers in
 # transaction mode with a small pool, the RSS per idle logged-in client at
@@ -49,9 +50,9 @@ DURATION=${DURATION:-10}
 SCALE=${SCALE:-10}
 BENCH_ONLY=${BENCH_ONLY:-}
 case $BENCH_ONLY in
-"" | tps | memory | shapes) ;;
+"" | tps | memory | shapes | cache) ;;
 tracking) ROUNDS=${ROUNDS_SET:-7} ;;
-*) echo "bench: BENCH_ONLY must be tps, tracking, memory or shapes, got \"$BENCH_ONLY\"" >&2; exit 2 ;;
+*) echo "bench: BENCH_ONLY must be tps, tracking, memory, shapes or cache, got \"$BENCH_ONLY\"" >&2; exit 2 ;;
 esac
 MEM_CLIENTS=${MEM_CLIENTS:-10000}
 MEM_BURSTS=${MEM_BURSTS:-5}
@@ -144,7 +145,8 @@ log "PostgreSQL 15 on 127.0.0.1:$PG_PORT, fsync off, CPU ${SRV_CPU:-any}"
 pg_init "$W/pg" "$PG_PORT" fast || exit 1
 pg_start "$W/pg" "$SRV_CPU" || exit 1
 pg_create_app "$W/pg" app app app || exit 1
-if [ "$BENCH_ONLY" = "" ] || [ "$BENCH_ONLY" = tps ] || [ "$BENCH_ONLY" = tracking ]; then
+if [ "$BENCH_ONLY" = "" ] || [ "$BENCH_ONLY" = tps ] || [ "$BENCH_ONLY" = tracking ] ||
+	[ "$BENCH_ONLY" = cache ]; then
 	log "pgbench -i -s $SCALE"
 	PGPASSWORD=app "$PGBENCH" -i -q -s "$SCALE" -h 127.0.0.1 -p "$PG_PORT" -U app app \
 		>"$W/pgbench-init.log" 2>&1 || { cat "$W/pgbench-init.log" >&2; exit 1; }
@@ -825,11 +827,14 @@ shapes_part() {
 	stop_poolers
 }
 
+. bench/cache.sh
+
 case $BENCH_ONLY in
-"") tps_part; memory_part; shapes_part ;;
+"") tps_part; memory_part; shapes_part; cache_part ;;
 tps) tps_part ;;
 tracking) tracking_part ;;
 memory) memory_part ;;
 shapes) shapes_part ;;
+cache) cache_part ;;
 esac
 echo "results: $REPORT (raw: $RESULTS, $MEM_TSV)"

@@ -692,7 +692,8 @@ static void handle_cancel(struct proxy_client *c, const struct proto_startup *s)
 	struct proxy_client *target = NULL;
 
 	HASH_FIND(hh_cancel, ctx->by_cancel, &k, sizeof(k), target);
-	if (target && (target->server || target->state == PROXY_CL_WAIT)) {
+	if (target &&
+	    (target->server || target->state == PROXY_CL_WAIT || proxy_cache_waiting(target))) {
 		ctx->n_cancels++;
 		log_debug("C-%llu: cancel request for C-%llu", (unsigned long long)c->id,
 		          (unsigned long long)target->id);

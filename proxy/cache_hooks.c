@@ -891,6 +891,47 @@ void proxy_cache_client_gone(struct proxy_client *c)
 		pend_bump(c, cc);
 }
 
+/* The head Query was consumed without going to a server (poolmgr.c drops
+ * a queued one on a cancel). A lead of it would otherwise stay open: its
+ * waiters would wait for this client's next statement, and take that
+ * statement's reply for this one's. Ending it sends them to PostgreSQL. */
+void proxy_cache_dropped(struct proxy_client *c)
+{
+	struct proxy_cl_cache *cc = c->cache;
+
+	if (!cc || !c->ctx->cache)
+		return;
+	if (cc->capturing)
+		capture_end(c->ctx, cc, false);
+	cache_lookup_cancel(c->ctx->cache, &cc->lk);
+	cc->st = CL_NONE;
+}
+
+/* A cancel for a client whose lookup is pending: it waits on another
+ * client's query of the same statement (single flight) or on Redis, and
+ * nothing of its own runs anywhere. PostgreSQL would cancel its query, so
+ * it leaves the flight, gets query_canceled and goes on with what it
+ * pipelined. May close <c>. */
+void proxy_cache_cancel_wait(struct proxy_client *c)
+{
+	struct proxy_cl_cache *cc = c->cache;
+	struct proxy_ctx *ctx = c->ctx;
+
+	if (!cc || cc->st != CL_PENDING)
+		return;
+	cache_lookup_cancel(ctx->cache, &cc->lk);
+	cc->st = CL_NONE;
+	/* the Query was whole when it was looked up */
+	proto_buf_consume(&c->io.in, head_msg_len(c));
+	proxy_client_fail(c, PROXY_ERR_CANCELED, "canceling statement due to user request");
+	if (c->state == PROXY_CL_CLOSING)
+		return;
+	ev_idle_start(ctx->loop, &ctx->kick);
+	if (c->state == PROXY_CL_ACTIVE || c->state == PROXY_CL_IDLE)
+		proxy_io_start_read(ctx, &c->io);
+	proxy_client_process(c);
+}
+
 void proxy_cache_client_free(struct proxy_client *c)
 {
 	struct proxy_cl_cache *cc = c->cache;

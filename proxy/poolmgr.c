@@ -389,6 +389,11 @@ static int drop_request(struct proxy_client *c)
 
 void proxy_pool_cancel(struct proxy_client *c)
 {
+	if (proxy_cache_waiting(c)) {
+		/* its Query waits in the cache, not at its server */
+		proxy_cache_cancel_wait(c);
+		return;
+	}
 	if (c->state == PROXY_CL_ACTIVE && c->server) {
 		proxy_server_cancel(c->server);
 		return;
@@ -400,6 +405,8 @@ void proxy_pool_cancel(struct proxy_client *c)
 	 * alone, as PostgreSQL ignores a cancel while it reads a command. */
 	if (drop_request(c) == 0)
 		return;
+	if (proxy_cache_on(c->ctx))
+		proxy_cache_dropped(c); /* a lead of the dropped Query ends */
 	proxy_client_fail(c, PROXY_ERR_CANCELED, "canceling statement due to user request");
 	if (c->state == PROXY_CL_CLOSING)
 		return;

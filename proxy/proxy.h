@@ -872,6 +872,12 @@ void proxy_cache_reply(struct proxy_server *s, const uint8_t *msg, size_t len);
 /* client.c: <c> closes (cancel, bump what it may have committed) / is freed. */
 void proxy_cache_client_gone(struct proxy_client *c);
 void proxy_cache_client_free(struct proxy_client *c);
+/* poolmgr.c: the Query at the head of <c>'s input was dropped before a
+ * server saw it (a cancel while queued): its lookup or lead ends. */
+void proxy_cache_dropped(struct proxy_client *c);
+/* poolmgr.c: a cancel for <c> while proxy_cache_waiting(): its Query is
+ * answered with query_canceled, as PostgreSQL would. May close <c>. */
+void proxy_cache_cancel_wait(struct proxy_client *c);
 
 /* admin_stats.c: SHOW QUERIES / SLOW / CLASSES / NPLUSONE / HEALTH / CACHE and RESET STATS
  * (<cmd> lower-cased, blanks squeezed). False if <cmd> is none of them;
