@@ -8,8 +8,8 @@
 #                  generations from Redis
 #   sluice-l1off   l1_bytes = 0: every hit is a Redis round trip
 #
-# Workloads (pgbench -M simple with a script; the cache serves the simple
-# protocol):
+# Workloads (pgbench -M simple with a script; the extended protocol is
+# served too, these rows measure the simple one):
 #
 #   agg-c10        a marked aggregate over 100,000 rows (GROUP BY, 10 rows
 #                  out), 10 clients
