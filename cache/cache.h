@@ -273,10 +273,17 @@ struct cache_capture {
 	uint32_t rowdesc_len;
 	bool complete; /* CommandComplete seen */
 	bool failed;
-	bool too_big; /* failed because of <max> */
+	bool too_big;   /* failed because of <max> */
+	size_t pending; /* bytes of a streamed DataRow still to come */
 };
 void cache_capture_init(struct cache_capture *cap, size_t max);
 void cache_capture_msg(struct cache_capture *cap, const uint8_t *msg, size_t len);
+/* A DataRow too big for the proxy to hold whole while it streams past:
+ * its <len> bytes (type and length included) are announced, then arrive
+ * in pieces by cache_capture_more as they are relayed. Anything else
+ * before its last byte gives up the capture. */
+void cache_capture_begin(struct cache_capture *cap, uint8_t type, size_t len);
+void cache_capture_more(struct cache_capture *cap, const uint8_t *p, size_t n);
 void cache_capture_reset(struct cache_capture *cap); /* frees; ready for reuse */
 
 /* ---- l1.c: the in-process LRU ---- */

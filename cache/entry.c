@@ -170,10 +170,41 @@ static void give_up(struct cache_capture *cap, bool too_big)
 	cap->too_big = too_big;
 }
 
+/* Room for <len> more bytes in <cap>'s buffer (within max); false: given up. */
+static bool capture_room(struct cache_capture *cap, size_t len)
+{
+	/* the entry around it must fit max too: the header and generations */
+	if (cap->len + len + HEAD_LEN + CACHE_MAX_GENS * 16 + 8 > cap->max) {
+		give_up(cap, true);
+		return false;
+	}
+	if (cap->len + len > cap->cap) {
+		size_t ncap = cap->cap ? cap->cap : 256;
+		uint8_t *nb;
+
+		while (ncap < cap->len + len)
+			ncap *= 2;
+		if (ncap > cap->max)
+			ncap = cap->max;
+		nb = realloc(cap->buf, ncap);
+		if (!nb) {
+			give_up(cap, false);
+			return false;
+		}
+		cap->buf = nb;
+		cap->cap = ncap;
+	}
+	return true;
+}
+
 void cache_capture_msg(struct cache_capture *cap, const uint8_t *msg, size_t len)
 {
 	if (cap->failed || len < 1)
 		return;
+	if (cap->pending) { /* a streamed DataRow is not over: out of order */
+		give_up(cap, false);
+		return;
+	}
 	switch (msg[0]) {
 	case '1': /* ParseComplete */
 	case '2': /* BindComplete */
@@ -199,29 +230,37 @@ void cache_capture_msg(struct cache_capture *cap, const uint8_t *msg, size_t len
 		give_up(cap, false);
 		return;
 	}
-	/* the entry around it must fit max too: the header and generations */
-	if (cap->len + len + HEAD_LEN + CACHE_MAX_GENS * 16 + 8 > cap->max) {
-		give_up(cap, true);
+	if (!capture_room(cap, len))
 		return;
-	}
-	if (cap->len + len > cap->cap) {
-		size_t ncap = cap->cap ? cap->cap : 256;
-		uint8_t *nb;
-
-		while (ncap < cap->len + len)
-			ncap *= 2;
-		if (ncap > cap->max)
-			ncap = cap->max;
-		nb = realloc(cap->buf, ncap);
-		if (!nb) {
-			give_up(cap, false);
-			return;
-		}
-		cap->buf = nb;
-		cap->cap = ncap;
-	}
 	memcpy(cap->buf + cap->len, msg, len);
 	cap->len += len;
 	if (msg[0] == 'C')
 		cap->complete = true;
+}
+
+void cache_capture_begin(struct cache_capture *cap, uint8_t type, size_t len)
+{
+	if (cap->failed)
+		return;
+	/* only rows are that big; a RowDescription of thousands of columns is
+	 * not stored (it would have to come first, whole) */
+	if (cap->pending || type != 'D' || cap->complete || len < 5) {
+		give_up(cap, false);
+		return;
+	}
+	if (capture_room(cap, len))
+		cap->pending = len;
+}
+
+void cache_capture_more(struct cache_capture *cap, const uint8_t *p, size_t n)
+{
+	if (cap->failed)
+		return;
+	if (n > cap->pending) {
+		give_up(cap, false);
+		return;
+	}
+	memcpy(cap->buf + cap->len, p, n);
+	cap->len += n;
+	cap->pending -= n;
 }

@@ -345,6 +345,8 @@ void proxy_server_process(struct proxy_server *s)
 				    proxy_io_send(ctx, &c->io, fwd, (size_t)(p - fwd)) < 0)
 					goto client_failed;
 				fwd = p + take;
+			} else if (c && proxy_cache_capturing(s)) {
+				proxy_cache_reply_part(s, p, take); /* a big row of a miss */
 			}
 			p += take;
 			n -= take;
@@ -416,7 +418,7 @@ void proxy_server_process(struct proxy_server *s)
 				goto client_failed;
 		}
 		if (!hide && c && proxy_cache_capturing(s))
-			proxy_cache_reply(s, p, len + 1); /* too big to capture */
+			proxy_cache_reply(s, p, len + 1); /* too big to hold: announced */
 		s->pass_left = len + 1;
 		s->pass_hide = hide;
 		if (!hide && c)

@@ -842,6 +842,14 @@ static void capture_end(struct proxy_ctx *ctx, struct proxy_cl_cache *cc, bool o
 	cache_capture_reset(&cc->cap);
 }
 
+void proxy_cache_reply_part(struct proxy_server *s, const uint8_t *p, size_t n)
+{
+	struct proxy_cl_cache *cc = s->client->cache;
+
+	if (cc->capturing)
+		cache_capture_more(&cc->cap, p, n);
+}
+
 void proxy_cache_reply(struct proxy_server *s, const uint8_t *msg, size_t len)
 {
 	struct proxy_client *c = s->client;
@@ -855,8 +863,8 @@ void proxy_cache_reply(struct proxy_server *s, const uint8_t *msg, size_t len)
 			capture_end(s->ctx, cc, s->status == 'I');
 		else if (len <= PROXY_INSPECT_MAX + 1)
 			cache_capture_msg(&cc->cap, msg, len);
-		else
-			capture_end(s->ctx, cc, false); /* streamed, not seen whole */
+		else /* streamed past in pieces: proxy_cache_reply_part brings them */
+			cache_capture_begin(&cc->cap, type, len);
 	}
 	if (len > PROXY_INSPECT_MAX + 1)
 		return; /* streaming past: not a message read whole */

@@ -869,6 +869,9 @@ bool proxy_cache_capturing(const struct proxy_server *s);
 /* A server message (<len> bytes with type and length) relayed to the
  * client of <s>, which has cache state: capture, commit, rollback. */
 void proxy_cache_reply(struct proxy_server *s, const uint8_t *msg, size_t len);
+/* The next <n> bytes of a message over PROXY_INSPECT_MAX that
+ * proxy_cache_reply announced, as they are relayed to the client. */
+void proxy_cache_reply_part(struct proxy_server *s, const uint8_t *p, size_t n);
 /* client.c: <c> closes (cancel, bump what it may have committed) / is freed. */
 void proxy_cache_client_gone(struct proxy_client *c);
 void proxy_cache_client_free(struct proxy_client *c);

@@ -253,6 +253,38 @@ def t_not_stored(env):
     c.close()
 
 
+@test("cache: a row bigger than the proxy reads whole (over 64 kB) is stored and served")
+def t_big_rows(env):
+    for mode in ("session", "transaction"):
+        setup(env)  # pg_stat_statements would count both modes' texts as one
+        s = start(env, mode=mode)
+        c = s.connect()
+        m = f"wide_{mode}"
+        # 3 rows of 200 kB, 300 kB and 1 byte: DataRows that stream past in pieces
+        q = (f"SELECT /* sluice:cache */ id, repeat(chr(64 + id), (4 - id) * 100000) AS {m} "
+             "FROM cache_t WHERE id < 4 ORDER BY id")
+        want = [(i, chr(64 + i) * ((4 - i) * 100000)) for i in (1, 2, 3)]
+        for _ in range(3):
+            cur = c.cursor()
+            cur.execute(q)
+            check(cur.fetchall() == want, f"{mode}: wide rows came back wrong")
+        check(calls(env, m) == 1, f"{mode}: PostgreSQL ran the wide read {calls(env, m)} times")
+        row = cache_row(s)
+        check(row["hits"] == 2 and row["stores"] == 1, f"{mode}: {row}")
+        c.close()
+        s.stop()
+    # a streamed row past max_result_bytes: not stored, answers still whole
+    setup(env)
+    s = start(env, mode="session", max_result_bytes="256kB")
+    c = s.connect()
+    q = "SELECT /* sluice:cache */ repeat('y', 300000) AS wide_max"
+    for _ in range(2):
+        check(one(c, q) == "y" * 300000, "the too-wide row came back wrong")
+    check(calls(env, "wide_max") == 2, "a row over max_result_bytes was served from the cache")
+    check("too_big=2" in cache_row(s)["uncacheable"], f"too big: {cache_row(s)}")
+    c.close()
+
+
 @test("cache: Redis killed -> correct answers from PostgreSQL; restarted -> hits resume",
       timeout=90)
 def t_fail_open(env):

@@ -263,3 +263,60 @@ Test(cache_capture, errors_notices_and_size_give_up)
 	cr_assert(cap.failed);
 	cache_capture_reset(&cap);
 }
+
+/* A DataRow too big for the proxy to hold whole comes in pieces: the
+ * capture holds the same bytes as if it had come at once. */
+Test(cache_capture, a_big_row_in_pieces)
+{
+	struct cache_capture whole, parts;
+	uint8_t m[64], *big = malloc(100005);
+	char *val = malloc(100000);
+	size_t n, bn;
+
+	cr_assert(big && val);
+	memset(val, 'x', 100000);
+	bn = msg(big, 'D', val, 100000);
+	free(val);
+	cache_capture_init(&whole, 1 << 20);
+	cache_capture_init(&parts, 1 << 20);
+	n = msg(m, 'T', "\0\0", 2);
+	cache_capture_msg(&whole, m, n);
+	cache_capture_msg(&parts, m, n);
+	cache_capture_msg(&whole, big, bn);
+	cache_capture_begin(&parts, 'D', bn);
+	for (size_t off = 0; off < bn; off += 32768)
+		cache_capture_more(&parts, big + off, bn - off < 32768 ? bn - off : 32768);
+	cr_assert_eq(parts.pending, 0);
+	n = msg(m, 'C', "SELECT 1", 9);
+	cache_capture_msg(&whole, m, n);
+	cache_capture_msg(&parts, m, n);
+	cr_assert(whole.complete && parts.complete);
+	cr_assert_not(parts.failed);
+	cr_assert_eq(parts.len, whole.len);
+	cr_assert_eq(memcmp(parts.buf, whole.buf, whole.len), 0);
+	cache_capture_reset(&whole);
+	cache_capture_reset(&parts);
+
+	/* a message before the row's last byte, or more bytes than announced */
+	cache_capture_msg(&parts, m, n);
+	cache_capture_reset(&parts);
+	cache_capture_begin(&parts, 'D', bn);
+	cache_capture_more(&parts, big, 100);
+	n = msg(m, 'C', "SELECT 1", 9);
+	cache_capture_msg(&parts, m, n);
+	cr_assert(parts.failed && !parts.complete, "a CommandComplete inside a row");
+	cache_capture_reset(&parts);
+	cache_capture_begin(&parts, 'D', 10);
+	cache_capture_more(&parts, big, 11);
+	cr_assert(parts.failed, "more bytes than the row has");
+	cache_capture_reset(&parts);
+	/* only rows stream; over max is too big */
+	cache_capture_begin(&parts, 'T', bn);
+	cr_assert(parts.failed);
+	cache_capture_reset(&parts);
+	cache_capture_init(&parts, 50000);
+	cache_capture_begin(&parts, 'D', bn);
+	cr_assert(parts.failed && parts.too_big);
+	cache_capture_reset(&parts);
+	free(big);
+}
