@@ -4,8 +4,8 @@
  * where operators and exporters talk to sluice as they would to
  * PgBouncer's console. This file is the dispatcher and runs the commands:
  * PAUSE, RESUME, DISABLE, ENABLE, RECONNECT, KILL, KILL_CLIENT,
- * WAIT_CLOSE, RELOAD, SHUTDOWN and SET (SUSPEND is refused: there is no
- * online restart to suspend for); the views are in admin_views.c
+ * WAIT_CLOSE, RELOAD, SHUTDOWN, SUSPEND and SET; the views are in
+ * admin_views.c
  * (PgBouncer's) and admin_stats.c (sluice's statement statistics).
  *
  * Only the simple query protocol is spoken, as in PgBouncer's console: an
@@ -230,6 +230,26 @@ static struct proxy_client *find_client(struct proxy_ctx *ctx, uint64_t id)
 	return NULL;
 }
 
+/* Whether every client's (but the admin console's) and server's output
+ * has been written to its socket. */
+static bool buffers_flushed(struct proxy_ctx *ctx)
+{
+	for (struct pool_node *n = ctx->clients.head.next; n != &ctx->clients.head; n = n->next) {
+		const struct proxy_client *cl = n->owner;
+
+		if (cl->state != PROXY_CL_ADMIN && cl->state != PROXY_CL_CLOSING &&
+		    proto_buf_avail(&cl->io.out) > 0)
+			return false;
+	}
+	for (struct pool_node *n = ctx->servers.head.next; n != &ctx->servers.head; n = n->next) {
+		const struct proxy_server *s = n->owner;
+
+		if (s->state != PROXY_SV_CLOSING && proto_buf_avail(&s->io.out) > 0)
+			return false;
+	}
+	return true;
+}
+
 /* ---- commands that wait ---- */
 
 static bool wait_done(struct proxy_ctx *ctx, const struct admin_waiter *w)
@@ -242,6 +262,8 @@ static bool wait_done(struct proxy_ctx *ctx, const struct admin_waiter *w)
 		return !servers_busy(ctx, w->db, true);
 	case ADMIN_WAIT_SHUTDOWN_C:
 		return !clients_left(ctx);
+	case ADMIN_WAIT_SUSPEND:
+		return !ctx->suspended || buffers_flushed(ctx);
 	default:
 		return true;
 	}
@@ -275,6 +297,7 @@ static void wait_cb(struct ev_loop *loop, ev_timer *timer, int revents)
 			        [ADMIN_WAIT_CLOSE] = "WAIT_CLOSE",
 			        [ADMIN_WAIT_SHUTDOWN_S] = "SHUTDOWN",
 			        [ADMIN_WAIT_SHUTDOWN_C] = "SHUTDOWN",
+			        [ADMIN_WAIT_SUSPEND] = "SUSPEND",
 			};
 
 			send_tag(c, tags[w->what]);
@@ -421,7 +444,30 @@ static void cmd_resume(struct proxy_client *c, const char *db)
 		return;
 	}
 	resume(c->ctx, db);
+	/* RESUME also ends a SUSPEND, as PgBouncer's does */
+	if (!db && c->ctx->suspended)
+		proxy_thaw_all(c->ctx);
 	send_tag(c, "RESUME");
+}
+
+/*
+ * SUSPEND, as PgBouncer's: no client (once logged in) or server socket is
+ * read any more, and the answer comes once everything already read has
+ * been written out, so nothing is in sluice's buffers. Logins and the
+ * admin console go on; RESUME reads the sockets again. (PgBouncer uses it
+ * to hand its sockets to a new process; sluice has no such hand-over, so
+ * it serves to freeze traffic with nothing half-sent, e.g. around a
+ * failover, without closing a connection.) May close <c> (out of memory).
+ */
+static void cmd_suspend(struct proxy_client *c)
+{
+	if (c->ctx->suspended) {
+		proxy_client_fail_hint(c, PROXY_ERR_ADMIN_SYNTAX, "RESUME ends it",
+		                       "already suspended");
+		return;
+	}
+	c->ctx->suspended = true;
+	wait_for(c, ADMIN_WAIT_SUSPEND, NULL);
 }
 
 void proxy_admin_pause_all(struct proxy_ctx *ctx, bool pause)
@@ -775,16 +821,7 @@ static void run_command(struct proxy_client *c, const char *sql)
 	else if (word(cmd, raw, "resume", &arg))
 		cmd_resume(c, arg);
 	else if (strcmp(cmd, "suspend") == 0)
-		/* PgBouncer's SUSPEND flushes and freezes every socket so that a
-		 * new process can take them over (online restart); sluice has no
-		 * such hand-over, and acting as PAUSE instead would let a script
-		 * believe the sockets were frozen */
-		proxy_client_fail_hint(c, PROXY_ERR_ADMIN_UNSUPPORTED,
-		                       "use PAUSE to hold new queries once running transactions "
-		                       "end, then RESUME; to restart, SHUTDOWN WAIT_FOR_CLIENTS "
-		                       "and start sluice again",
-		                       "SUSPEND is not supported: sluice cannot hand its sockets "
-		                       "over to a new process");
+		cmd_suspend(c);
 	else if (word(cmd, raw, "disable", &arg))
 		cmd_enable(c, arg, true);
 	else if (word(cmd, raw, "enable", &arg))

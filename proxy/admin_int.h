@@ -63,6 +63,7 @@ enum admin_wait {
 	ADMIN_WAIT_CLOSE,      /* WAIT_CLOSE: no server left marked close_needed */
 	ADMIN_WAIT_SHUTDOWN_S, /* SHUTDOWN WAIT_FOR_SERVERS: no server linked */
 	ADMIN_WAIT_SHUTDOWN_C, /* SHUTDOWN WAIT_FOR_CLIENTS: no client of a pool left */
+	ADMIN_WAIT_SUSPEND,    /* SUSPEND: every client and server socket's output written */
 };
 
 struct admin_waiter {

@@ -213,6 +213,7 @@ static void show_help(struct proxy_client *c)
 	        "\tRELOAD\n"
 	        "\tPAUSE [<db>]\n"
 	        "\tRESUME [<db>]\n"
+	        "\tSUSPEND\n"
 	        "\tDISABLE <db>\n"
 	        "\tENABLE <db>\n"
 	        "\tRECONNECT [<db>]\n"
@@ -253,13 +254,13 @@ static void show_state(struct proxy_client *c)
 
 	admin_tbl_begin(&t, cols, NCOLS(cols));
 	admin_put_text(&t, "active");
-	admin_put_text(&t, paused ? "no" : "yes");
+	admin_put_text(&t, paused || c->ctx->suspended ? "no" : "yes");
 	admin_tbl_row(&t);
 	admin_put_text(&t, "paused");
 	admin_put_text(&t, paused ? "yes" : "no");
 	admin_tbl_row(&t);
 	admin_put_text(&t, "suspended");
-	admin_put_text(&t, "no"); /* SUSPEND is refused, see admin.c */
+	admin_put_text(&t, c->ctx->suspended ? "yes" : "no");
 	admin_tbl_row(&t);
 	admin_tbl_end(c, &t, "SHOW");
 }

@@ -445,6 +445,13 @@ static void client_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	/* SUSPEND: a logged-in client's next bytes wait in the kernel for
+	 * RESUME; logins and the admin console go on */
+	if (c->ctx->suspended && c->pool && c->state != PROXY_CL_ADMIN &&
+	    c->state != PROXY_CL_CLOSING) {
+		proxy_io_freeze(c->ctx, &c->io);
+		return;
+	}
 	if (c->io.handshaking && !client_handshake(c))
 		return;
 	n = proxy_io_read(c->ctx, &c->io);

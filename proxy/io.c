@@ -54,6 +54,35 @@ void proxy_io_stop_read(struct proxy_ctx *ctx, struct proxy_io *io)
 		ev_io_stop(ctx->loop, &io->rd);
 }
 
+void proxy_io_freeze(struct proxy_ctx *ctx, struct proxy_io *io)
+{
+	proxy_io_stop_read(ctx, io);
+	io->frozen = true;
+}
+
+void proxy_thaw_all(struct proxy_ctx *ctx)
+{
+	ctx->suspended = false;
+	for (struct pool_node *n = ctx->clients.head.next; n != &ctx->clients.head; n = n->next) {
+		struct proxy_client *c = n->owner;
+
+		if (c->io.frozen) {
+			c->io.frozen = false;
+			if (c->state != PROXY_CL_CLOSING)
+				proxy_io_start_read(ctx, &c->io);
+		}
+	}
+	for (struct pool_node *n = ctx->servers.head.next; n != &ctx->servers.head; n = n->next) {
+		struct proxy_server *s = n->owner;
+
+		if (s->io.frozen) {
+			s->io.frozen = false;
+			if (s->state != PROXY_SV_CLOSING)
+				proxy_io_start_read(ctx, &s->io);
+		}
+	}
+}
+
 static void mark_dirty(struct proxy_ctx *ctx, struct proxy_io *io)
 {
 	if (io->dirty)

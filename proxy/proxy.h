@@ -70,6 +70,7 @@ struct proxy_io {
 	bool dirty;           /* on ctx->dirty: flushed and tidied before the loop sleeps */
 	bool failed;          /* a deferred write failed: the next read reports it */
 	bool late;            /* server side: flushed after the client side */
+	bool frozen;          /* SUSPEND stopped its reading; RESUME starts it again */
 	SSL *ssl;             /* owned; NULL for plain connections */
 	ev_io rd, wr;         /* wr armed only while out is non-empty */
 	struct proto_buf in;  /* owned: bytes read, not yet handled; no storage when empty */
@@ -465,6 +466,7 @@ struct proxy_ctx {
 	size_t nclients;
 	size_t nlogins; /* clients not logged in yet (STARTUP, AUTH, LOGIN) */
 	bool shutting_down;
+	bool suspended; /* SUSPEND: client and server sockets are not read (admin.c) */
 	double started_at;
 
 	struct proxy_http *http;            /* owned: the stats_listen listener, NULL when off */
@@ -706,6 +708,12 @@ void proxy_relay_drained(struct proxy_ctx *ctx, struct proxy_io *io);
  * client count, and sets the timer the new state needs. The client's pool
  * must be set before it enters LOGIN, IDLE, WAIT or ACTIVE. */
 void proxy_client_set_state(struct proxy_client *c, enum proxy_cl_state st);
+/* SUSPEND: <io> (of a logged-in client that is not the admin console's,
+ * or of a server past its login) waits for RESUME: its reading is stopped
+ * and it is marked frozen. */
+void proxy_io_freeze(struct proxy_ctx *ctx, struct proxy_io *io);
+/* RESUME after SUSPEND: read every frozen socket again. */
+void proxy_thaw_all(struct proxy_ctx *ctx);
 /* Enforce query_timeout, idle_transaction_timeout and client_idle_timeout
  * on a linked client; may close it. Called once a second. */
 void proxy_client_check_timeouts(struct proxy_client *c, double now);

@@ -828,6 +828,13 @@ static void server_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	/* SUSPEND: what PostgreSQL sends waits in the kernel for RESUME; a
+	 * server still logging in goes on */
+	if (s->ctx->suspended && s->state != PROXY_SV_CONNECTING && s->state != PROXY_SV_LOGIN &&
+	    s->state != PROXY_SV_CLOSING) {
+		proxy_io_freeze(s->ctx, &s->io);
+		return;
+	}
 	if (s->io.handshaking) {
 		server_handshake(s);
 		return;

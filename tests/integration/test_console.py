@@ -367,6 +367,55 @@ def pause_waits(env):
         app.close()
 
 
+@test("console: SUSPEND freezes client and server sockets until RESUME; logins and the "
+      "console go on")
+def suspend_resume(env):
+    for mode in ("session", "transaction"):
+        s = env.sluice(settings={"pool_mode": mode}, fresh=True)
+        app = s.connect()
+        app.cursor().execute("SELECT 1")
+        a = admin(s)
+        try:
+            run(a, "SUSPEND")
+            st = {r["key"]: r["value"] for r in rows(s, "SHOW STATE")}
+            check(st["suspended"] == "yes" and st["active"] == "no", f"{mode}: {st}")
+            try:
+                run(a, "SUSPEND")
+                check(False, "a second SUSPEND was accepted")
+            except psycopg2.Error as e:
+                check("already suspended" in e.pgerror, e.pgerror)
+            done, got = threading.Event(), []
+
+            def query(conn):
+                cur = conn.cursor()
+                cur.execute("SELECT 41 + 1")
+                got.append(cur.fetchone()[0])
+                done.set()
+            t = threading.Thread(target=query, args=(app,), daemon=True)
+            t.start()
+            check(not done.wait(0.7), f"{mode}: a query ran while suspended")
+            # a new client still logs in; its query waits too
+            late = s.connect()
+            done2 = threading.Event()
+
+            def query2():
+                late.cursor().execute("SELECT 1")
+                done2.set()
+            t2 = threading.Thread(target=query2, daemon=True)
+            t2.start()
+            check(not done2.wait(0.3), f"{mode}: a new client's query ran while suspended")
+            run(a, "RESUME")
+            check(done.wait(5) and got == [42], f"{mode}: the held query did not finish: {got}")
+            check(done2.wait(5), f"{mode}: the new client's query did not finish")
+            check(rows(s, "SHOW STATE")[2]["value"] == "no", "still suspended after RESUME")
+            t.join(5)
+            t2.join(5)
+            late.close()
+        finally:
+            a.close()
+            app.close()
+
+
 @test("console: RELOAD of a bad file is an error and changes nothing; SET applies live")
 def reload_and_set(env):
     s = env.sluice(fresh=True)

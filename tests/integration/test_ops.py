@@ -51,30 +51,6 @@ def exited(s, timeout):
     return wait_until(lambda: s.proc.poll() is not None, timeout)
 
 
-@test("ops: SUSPEND is refused with 0A000 and points to PAUSE; nothing is paused")
-def suspend_refused(env):
-    s = env.sluice(settings={"pool_mode": "transaction"})
-    c = admin(s)
-    try:
-        cur = c.cursor()
-        try:
-            cur.execute("SUSPEND")
-            raise AssertionError("SUSPEND was accepted")
-        except psycopg2.Error as e:
-            check(e.pgcode == "0A000", f"SUSPEND: SQLSTATE {e.pgcode}: {e}")
-            check("not supported" in str(e.diag.message_primary),
-                  f"message: {e.diag.message_primary}")
-            check("PAUSE" in (e.diag.message_hint or ""), f"hint: {e.diag.message_hint}")
-        # the console session goes on, and nothing was paused
-        cur.execute("SHOW STATE")
-        state = dict(cur.fetchall())
-        check(state == {"active": "yes", "paused": "no", "suspended": "no"},
-              f"SHOW STATE after SUSPEND: {state}")
-    finally:
-        c.close()
-    check(can_connect(s), "a client cannot run a query after the refused SUSPEND")
-
-
 @test("ops: SIGINT lets an open transaction finish, admits nothing new, then exits 0",
       timeout=60)
 def sigint_safe(env):
