@@ -478,6 +478,8 @@ void proxy_admin_pause_all(struct proxy_ctx *ctx, bool pause)
 		return;
 	if (!pause) {
 		resume(ctx, NULL);
+		if (ctx->suspended) /* SIGUSR2 is RESUME: it ends a SUSPEND too */
+			proxy_thaw_all(ctx);
 		return;
 	}
 	a->all_paused = true;
