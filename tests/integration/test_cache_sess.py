@@ -175,6 +175,15 @@ def t_failed_parse(env):
                          + m_describe(b"S", "s1") + M_SYNC)
     check(types == b"EZ" and b"C42601" in errs[0], f"skipped Parse: {types} {errs}")
     gone(w, "s1", "a Parse skipped after an error")
+    # pipelined: a failing batch, then one that prepares s1, in one write;
+    # the second's replies are matched to its own requests
+    w.send(m_parse("bad", "SELEC 1") + m_parse("s1", q) + M_SYNC
+           + m_parse("s1", q) + m_describe(b"S", "s1") + M_SYNC)
+    msgs = w.collect(until_ready=2)
+    types = b"".join(t for t, _ in msgs)
+    check(types == b"EZ1tTZ", f"pipelined batches: {types}")
+    served(env, w, "s1", m)
+    run(w, m_close(b"S", "s1") + M_SYNC)
     # a Parse of a name that exists fails (42P05): s1 stays what it was at
     # the server. Texts A and B have one shape; were B taken for s1's text,
     # A's rows would be stored under B's key, and another client's real B
