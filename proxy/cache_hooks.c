@@ -971,6 +971,22 @@ static int ext_read(struct proxy_client *c, struct ext_group *g)
 	return EXT_OK;
 }
 
+/* The bytes of the group at the head of <c>'s input, its Sync included;
+ * the group was read whole (it was looked up). */
+static size_t group_len(const struct proxy_client *c)
+{
+	const uint8_t *p = proto_buf_head(&c->io.in);
+	size_t n = proto_buf_avail(&c->io.in), off = 0;
+	struct proto_msg m;
+
+	while (off < n && next_msg(p, n, off, &m) == PROTO_OK) {
+		off += m.raw_len;
+		if (m.type == 'S')
+			break;
+	}
+	return off;
+}
+
 /*
  * Answer the group at the head of <c>'s input with <e>, consuming it, and
  * do at sluice what its Parse would have done at the server (see the top
@@ -1457,8 +1473,10 @@ void proxy_cache_cancel_wait(struct proxy_client *c)
 		return;
 	cache_lookup_cancel(ctx->cache, &cc->lk);
 	cc->st = CL_NONE;
-	/* the Query was whole when it was looked up */
-	proto_buf_consume(&c->io.in, head_msg_len(c));
+	/* the Query, or the group up to its Sync, was whole when it was looked
+	 * up: all of it is answered by the error (what is left of a group
+	 * would run at PostgreSQL on another statement or portal) */
+	proto_buf_consume(&c->io.in, cc->ext ? group_len(c) : head_msg_len(c));
 	proxy_client_fail(c, PROXY_ERR_CANCELED, "canceling statement due to user request");
 	if (c->state == PROXY_CL_CLOSING)
 		return;

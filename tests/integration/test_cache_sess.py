@@ -264,3 +264,45 @@ def t_jdbc(env):
     # 46 reads of 2 keys; before this change the 37 named ones all ran at
     # PostgreSQL
     check(n <= 14, f"PgJDBC: {n} of 46 reads ran at PostgreSQL")
+
+
+@test("cache sess: a cancel of a Bind S group waiting on another client's miss consumes "
+      "the whole group", timeout=60)
+def t_cancel_waiting_group(env):
+    # fails before the fix in proxy_cache_cancel_wait: only the Bind was
+    # taken off the client's input, so its Describe, Execute and Sync went
+    # to PostgreSQL after sluice's own error and ReadyForQuery, and the
+    # client got two ReadyForQuery for one Sync
+    import time
+    from harness import send_cancel, wait_until
+    from test_cache_flight import Locked, lock_waiters
+    from test_cache_flight import setup as flight_setup
+    flight_setup(env)
+    s = start(env, mode="session")
+    m = "sess_wcancel"
+    q = "SELECT /* sluice:cache */ v AS " + m + " FROM flight_t WHERE id = $1"
+    lead, wait = s.wire(), s.wire()
+    prepare(lead, "s1", q)
+    prepare(wait, "s1", q)
+    lock = Locked(env)
+    try:
+        lead.send(group("", ["7"], name="s1", parse=False))
+        check(wait_until(lambda: lock_waiters(env, m), 10), "the leader never ran")
+        wait.send(group("", ["7"], name="s1", parse=False))
+        time.sleep(0.3)  # its lookup now waits on the leader's flight
+        send_cancel("127.0.0.1", s.port, wait.backend_key)
+        wait.settimeout(5)
+        msgs = wait.collect(until_ready=1)
+        errs = [p for t, p in msgs if t == b"E"]
+        check(errs and b"C57014" in errs[0], f"the cancelled waiter got {msgs}")
+        lock.release()
+        types, rows, errs = run(lead, b"")  # the leader's reply
+        check(vals(rows) == ["21"] and not errs, f"the leader got {vals(rows)} {errs}")
+        # the waiter's connection answers its next request, and only it
+        types, rows, errs = run(wait, m_query("SELECT 42"))
+        check(types == b"TDCZ" and vals(rows) == ["42"],
+              f"after the cancel the waiter got {types} {vals(rows)} {errs}")
+    finally:
+        lock.release()
+    lead.close()
+    wait.close()
