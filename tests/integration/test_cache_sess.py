@@ -10,7 +10,8 @@ Close, an SQL DEALLOCATE (each form), DISCARD ALL, a Parse that failed or
 was skipped after an error, the next Bind gets PostgreSQL's own answer
 (26000), never cached rows; a name parsed again with another text or
 shape never returns the old rows; PgJDBC past prepareThreshold hits and
-survives an ALTER under its statement.
+survives an ALTER under its statement; a cancel of a Bind group waiting
+on another client's miss answers the whole group.
 """
 import os
 import shutil
