@@ -34,8 +34,10 @@
  * already read, in the form drivers send for one statement:
  *     [Parse s] Bind "" s [Describe portal ""] Execute "" 0 Sync
  * with nothing else between. The text of <s> must be known: the group's
- * own Parse (unnamed or, in transaction mode, named), or in transaction
- * mode a named statement of the client's (prepared.c keeps its text). Any
+ * own Parse (unnamed or, in transaction mode, named), or a named statement
+ * of the client's: in transaction mode prepared.c keeps its text, in
+ * session mode this file does (see "named statements in session mode"
+ * below). Any
  * other form (a named portal, a row limit, a Flush, several Executes
  * before one Sync, a group not read whole yet, a statement not known) goes
  * to PostgreSQL and, when marked, counts as "extended_protocol". The key
@@ -57,6 +59,29 @@
  *    describes the unnamed statement without parsing it again; a Close of
  *    it, a Parse of another or a Query (which replaces it at PostgreSQL)
  *    forgets it.
+ *
+ * Named statements in session mode. The client's own server holds them,
+ * so a Bind of one may be answered from the cache once sluice knows, for
+ * sure, what that name means at the server right now. Each client follows
+ * its requests' replies for that (struct sess_*): a Parse of a name is
+ * pending until its ParseComplete; an ErrorResponse makes the server skip
+ * to the Sync, so a Parse not answered by then never happened. The replies
+ * come in the order of the requests: a ring holds, in order, the requests
+ * whose replies tell something (Parse: '1'; Describe: 'T' / 'n'; Sync,
+ * Query and FunctionCall: 'Z'). While one of the first two is pending,
+ * every reply is read (proxy_cache_capturing). A name is forgotten at once
+ * when a request sent may drop it: a Close of it, a Parse of it (it
+ * replaces, or fails), DEALLOCATE of any form or DISCARD ALL (everything
+ * is forgotten), a call of a function that is not PostgreSQL's own, DO or
+ * CALL (it may run DEALLOCATE as dynamic SQL), a statement sluice cannot
+ * name. Its shape is that of the
+ * first RowDescription PostgreSQL gave for it (Describe of the statement,
+ * or of the unnamed portal bound to it); a statement not described yet is
+ * not served, and the key holds the shape. A request sluice cannot follow
+ * (more than the ring holds, a Query inside an unsynced extended batch,
+ * replies that do not match) ends following for that client: nothing of
+ * its is served from then on. Assumed: PostgreSQL's own functions do not
+ * deallocate prepared statements.
  */
 #include "proxy/proxy.h"
 #include "proxy/stmt.h"
@@ -64,6 +89,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <xxhash.h>
 
 #include "cache/cache.h"
 #include "stats/stats.h"
@@ -73,6 +100,40 @@
 #define PEND_MAX 16
 /* Session settings laid out for the key; longer values are not cached. */
 #define SETTINGS_MAX 1024
+
+/* Session mode: named statements followed per client, and their bytes. */
+#define SESS_MAX_STMTS 1000
+#define SESS_MAX_BYTES (1u << 20)
+/* Requests awaiting a reply in the ring; beyond, the client is not followed. */
+#define SESS_RING_MAX 1024
+
+/* A named statement of a session-mode client: pending (owned by its ring
+ * entry) until PostgreSQL accepted it, then in the client's map. */
+struct sess_stmt {
+	UT_hash_handle hh; /* by name */
+	UT_hash_handle hs; /* by serial */
+	uint64_t serial;   /* never 0; the same name parsed again is another */
+	uint64_t shape;    /* of the first RowDescription given for it, if has_shape */
+	bool has_shape;
+	bool dead; /* pending: forgotten before its ParseComplete (Close, DEALLOCATE) */
+	size_t bytes;
+	uint8_t *types; /* int16 count, int32 OIDs */
+	size_t types_len;
+	char *text;
+	char name[]; /* NUL-terminated */
+};
+
+enum sess_kind {
+	SESS_PARSE = 1, /* answered by '1'; <st> is owned (NULL: not kept) */
+	SESS_DESCRIBE,  /* answered by 'T' or 'n'; <serial> of the statement, 0 = none */
+	SESS_SYNC,      /* answered by 'Z' (Sync, Query, FunctionCall) */
+};
+
+struct sess_req {
+	uint8_t kind;
+	uint64_t serial;
+	struct sess_stmt *st;
+};
 
 enum cl_cache_state {
 	CL_NONE = 0, /* nothing decided for the head message */
@@ -98,6 +159,20 @@ struct proxy_cl_cache {
 	size_t lost_len;
 	uint8_t npend;        /* entries of <pend> */
 	char *pend[PEND_MAX]; /* owned: tables written in the transaction */
+	/* session mode: named statements (see the top of this file) */
+	struct sess_stmt *stmts;     /* owned: accepted, by name (hh) */
+	struct sess_stmt *by_serial; /* the same, by serial (hs) */
+	unsigned nstmts;             /* accepted and pending */
+	size_t stmt_bytes;           /* theirs */
+	struct sess_req *ring;       /* owned: requests awaiting replies, in order */
+	unsigned ring_cap, ring_head, ring_n;
+	unsigned lead_z;        /* Z-answered requests before every ring entry */
+	unsigned nwatch;        /* Parse and Describe entries in the ring */
+	uint64_t portal_serial; /* the statement the unnamed portal was bound to */
+	uint64_t next_serial;
+	bool sess_on;   /* session mode when made: named statements are followed */
+	bool ext_open;  /* an extended-protocol request since the last Sync */
+	bool sess_lost; /* not followed: nothing named is served */
 };
 
 /* Per process: the scanner's buffer for the text of a Query looked up. */
@@ -115,15 +190,22 @@ bool proxy_cache_waiting(const struct proxy_client *c)
 
 bool proxy_cache_capturing(const struct proxy_server *s)
 {
-	return s->client && s->client->cache && s->client->cache->capturing;
+	const struct proxy_cl_cache *cc = s->client ? s->client->cache : NULL;
+
+	/* a Parse or Describe being followed: its reply must be seen */
+	return cc && (cc->capturing || cc->nwatch > 0);
 }
 
 static struct proxy_cl_cache *cl_cache(struct proxy_client *c)
 {
 	if (!c->cache) {
 		c->cache = calloc(1, sizeof(*c->cache));
-		if (c->cache)
+		if (c->cache) {
 			cache_capture_init(&c->cache->cap, c->ctx->conf->cache.max_result_bytes);
+			/* named statements are followed from the start of a session
+			 * (proxy_cache_sent checks that nothing came before) */
+			c->cache->sess_on = c->pool && c->pool->mode == CONF_POOL_SESSION;
+		}
 	}
 	return c->cache;
 }
@@ -231,6 +313,424 @@ static void note_stmt(struct proxy_ctx *ctx, struct proxy_cl_cache *cc, uint64_t
 	}
 }
 
+/* ---- named statements in session mode (see the top of this file) ---- */
+
+static bool sess_mode(const struct proxy_client *c)
+{
+	return c->pool && c->pool->mode == CONF_POOL_SESSION;
+}
+
+static struct sess_req *ring_at(struct proxy_cl_cache *cc, unsigned i)
+{
+	return &cc->ring[(cc->ring_head + i) % cc->ring_cap];
+}
+
+static void sess_stmt_free(struct proxy_cl_cache *cc, struct sess_stmt *st)
+{
+	if (!st)
+		return;
+	cc->nstmts--;
+	cc->stmt_bytes -= st->bytes;
+	free(st->types);
+	free(st->text);
+	free(st);
+}
+
+/* A pending statement for a Parse of <name>; NULL (it is not served) when
+ * the client holds as many as it may, or out of memory. */
+static struct sess_stmt *sess_new(struct proxy_cl_cache *cc, const char *name, const char *text,
+                                  const uint8_t *types, size_t types_len)
+{
+	size_t nlen = strlen(name), tlen = strlen(text);
+	size_t bytes = sizeof(struct sess_stmt) + nlen + 1 + tlen + 1 + types_len;
+	struct sess_stmt *st;
+
+	if (cc->nstmts >= SESS_MAX_STMTS || cc->stmt_bytes + bytes > SESS_MAX_BYTES)
+		return NULL;
+	if (!(st = calloc(1, sizeof(*st) + nlen + 1)))
+		return NULL;
+	st->text = malloc(tlen + 1);
+	st->types = malloc(types_len);
+	if (!st->text || !st->types) {
+		free(st->text);
+		free(st->types);
+		free(st);
+		return NULL;
+	}
+	memcpy(st->name, name, nlen + 1);
+	memcpy(st->text, text, tlen + 1);
+	memcpy(st->types, types, types_len);
+	st->types_len = types_len;
+	st->serial = ++cc->next_serial;
+	st->bytes = bytes;
+	cc->nstmts++;
+	cc->stmt_bytes += bytes;
+	return st;
+}
+
+/* Forget accepted statement <st>. */
+static void sess_drop(struct proxy_cl_cache *cc, struct sess_stmt *st)
+{
+	HASH_DELETE(hh, cc->stmts, st);
+	HASH_DELETE(hs, cc->by_serial, st);
+	sess_stmt_free(cc, st);
+}
+
+/* Forget <name>, or every name when NULL: accepted, and Parses of it still
+ * pending (their ParseComplete will name nothing). */
+static void sess_forget(struct proxy_cl_cache *cc, const char *name)
+{
+	struct sess_stmt *st, *tmp;
+
+	if (name) {
+		HASH_FIND(hh, cc->stmts, name, strlen(name), st);
+		if (st)
+			sess_drop(cc, st);
+	} else {
+		HASH_ITER(hh, cc->stmts, st, tmp)
+		{
+			sess_drop(cc, st);
+		}
+	}
+	for (unsigned i = 0; i < cc->ring_n && cc->nwatch > 0; i++) {
+		struct sess_req *q = ring_at(cc, i);
+
+		if (q->kind == SESS_PARSE && q->st && (!name || strcmp(q->st->name, name) == 0))
+			q->st->dead = true;
+	}
+}
+
+/* The client's requests can no longer be matched with their replies:
+ * forget everything and follow it no more. */
+static void sess_lose(struct proxy_cl_cache *cc)
+{
+	sess_forget(cc, NULL);
+	for (unsigned i = 0; i < cc->ring_n; i++) {
+		struct sess_req *q = ring_at(cc, i);
+
+		if (q->kind == SESS_PARSE)
+			sess_stmt_free(cc, q->st);
+	}
+	free(cc->ring);
+	cc->ring = NULL;
+	cc->ring_cap = cc->ring_head = cc->ring_n = 0;
+	cc->nwatch = cc->lead_z = 0;
+	cc->sess_lost = true;
+}
+
+/* A request whose reply is followed was sent; <st> (pending) is the ring's
+ * now. */
+static void sess_push(struct proxy_cl_cache *cc, uint8_t kind, uint64_t serial,
+                      struct sess_stmt *st)
+{
+	if (cc->sess_lost) {
+		sess_stmt_free(cc, st);
+		return;
+	}
+	if (kind == SESS_SYNC && cc->ring_n == 0) {
+		cc->lead_z++; /* the common case costs a counter */
+		return;
+	}
+	if (cc->ring_n == cc->ring_cap) {
+		unsigned ncap = cc->ring_cap ? cc->ring_cap * 2 : 8;
+		struct sess_req *nr = ncap <= SESS_RING_MAX ? malloc(ncap * sizeof(*nr)) : NULL;
+
+		if (!nr) {
+			sess_stmt_free(cc, st);
+			sess_lose(cc);
+			return;
+		}
+		for (unsigned i = 0; i < cc->ring_n; i++)
+			nr[i] = *ring_at(cc, i);
+		free(cc->ring);
+		cc->ring = nr;
+		cc->ring_cap = ncap;
+		cc->ring_head = 0;
+	}
+	*ring_at(cc, cc->ring_n++) = (struct sess_req){.kind = kind, .serial = serial, .st = st};
+	if (kind != SESS_SYNC)
+		cc->nwatch++;
+}
+
+static struct sess_req sess_pop(struct proxy_cl_cache *cc)
+{
+	struct sess_req q = cc->ring[cc->ring_head];
+
+	cc->ring_head = (cc->ring_head + 1) % cc->ring_cap;
+	cc->ring_n--;
+	if (q.kind != SESS_SYNC)
+		cc->nwatch--;
+	return q;
+}
+
+static struct sess_stmt *sess_find(struct proxy_cl_cache *cc, const char *name)
+{
+	struct sess_stmt *st = NULL;
+
+	if (cc && !cc->sess_lost)
+		HASH_FIND(hh, cc->stmts, name, strlen(name), st);
+	return st;
+}
+
+/* The statement a Bind or Describe of <name> sent now refers to: a Parse
+ * of it still pending (the accepted one was forgotten when it was sent),
+ * else the accepted one; 0 if none is followed. */
+static uint64_t sess_serial_of(struct proxy_cl_cache *cc, const char *name)
+{
+	struct sess_stmt *st;
+
+	for (unsigned i = cc->ring_n; cc->nwatch > 0 && i-- > 0;) {
+		struct sess_req *q = ring_at(cc, i);
+
+		if (q->kind == SESS_PARSE && q->st && strcmp(q->st->name, name) == 0)
+			return q->st->dead ? 0 : q->st->serial;
+	}
+	st = sess_find(cc, name);
+	return st ? st->serial : 0;
+}
+
+/* May statement <fp> drop prepared statements (DEALLOCATE of any form,
+ * DISCARD ALL; a function not PostgreSQL's own, DO or CALL may run
+ * DEALLOCATE as dynamic SQL), or is it not known well enough to say? */
+static bool sess_may_drop(struct proxy_ctx *ctx, uint64_t fp)
+{
+	const struct stats_shape_info *si = fp ? stats_shape_find(ctx->stats, fp) : NULL;
+
+	return !si || !si->parsed || si->unknown_fn ||
+	       (si->session &
+	        (STATS_SS_DEALLOCATE | STATS_SS_DEALLOCATE_ALL | STATS_SS_DISCARD_ALL));
+}
+
+static void sess_parse(struct proxy_cl_cache *cc, const struct proxy_ps_msg *m)
+{
+	struct proto_reader r;
+	const char *name, *text;
+	struct sess_stmt *st = NULL;
+
+	proto_reader_init(&r, m->body, m->avail);
+	name = proto_get_str(&r);
+	if (!name) {
+		sess_forget(cc, NULL); /* the name it replaces is not known */
+	} else if (*name) {
+		/* it replaces the name, or fails (the name is taken): either
+		 * way the statement known so far is not the server's */
+		sess_forget(cc, name);
+		text = proto_get_str(&r);
+		if (m->avail == (size_t)m->len - 4 && text && r.n >= 2 &&
+		    r.n == 2 + 4 * ((size_t)r.p[0] << 8 | r.p[1]))
+			st = sess_new(cc, name, text, r.p, r.n);
+	}
+	sess_push(cc, SESS_PARSE, 0, st);
+}
+
+/* Session mode: what request <m>, sent to the client's server, does to
+ * its named statements. ctx->note holds its statements. */
+static void sess_sent(struct proxy_client *c, struct proxy_cl_cache *cc,
+                      const struct proxy_ps_msg *m)
+{
+	const struct proxy_note *nt = &c->ctx->note;
+	struct proto_reader r;
+	const char *portal, *name;
+	uint8_t kind;
+
+	if (cc->sess_lost)
+		return;
+	proto_reader_init(&r, m->body, m->avail);
+	switch (m->type) {
+	case 'S':
+		cc->ext_open = false;
+		sess_push(cc, SESS_SYNC, 0, NULL);
+		return;
+	case 'Q':
+	case 'F':
+		if (cc->ext_open) {
+			/* after an error PostgreSQL skips it to the Sync: its
+			 * ReadyForQuery would come later than it seems */
+			sess_lose(cc);
+			return;
+		}
+		cc->portal_serial = 0; /* a Query runs in the unnamed portal */
+		sess_push(cc, SESS_SYNC, 0, NULL);
+		if (m->type == 'F')
+			return;
+		if (m->avail != (size_t)m->len - 4 || nt->n >= PROTO_SQL_MAX_STMTS ||
+		    (nt->n == 0 && m->avail > 1)) {
+			sess_forget(cc, NULL); /* statements not all known */
+			return;
+		}
+		for (unsigned i = 0; i < nt->n; i++)
+			if (sess_may_drop(c->ctx, nt->fp[i])) {
+				sess_forget(cc, NULL);
+				return;
+			}
+		return;
+	case 'P':
+		cc->ext_open = true;
+		/* its Executes drop statements, if any does: the name is forgotten
+		 * first, as the Parse does it */
+		sess_parse(cc, m);
+		if (nt->n > 0 && nt->fp[0] && sess_may_drop(c->ctx, nt->fp[0]))
+			sess_forget(cc, NULL);
+		return;
+	case 'B':
+		cc->ext_open = true;
+		portal = proto_get_str(&r);
+		name = proto_get_str(&r);
+		if (!portal || !*portal)
+			cc->portal_serial = name && *name ? sess_serial_of(cc, name) : 0;
+		return;
+	case 'D':
+		cc->ext_open = true;
+		kind = proto_get_u8(&r);
+		name = proto_get_str(&r);
+		sess_push(cc, SESS_DESCRIBE,
+		          !name || r.err          ? 0
+		          : kind == 'S' && *name  ? sess_serial_of(cc, name)
+		          : kind == 'P' && !*name ? cc->portal_serial
+		                                  : 0,
+		          NULL);
+		return;
+	case 'C':
+		cc->ext_open = true;
+		kind = proto_get_u8(&r);
+		name = proto_get_str(&r);
+		if (r.err || !name)
+			sess_forget(cc, NULL);
+		else if (kind == 'S' && *name)
+			sess_forget(cc, name); /* at once: the safe side */
+		return;
+	case 'E':
+		cc->ext_open = true;
+		if (nt->n == 0 || sess_may_drop(c->ctx, nt->fp[0]))
+			sess_forget(cc, NULL); /* what it runs is not known */
+		return;
+	default:
+		return;
+	}
+}
+
+/* The shape of a RowDescription body (NULL: NoData) as the key holds it:
+ * every field but its format code (a Describe of the statement says text,
+ * of a portal what the Bind asked); false if malformed. */
+static bool row_shape(const uint8_t *body, size_t len, uint64_t *shape)
+{
+	struct proto_reader r;
+	uint16_t nfields;
+	uint64_t h = 0x5eed;
+
+	if (!body) {
+		*shape = 0x6e6f64617461; /* NoData */
+		return true;
+	}
+	proto_reader_init(&r, body, len);
+	nfields = proto_get_u16(&r);
+	for (uint16_t i = 0; i < nfields && !r.err; i++) {
+		const uint8_t *field = r.p;
+
+		if (!proto_get_str(&r) || !proto_get_bytes(&r, 16))
+			return false;
+		h = XXH64(field, (size_t)(r.p - field), h);
+		(void)proto_get_u16(&r);
+	}
+	if (r.err || r.n != 0)
+		return false;
+	*shape = h ^ nfields;
+	return true;
+}
+
+/* PostgreSQL described statement <serial>: its shape is the first one
+ * given; another one (or one too large to read) ends serving it. */
+static void sess_described(struct proxy_cl_cache *cc, uint64_t serial, uint8_t type,
+                           const uint8_t *msg, size_t len)
+{
+	struct sess_stmt *st;
+	uint64_t shape = 0;
+	bool known;
+
+	HASH_FIND(hs, cc->by_serial, &serial, sizeof(serial), st);
+	if (!st)
+		return;
+	known = len <= PROXY_INSPECT_MAX + 1 &&
+	        row_shape(type == 'n' ? NULL : msg + 5, len - 5, &shape);
+	if (!known || (st->has_shape && st->shape != shape)) {
+		sess_drop(cc, st);
+		return;
+	}
+	st->shape = shape;
+	st->has_shape = true;
+}
+
+/* Session mode: a reply relayed to the client, matched with the ring. */
+static void sess_reply(struct proxy_cl_cache *cc, const uint8_t *msg, size_t len)
+{
+	struct sess_req q;
+	struct sess_stmt *st;
+
+	if (cc->sess_lost)
+		return;
+	switch (msg[0]) {
+	case 'Z':
+		if (cc->lead_z > 0) {
+			cc->lead_z--;
+			return;
+		}
+		/* the requests before the Sync that got no reply were skipped
+		 * after an error: a Parse among them never happened */
+		for (;;) {
+			if (cc->ring_n == 0) {
+				sess_lose(cc);
+				return;
+			}
+			q = sess_pop(cc);
+			if (q.kind == SESS_SYNC)
+				return;
+			if (q.kind == SESS_PARSE)
+				sess_stmt_free(cc, q.st);
+		}
+	case 'E':
+		/* PostgreSQL skips to the Sync (a Query's error: nothing skipped) */
+		while (cc->lead_z == 0 && cc->ring_n > 0 && ring_at(cc, 0)->kind != SESS_SYNC) {
+			q = sess_pop(cc);
+			if (q.kind == SESS_PARSE)
+				sess_stmt_free(cc, q.st);
+		}
+		return;
+	case '1':
+		if (cc->lead_z > 0 || cc->ring_n == 0 || ring_at(cc, 0)->kind != SESS_PARSE) {
+			sess_lose(cc);
+			return;
+		}
+		q = sess_pop(cc);
+		if (!q.st)
+			return;
+		if (q.st->dead) {
+			sess_stmt_free(cc, q.st);
+			return;
+		}
+		/* PostgreSQL has it now */
+		HASH_FIND(hh, cc->stmts, q.st->name, strlen(q.st->name), st);
+		if (st)
+			sess_drop(cc, st);
+		HASH_ADD_KEYPTR(hh, cc->stmts, q.st->name, strlen(q.st->name), q.st);
+		HASH_ADD(hs, cc->by_serial, serial, sizeof(q.st->serial), q.st);
+		return;
+	case 'T':
+	case 'n':
+		if (cc->lead_z > 0 || cc->ring_n == 0 || ring_at(cc, 0)->kind == SESS_SYNC)
+			return; /* a Query's */
+		if (ring_at(cc, 0)->kind != SESS_DESCRIBE) {
+			sess_lose(cc);
+			return;
+		}
+		q = sess_pop(cc);
+		if (q.serial)
+			sess_described(cc, q.serial, msg[0], msg, len);
+		return;
+	default:
+		return;
+	}
+}
+
 void proxy_cache_sent(struct proxy_client *c, const struct proxy_ps_msg *m)
 {
 	struct proxy_ctx *ctx = c->ctx;
@@ -239,6 +739,16 @@ void proxy_cache_sent(struct proxy_client *c, const struct proxy_ps_msg *m)
 
 	if (!ctx->cache)
 		return;
+	cc = c->cache;
+	/* made now, with replies to earlier requests still to come: they
+	 * cannot be matched */
+	if (!cc && sess_mode(c) && (cc = cl_cache(c)) && c->server && c->server->pq.n > 1)
+		sess_lose(cc);
+	if (cc && cc->sess_on) {
+		if (!sess_mode(c))
+			sess_lose(cc); /* a reload changed the pool's mode */
+		sess_sent(c, cc, m);
+	}
 	if (m->type == 'P' || m->type == 'Q') {
 		cc = c->cache;
 		/* the server's unnamed statement is this one's now */
@@ -343,6 +853,7 @@ struct ext_group {
 	size_t parse_len;
 	const char *pname;        /* the Parse's statement name */
 	struct proxy_cl_stmt *cs; /* without a Parse: the client's named statement */
+	struct sess_stmt *sst;    /* likewise, in session mode */
 	size_t total;             /* bytes of the group, its Sync included */
 	bool describe;            /* Describe of the unnamed portal */
 };
@@ -405,6 +916,18 @@ static int ext_read(struct proxy_client *c, struct ext_group *g)
 	if (g->parse) {
 		if (strcmp(sname, g->pname) != 0)
 			return EXT_FORM;
+	} else if (*sname && c->cache && c->cache->sess_on && sess_mode(c)) {
+		/* session mode: a statement PostgreSQL accepted, and described */
+		struct sess_stmt *st = sess_find(c->cache, sname);
+
+		if (!st)
+			return EXT_UNKNOWN;
+		g->sst = st;
+		g->text = st->text;
+		g->types = st->types;
+		g->types_len = st->types_len;
+		if (!st->has_shape)
+			return EXT_FORM;
 	} else {
 		/* the unnamed statement's text is not kept; a named one's is in
 		 * transaction mode, once its Parse has been read whole */
@@ -446,6 +969,22 @@ static int ext_read(struct proxy_client *c, struct ext_group *g)
 		return EXT_FORM;
 	g->total = off + m.raw_len;
 	return EXT_OK;
+}
+
+/* The bytes of the group at the head of <c>'s input, its Sync included;
+ * the group was read whole (it was looked up). */
+static size_t group_len(const struct proxy_client *c)
+{
+	const uint8_t *p = proto_buf_head(&c->io.in);
+	size_t n = proto_buf_avail(&c->io.in), off = 0;
+	struct proto_msg m;
+
+	while (off < n && next_msg(p, n, off, &m) == PROTO_OK) {
+		off += m.raw_len;
+		if (m.type == 'S')
+			break;
+	}
+	return off;
 }
 
 /*
@@ -754,6 +1293,9 @@ static int ext_query(struct proxy_client *c, struct proxy_server *s)
 	if (g.cs && g.cs->has_shape) {
 		in.has_shape = true;
 		in.shape = g.cs->shape;
+	} else if (g.sst) {
+		in.has_shape = true;
+		in.shape = g.sst->shape;
 	}
 	if (cache_key_bind(&in, g.bind, g.bind_len, &cc->lk.key) < 0)
 		return PROXY_CACHE_GO; /* malformed: PostgreSQL says so */
@@ -856,6 +1398,8 @@ void proxy_cache_reply(struct proxy_server *s, const uint8_t *msg, size_t len)
 	struct proxy_cl_cache *cc = c->cache;
 	uint8_t type = msg[0];
 
+	if (cc->sess_on)
+		sess_reply(cc, msg, len); /* named statements: before the capture ends */
 	if (cc->capturing) {
 		if (type == 'Z')
 			/* cache_store refuses what is incomplete, failed or too big
@@ -929,8 +1473,10 @@ void proxy_cache_cancel_wait(struct proxy_client *c)
 		return;
 	cache_lookup_cancel(ctx->cache, &cc->lk);
 	cc->st = CL_NONE;
-	/* the Query was whole when it was looked up */
-	proto_buf_consume(&c->io.in, head_msg_len(c));
+	/* the Query, or the group up to its Sync, was whole when it was looked
+	 * up: all of it is answered by the error (what is left of a group
+	 * would run at PostgreSQL on another statement or portal) */
+	proto_buf_consume(&c->io.in, cc->ext ? group_len(c) : head_msg_len(c));
 	proxy_client_fail(c, PROXY_ERR_CANCELED, "canceling statement due to user request");
 	if (c->state == PROXY_CL_CLOSING)
 		return;
@@ -949,6 +1495,7 @@ void proxy_cache_client_free(struct proxy_client *c)
 	pend_clear(cc);
 	cache_capture_reset(&cc->cap);
 	free(cc->lost_parse);
+	sess_lose(cc);
 	free(cc);
 	c->cache = NULL;
 }
