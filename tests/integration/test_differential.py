@@ -1,0 +1,252 @@
+"""Differential check (issue 12): an application cannot tell sluice from
+PostgreSQL. Every script of tests/differential/ runs with psql straight
+against PostgreSQL and through sluice in session mode, with the same psql
+flags and environment; the two outputs must be the same byte for byte once
+what must differ between two sessions is masked. Scripts marked
+`-- sluice: transaction` also run through sluice in transaction mode with
+pin_session_state = on, where they must match as well.
+
+One test per script and mode (differential.session.temp, ...), so that a
+failure names the area and shows its unified diff."""
+import difflib
+import os
+import re
+import subprocess
+import threading
+import time
+
+import psycopg2
+
+from harness import TestFailure, test
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CORPUS = os.path.join(os.path.dirname(HERE), "differential")
+
+# The only things masked, each because it differs between two sessions of
+# the same PostgreSQL whoever is in between:
+# - backend pids (psql's notification lines, PostgreSQL's "PID n" in
+#   messages, and the scripts' own `\echo pid :x`). Each distinct pid
+#   becomes a token numbered by first appearance, so a pid that must equal
+#   an earlier one (a notification from ourselves, pg_backend_pid() later
+#   in the session) still has to.
+# - the number in a temporary schema's name (pg_temp_3), which is the
+#   backend's slot and depends on what else is connected.
+PID_RE = re.compile(r"\b(PID|pid) (\d+)\b")
+TEMP_SCHEMA_RE = re.compile(r"\bpg_(toast_)?temp_\d+\b")
+
+
+def mask(text):
+    tokens = {}
+
+    def pid(m):
+        tok = tokens.setdefault(m.group(2), f"<pid{len(tokens) + 1}>")
+        return f"{m.group(1)} {tok}"
+
+    text = PID_RE.sub(pid, text)
+    return TEMP_SCHEMA_RE.sub(lambda m: f"pg_{m.group(1) or ''}temp_<n>", text)
+
+
+def script_marks(path):
+    """The `-- sluice: word` marks in a script's opening comment lines."""
+    marks = set()
+    with open(path) as f:
+        for line in f:
+            if not line.startswith("--"):
+                break
+            m = re.match(r"--\s*sluice:\s*(.+?)\s*$", line)
+            if m:
+                marks.add(m.group(1))
+    return marks
+
+
+def psql_env(port):
+    """The same environment both ways but for the port: a fixed locale and
+    client encoding, and nothing from the caller's PG* variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env.update(LC_ALL="C.UTF-8", LANG="C.UTF-8", PGHOST="127.0.0.1", PGPORT=str(port),
+               PGUSER="app", PGDATABASE="app", PGPASSWORD="app", PGSSLMODE="disable",
+               PGCLIENTENCODING="UTF8", PGCONNECT_TIMEOUT="10", TZ="UTC")
+    return env
+
+
+def run_psql(path, port):
+    """Run a script with psql; stdout and stderr in one stream, stdout
+    unbuffered so that errors and notices stay where they happened."""
+    r = subprocess.run(["stdbuf", "-o0", "-e0", "psql", "-X", "-a", "-v", "ON_ERROR_STOP=0",
+                        "-f", path],
+                       env=psql_env(port), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=120)
+    return r.stdout.decode("utf-8", "backslashreplace")
+
+
+def cleanup(env):
+    """Leave the app database as a script expects to find it, so that each
+    run starts alike even after one that failed half way."""
+    c = env.pg.connect(dbname="app")
+    cur = c.cursor()
+    cur.execute("SELECT gid FROM pg_prepared_xacts WHERE gid LIKE 'diff\\_%'")
+    for (gid,) in cur.fetchall():
+        cur.execute(f"ROLLBACK PREPARED '{gid}'")
+    cur.execute("SELECT format('DROP %s IF EXISTS %I.%I CASCADE', "
+                "CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW' ELSE 'TABLE' END, "
+                "n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relname LIKE 'diff\\_%' AND c.relkind IN ('r', 'S', 'v') "
+                "AND n.nspname NOT LIKE 'pg\\_%'")
+    for (sql,) in cur.fetchall():
+        cur.execute(sql)
+    cur.execute("DROP SCHEMA IF EXISTS diff_sp CASCADE")
+    cur.execute("SELECT lo_unlink(oid) FROM pg_largeobject_metadata "
+                "WHERE oid BETWEEN 917000 AND 917999")
+    c.close()
+
+
+def set_prepared_transactions(env, n):
+    """Restart PostgreSQL with max_prepared_transactions = <n> unless it
+    has it already (it can only change at server start). Ends the current
+    sluice first, whose servers the restart would cut."""
+    if env.pg.query("SHOW max_prepared_transactions")[0][0] == str(n):
+        return
+    env.drop_sluice()
+    if n:
+        env.pg.query(f"ALTER SYSTEM SET max_prepared_transactions = {n}")
+    else:
+        env.pg.query("ALTER SYSTEM RESET max_prepared_transactions")
+    env.pg.stop()
+    env.pg.start()
+
+
+# What a transaction-mode client must never find on the server it lands
+# on: another client's session state. One row, compared with the first.
+STATE_SQL = """
+SELECT (SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()) AS temp_objects,
+       (SELECT count(*) FROM pg_listening_channels()) AS listening,
+       (SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory')
+         AS advisory_locks,
+       (SELECT count(*) FROM pg_prepared_statements WHERE from_sql) AS sql_prepared,
+       (SELECT count(*) FROM pg_cursors) AS cursors,
+       current_user, session_user,
+       current_setting('DateStyle') AS datestyle, current_setting('IntervalStyle') AS intervalstyle,
+       current_setting('TimeZone') AS timezone, current_setting('search_path') AS search_path,
+       current_setting('statement_timeout') AS statement_timeout,
+       current_setting('client_min_messages') AS client_min_messages,
+       current_setting('work_mem') AS work_mem,
+       current_setting('application_name') AS application_name,
+       current_setting('client_encoding') AS client_encoding,
+       current_setting('default_transaction_isolation') AS isolation
+"""
+
+
+class Neighbours:
+    """Transaction-mode clients that run beside the script on the same
+    small pool, so that the script's transactions move between servers
+    unless it is pinned, and that check on every server they land on that
+    nothing of the script's session state reached them."""
+
+    def __init__(self, s, n=2):
+        self.s = s
+        self.n = n
+        self.stop = threading.Event()
+        self.leaks = []
+        self.errors = []
+        self.queries = 0
+        self.ready = threading.Semaphore(0)
+        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(n)]
+
+    def run(self):
+        try:
+            c = self.s.connect(application_name="diff neighbour")
+            cur = c.cursor()
+            cur.execute(STATE_SQL)
+            cols = [d[0] for d in cur.description]
+            first = cur.fetchone()
+            self.ready.release()
+            while not self.stop.is_set():
+                cur.execute(STATE_SQL)
+                row = cur.fetchone()
+                self.queries += 1
+                if row != first:
+                    self.leaks.append(", ".join(f"{k}: {a!r} -> {b!r}" for k, a, b
+                                                in zip(cols, first, row) if a != b))
+                    first = row
+                time.sleep(0.002)
+            c.close()
+        except psycopg2.Error as e:
+            self.errors.append(repr(e))
+            self.ready.release()
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        # the script starts once every neighbour is logged in and running
+        for _ in self.threads:
+            if not self.ready.acquire(timeout=20):
+                raise TestFailure("a neighbour client did not log in within 20 s")
+        return self
+
+    def __exit__(self, *a):
+        self.stop.set()
+        for t in self.threads:
+            t.join(10)
+
+
+def compare(env, name, path, mode):
+    marks = script_marks(path)
+    two_phase = "needs max_prepared_transactions" in marks
+    if two_phase:
+        set_prepared_transactions(env, 10)
+    try:
+        cleanup(env)
+        direct = mask(run_psql(path, env.pg.port))
+        settings = {"pool_mode": mode}
+        if mode == "transaction":
+            settings.update(pin_session_state="on", default_pool_size="4")
+        s = env.sluice(settings=settings)
+        cleanup(env)
+        if mode == "transaction":
+            with Neighbours(s) as nb:
+                through = mask(run_psql(path, s.port))
+            if nb.errors or nb.leaks:
+                raise TestFailure(f"{name}.sql in transaction mode: clients beside it saw "
+                                  f"errors {nb.errors[:3]} and its state: {nb.leaks[:5]}")
+            if nb.queries < 2 * nb.n:
+                raise TestFailure(f"the clients beside {name}.sql ran only {nb.queries} queries")
+        else:
+            through = mask(run_psql(path, s.port))
+    finally:
+        if two_phase:
+            cleanup(env)
+            set_prepared_transactions(env, 0)
+    keep = os.environ.get("SLUICE_DIFF_OUT")
+    if keep:
+        # to read the outputs themselves: SLUICE_DIFF_OUT=/some/dir
+        os.makedirs(keep, exist_ok=True)
+        for who, text in (("postgresql", direct), (f"sluice-{mode}", through)):
+            with open(os.path.join(keep, f"{name}.{who}.out"), "w") as f:
+                f.write(text)
+    if not direct or direct.startswith("psql: error:"):
+        raise TestFailure(f"psql could not run {name} directly:\n{direct[:2000]}")
+    if direct != through:
+        diff = list(difflib.unified_diff(direct.splitlines(), through.splitlines(),
+                                         "postgresql", f"sluice ({mode} mode)", lineterm="", n=3))
+        shown = "\n".join(diff[:200])
+        more = f"\n... {len(diff) - 200} more diff lines" if len(diff) > 200 else ""
+        raise TestFailure(f"{name}.sql: output through sluice in {mode} mode differs from "
+                          f"PostgreSQL's:\n{shown}{more}")
+
+
+def register():
+    for fname in sorted(os.listdir(CORPUS)):
+        if not fname.endswith(".sql"):
+            continue
+        name = fname[:-4]
+        path = os.path.join(CORPUS, fname)
+        modes = ["session"]
+        if "transaction" in script_marks(path):
+            modes.append("transaction")
+        for mode in modes:
+            def fn(env, name=name, path=path, mode=mode):
+                compare(env, name, path, mode)
+            test(f"differential.{mode}.{name}", timeout=120)(fn)
+
+
+register()
