@@ -11,16 +11,20 @@ failure names the area and shows its unified diff."""
 import difflib
 import os
 import re
+import shutil
 import subprocess
 import threading
 import time
 
 import psycopg2
 
-from harness import TestFailure, test
+from harness import Skip, TestFailure, test
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
 CORPUS = os.path.join(os.path.dirname(HERE), "differential")
+DRIVERS = os.path.join(CORPUS, "drivers")
+NODE_DIR = os.path.join(REPO, "tests", "drivers", "node")
 
 # The only things masked, each because it differs between two sessions of
 # the same PostgreSQL whoever is in between:
@@ -190,13 +194,21 @@ class Neighbours:
 
 
 def compare(env, name, path, mode):
+    """Run psql script <path> straight and through sluice in <mode>."""
     marks = script_marks(path)
-    two_phase = "needs max_prepared_transactions" in marks
+    differ(env, f"{name}.sql", lambda port: mask(run_psql(path, port)), mode,
+           "needs max_prepared_transactions" in marks)
+
+
+def differ(env, what, runner, mode, two_phase=False):
+    """<runner>(port) gives an output; it must be the same straight
+    against PostgreSQL and through a sluice in pool mode <mode>."""
+    name = what
     if two_phase:
         set_prepared_transactions(env, 10)
     try:
         cleanup(env)
-        direct = mask(run_psql(path, env.pg.port))
+        direct = runner(env.pg.port)
         settings = {"pool_mode": mode}
         if mode == "transaction":
             settings.update(pin_session_state="on", default_pool_size="4")
@@ -204,14 +216,14 @@ def compare(env, name, path, mode):
         cleanup(env)
         if mode == "transaction":
             with Neighbours(s) as nb:
-                through = mask(run_psql(path, s.port))
+                through = runner(s.port)
             if nb.errors or nb.leaks:
-                raise TestFailure(f"{name}.sql in transaction mode: clients beside it saw "
+                raise TestFailure(f"{name} in transaction mode: clients beside it saw "
                                   f"errors {nb.errors[:3]} and its state: {nb.leaks[:5]}")
             if nb.queries < 2 * nb.n:
                 raise TestFailure(f"the clients beside {name}.sql ran only {nb.queries} queries")
         else:
-            through = mask(run_psql(path, s.port))
+            through = runner(s.port)
     finally:
         if two_phase:
             cleanup(env)
@@ -224,14 +236,59 @@ def compare(env, name, path, mode):
             with open(os.path.join(keep, f"{name}.{who}.out"), "w") as f:
                 f.write(text)
     if not direct or direct.startswith("psql: error:"):
-        raise TestFailure(f"psql could not run {name} directly:\n{direct[:2000]}")
+        raise TestFailure(f"{name} did not run directly:\n{direct[:2000]}")
     if direct != through:
         diff = list(difflib.unified_diff(direct.splitlines(), through.splitlines(),
                                          "postgresql", f"sluice ({mode} mode)", lineterm="", n=3))
         shown = "\n".join(diff[:200])
         more = f"\n... {len(diff) - 200} more diff lines" if len(diff) > 200 else ""
-        raise TestFailure(f"{name}.sql: output through sluice in {mode} mode differs from "
+        raise TestFailure(f"{name}: output through sluice in {mode} mode differs from "
                           f"PostgreSQL's:\n{shown}{more}")
+
+
+def run_driver(cmd, port, mode, extra_env=None):
+    """A driver transcript: the program's stdout and stderr."""
+    env = psql_env(port)
+    env["DIFF_MODE"] = mode
+    env.update(extra_env or {})
+    r = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=120, cwd=REPO)
+    text = r.stdout.decode("utf-8", "backslashreplace")
+    if r.returncode != 0 or not text.endswith("done\n"):
+        raise TestFailure(f"{' '.join(cmd)} exited with {r.returncode} on port {port}:\n"
+                          f"{text[-3000:]}")
+    return text
+
+
+def node_modules():
+    """tests/drivers/node/node_modules, installed with npm ci if missing."""
+    nm = os.path.join(NODE_DIR, "node_modules")
+    if not os.path.isdir(nm):
+        npm = shutil.which("npm")
+        if npm is None:
+            raise Skip("node_modules missing and npm not installed")
+        r = subprocess.run([npm, "ci", "--prefix", NODE_DIR, "--no-audit", "--no-fund"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=300)
+        if r.returncode != 0:
+            raise TestFailure(f"npm ci failed: {r.stdout[-1000:]}")
+    return nm
+
+
+def driver_psycopg2(env, mode):
+    script = os.path.join(DRIVERS, "psycopg2_transcript.py")
+    differ(env, "psycopg2 transcript",
+           lambda port: mask(run_driver(["/usr/bin/python3", script], port, mode)), mode)
+
+
+def driver_node(env, mode):
+    node = shutil.which("node")
+    if node is None:
+        raise Skip("node is not installed")
+    nm = node_modules()
+    script = os.path.join(DRIVERS, "node_transcript.js")
+    differ(env, "node-postgres transcript",
+           lambda port: mask(run_driver([node, script], port, mode, {"NODE_PATH": nm})), mode)
 
 
 def register():
@@ -247,6 +304,11 @@ def register():
             def fn(env, name=name, path=path, mode=mode):
                 compare(env, name, path, mode)
             test(f"differential.{mode}.{name}", timeout=120)(fn)
+    for mode in ("session", "transaction"):
+        test(f"differential.{mode}.driver_psycopg2", timeout=120)(
+            lambda env, mode=mode: driver_psycopg2(env, mode))
+        test(f"differential.{mode}.driver_node", timeout=180)(
+            lambda env, mode=mode: driver_node(env, mode))
 
 
 register()
