@@ -12,13 +12,16 @@ import difflib
 import os
 import re
 import shutil
+import socket
+import struct
 import subprocess
 import threading
 import time
 
 import psycopg2
 
-from harness import Skip, TestFailure, test
+from harness import (M_FLUSH, M_SYNC, M_TERMINATE, Skip, TestFailure, login_wire, m_bind,
+                     m_close, m_describe, m_execute, m_parse, m_query, msg, test)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -63,14 +66,21 @@ def script_marks(path):
     return marks
 
 
-def psql_env(port):
+def psql_env(port, extra=None):
     """The same environment both ways but for the port: a fixed locale and
-    client encoding, and nothing from the caller's PG* variables."""
+    client encoding, nothing from the caller's PG* variables, and the
+    script's own `-- sluice: env NAME=VALUE` marks (<extra>)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     env.update(LC_ALL="C.UTF-8", LANG="C.UTF-8", PGHOST="127.0.0.1", PGPORT=str(port),
                PGUSER="app", PGDATABASE="app", PGPASSWORD="app", PGSSLMODE="disable",
                PGCLIENTENCODING="UTF8", PGCONNECT_TIMEOUT="10", TZ="UTC")
+    env.update(extra or {})
     return env
+
+
+def script_env(marks):
+    """NAME=VALUE of each `env NAME=VALUE` mark."""
+    return dict(m[4:].split("=", 1) for m in marks if m.startswith("env ") and "=" in m)
 
 
 def run_psql(path, port):
@@ -78,7 +88,8 @@ def run_psql(path, port):
     unbuffered so that errors and notices stay where they happened."""
     r = subprocess.run(["stdbuf", "-o0", "-e0", "psql", "-X", "-a", "-v", "ON_ERROR_STOP=0",
                         "-f", path],
-                       env=psql_env(port), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       env=psql_env(port, script_env(script_marks(path))),
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, timeout=120)
     return r.stdout.decode("utf-8", "backslashreplace")
 
@@ -123,6 +134,7 @@ def set_prepared_transactions(env, n):
 # on: another client's session state. One row, compared with the first.
 STATE_SQL = """
 SELECT (SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()) AS temp_objects,
+       (SELECT count(*) FROM pg_proc WHERE pronamespace = pg_my_temp_schema()) AS temp_functions,
        (SELECT count(*) FROM pg_listening_channels()) AS listening,
        (SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory')
          AS advisory_locks,
@@ -133,7 +145,8 @@ SELECT (SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()) 
        current_setting('TimeZone') AS timezone, current_setting('search_path') AS search_path,
        current_setting('statement_timeout') AS statement_timeout,
        current_setting('client_min_messages') AS client_min_messages,
-       current_setting('work_mem') AS work_mem,
+       current_setting('work_mem') AS work_mem, current_setting('lock_timeout') AS lock_timeout,
+       current_setting('enable_seqscan') AS enable_seqscan,
        current_setting('application_name') AS application_name,
        current_setting('client_encoding') AS client_encoding,
        current_setting('default_transaction_isolation') AS isolation
@@ -291,6 +304,159 @@ def driver_node(env, mode):
            lambda port: mask(run_driver([node, script], port, mode, {"NODE_PATH": nm})), mode)
 
 
+# The wire protocol itself, message by message: each step is what a
+# driver may send (pipelines, named and unnamed statements and portals,
+# portal suspension, Flush, errors in the middle of a pipeline, COPY in
+# both protocols, a fast-path FunctionCall) and, as a count of
+# ReadyForQuery or of messages after a Flush, how much answer it waits for.
+def fn_call(oid, *args):
+    """FunctionCall of function <oid> with int4 arguments, binary result."""
+    p = struct.pack("!IHHH", oid, 1, 1, len(args))
+    for a in args:
+        p += struct.pack("!ii", 4, a)
+    return msg(b"F", p + struct.pack("!H", 1))
+
+
+WIRE_STEPS = [
+    ("simple query", m_query("SELECT 1 AS one, 'two'::text AS two"), 1),
+    ("empty simple query", m_query(""), 1),
+    ("simple batch with an error", m_query("SELECT 1; SELECT 1/0; SELECT 3"), 1),
+    ("unnamed statement", m_parse("", "SELECT $1::int + 1 AS n", [23])
+     + m_bind("", "", ["41"]) + m_describe(b"P", "") + m_execute("") + M_SYNC, 1),
+    ("describe a statement", m_parse("", "SELECT $1::text, $2::numeric", [0, 0])
+     + m_describe(b"S", "") + M_SYNC, 1),
+    ("named statement", m_parse("diff_s1", "SELECT $1::text || '!' AS shout")
+     + m_describe(b"S", "diff_s1") + M_SYNC, 1),
+    ("execute it twice", m_bind("", "diff_s1", ["a"]) + m_execute("")
+     + m_bind("", "diff_s1", ["b"]) + m_execute("") + M_SYNC, 1),
+    # session mode only: in transaction mode sluice keeps the client's
+    # statement names itself and answers ParseComplete (README)
+    ("parse the same name again", m_parse("diff_s1", "SELECT 2") + M_SYNC, 1, "session"),
+    ("close it, and one that does not exist",
+     m_close(b"S", "diff_s1") + m_close(b"S", "diff_nosuch") + M_SYNC, 1),
+    ("use the closed one", m_bind("", "diff_s1", ["c"]) + m_execute("") + M_SYNC, 1),
+    ("describe one that does not exist", m_describe(b"S", "diff_nosuch") + M_SYNC, 1),
+    ("error in the middle of a pipeline",
+     m_parse("", "SELECT 1") + m_bind("", "") + m_execute("")
+     + m_parse("", "SELECT nosuch") + m_bind("", "") + m_execute("")
+     + m_parse("", "SELECT 3") + m_bind("", "") + m_execute("") + M_SYNC, 1),
+    ("two statements in one Parse", m_parse("", "SELECT 1; SELECT 2") + M_SYNC, 1),
+    ("wrong parameter count", m_parse("", "SELECT $1::int") + m_bind("", "", ["1", "2"])
+     + M_SYNC, 1),
+    ("bad parameter value", m_parse("", "SELECT $1::int") + m_bind("", "", ["x"]) + M_SYNC, 1),
+    ("portal suspended", m_parse("", "SELECT g FROM generate_series(1, 5) g")
+     + m_bind("diff_p", "") + m_execute("diff_p", 2) + m_execute("diff_p", 2)
+     + m_execute("diff_p", 2) + M_SYNC, 1),
+    ("portal gone after sync", m_execute("diff_p", 1) + M_SYNC, 1),
+    ("portal across syncs in a block", m_query("BEGIN")
+     + m_parse("", "SELECT g FROM generate_series(1, 4) g") + m_bind("diff_p2", "")
+     + m_execute("diff_p2", 3) + M_SYNC, 2),
+    ("rest of it", m_execute("diff_p2", 0) + m_close(b"P", "diff_p2") + M_SYNC, 1),
+    ("error in the block", m_parse("", "SELECT 1/0") + m_bind("", "") + m_execute("")
+     + M_SYNC, 1),
+    ("statement in the failed block", m_query("SELECT 1"), 1),
+    ("end of the failed block", m_query("COMMIT"), 1),
+    ("empty extended query", m_parse("", "") + m_bind("", "") + m_execute("") + M_SYNC, 1),
+    ("sync alone", M_SYNC, 1),
+    ("notice in extended", m_parse("", "DO $$ BEGIN RAISE NOTICE 'hi'; END $$")
+     + m_bind("", "") + m_execute("") + M_SYNC, 1),
+    ("set through extended", m_parse("", "SET application_name = 'diff wire'")
+     + m_bind("", "") + m_execute("") + M_SYNC, 1),
+    ("table for the copies", m_query("CREATE TABLE diff_wire (a int, b text)"), 1),
+    ("copy in", m_query("COPY diff_wire (a, b) FROM STDIN"),
+     ("copy", msg(b"d", b"1\tone\n2\ttwo\n") + msg(b"c"))),
+    ("copy in failed by the client", m_query("COPY diff_wire (a, b) FROM STDIN"),
+     ("copy", msg(b"d", b"3\tthree\n") + msg(b"f", b"diff gave up\0"))),
+    ("copy in with a bad row", m_query("COPY diff_wire (a, b) FROM STDIN"),
+     ("copy", msg(b"d", b"x\tbad\n") + msg(b"c"))),
+    ("rows copied", m_query("SELECT * FROM diff_wire ORDER BY a"), 1),
+    ("copy out in extended", m_parse("", "COPY (SELECT 1, 'x') TO STDOUT")
+     + m_bind("", "") + m_execute("") + M_SYNC, 1),
+    ("named statement over the table", m_parse("diff_s2", "SELECT * FROM diff_wire")
+     + m_bind("", "diff_s2") + m_execute("") + M_SYNC, 1),
+    ("table changed", m_query("ALTER TABLE diff_wire ADD COLUMN c int"), 1),
+    # session mode only: in transaction mode sluice prepares the statement
+    # anew after DDL, and a client that never described it gets rows of
+    # the new shape instead of 0A000 (README)
+    ("statement after the change", m_bind("", "diff_s2") + m_execute("") + M_SYNC, 1,
+     "session"),
+    ("fast-path call of int4pl", fn_call(177, 40, 2), 1),
+    ("fast-path call of a missing function", fn_call(4000000000, 1), 1),
+    ("flush", m_parse("diff_s3", "SELECT 3") + M_FLUSH, "1 message"),
+    ("sync after flush", m_bind("", "diff_s3") + m_execute("") + M_SYNC, 1),
+    ("close all", m_query("DEALLOCATE ALL"), 1),
+    ("gone", m_bind("", "diff_s3") + m_execute("") + M_SYNC, 1),
+    ("drop the table", m_query("DROP TABLE diff_wire"), 1),
+]
+def wire_transcript(port, mode):
+    """Every message PostgreSQL (or sluice) sends back to each step, one
+    line each; a notification's pid and a RowDescription's table OID (the
+    table is made anew each run) as tokens, like the psql masks."""
+    w = login_wire("127.0.0.1", port, "app", "app", "app")
+    lines = []
+    oids = {}
+    try:
+        w.settimeout(20)
+        for what, data, wait, *only in WIRE_STEPS:
+            if only and only[0] != mode:
+                continue
+            wire_step(w, lines, what, data, wait, oids)
+        w.send(M_TERMINATE)
+        lines.append(f"closed after Terminate: {w.at_eof(5)}")
+    except (OSError, socket.timeout) as e:
+        lines.append(f"connection: {e!r}")
+    finally:
+        w.close()
+    return mask("\n".join(lines) + "\n")
+
+
+def wire_step(w, lines, what, data, wait, oids):
+    lines.append(f"-- {what}")
+    w.send(data)
+    if wait == "1 message":
+        wire_line(lines, *w.read_msg(), oids)
+    elif isinstance(wait, tuple):
+        # COPY FROM STDIN: the rest (data, then CopyDone or CopyFail) once
+        # the server asked for it
+        t, p = w.read_msg()
+        wire_line(lines, t, p, oids)
+        if t == b"G":
+            w.send(wait[1])
+        wire_read(w, lines, 1, oids)
+    else:
+        wire_read(w, lines, wait, oids)
+
+
+def wire_read(w, lines, ready, oids):
+    seen = 0
+    while seen < ready:
+        t, p = w.read_msg()
+        wire_line(lines, t, p, oids)
+        if t == b"Z":
+            seen += 1
+
+
+def wire_line(lines, t, p, oids):
+    """One message as a line; all of its bytes but the masked fields."""
+    if t == b"A":
+        pid = struct.unpack("!I", p[:4])[0]
+        lines.append(f"A pid {pid} {p[4:]!r}")
+    elif t == b"T":
+        n = struct.unpack("!H", p[:2])[0]
+        off, cols = 2, []
+        for _ in range(n):
+            end = p.index(b"\0", off)
+            name = p[off:end]
+            table, attnum, typ, size, mod, fmt = struct.unpack("!IhIhiH", p[end + 1:end + 19])
+            off = end + 19
+            if table:
+                table = oids.setdefault(table, f"<table{len(oids) + 1}>")
+            cols.append((name, table, attnum, typ, size, mod, fmt))
+        lines.append(f"T {cols!r} {p[off:]!r}")
+    else:
+        lines.append(f"{t.decode()} {p!r}")
+
+
 def register():
     for fname in sorted(os.listdir(CORPUS)):
         if not fname.endswith(".sql"):
@@ -305,6 +471,9 @@ def register():
                 compare(env, name, path, mode)
             test(f"differential.{mode}.{name}", timeout=120)(fn)
     for mode in ("session", "transaction"):
+        test(f"differential.{mode}.wire", timeout=120)(
+            lambda env, mode=mode: differ(env, "wire transcript",
+                                          lambda port: wire_transcript(port, mode), mode))
         test(f"differential.{mode}.driver_psycopg2", timeout=120)(
             lambda env, mode=mode: driver_psycopg2(env, mode))
         test(f"differential.{mode}.driver_node", timeout=180)(
