@@ -110,6 +110,11 @@ def cleanup(env):
     for (sql,) in cur.fetchall():
         cur.execute(sql)
     cur.execute("DROP SCHEMA IF EXISTS diff_sp CASCADE")
+    # roles.sql's role, which app may SET ROLE to
+    cur.execute("SELECT 1 FROM pg_roles WHERE rolname = 'diff_member'")
+    if not cur.fetchall():
+        cur.execute("CREATE ROLE diff_member NOLOGIN")
+        cur.execute("GRANT diff_member TO app")
     cur.execute("SELECT lo_unlink(oid) FROM pg_largeobject_metadata "
                 "WHERE oid BETWEEN 917000 AND 917999")
     c.close()

@@ -135,6 +135,15 @@ def main():
     for p in ("DateStyle", "TimeZone", "application_name"):
         out("parameter after", p, conn.get_parameter_status(p))
 
+    # a cancel request (PQcancel with the key of BackendKeyData) stops the
+    # running statement and nothing else
+    import threading
+    timer = threading.Timer(0.3, conn.cancel)
+    timer.start()
+    run(cur, "SELECT pg_sleep(10)")
+    timer.join()
+    run(cur, "SELECT 'usable after the cancel'")
+
     # transactions, savepoints and errors inside, as psycopg2 runs them
     conn.autocommit = False
     run(cur, "INSERT INTO diff_p VALUES (10, 10)")
