@@ -158,6 +158,42 @@ SELECT (SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()) 
 """
 
 
+# Session mode: what the client before leaves on its server, all of it
+# undone by the reset (DISCARD ALL), so that sluice keeps the server and
+# hands it to the script's client, whose output must still be that of a
+# brand-new backend. (State that makes sluice close the server instead,
+# temporary objects, LISTEN, locks, is the scripts' own business.)
+PREDECESSOR_SQL = """
+SET ROLE diff_member;
+SET work_mem = '1234kB';
+SET search_path = pg_catalog;
+SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE;
+SET DateStyle = 'German';
+SET IntervalStyle = sql_standard;
+SET TimeZone = 'Pacific/Chatham';
+SET extra_float_digits = 0;
+SET statement_timeout = '1min';
+SET client_min_messages = error;
+SET application_name = 'diff predecessor';
+SET client_encoding = 'LATIN1';
+SET standard_conforming_strings = off;
+PREPARE diff_pre AS SELECT 1;
+DECLARE diff_pre_c CURSOR WITH HOLD FOR SELECT 1;
+SELECT pg_backend_pid();
+"""
+
+
+def predecessor(port):
+    """Run PREDECESSOR_SQL through sluice and leave; its pid."""
+    r = subprocess.run(["psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1"],
+                       input=PREDECESSOR_SQL.encode(), env=psql_env(port),
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    text = r.stdout.decode("utf-8", "replace")
+    if r.returncode != 0:
+        raise TestFailure(f"the predecessor client failed:\n{text}")
+    return int(text.split()[-1])
+
+
 class Neighbours:
     """Transaction-mode clients that run beside the script on the same
     small pool, so that the script's transactions move between servers
@@ -241,6 +277,15 @@ def differ(env, what, runner, mode, two_phase=False):
             if nb.queries < 2 * nb.n:
                 raise TestFailure(f"the clients beside {name}.sql ran only {nb.queries} queries")
         else:
+            pid = predecessor(s.port)
+            # it has to be reset and kept, not closed, to mean anything:
+            # then it is the warmest idle server, the one the next client
+            # with the same startup parameters gets
+            time.sleep(0.2)
+            kept = env.pg.query("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,))
+            if kept[0][0] != 1:
+                raise TestFailure(f"sluice closed the predecessor's server {pid} instead "
+                                  "of resetting it")
             through = runner(s.port)
     finally:
         if two_phase:
