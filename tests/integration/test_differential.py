@@ -115,6 +115,8 @@ def cleanup(env):
     if not cur.fetchall():
         cur.execute("CREATE ROLE diff_member NOLOGIN")
         cur.execute("GRANT diff_member TO app")
+    for proc in ("diff_proc(int)", "diff_inout(int, text)", "diff_fail()"):
+        cur.execute(f"DROP PROCEDURE IF EXISTS {proc}")
     cur.execute("SELECT lo_unlink(oid) FROM pg_largeobject_metadata "
                 "WHERE oid BETWEEN 917000 AND 917999")
     c.close()
