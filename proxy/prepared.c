@@ -122,6 +122,24 @@ static int put_stale(struct proxy_server *s, uint8_t kind, struct proto_buf *out
 }
 
 /*
+ * The Parse just queued on <s> (by ensure_prepared) is the client's own,
+ * for its name <name>: its reply goes to the client, and the entry notes
+ * which client statement it defines, so that a Parse the server fails or
+ * skips defines nothing, as in PostgreSQL (proxy_ps_reply_skipped).
+ */
+static void own_parse(struct proxy_client *c, struct proxy_server *s, const char *name)
+{
+	struct proxy_pending *h = proxy_reply_at(&s->pq, s->pq.n - 1);
+	struct proxy_cl_stmt *cs = proxy_cl_find(c, name);
+
+	h->flags &= ~PROXY_PEND_HIDE;
+	if (cs && h->kind == PROXY_PEND_PARSE && h->len == sizeof(uint64_t)) {
+		memcpy(h->bytes + sizeof(uint64_t), &cs->serial, sizeof(cs->serial));
+		h->len = 2 * sizeof(uint64_t);
+	}
+}
+
+/*
  * In place of a client's Parse of a name it already uses: PostgreSQL fails
  * it with 42P05 and skips to Sync, and the name keeps its statement. The
  * server gets a message it refuses (as for put_stale), so that it skips to
@@ -394,8 +412,7 @@ static int parse_streaming(struct proxy_client *c, struct proxy_server *s, struc
 	if (ensure_prepared(s, st, NULL, out, false) < 0 ||
 	    put_head(out, 'P', (uint32_t)newlen, st->name, NULL) < 0)
 		return -1;
-	/* the client's own Parse: its reply goes to the client */
-	proxy_reply_at(&s->pq, s->pq.n - 1)->flags &= ~PROXY_PEND_HIDE;
+	own_parse(c, s, name);
 	c->fill = st;
 	c->fill_off = 0;
 	m->skip = 5 + nlen;
@@ -518,8 +535,8 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, stru
 		}
 		if (ensure_prepared(s, st, NULL, out, true) < 0)
 			return -1;
-		/* the injected Parse is this Parse: its reply goes to the client */
-		proxy_reply_at(&s->pq, s->pq.n - 1)->flags &= ~PROXY_PEND_HIDE;
+		/* the injected Parse is this Parse */
+		own_parse(c, s, name);
 		return PROXY_PS_REPLACE;
 	}
 	case 'B': {
@@ -765,8 +782,17 @@ void proxy_ps_reply_error(struct proxy_server *s, const uint8_t *body, size_t le
 
 void proxy_ps_reply_skipped(struct proxy_server *s, const struct proxy_pending *h)
 {
-	if (h->kind == PROXY_PEND_PARSE && h->len == sizeof(uint64_t))
+	if (h->kind == PROXY_PEND_PARSE && h->len >= sizeof(uint64_t))
 		forget_parse(s, h);
+	if (h->kind == PROXY_PEND_PARSE && h->len == 2 * sizeof(uint64_t) && s->client) {
+		/* a client's Parse that failed: its name is not defined */
+		uint64_t serial;
+		struct proxy_cl_stmt *cs;
+
+		memcpy(&serial, h->bytes + sizeof(uint64_t), sizeof(serial));
+		if ((cs = proxy_cl_find_serial(s->client, serial)))
+			proxy_cl_remove(s->client, cs);
+	}
 	if (h->flags & PROXY_PEND_SHAPE_CHECK)
 		s->pq.check_failed = true;
 }
@@ -776,7 +802,7 @@ void proxy_ps_reply_parsed(struct proxy_server *s, const struct proxy_pending *h
 	struct proxy_sv_stmt *ss = NULL;
 	uint64_t id;
 
-	if (h->kind != PROXY_PEND_PARSE || h->len != sizeof(uint64_t))
+	if (h->kind != PROXY_PEND_PARSE || h->len < sizeof(uint64_t))
 		return;
 	/* a server accepted it: later Parses of it may be answered here */
 	memcpy(&id, h->bytes, sizeof(id));

@@ -393,6 +393,13 @@ WIRE_STEPS = [
      + m_query("SELECT 1") + m_query("ROLLBACK"), 4, "no file"),
     ("and without a server in between", m_parse("diff_s1", "SELECT $1::text || '!' AS shout")
      + M_SYNC, 1, "no file"),
+    ("a named Parse that fails defines nothing", m_parse("diff_bad", "SELECT nosuch") + M_SYNC, 1),
+    ("so the name can be parsed again", m_parse("diff_bad", "SELECT 'ok' AS v")
+     + m_bind("", "diff_bad") + m_execute("") + M_SYNC, 1),
+    ("nor does one skipped after an error", m_parse("", "SELECT 1/0") + m_bind("", "")
+     + m_execute("") + m_parse("diff_skipped", "SELECT 1") + M_SYNC, 1),
+    ("which is then free", m_parse("diff_skipped", "SELECT 2 AS two")
+     + m_bind("", "diff_skipped") + m_execute("") + M_SYNC, 1),
     ("close it, and one that does not exist",
      m_close(b"S", "diff_s1") + m_close(b"S", "diff_nosuch") + M_SYNC, 1),
     ("use the closed one", m_bind("", "diff_s1", ["c"]) + m_execute("") + M_SYNC, 1),
