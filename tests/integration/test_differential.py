@@ -6,8 +6,17 @@ what must differ between two sessions is masked. Scripts marked
 `-- sluice: transaction` also run through sluice in transaction mode with
 pin_session_state = on, where they must match as well.
 
+Besides the scripts: a psycopg2 and a node-postgres transcript
+(tests/differential/drivers/) and a raw wire-protocol transcript
+(WIRE_STEPS), compared the same way. In session mode a client first leaves
+its server dirty in ways the reset undoes (PREDECESSOR_SQL), so the script
+runs on a reused server; in transaction mode two neighbour clients share
+the small pool and check that none of the script's session state reaches
+them (Neighbours).
+
 One test per script and mode (differential.session.temp, ...), so that a
-failure names the area and shows its unified diff."""
+failure names the area and shows its unified diff. SLUICE_DIFF_OUT=dir
+keeps both outputs of each."""
 import difflib
 import os
 import re
