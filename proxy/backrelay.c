@@ -219,13 +219,13 @@ static bool inspect(struct proxy_server *s, uint8_t type, const uint8_t *body, s
 
 /* In place of a hidden server error: "cached plan must not change result
  * type" (see prepared.c). */
-static int send_stale_error(struct proxy_client *c)
+static int send_stale_error(struct proxy_client *c, struct proxy_server *s)
 {
 	struct proto_buf b;
 	int rc;
 
 	proto_buf_init(&b);
-	rc = proxy_ps_put_stale_error(&b);
+	rc = proxy_ps_put_stale_error(s, &b);
 	if (rc == 0)
 		rc = proxy_io_send(c->ctx, &c->io, proto_buf_head(&b), proto_buf_avail(&b));
 	proto_buf_free(&b);
@@ -399,7 +399,7 @@ void proxy_server_process(struct proxy_server *s)
 				    proxy_io_send(ctx, &c->io, fwd, (size_t)(p - fwd)) < 0)
 					goto client_failed;
 				fwd = p + len + 1;
-				if (tr == PROXY_PS_STALE_ERROR && c && send_stale_error(c) < 0)
+				if (tr == PROXY_PS_STALE_ERROR && c && send_stale_error(c, s) < 0)
 					goto client_failed;
 			} else if (c) {
 				s->pool->st.bytes_sent += (uint64_t)len + 1;

@@ -122,6 +122,47 @@ static int put_stale(struct proxy_server *s, uint8_t kind, struct proto_buf *out
 }
 
 /*
+ * The Parse just queued on <s> (by ensure_prepared) is the client's own,
+ * for its name <name>: its reply goes to the client, and the entry notes
+ * which client statement it defines, so that a Parse the server fails or
+ * skips defines nothing, as in PostgreSQL (proxy_ps_reply_skipped).
+ */
+static void own_parse(struct proxy_client *c, struct proxy_server *s, const char *name)
+{
+	struct proxy_pending *h = proxy_reply_at(&s->pq, s->pq.n - 1);
+	struct proxy_cl_stmt *cs = proxy_cl_find(c, name);
+
+	h->flags &= ~PROXY_PEND_HIDE;
+	if (cs && h->kind == PROXY_PEND_PARSE && h->len == sizeof(uint64_t)) {
+		memcpy(h->bytes + sizeof(uint64_t), &cs->serial, sizeof(cs->serial));
+		h->len = 2 * sizeof(uint64_t);
+	}
+}
+
+/*
+ * In place of a client's Parse of a name it already uses: PostgreSQL fails
+ * it with 42P05 and skips to Sync, and the name keeps its statement. The
+ * server gets a message it refuses (as for put_stale), so that it skips to
+ * Sync and fails a transaction block as it would; the relay swaps its error
+ * for "already exists". The name rides on the queued request (so at most
+ * what it holds; a longer one is taken as a new statement, as before).
+ */
+static int put_dup(struct proxy_server *s, const char *name, struct proto_buf *out)
+{
+	size_t len = strlen(name), start;
+
+	if (len == 0 || len >= sizeof(s->dup_name) ||
+	    len > sizeof(((struct proxy_pending *)0)->bytes))
+		return 0;
+	start = proto_msg_begin(out, 'D');
+	if (start == (size_t)-1 || proto_put_u8(out, '!') < 0 || proto_put_str(out, "") < 0 ||
+	    proxy_reply_push(s, PROXY_PEND_DESCRIBE_S, PROXY_PEND_STALE, name, len) < 0)
+		return -1;
+	proto_msg_end(out, start);
+	return PROXY_PS_REPLACE;
+}
+
+/*
  * Make a client statement ready for a request on <s> (whose reply is of
  * <kind>). 0 when it is: prepared there (a Parse injected if needed), and
  * either never described by the client or with the shape the client knows.
@@ -159,9 +200,18 @@ static int stmt_ready(struct proxy_server *s, struct proxy_cl_stmt *cs, uint8_t 
 }
 
 /* PostgreSQL's own error, with its routine name: drivers that heal it by
- * preparing the statement again (PgJDBC) recognise it by that. */
-int proxy_ps_put_stale_error(struct proto_buf *b)
+ * preparing the statement again (PgJDBC) recognise it by that. Or, when the
+ * failed request was a duplicate Parse (put_dup), PostgreSQL's 42P05. */
+int proxy_ps_put_stale_error(struct proxy_server *s, struct proto_buf *b)
 {
+	if (s->dup_name[0]) {
+		char msg[sizeof(s->dup_name) + 48];
+
+		snprintf(msg, sizeof(msg), "prepared statement \"%s\" already exists", s->dup_name);
+		s->dup_name[0] = 0;
+		return proto_put_error_routine(b, "ERROR", "42P05", msg, NULL, NULL,
+		                               "StorePreparedStatement");
+	}
 	return proto_put_error_routine(
 	        b, "ERROR", "0A000", "cached plan must not change result type",
 	        "A table or type this prepared statement uses was altered since the statement "
@@ -362,8 +412,7 @@ static int parse_streaming(struct proxy_client *c, struct proxy_server *s, struc
 	if (ensure_prepared(s, st, NULL, out, false) < 0 ||
 	    put_head(out, 'P', (uint32_t)newlen, st->name, NULL) < 0)
 		return -1;
-	/* the client's own Parse: its reply goes to the client */
-	proxy_reply_at(&s->pq, s->pq.n - 1)->flags &= ~PROXY_PEND_HIDE;
+	own_parse(c, s, name);
 	c->fill = st;
 	c->fill_off = 0;
 	m->skip = 5 + nlen;
@@ -449,6 +498,10 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, stru
 			return PROXY_PS_MORE;
 		if (name && is_ddl(text_head(head, r.p, r.n)))
 			ddl_seen(c->ctx);
+		/* (a Parse too large to inspect whole streams as before) */
+		if (whole && name && *name && proxy_cl_find(c, name) &&
+		    (act = put_dup(s, name, out)) != 0)
+			return act;
 		if (!name || !*name) {
 			/* unnamed (or a name longer than what is read first, which
 			 * sluice never registers): it streams through */
@@ -482,8 +535,8 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, stru
 		}
 		if (ensure_prepared(s, st, NULL, out, true) < 0)
 			return -1;
-		/* the injected Parse is this Parse: its reply goes to the client */
-		proxy_reply_at(&s->pq, s->pq.n - 1)->flags &= ~PROXY_PEND_HIDE;
+		/* the injected Parse is this Parse */
+		own_parse(c, s, name);
 		return PROXY_PS_REPLACE;
 	}
 	case 'B': {
@@ -715,14 +768,31 @@ static void shape_done(struct proxy_server *s, const struct proxy_pending *h, bo
 
 void proxy_ps_reply_error(struct proxy_server *s, const uint8_t *body, size_t len)
 {
+	const struct proxy_pending *h = s->pq.n ? &s->pq.v[s->pq.head] : NULL;
+
 	if (body && plan_changed(body, len))
 		ddl_seen(s->ctx); /* DDL passed by another way: prepare everything anew */
+	/* the request this error answers: which error a STALE one stands for */
+	s->dup_name[0] = 0;
+	if (h && (h->flags & PROXY_PEND_STALE) && h->kind == PROXY_PEND_DESCRIBE_S && h->len) {
+		memcpy(s->dup_name, h->bytes, h->len);
+		s->dup_name[h->len] = 0;
+	}
 }
 
 void proxy_ps_reply_skipped(struct proxy_server *s, const struct proxy_pending *h)
 {
-	if (h->kind == PROXY_PEND_PARSE && h->len == sizeof(uint64_t))
+	if (h->kind == PROXY_PEND_PARSE && h->len >= sizeof(uint64_t))
 		forget_parse(s, h);
+	if (h->kind == PROXY_PEND_PARSE && h->len == 2 * sizeof(uint64_t) && s->client) {
+		/* a client's Parse that failed: its name is not defined */
+		uint64_t serial;
+		struct proxy_cl_stmt *cs;
+
+		memcpy(&serial, h->bytes + sizeof(uint64_t), sizeof(serial));
+		if ((cs = proxy_cl_find_serial(s->client, serial)))
+			proxy_cl_remove(s->client, cs);
+	}
 	if (h->flags & PROXY_PEND_SHAPE_CHECK)
 		s->pq.check_failed = true;
 }
@@ -732,7 +802,7 @@ void proxy_ps_reply_parsed(struct proxy_server *s, const struct proxy_pending *h
 	struct proxy_sv_stmt *ss = NULL;
 	uint64_t id;
 
-	if (h->kind != PROXY_PEND_PARSE || h->len != sizeof(uint64_t))
+	if (h->kind != PROXY_PEND_PARSE || h->len < sizeof(uint64_t))
 		return;
 	/* a server accepted it: later Parses of it may be answered here */
 	memcpy(&id, h->bytes, sizeof(id));
@@ -749,6 +819,27 @@ void proxy_ps_reply_described(struct proxy_server *s, const struct proxy_pending
 	bool known = (type == 'n' || body) && row_shape(type == 'n' ? NULL : body, len, &shape);
 
 	shape_done(s, h, known, shape);
+}
+
+/* Does a Parse among the whole messages in <p>[0, <off>) name <name>? */
+static bool parsed_before(const uint8_t *p, size_t off, const char *name)
+{
+	size_t at = 0;
+	struct proto_msg m;
+
+	while (at < off && proto_next(p + at, off - at, false, PROXY_INSPECT_MAX, &m) == PROTO_OK) {
+		struct proto_reader r;
+
+		proto_reader_init(&r, m.body, m.body_len);
+		if (m.type == 'P') {
+			const char *n = proto_get_str(&r);
+
+			if (n && strcmp(n, name) == 0)
+				return true;
+		}
+		at += m.raw_len;
+	}
+	return false;
 }
 
 /*
@@ -784,7 +875,10 @@ int proxy_ps_answer_idle(struct proxy_client *c)
 				uint64_t h;
 				struct proxy_stmt *head, *st;
 
-				if (!name || !query || !*name)
+				/* a name in use is PostgreSQL's error to give (put_dup),
+				 * and so is one a group names twice */
+				if (!name || !query || !*name || proxy_cl_find(c, name) ||
+				    parsed_before(p, off, name))
 					return 0;
 				st = proxy_stmt_find(ctx, query, r.p, r.n, &h, &head);
 				if (!st || st->valid_epoch != ctx->ddl_epoch + 1)

@@ -316,6 +316,9 @@ struct proxy_server {
 	bool track;           /* transaction mode: rewrite statements, match replies */
 	struct proxy_pq pq;   /* replies expected, in order (when <track>) */
 	struct proxy_sv_stmt *stmts; /* owned: statements prepared here, by id */
+	char dup_name[61];           /* the error due for a STALE request: empty for "cached
+	                              * plan must not change", else a Parse of this name,
+	                              * which the client already uses (prepared.c) */
 	struct pool_list stmt_lru;   /* same, most recently used first */
 	uint64_t ddl_epoch;          /* ctx->ddl_epoch when its statements were last valid */
 	double created_at;           /* ev_now() at connect */
@@ -922,8 +925,9 @@ void proxy_ps_registry(const struct proxy_ctx *ctx, size_t *n, size_t *bytes);
 bool proxy_ps_wants_body(const struct proxy_server *s);
 /* Is a shape check (a client's stalled message) still waiting for its answer? */
 bool proxy_ps_checking(const struct proxy_server *s);
-/* Append the stale-statement ErrorResponse to <b>. */
-int proxy_ps_put_stale_error(struct proto_buf *b);
+/* Append to <b> the ErrorResponse a refused stand-in of <s> stands for:
+ * "cached plan must not change", or 42P05 for a duplicate Parse. */
+int proxy_ps_put_stale_error(struct proxy_server *s, struct proto_buf *b);
 /* At link: true if the server's statements are stale (DDL) and were dropped,
  * so a DEALLOCATE ALL must run. */
 bool proxy_ps_on_link(struct proxy_server *s);
