@@ -5,6 +5,7 @@
  * without literals is keyed by its raw bytes.
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <xxhash.h>
@@ -133,4 +134,71 @@ Test(sqlskel, a_text_without_literals_is_keyed_by_its_bytes)
 	cr_assert_eq(key(plain), XXH3_64bits(plain, strlen(plain)) | 1);
 	cr_assert_neq(key("SELECT a FROM t WHERE b = 1"),
 	              XXH3_64bits("SELECT a FROM t WHERE b = 1", 27) | 1);
+}
+
+/* The block scan reads 16 bytes at a time and the text's last 16 as one
+ * block: a byte that matters is found wherever it falls in a block. */
+Test(sqlskel, every_alignment_of_a_stop_is_found)
+{
+	char sql[256], mut[1024];
+
+	for (unsigned pad = 0; pad < 40; pad++) {
+		for (unsigned tail = 0; tail < 20; tail++) {
+			int n = snprintf(sql, sizeof(sql), "SELECT a%*s= 12%*s", (int)pad, "",
+			                 (int)tail, "");
+			uint64_t k = proto_sql_skeleton(sql, (size_t)n);
+			size_t mn = skel_mutate(sql, (size_t)n, 0, mut);
+
+			cr_assert_neq(k, 0, "no key for '%s'", sql);
+			cr_assert_eq(proto_sql_skeleton(mut, mn), k, "'%s' and '%s'", sql, mut);
+			/* the literal is seen: another count of its spaces is another key */
+			cr_assert_neq(k, XXH3_64bits(sql, (size_t)n) | 1, "'%s'", sql);
+			n = snprintf(sql, sizeof(sql), "SELECT a%*sFROM t ORDER BY 1%*s", (int)pad,
+			             "", (int)tail, "");
+			cr_assert_eq(proto_sql_skeleton(sql, (size_t)n), 0, "a key for '%s'", sql);
+			n = snprintf(sql, sizeof(sql), "SELECT a%*sFROM t; SELECT 2%*s", (int)pad,
+			             "", (int)tail, "");
+			cr_assert_eq(proto_sql_skeleton(sql, (size_t)n), 0, "a key for '%s'", sql);
+		}
+	}
+}
+
+/* A NUL ends the text for the full scanner wherever it is: between tokens,
+ * in a string, a quoted identifier or a comment, at any alignment. */
+Test(sqlskel, a_nul_anywhere_means_no_key)
+{
+	static const char *const texts[] = {
+	        "SELECT abalance FROM pgbench_accounts WHERE aid = 12345;",
+	        "SELECT * FROM t WHERE name = 'a string long enough' AND b = 1",
+	        "SELECT \"a quoted identifier, long\" FROM t WHERE b = 2",
+	        "SELECT a /* a comment, long enough to span */ FROM t WHERE b = 3",
+	        "SELECT a -- a comment to the end of the line\nFROM t WHERE b = 4",
+	};
+	char sql[256];
+
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		size_t n = strlen(texts[i]);
+
+		cr_assert_neq(key(texts[i]), 0, "no key for %s", texts[i]);
+		for (size_t at = 0; at < n; at++) {
+			memcpy(sql, texts[i], n);
+			sql[at] = '\0';
+			cr_assert_eq(proto_sql_skeleton(sql, n), 0, "a key with a NUL at %zu of %s",
+			             at, texts[i]);
+		}
+	}
+}
+
+/* #, % and : stop the block scan without mattering: a text holding them
+ * keys as one without, literal values aside. */
+Test(sqlskel, operators_the_block_scan_stops_at)
+{
+	const char *sql = "SELECT a % 2, b::int, c # 3, d:e FROM t WHERE x = 'y'";
+	char mut[256];
+	size_t n = skel_mutate(sql, strlen(sql), 1, mut);
+	uint64_t k = key(sql);
+
+	cr_assert_neq(k, 0);
+	cr_assert_eq(proto_sql_skeleton(mut, n), k, "%s and %s", sql, mut);
+	cr_assert_neq(key("SELECT a % 2"), key("SELECT a # 2"));
 }
