@@ -24,6 +24,7 @@
 #include "pool/pool.h"
 #include "protocol/proto.h"
 #include "proxy/pin.h"
+#include "stats/stats.h"
 
 #define PROXY_WUR __attribute__((warn_unused_result))
 
@@ -442,8 +443,11 @@ struct proxy_ctx {
 		uint64_t fp;  /* its one statement's fingerprint */
 		uint32_t cache_ttl;
 		uint8_t hints;
-	} text_memo[PROXY_TEXT_MEMO];          /* reply.c: texts scanned lately */
-	char scan_buf[8192];                   /* normalized text of a statement being scanned */
+		uint32_t ss;          /* proxy_pin_shape_bits of its shape, while <ref> holds */
+		uint64_t nh;          /* and the shape's obj_hash */
+		struct stats_ref ref; /* its shape in stats/ */
+	} text_memo[PROXY_TEXT_MEMO]; /* reply.c: texts scanned lately */
+	char scan_buf[8192];          /* normalized text of a statement being scanned */
 	struct proxy_scram_cache *scram_cache; /* SCRAM secrets made from plaintext passwords */
 	struct proxy_istr *strs;               /* interned strings (uthash) */
 	struct proxy_sparams *sparams;         /* interned startup parameter sets (uthash) */
