@@ -65,14 +65,6 @@ char *stats_strndup(struct stats *st, const char *src, size_t n, size_t cap, siz
 	return p;
 }
 
-uint64_t stats_clock_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Unix time of the monotonic instant <ns>, given both clocks read now. */
 static double wall_of(uint64_t ns, uint64_t mono_now, double wall_now)
 {
@@ -703,7 +695,7 @@ bool stats_enabled(const struct stats *st)
 
 /* The shape of <fp>, pinned by row <r> (NULL is fine) the first time:
  * a row holds its shape, so a known row needs no second lookup. */
-static struct stats_shape *row_shape(struct stats *st, struct stats_row *r, uint64_t fp)
+static inline struct stats_shape *row_shape(struct stats *st, struct stats_row *r, uint64_t fp)
 {
 	struct stats_shape *sh = NULL;
 
