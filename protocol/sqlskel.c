@@ -143,7 +143,8 @@ static inline size_t put_run(char *k, size_t w, const char *from, const char *to
 	return w;
 }
 
-uint64_t proto_sql_skeleton(const char *sql, size_t len)
+/* The skeleton's key; with <lits> (not NULL) what the text holds. */
+static inline uint64_t skeleton(const char *sql, size_t len, struct proto_sql_lits *lits)
 {
 	/* a literal is at least one byte and its mark two */
 	char k[2 * PROTO_SQL_SKEL_MAX];
@@ -155,6 +156,8 @@ uint64_t proto_sql_skeleton(const char *sql, size_t len)
 	 * quoted identifier or a comment, which the lexers below step over,
 	 * is looked for at the end, only when there was one of those */
 	bool skipped = false;
+	const char *lit_off = NULL, *lit_end = NULL;
+	unsigned nlits = 0;
 
 	struct window win = {.sql = sql, .end = end};
 
@@ -240,6 +243,12 @@ uint64_t proto_sql_skeleton(const char *sql, size_t len)
 			break;
 		}
 		/* a literal at [p, q) */
+		if (lits) {
+			if (nlits++ == 0 && kind == 'n') {
+				lit_off = p;
+				lit_end = q;
+			}
+		}
 		w = put_run(k, w, run, p, kind);
 		p = run = q;
 	}
@@ -247,5 +256,35 @@ uint64_t proto_sql_skeleton(const char *sql, size_t len)
 		return 0;
 	memcpy(k + w, run, (size_t)(end - run));
 	w += (size_t)(end - run);
+	if (lits) {
+		lits->kind = PROTO_SQL_LITS_OTHER;
+		lits->off = lits->len = 0;
+		if (nlits == 0) {
+			lits->kind = PROTO_SQL_LITS_NONE;
+		} else if (nlits == 1 && lit_off) {
+			/* an integer: digits only (not 1.5, 1e3, 5.) */
+			const char *d = lit_off;
+
+			while (d < lit_end && IS(*d, F_DIGIT))
+				d++;
+			if (d == lit_end) {
+				lits->kind = PROTO_SQL_LITS_INT;
+				lits->off = (uint32_t)(lit_off - sql);
+				lits->len = (uint32_t)(lit_end - lit_off);
+			}
+		}
+	}
 	return XXH3_64bits(k, w) | 1;
+}
+
+uint64_t proto_sql_skeleton(const char *sql, size_t len)
+{
+	return skeleton(sql, len, NULL);
+}
+
+uint64_t proto_sql_skeleton_lits(const char *sql, size_t len, struct proto_sql_lits *lits)
+{
+	lits->kind = PROTO_SQL_LITS_OTHER;
+	lits->off = lits->len = 0;
+	return skeleton(sql, len, lits);
 }

@@ -211,7 +211,15 @@ struct proxy_cl_track {
 	uint32_t susp_rows;           /* an Execute suspended (row limit): rows so far */
 	uint64_t susp_fp, susp_ns;    /* and its fingerprint and time so far */
 	struct stats_client *stats;   /* owned by stats/: N+1 state */
+	/* Its last Query text that had no literal or one integer, so that the
+	 * same text again with another value (a loop) is known by a comparison
+	 * instead of a skeleton pass (reply.c, proto_sql_again). */
+	char *rep_text;   /* owned: PROXY_REPEAT_MAX bytes, or NULL */
+	uint64_t rep_key; /* its skeleton key; 0 = none */
+	uint32_t rep_len;
+	struct proto_sql_lits rep_lits;
 };
+#define PROXY_REPEAT_MAX 256 /* longer texts are not kept */
 
 struct proxy_client {
 	struct proxy_io io;

@@ -171,8 +171,35 @@ static struct proxy_text_memo *memo_hit(struct proxy_ctx *ctx, uint64_t key, con
  * remembered by a hash of its raw bytes instead, which no skeleton of
  * another text can equal (see proto.h). <remember> asks for that.
  */
-static uint64_t scan_text(struct proxy_ctx *ctx, const uint8_t *p, size_t n, bool whole,
-                          bool remember)
+/*
+ * The skeleton key of the Query text <p, len>, by way of the client's
+ * last one (<t>, NULL is fine) when it is that text but for an integer;
+ * else by a skeleton pass, keeping the text as <t>'s last when it can be
+ * compared with.
+ */
+static uint64_t query_key(struct proxy_cl_track *t, const uint8_t *p, size_t len)
+{
+	const char *sql = (const char *)p;
+	struct proto_sql_lits lits;
+	uint64_t key;
+
+	if (!t)
+		return proto_sql_skeleton(sql, len);
+	if (t->rep_key && proto_sql_again(sql, len, t->rep_text, t->rep_len, &t->rep_lits))
+		return t->rep_key;
+	key = proto_sql_skeleton_lits(sql, len, &lits);
+	if (key && lits.kind != PROTO_SQL_LITS_OTHER && len <= PROXY_REPEAT_MAX &&
+	    (t->rep_text || (t->rep_text = malloc(PROXY_REPEAT_MAX)))) {
+		memcpy(t->rep_text, sql, len);
+		t->rep_len = (uint32_t)len;
+		t->rep_lits = lits;
+		t->rep_key = key;
+	}
+	return key;
+}
+
+static uint64_t scan_text(struct proxy_ctx *ctx, struct proxy_cl_track *t, const uint8_t *p,
+                          size_t n, bool whole, bool remember)
 {
 	/* a whole Query ends in its text's NUL; a NUL inside it ends the text
 	 * for the scanner (it looks) and gets no skeleton */
@@ -193,7 +220,7 @@ static uint64_t scan_text(struct proxy_ctx *ctx, const uint8_t *p, size_t n, boo
 		 * which the skeleton does not follow: its raw bytes first */
 		if (remember && (m = memo_hit(ctx, XXH3_64bits(p, len) | 1, p, len)))
 			return m->fp;
-		key = proto_sql_skeleton((const char *)p, len);
+		key = remember ? proto_sql_skeleton((const char *)p, len) : query_key(t, p, len);
 		if (key && (m = memo_hit(ctx, key, p, len)))
 			return m->fp;
 		if (!key && remember)
@@ -236,7 +263,7 @@ static uint64_t text_fp_ss(struct proxy_ctx *ctx, const char *sql, size_t len, b
 	struct proxy_note saved = ctx->note;
 	uint64_t fp;
 
-	fp = scan_text(ctx, (const uint8_t *)sql, len, complete, false);
+	fp = scan_text(ctx, NULL, (const uint8_t *)sql, len, complete, false);
 	*ss = ctx->note.n ? ctx->note.ss[0] : 0;
 	ctx->note = saved;
 	return fp;
@@ -345,7 +372,7 @@ void proxy_reply_note(struct proxy_client *c, struct proxy_server *s, const stru
 	switch (m->type) {
 	case 'Q':
 		if (m->avail > 0)
-			scan_text(ctx, m->body, m->avail, whole, false);
+			scan_text(ctx, c->track, m->body, m->avail, whole, false);
 		/* the value is in this text, not in its shape (pin_hooks.c) */
 		if (nt->n == 1)
 			nt->efd = efd_code(nt->ss[0], (const char *)m->body, whole ? m->avail : 0);
@@ -355,7 +382,7 @@ void proxy_reply_note(struct proxy_client *c, struct proxy_server *s, const stru
 
 		if (!name)
 			return;
-		fp = r.n > 0 ? scan_text(ctx, r.p, r.n, whole, true) : 0;
+		fp = r.n > 0 ? scan_text(ctx, NULL, r.p, r.n, whole, true) : 0;
 		ss = fp ? nt->ss[0] : 0;
 		if (!*name) {
 			c->track->unnamed_fp = fp;
@@ -556,7 +583,8 @@ static void record(struct proxy_server *s, const struct proxy_pending *h, uint64
 	struct proxy_client *c = s->client;
 	struct stats_event ev;
 
-	if (!fp || !c || !c->pool || !c->pool->stats_scope || !stats_on(s->ctx))
+	/* stats_record itself returns when tracking is off */
+	if (!fp || !c || !c->pool || !c->pool->stats_scope || !s->ctx->stats)
 		return;
 	/* every field is set: no memset of the whole event per statement */
 	ev.scope = c->pool->stats_scope;
@@ -793,6 +821,7 @@ void proxy_reply_client_free(struct proxy_client *c)
 		free(e);
 	}
 	stats_client_free(c->ctx->stats, t->stats);
+	free(t->rep_text);
 	free(t);
 	c->track = NULL;
 }

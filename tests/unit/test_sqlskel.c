@@ -202,3 +202,69 @@ Test(sqlskel, operators_the_block_scan_stops_at)
 	cr_assert_eq(proto_sql_skeleton(mut, n), k, "%s and %s", sql, mut);
 	cr_assert_neq(key("SELECT a % 2"), key("SELECT a # 2"));
 }
+
+/* proto_sql_again: a text that is another's but for its one integer has
+ * that text's key (and scan), known by a comparison. */
+Test(sqlskel, the_same_text_with_another_integer)
+{
+	static const char *const one_int[] = {
+	        "SELECT abalance FROM pgbench_accounts WHERE aid = 12345;",
+	        "SELECT * FROM t WHERE id = 7",
+	        "SELECT a FROM t LIMIT 10 -- sluice:nocache\n",
+	        "UPDATE t SET x = x + 1 WHERE k = \"c1\"",
+	        "SELECT x FROM t WHERE a = - 5 AND b = 'x'", /* a string too: other */
+	        "SELECT 1.5",                                /* not an integer */
+	        "SELECT now()",                              /* none */
+	};
+	static const char *const others[] = {"0", "9", "42", "1234567890123", "00017"};
+	char sql[256], mut[1024];
+
+	for (size_t i = 0; i < sizeof(one_int) / sizeof(one_int[0]); i++) {
+		const char *old = one_int[i];
+		size_t n = strlen(old);
+		struct proto_sql_lits l;
+		uint64_t k = proto_sql_skeleton_lits(old, n, &l);
+
+		cr_assert_neq(k, 0, "%s", old);
+		cr_assert_eq(k, key(old), "%s", old);
+		cr_assert(proto_sql_again(old, n, old, n, &l) == (l.kind != PROTO_SQL_LITS_OTHER),
+		          "%s", old);
+		if (i == 4 || i == 5) {
+			cr_assert_eq(l.kind, PROTO_SQL_LITS_OTHER, "%s", old);
+			continue;
+		}
+		if (i == 6) {
+			cr_assert_eq(l.kind, PROTO_SQL_LITS_NONE);
+			cr_assert_not(proto_sql_again("SELECT now() ", 13, old, n, &l));
+			cr_assert_not(proto_sql_again("SELECT noW()", 12, old, n, &l));
+			continue;
+		}
+		cr_assert_eq(l.kind, PROTO_SQL_LITS_INT, "%s", old);
+		for (size_t j = 0; j < sizeof(others) / sizeof(others[0]); j++) {
+			int m = snprintf(sql, sizeof(sql), "%.*s%s%s", (int)l.off, old, others[j],
+			                 old + l.off + l.len);
+
+			cr_assert(proto_sql_again(sql, (size_t)m, old, n, &l), "%s", sql);
+			cr_assert_eq(key(sql), k, "%s and %s", sql, old);
+			cr_assert_eq(scan(sql).stmt[0].fp, scan(old).stmt[0].fp, "%s", sql);
+		}
+		/* what is not another integer there */
+		static const char *const nots[] = {"",   "1.5", "1e3", "12a",
+		                                   "-3", "'x'", "1 ",  "$1"};
+
+		for (size_t j = 0; j < sizeof(nots) / sizeof(nots[0]); j++) {
+			int m = snprintf(sql, sizeof(sql), "%.*s%s%s", (int)l.off, old, nots[j],
+			                 old + l.off + l.len);
+
+			cr_assert_not(proto_sql_again(sql, (size_t)m, old, n, &l), "%s", sql);
+		}
+		/* a byte changed outside the integer */
+		for (size_t at = 0; at < n; at++) {
+			if (at >= l.off && at < l.off + l.len)
+				continue;
+			memcpy(mut, old, n);
+			mut[at] = mut[at] == 'x' ? 'y' : 'x';
+			cr_assert_not(proto_sql_again(mut, n, old, n, &l), "%.*s", (int)n, mut);
+		}
+	}
+}
