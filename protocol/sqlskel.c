@@ -131,6 +131,26 @@ static inline bool after_word(const char *sql, const char *p)
 	return p > sql && IS(p[-1], F_CONT);
 }
 
+/*
+ * Whether a word may start at the word byte <q>, as the full scanner cuts
+ * tokens: yes when no word byte is before it; no when the run of word
+ * bytes before it holds no digit (it is one word, begun before <q>); and
+ * when the run holds a digit, maybe: a number ends where a word begins
+ * ("0U&" is 0 then U&, "0x1by" is 0 then x1by), which only a lexing from
+ * the run's start would say, so the caller takes it for a start.
+ */
+static bool may_start_word(const char *sql, const char *q)
+{
+	const char *r = q;
+
+	while (r > sql && IS(r[-1], F_CONT)) {
+		r--;
+		if (IS(*r, F_DIGIT))
+			return true;
+	}
+	return r == q;
+}
+
 /* Appends [from, to) and the mark of the literal of <kind> at <to>. */
 static inline size_t put_run(char *k, size_t w, const char *from, const char *to, char kind)
 {
@@ -213,7 +233,8 @@ static inline uint64_t skeleton(const char *sql, size_t len, struct proto_sql_li
 			continue;
 		case '&':
 			/* U& at the start of a word */
-			if (after_word(sql, p) && (p[-1] | 0x20) == 'u' && !after_word(sql, p - 1))
+			if (after_word(sql, p) && (p[-1] | 0x20) == 'u' &&
+			    may_start_word(sql, p - 1))
 				return 0;
 			p++;
 			continue;
@@ -221,7 +242,7 @@ static inline uint64_t skeleton(const char *sql, size_t len, struct proto_sql_li
 		case 'Y':
 			/* the word "by" */
 			if (after_word(sql, p) && (p[-1] | 0x20) == 'b' &&
-			    !after_word(sql, p - 1) && !(p + 1 < end && IS(p[1], F_CONT)))
+			    may_start_word(sql, p - 1) && !(p + 1 < end && IS(p[1], F_CONT)))
 				return 0;
 			p++;
 			continue;

@@ -53,10 +53,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ka = proto_sql_skeleton(sql, len);
 	kb = proto_sql_skeleton(mut, mlen);
 	/* the same text but for its one integer has its key */
-	struct proto_sql_lits lits;
-	if (proto_sql_skeleton_lits(sql, len, &lits) != ka)
+	struct proto_sql_lits in_lits;
+	if (proto_sql_skeleton_lits(sql, len, &in_lits) != ka)
 		abort();
-	if (ka && proto_sql_again(mut, mlen, sql, len, &lits) && kb != ka)
+	if (ka && proto_sql_again(mut, mlen, sql, len, &in_lits) && kb != ka)
 		abort();
 	if (!ka)
 		goto out;

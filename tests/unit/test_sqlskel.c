@@ -268,3 +268,16 @@ Test(sqlskel, the_same_text_with_another_integer)
 		}
 	}
 }
+
+/* U& and "by" after a number: "0U&" is 0 then a U& identifier (whose
+ * UESCAPE character is a string the scan keeps), "0by" is 0 then the word
+ * by. The word before them holds a digit, so they are taken for a start
+ * and refused; words that merely end in u or b are not. */
+Test(sqlskel, u_amp_and_by_after_a_number)
+{
+	cr_assert_eq(key("SELECT \"a\",0U&\"d\\0061t\" UESCAPE '#' FROM t"), 0);
+	cr_assert_eq(key("SELECT a FROM t ORDER 0by 1"), 0);
+	cr_assert_eq(key("SELECT a FROM t GROUP x1by 2"), 0);
+	cr_assert_neq(key("SELECT hobby FROM t WHERE lobby = 1"), 0);
+	cr_assert_neq(key("SELECT menu&1 FROM t WHERE a = 'x'"), 0);
+}
