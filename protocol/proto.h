@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define PROTO_WUR __attribute__((warn_unused_result))
 
@@ -589,5 +590,86 @@ const char *proto_sql_kw_name(enum proto_sql_kw kw);
  */
 #define PROTO_SQL_SKEL_MAX 2048 /* longer texts have no key */
 uint64_t proto_sql_skeleton(const char *sql, size_t len);
+
+/*
+ * What a text with a key holds that proto_sql_again can compare with: no
+ * literal at all, or one integer literal (digits only) at [off, off + len).
+ */
+struct proto_sql_lits {
+	uint8_t kind; /* PROTO_SQL_LITS_* */
+	uint32_t off, len;
+};
+#define PROTO_SQL_LITS_OTHER 0 /* other literals: nothing to compare with */
+#define PROTO_SQL_LITS_NONE  1 /* no literal */
+#define PROTO_SQL_LITS_INT   2 /* one integer literal */
+/* proto_sql_skeleton, and in <lits> what the text holds. */
+uint64_t proto_sql_skeleton_lits(const char *sql, size_t len, struct proto_sql_lits *lits);
+/*
+ * Whether <sql, len> is the text <old, old_len>, whose literals <lits>
+ * describes, with at most its one integer changed (to other digits): then
+ * its key is <old>'s, known by a comparison of bytes. False says nothing.
+ * Inline: it stands for a skeleton pass on every repeated Query.
+ */
+/* Whether the <n> bytes at <sql> + <off> are all digits. Up to eight of
+ * them are checked at once, in the 8 bytes that end with them (a text's
+ * integer is most often under eight digits, and most often near its end). */
+static inline bool proto_sql_all_digits(const char *sql, size_t off, size_t n)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	if (n <= 8 && off + n >= 8) {
+		const uint64_t zeros = 0x3030303030303030ull, high = 0xf0f0f0f0f0f0f0f0ull;
+		uint64_t x, keep = ~0ull << (8 * (8 - n)); /* the last n bytes */
+
+		memcpy(&x, sql + off + n - 8, 8);
+		x = (x & keep) | (zeros & ~keep);
+		/* every byte 0x30 .. 0x3f, and none past 0x39 */
+		return ((x & high) | (((x + 0x0606060606060606ull) & high) >> 4)) ==
+		       0x3333333333333333ull;
+	}
+#endif
+	for (const char *d = sql + off, *e = d + n; d < e; d++)
+		if ((unsigned char)(*d - '0') > 9)
+			return false;
+	return true;
+}
+
+/*
+ * Why a changed integer keeps the key: the bytes around it are the same,
+ * so the byte before it is still no word byte (it started a number), and
+ * the byte after it still ends the number (lex_number stopped there after
+ * digits: no '.', no exponent); nothing the skeleton refuses depends on a
+ * literal's value. Digits there are then one number, with one mark.
+ */
+static inline bool proto_sql_again(const char *sql, size_t len, const char *old, size_t old_len,
+                                   const struct proto_sql_lits *lits)
+{
+	size_t off, tail, n;
+
+	if (lits->kind == PROTO_SQL_LITS_NONE)
+		return len == old_len && memcmp(sql, old, len) == 0;
+	if (lits->kind != PROTO_SQL_LITS_INT)
+		return false;
+	off = lits->off;
+	tail = old_len - off - lits->len;
+	if (len <= off + tail || len > PROTO_SQL_SKEL_MAX)
+		return false;
+	n = len - off - tail; /* the new integer's digits */
+	if (!proto_sql_all_digits(sql, off, n))
+		return false;
+	/* the tail after an integer is mostly short (";", ")"): no call */
+	sql += off + n;
+	old += off + lits->len;
+	if (tail < 16) {
+		unsigned diff = 0;
+
+		for (size_t i = 0; i < tail; i++)
+			diff |= (unsigned char)(sql[i] ^ old[i]);
+		if (diff)
+			return false;
+	} else if (memcmp(sql, old, tail) != 0) {
+		return false;
+	}
+	return memcmp(sql - off - n, old - off - lits->len, off) == 0;
+}
 
 #endif /* SLUICE_PROTO_H */

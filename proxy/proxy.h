@@ -24,6 +24,7 @@
 #include "pool/pool.h"
 #include "protocol/proto.h"
 #include "proxy/pin.h"
+#include "stats/stats.h"
 
 #define PROXY_WUR __attribute__((warn_unused_result))
 
@@ -211,7 +212,15 @@ struct proxy_cl_track {
 	uint32_t susp_rows;           /* an Execute suspended (row limit): rows so far */
 	uint64_t susp_fp, susp_ns;    /* and its fingerprint and time so far */
 	struct stats_client *stats;   /* owned by stats/: N+1 state */
+	/* Its last Query text that had no literal or one integer, so that the
+	 * same text again with another value (a loop) is known by a comparison
+	 * instead of a skeleton pass (reply.c, proto_sql_again). */
+	char *rep_text;   /* owned: PROXY_REPEAT_MAX bytes, or NULL */
+	uint64_t rep_key; /* its skeleton key; 0 = none */
+	uint32_t rep_len;
+	struct proto_sql_lits rep_lits;
 };
+#define PROXY_REPEAT_MAX 256 /* longer texts are not kept */
 
 struct proxy_client {
 	struct proxy_io io;
@@ -446,8 +455,11 @@ struct proxy_ctx {
 		uint64_t fp;  /* its one statement's fingerprint */
 		uint32_t cache_ttl;
 		uint8_t hints;
-	} text_memo[PROXY_TEXT_MEMO];          /* reply.c: texts scanned lately */
-	char scan_buf[8192];                   /* normalized text of a statement being scanned */
+		uint32_t ss;          /* proxy_pin_shape_bits of its shape, while <ref> holds */
+		uint64_t nh;          /* and the shape's obj_hash */
+		struct stats_ref ref; /* its shape in stats/ */
+	} text_memo[PROXY_TEXT_MEMO]; /* reply.c: texts scanned lately */
+	char scan_buf[8192];          /* normalized text of a statement being scanned */
 	struct proxy_scram_cache *scram_cache; /* SCRAM secrets made from plaintext passwords */
 	struct proxy_istr *strs;               /* interned strings (uthash) */
 	struct proxy_sparams *sparams;         /* interned startup parameter sets (uthash) */

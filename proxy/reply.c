@@ -132,18 +132,26 @@ void proxy_pq_free(struct proxy_pq *q)
 /* ---- what a client message runs ---- */
 
 /* The memo's entry for <key> when it is there and stats/ still knows its
- * shape: its fingerprint and hints are then the note's. */
+ * shape: its fingerprint and hints are then the note's. The shape's bits
+ * for pin.c are kept in the entry while its reference holds (the same
+ * shape, so the same bits). */
 static struct proxy_text_memo *memo_hit(struct proxy_ctx *ctx, uint64_t key, const uint8_t *p,
                                         size_t len)
 {
 	struct proxy_text_memo *m = &ctx->text_memo[key % PROXY_TEXT_MEMO];
 	struct proxy_note *nt = &ctx->note;
 	const struct stats_shape_info *si;
+	uint64_t gen = m->ref.gen;
 
-	if (m->key != key || !(si = stats_shape_again(ctx->stats, m->fp, (const char *)p, len)))
+	if (m->key != key ||
+	    !(si = stats_shape_again_ref(ctx->stats, m->fp, (const char *)p, len, &m->ref)))
 		return NULL;
-	nt->ss[nt->n] = proxy_pin_shape_bits(si);
-	nt->nh[nt->n] = si->obj_hash;
+	if (m->ref.gen != gen) {
+		m->ss = proxy_pin_shape_bits(si);
+		m->nh = si->obj_hash;
+	}
+	nt->ss[nt->n] = m->ss;
+	nt->nh[nt->n] = m->nh;
 	nt->fp[nt->n++] = m->fp;
 	nt->hints = m->hints;
 	nt->cache_ttl = m->cache_ttl;
@@ -163,8 +171,35 @@ static struct proxy_text_memo *memo_hit(struct proxy_ctx *ctx, uint64_t key, con
  * remembered by a hash of its raw bytes instead, which no skeleton of
  * another text can equal (see proto.h). <remember> asks for that.
  */
-static uint64_t scan_text(struct proxy_ctx *ctx, const uint8_t *p, size_t n, bool whole,
-                          bool remember)
+/*
+ * The skeleton key of the Query text <p, len>, by way of the client's
+ * last one (<t>, NULL is fine) when it is that text but for an integer;
+ * else by a skeleton pass, keeping the text as <t>'s last when it can be
+ * compared with.
+ */
+static uint64_t query_key(struct proxy_cl_track *t, const uint8_t *p, size_t len)
+{
+	const char *sql = (const char *)p;
+	struct proto_sql_lits lits;
+	uint64_t key;
+
+	if (!t)
+		return proto_sql_skeleton(sql, len);
+	if (t->rep_key && proto_sql_again(sql, len, t->rep_text, t->rep_len, &t->rep_lits))
+		return t->rep_key;
+	key = proto_sql_skeleton_lits(sql, len, &lits);
+	if (key && lits.kind != PROTO_SQL_LITS_OTHER && len <= PROXY_REPEAT_MAX &&
+	    (t->rep_text || (t->rep_text = malloc(PROXY_REPEAT_MAX)))) {
+		memcpy(t->rep_text, sql, len);
+		t->rep_len = (uint32_t)len;
+		t->rep_lits = lits;
+		t->rep_key = key;
+	}
+	return key;
+}
+
+static uint64_t scan_text(struct proxy_ctx *ctx, struct proxy_cl_track *t, const uint8_t *p,
+                          size_t n, bool whole, bool remember)
 {
 	/* a whole Query ends in its text's NUL; a NUL inside it ends the text
 	 * for the scanner (it looks) and gets no skeleton */
@@ -174,6 +209,7 @@ static uint64_t scan_text(struct proxy_ctx *ctx, const uint8_t *p, size_t n, boo
 	struct proto_sql_scan sc;
 	struct proxy_note *nt = &ctx->note;
 	struct proxy_text_memo *m = NULL;
+	struct stats_ref ref = {0};
 	uint64_t key = 0;
 
 	nt->n = 0;
@@ -184,7 +220,7 @@ static uint64_t scan_text(struct proxy_ctx *ctx, const uint8_t *p, size_t n, boo
 		 * which the skeleton does not follow: its raw bytes first */
 		if (remember && (m = memo_hit(ctx, XXH3_64bits(p, len) | 1, p, len)))
 			return m->fp;
-		key = proto_sql_skeleton((const char *)p, len);
+		key = remember ? proto_sql_skeleton((const char *)p, len) : query_key(t, p, len);
 		if (key && (m = memo_hit(ctx, key, p, len)))
 			return m->fp;
 		if (!key && remember)
@@ -197,8 +233,8 @@ static uint64_t scan_text(struct proxy_ctx *ctx, const uint8_t *p, size_t n, boo
 		const struct proto_sql_stmt *st = &sc.stmt[i];
 
 		const struct stats_shape_info *si =
-		        stats_shape_seen(ctx->stats, st, ctx->scan_buf + st->norm_off,
-		                         (const char *)p + st->src_off);
+		        stats_shape_seen_ref(ctx->stats, st, ctx->scan_buf + st->norm_off,
+		                             (const char *)p + st->src_off, &ref);
 
 		nt->ss[nt->n] = proxy_pin_shape_bits(si);
 		nt->nh[nt->n] = si ? si->obj_hash : 0;
@@ -213,6 +249,9 @@ static uint64_t scan_text(struct proxy_ctx *ctx, const uint8_t *p, size_t n, boo
 		m->fp = sc.stmt[0].fp;
 		m->hints = sc.stmt[0].hints;
 		m->cache_ttl = sc.stmt[0].cache_ttl;
+		m->ss = nt->ss[0];
+		m->nh = nt->nh[0];
+		m->ref = ref;
 	}
 	return nt->n ? nt->fp[0] : 0;
 }
@@ -224,7 +263,7 @@ static uint64_t text_fp_ss(struct proxy_ctx *ctx, const char *sql, size_t len, b
 	struct proxy_note saved = ctx->note;
 	uint64_t fp;
 
-	fp = scan_text(ctx, (const uint8_t *)sql, len, complete, false);
+	fp = scan_text(ctx, NULL, (const uint8_t *)sql, len, complete, false);
 	*ss = ctx->note.n ? ctx->note.ss[0] : 0;
 	ctx->note = saved;
 	return fp;
@@ -333,7 +372,7 @@ void proxy_reply_note(struct proxy_client *c, struct proxy_server *s, const stru
 	switch (m->type) {
 	case 'Q':
 		if (m->avail > 0)
-			scan_text(ctx, m->body, m->avail, whole, false);
+			scan_text(ctx, c->track, m->body, m->avail, whole, false);
 		/* the value is in this text, not in its shape (pin_hooks.c) */
 		if (nt->n == 1)
 			nt->efd = efd_code(nt->ss[0], (const char *)m->body, whole ? m->avail : 0);
@@ -343,7 +382,7 @@ void proxy_reply_note(struct proxy_client *c, struct proxy_server *s, const stru
 
 		if (!name)
 			return;
-		fp = r.n > 0 ? scan_text(ctx, r.p, r.n, whole, true) : 0;
+		fp = r.n > 0 ? scan_text(ctx, NULL, r.p, r.n, whole, true) : 0;
 		ss = fp ? nt->ss[0] : 0;
 		if (!*name) {
 			c->track->unnamed_fp = fp;
@@ -457,6 +496,20 @@ int proxy_reply_request(struct proxy_client *c, struct proxy_server *s, struct p
 /* Whether the tag at <p> (<n> bytes) starts with the word <w> and a space. */
 #define TAG_IS(p, n, w) ((n) > sizeof(w) && memcmp((p), w " ", sizeof(w)) == 0)
 
+/* Whether the 7 or more bytes at <p> start with "SELECT ": two loads
+ * (bytes 0-3 and 3-6) and two comparisons, where memcmp is a call. */
+static inline bool is_select(const uint8_t *p)
+{
+	static const char sel[] = "SELECT ";
+	uint32_t a, b, x, y;
+
+	memcpy(&a, p, 4);
+	memcpy(&b, p + 3, 4);
+	memcpy(&x, sel, 4);
+	memcpy(&y, sel + 3, 4);
+	return a == x && b == y;
+}
+
 /* Rows of a CommandComplete tag ("SELECT 5", "INSERT 0 5"); -1 if none. */
 static int64_t tag_rows(const uint8_t *body, size_t len)
 {
@@ -467,6 +520,19 @@ static int64_t tag_rows(const uint8_t *body, size_t len)
 
 	if (!body || len == 0)
 		return -1;
+	/* most tags are a SELECT's: "SELECT <rows>" and its NUL, the digits
+	 * read at once */
+	if (len > 8 && body[len - 1] == '\0' && is_select(body)) {
+		for (p = body + 7, end = body + len - 1; p < end && rows < (INT64_MAX - 9) / 10;
+		     p++) {
+			if (*p < '0' || *p > '9')
+				goto slow;
+			rows = rows * 10 + (*p - '0');
+		}
+		return rows;
+	}
+slow:
+	rows = 0;
 	/* the tag is the whole message: its NUL is the last byte */
 	end = body[len - 1] == '\0' ? body + len - 1 : memchr(body, '\0', len);
 	if (!end)
@@ -517,17 +583,22 @@ static void record(struct proxy_server *s, const struct proxy_pending *h, uint64
 	struct proxy_client *c = s->client;
 	struct stats_event ev;
 
-	if (!fp || !c || !c->pool || !c->pool->stats_scope || !stats_on(s->ctx))
+	/* stats_record itself returns when tracking is off */
+	if (!fp || !c || !c->pool || !c->pool->stats_scope || !s->ctx->stats)
 		return;
-	memset(&ev, 0, sizeof(ev));
+	/* every field is set: no memset of the whole event per statement */
 	ev.scope = c->pool->stats_scope;
 	ev.fp = fp;
 	ev.end_ns = stats_clock_ns();
 	ev.start_ns = t0 && t0 <= ev.end_ns ? t0 : ev.end_ns;
 	ev.wait_ns = wait_ns;
 	ev.rows = rows;
-	if (sqlstate)
+	if (sqlstate) {
 		memcpy(ev.sqlstate, sqlstate, 5);
+		ev.sqlstate[5] = '\0';
+	} else {
+		memset(ev.sqlstate, 0, sizeof(ev.sqlstate));
+	}
 	ev.in_tx = (h->flags & PROXY_PEND_IN_TX) != 0;
 	ev.app_name = c->vars[PROXY_VAR_APPLICATION_NAME];
 	ev.client_addr = c->addr;
@@ -750,6 +821,7 @@ void proxy_reply_client_free(struct proxy_client *c)
 		free(e);
 	}
 	stats_client_free(c->ctx->stats, t->stats);
+	free(t->rep_text);
 	free(t);
 	c->track = NULL;
 }

@@ -141,6 +141,26 @@ void stats_hist_add(struct stats_hist *h, uint64_t ns)
 	stats_hist_add_bucket(h, bucket_of(ns));
 }
 
+static inline void add_at(struct stats_hist *h, unsigned i)
+{
+	if (h->count[i] == UINT32_MAX)
+		halve(h);
+	h->count[i]++;
+	h->total++;
+}
+
+void stats_hist_add3(struct stats_hist *a, struct stats_hist *b, struct stats_hist *c, uint64_t ns)
+{
+	unsigned i = bucket_of(ns); /* < HIST_NB */
+
+	if (a)
+		add_at(a, i);
+	if (b)
+		add_at(b, i);
+	if (c)
+		add_at(c, i);
+}
+
 /* What the counters sum to: the total itself unless some were halved. */
 static uint64_t sum_counts(const struct stats_hist *h)
 {

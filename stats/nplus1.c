@@ -138,18 +138,9 @@ static void copy_name(char *dst, const char *src)
 static void burst(struct stats *st, const struct stats_event *ev, struct stats_client *cl,
                   struct np_slot *s, struct stats_shape *sh)
 {
-	struct stats_np_rec *r;
+	/* not the loop going on with the record the client has (stats_np_note) */
+	struct stats_np_rec *r = rec_get(st, ev->scope, s->fp, sh);
 
-	if (s->burst && cl->rec && cl->rec_fp == s->fp && cl->rec_gen == st->np_gen) {
-		/* the loop goes on: the same record, no lookup, same client */
-		r = cl->rec;
-		stats_lru_touch(&st->np_lru, &r->lru);
-		if (s->count > r->largest)
-			r->largest = s->count;
-		r->last_ns = ev->end_ns;
-		return;
-	}
-	r = rec_get(st, ev->scope, s->fp, sh);
 	if (!r)
 		return;
 	cl->rec = r;
@@ -175,8 +166,6 @@ static void burst(struct stats *st, const struct stats_event *ev, struct stats_c
 /* A transaction is over: what was counted inside it starts again. */
 static void end_tx(struct stats_client *cl)
 {
-	if (!cl->tx_slots) /* most statements run outside one: nothing to do */
-		return;
 	cl->tx_slots = false;
 	for (unsigned i = 0; i < STATS_NP_SLOTS; i++)
 		if (cl->slot[i].fp && cl->slot[i].in_tx)
@@ -229,8 +218,7 @@ void stats_np_note(struct stats *st, const struct stats_event *ev, uint8_t cls,
                    struct stats_shape *sh)
 {
 	struct stats_client *cl = *ev->client;
-	uint32_t threshold = st->cfg.nplus1_threshold < 2 ? 2 : st->cfg.nplus1_threshold;
-	uint64_t window = (uint64_t)st->cfg.nplus1_window_ms * 1000000ull, now = ev->end_ns;
+	uint64_t now = ev->end_ns;
 	struct np_slot *s;
 
 	if (!cl) {
@@ -245,18 +233,35 @@ void stats_np_note(struct stats *st, const struct stats_event *ev, uint8_t cls,
 		memset(cl, 0, sizeof(*cl));
 		cl->gen = st->gen;
 	}
-	if (!ev->in_tx || (cls == STATS_CL_TCL && !(sh && (sh->keyword == PROTO_KW_SAVEPOINT ||
-	                                                   sh->keyword == PROTO_KW_RELEASE))))
+	/* a transaction ends outside one, or at a TCL statement other than
+	 * SAVEPOINT / RELEASE; nothing to do unless a slot counts inside one */
+	if (cl->tx_slots &&
+	    (!ev->in_tx || (cls == STATS_CL_TCL && !(sh && (sh->keyword == PROTO_KW_SAVEPOINT ||
+	                                                    sh->keyword == PROTO_KW_RELEASE)))))
 		end_tx(cl);
 	if (cls == STATS_CL_SELECT && ev->fp) {
+		uint32_t threshold = st->cfg.nplus1_threshold < 2 ? 2 : st->cfg.nplus1_threshold;
+
 		s = slot_for(cl, ev->fp);
 		if (s->fp != ev->fp || s->in_tx != ev->in_tx ||
-		    (!ev->in_tx && out_of_window(s, now, window)))
+		    (!ev->in_tx &&
+		     out_of_window(s, now, (uint64_t)st->cfg.nplus1_window_ms * 1000000ull)))
 			slot_start(s, cl, ev->fp, ev->in_tx, now);
 		s->count++;
 		s->last_ns = now;
-		if (s->count >= threshold)
-			burst(st, ev, cl, s, sh);
+		if (s->count >= threshold) {
+			struct stats_np_rec *r = cl->rec;
+
+			if (s->burst && r && cl->rec_fp == s->fp && cl->rec_gen == st->np_gen) {
+				/* the loop goes on: the same record, no lookup, same client */
+				stats_lru_touch(&st->np_lru, &r->lru);
+				if (s->count > r->largest)
+					r->largest = s->count;
+				r->last_ns = now;
+			} else {
+				burst(st, ev, cl, s, sh);
+			}
+		}
 	}
 	cl->last_fp = ev->fp;
 }

@@ -65,14 +65,6 @@ char *stats_strndup(struct stats *st, const char *src, size_t n, size_t cap, siz
 	return p;
 }
 
-uint64_t stats_clock_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Unix time of the monotonic instant <ns>, given both clocks read now. */
 static double wall_of(uint64_t ns, uint64_t mono_now, double wall_now)
 {
@@ -117,6 +109,7 @@ void stats_shape_pin(struct stats *st, struct stats_shape *sh)
 
 static void shape_free(struct stats *st, struct stats_shape *sh)
 {
+	st->shape_gen++; /* every struct stats_ref set before may name it */
 	/* the analyzer loses track of the table uthash frees with its last entry */
 	// NOLINTNEXTLINE(clang-analyzer-unix.Malloc,clang-analyzer-core.NullDereference)
 	HASH_DEL(st->shapes, sh);
@@ -160,18 +153,36 @@ static void shape_sanitize(struct stats_shape_info *in)
 		in->nwritten = STATS_MAX_TABLES;
 }
 
+static void ref_set(const struct stats *st, struct stats_ref *ref, const struct stats_shape *sh)
+{
+	if (!ref)
+		return;
+	ref->sh = sh;
+	ref->gen = sh ? st->shape_gen : 0;
+}
+
 const struct stats_shape_info *stats_shape_seen(struct stats *st, const struct proto_sql_stmt *s,
                                                 const char *norm, const char *src)
+{
+	return stats_shape_seen_ref(st, s, norm, src, NULL);
+}
+
+const struct stats_shape_info *stats_shape_seen_ref(struct stats *st,
+                                                    const struct proto_sql_stmt *s,
+                                                    const char *norm, const char *src,
+                                                    struct stats_ref *ref)
 {
 	struct stats_shape *sh;
 	const char *sql = src;
 	size_t len;
 
+	ref_set(st, ref, NULL);
 	if (!st || (!st->cfg.track && !st->cfg.memo) || !s || s->fp == 0)
 		return NULL;
 	sh = stats_shape_lookup(st, s->fp, true);
 	if (sh) {
 		shape_example(st, sh, src, s->src_len);
+		ref_set(st, ref, sh);
 		return &sh->info;
 	}
 	sh = stats_alloc(st, sizeof(*sh));
@@ -206,6 +217,8 @@ const struct stats_shape_info *stats_shape_seen(struct stats *st, const struct p
 	stats_lru_push(&st->shape_lru, &sh->lru);
 	shape_example(st, sh, src, s->src_len);
 	memo_trim(st);
+	/* the trim frees from the far end of the LRU, not the newest */
+	ref_set(st, ref, sh);
 	return &sh->info;
 }
 
@@ -230,6 +243,32 @@ const struct stats_shape_info *stats_shape_again(struct stats *st, uint64_t fp, 
 	if (!sh)
 		return NULL;
 	shape_example(st, sh, src, len);
+	return &sh->info;
+}
+
+const struct stats_shape_info *stats_shape_again_ref(struct stats *st, uint64_t fp, const char *src,
+                                                     size_t len, struct stats_ref *ref)
+{
+	struct stats_shape *sh;
+
+	if (!st || (!st->cfg.track && !st->cfg.memo) || fp == 0) {
+		ref_set(st, ref, NULL);
+		return NULL;
+	}
+	/* a generation that has not moved: no shape was freed, so <ref>'s is
+	 * alive (a zeroed ref has generation 0, which is never current) */
+	if (ref->gen == st->shape_gen && ((const struct stats_shape *)ref->sh)->fp == fp) {
+		sh = (struct stats_shape *)(uintptr_t)ref->sh;
+		if (sh->refs == 0)
+			stats_lru_touch(&st->shape_lru, &sh->lru);
+	} else {
+		sh = stats_shape_lookup(st, fp, true);
+		ref_set(st, ref, sh);
+		if (!sh)
+			return NULL;
+	}
+	if (st->cfg.track_literals)
+		shape_example(st, sh, src, len);
 	return &sh->info;
 }
 
@@ -427,9 +466,19 @@ static struct stats_row *row_new(struct stats *st, struct stats_scope *sc, uint6
 	return r;
 }
 
+static struct stats_row **row_slot(struct stats *st, uint64_t fp)
+{
+	/* a fingerprint is a hash already; its low bit may be forced to 1 */
+	return &st->row_cache[(fp >> 1) & (STATS_ROW_CACHE - 1)];
+}
+
 static void row_free(struct stats *st, struct stats_row *r)
 {
 	struct stats_scope *sc = r->key.scope;
+	struct stats_row **slot = row_slot(st, r->key.fp);
+
+	if (*slot == r)
+		*slot = NULL;
 
 	// NOLINTNEXTLINE(clang-analyzer-unix.Malloc,clang-analyzer-core.NullDereference)
 	HASH_DEL(st->rows, r);
@@ -496,14 +545,24 @@ static struct stats_row *row_for(struct stats *st, struct stats_scope *sc, uint6
 	struct stats_row_key key;
 	struct stats_row *r;
 
+	struct stats_row **slot;
+
 	if (fp == 0 || st->cfg.max_statements == 0)
 		return other_row(st, sc);
+	slot = row_slot(st, fp);
+	r = *slot;
+	/* only rows in the bound are cached, never an <other> row (fp 0) */
+	if (r && r->key.fp == fp && r->key.scope == sc) {
+		stats_lru_touch(&st->row_lru, &r->lru);
+		return r;
+	}
 	memset(&key, 0, sizeof(key));
 	key.scope = sc;
 	key.fp = fp;
 	HASH_FIND(hh, st->rows, &key, sizeof(key), r);
 	if (r) {
 		stats_lru_touch(&st->row_lru, &r->lru);
+		*slot = r;
 		return r;
 	}
 	rows_trim(st, (size_t)st->cfg.max_statements - 1);
@@ -512,6 +571,7 @@ static struct stats_row *row_for(struct stats *st, struct stats_scope *sc, uint6
 		return other_row(st, sc);
 	stats_lru_push(&st->row_lru, &r->lru);
 	st->nrows++;
+	*slot = r;
 	return r;
 }
 
@@ -547,6 +607,7 @@ struct stats *stats_new(const struct stats_config *cfg)
 	if (!st)
 		return NULL;
 	st->cfg = *cfg;
+	st->shape_gen = 1;
 	stats_lru_init(&st->shape_lru);
 	stats_lru_init(&st->row_lru);
 	stats_lru_init(&st->np_lru);
@@ -634,7 +695,7 @@ bool stats_enabled(const struct stats *st)
 
 /* The shape of <fp>, pinned by row <r> (NULL is fine) the first time:
  * a row holds its shape, so a known row needs no second lookup. */
-static struct stats_shape *row_shape(struct stats *st, struct stats_row *r, uint64_t fp)
+static inline struct stats_shape *row_shape(struct stats *st, struct stats_row *r, uint64_t fp)
 {
 	struct stats_shape *sh = NULL;
 
@@ -658,7 +719,6 @@ void stats_record(struct stats *st, const struct stats_event *ev)
 	struct stats_row *r;
 	uint64_t exec = 0;
 	uint8_t cls = STATS_CL_OTHER;
-	unsigned bucket = 0;
 	bool ok;
 
 	if (!st || !st->cfg.track || !ev || !ev->scope)
@@ -667,8 +727,6 @@ void stats_record(struct stats *st, const struct stats_event *ev)
 	if (ev->end_ns > ev->start_ns)
 		exec = ev->end_ns - ev->start_ns;
 	ok = ev->sqlstate[0] == 0;
-	if (ok) /* one value for three histograms */
-		bucket = stats_hist_bucket(exec);
 	r = row_for(st, sc, ev->fp);
 	sh = row_shape(st, r, ev->fp);
 	if (r) {
@@ -687,7 +745,6 @@ void stats_record(struct stats *st, const struct stats_event *ev)
 				a->max_ns = exec;
 			if (ev->rows > 0)
 				a->rows += (uint64_t)ev->rows;
-			stats_hist_add_bucket(r->hist, bucket);
 		} else {
 			r->a.errors++;
 			row_error(r, ev->sqlstate, 1);
@@ -706,10 +763,10 @@ void stats_record(struct stats *st, const struct stats_event *ev)
 	if (ok) {
 		ct->calls++;
 		ct->total_ns += exec;
-		stats_hist_add_bucket(ct->hist, bucket);
 		sc->calls++;
 		sc->total_ns += exec;
-		stats_hist_add_bucket(sc->hist, bucket);
+		/* one bucket for the row's, the class's and the pool's */
+		stats_hist_add3(r ? r->hist : NULL, ct->hist, sc->hist, exec);
 		if (ev->rows > 0) {
 			ct->rows += (uint64_t)ev->rows;
 			sc->rows += (uint64_t)ev->rows;

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "protocol/proto.h"
 
@@ -185,6 +186,9 @@ void stats_hist_add(struct stats_hist *h, uint64_t ns);
  * its bucket, found once, then a count in each. */
 unsigned stats_hist_bucket(uint64_t ns);
 void stats_hist_add_bucket(struct stats_hist *h, unsigned bucket);
+/* <ns> added to <a>, <b> and <c> (each may be NULL) in one call, as a
+ * statement's row, class and pool histograms take each statement. */
+void stats_hist_add3(struct stats_hist *a, struct stats_hist *b, struct stats_hist *c, uint64_t ns);
 /* The <q> quantile (0..1) in ns, within 2 % of the exact value; 0 if empty. */
 uint64_t stats_hist_quantile(const struct stats_hist *h, double q);
 /* The 0.50, 0.95 and 0.99 quantiles, as stats_hist_quantile gives them, in
@@ -214,7 +218,14 @@ void stats_free(struct stats *st);
 /* RESET STATS: every row, counter, slow entry and N+1 record goes. */
 void stats_reset(struct stats *st);
 bool stats_enabled(const struct stats *st);
-uint64_t stats_clock_ns(void); /* CLOCK_MONOTONIC */
+/* CLOCK_MONOTONIC in ns; inline, as it is read twice per statement */
+static inline uint64_t stats_clock_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 /* A (database, user), referenced by its pool; NULL on OOM. */
 struct stats_scope *stats_scope_get(struct stats *st, const char *db, const char *user);
@@ -231,6 +242,24 @@ void stats_scope_put(struct stats *st, struct stats_scope *sc);
  */
 const struct stats_shape_info *stats_shape_seen(struct stats *st, const struct proto_sql_stmt *s,
                                                 const char *norm, const char *src);
+/*
+ * A caller's reference to a memoized shape, which the _ref forms of hook 1
+ * fill, so that the next statement of that shape needs no lookup. stats/
+ * checks it before use: it holds while no shape has been freed since it
+ * was set (a generation), and a stale one is looked up again and set
+ * anew. While its generation stays the same it names the same shape, so
+ * the caller may keep what it derived from that shape's info beside it.
+ * Zeroed = none.
+ */
+struct stats_ref {
+	const void *sh;
+	uint64_t gen;
+};
+/* stats_shape_seen, setting <ref> (NULL is fine) to the shape. */
+const struct stats_shape_info *stats_shape_seen_ref(struct stats *st,
+                                                    const struct proto_sql_stmt *s,
+                                                    const char *norm, const char *src,
+                                                    struct stats_ref *ref);
 /* The shape of <fp> if it is known (memoized), else NULL. */
 const struct stats_shape_info *stats_shape_find(struct stats *st, uint64_t fp);
 /* Hook 1 for a text whose scan is remembered (proto_sql_skeleton): the
@@ -239,6 +268,10 @@ const struct stats_shape_info *stats_shape_find(struct stats *st, uint64_t fp);
  * then scan the text and call stats_shape_seen. */
 const struct stats_shape_info *stats_shape_again(struct stats *st, uint64_t fp, const char *src,
                                                  size_t len);
+/* stats_shape_again by way of <ref> (not NULL) while it holds; sets it
+ * anew otherwise, and to zero when <fp> is not known. */
+const struct stats_shape_info *stats_shape_again_ref(struct stats *st, uint64_t fp, const char *src,
+                                                     size_t len, struct stats_ref *ref);
 
 /* Hook 2: a reply closed a request. */
 struct stats_event {

@@ -45,6 +45,7 @@ static inline unsigned stats_key_hash(const void *key, size_t n)
 #define STATS_NAME_MAX    64   /* application_name and client address kept (NAMEDATALEN) */
 #define STATS_MEMO_MIN    1000 /* shapes the memo keeps at least */
 #define STATS_NP_MIN      100  /* N+1 records kept at least */
+#define STATS_ROW_CACHE   256  /* slots of the row cache: a power of two */
 
 /* Node of an intrusive circular list with a sentinel; head->next is the newest. */
 struct stats_lru {
@@ -180,11 +181,17 @@ struct stats {
 	struct stats_shape *shapes;
 	struct stats_lru shape_lru;
 	size_t nshapes;
+	uint64_t shape_gen; /* from 1, bumped when a shape is freed: struct stats_ref */
 
 	struct stats_row *rows; /* every row, <other> ones too */
 	struct stats_lru row_lru;
 	size_t nrows;  /* rows in row_lru: the ones max_statements bounds */
 	size_t nother; /* <other> rows, one per database */
+	/* Rows counted in lately, by their fingerprint's bits: a statement
+	 * seen before finds its row here without the hash lookup. Each slot
+	 * is NULL or a live row (row_free empties its slot); a hit is checked
+	 * against the row's own key. */
+	struct stats_row *row_cache[STATS_ROW_CACHE];
 
 	struct stats_class_tally cls[STATS_NCLASSES];
 

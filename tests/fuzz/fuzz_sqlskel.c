@@ -3,7 +3,9 @@
  * Each input is checked against itself with its literal values changed
  * (skel_mutate.h): when the two skeletons agree, proto_sql_scan must give
  * both the same statements, fingerprints, keywords, hints and parameter
- * counts. A text without literals must have the key of its raw bytes. */
+ * counts. A text without literals must have the key of its raw bytes, and
+ * a text proto_sql_again takes for the input but for its integer must have
+ * the input's key. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +52,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	ka = proto_sql_skeleton(sql, len);
 	kb = proto_sql_skeleton(mut, mlen);
+	/* the same text but for its one integer has its key */
+	struct proto_sql_lits in_lits;
+	if (proto_sql_skeleton_lits(sql, len, &in_lits) != ka)
+		abort();
+	if (ka && proto_sql_again(mut, mlen, sql, len, &in_lits) && kb != ka)
+		abort();
 	if (!ka)
 		goto out;
 	proto_sql_scan(sql, len, true, buf, cap, &a);

@@ -5,6 +5,7 @@
  * without literals is keyed by its raw bytes.
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <xxhash.h>
@@ -133,4 +134,150 @@ Test(sqlskel, a_text_without_literals_is_keyed_by_its_bytes)
 	cr_assert_eq(key(plain), XXH3_64bits(plain, strlen(plain)) | 1);
 	cr_assert_neq(key("SELECT a FROM t WHERE b = 1"),
 	              XXH3_64bits("SELECT a FROM t WHERE b = 1", 27) | 1);
+}
+
+/* The block scan reads 16 bytes at a time and the text's last 16 as one
+ * block: a byte that matters is found wherever it falls in a block. */
+Test(sqlskel, every_alignment_of_a_stop_is_found)
+{
+	char sql[256], mut[1024];
+
+	for (unsigned pad = 0; pad < 40; pad++) {
+		for (unsigned tail = 0; tail < 20; tail++) {
+			int n = snprintf(sql, sizeof(sql), "SELECT a%*s= 12%*s", (int)pad, "",
+			                 (int)tail, "");
+			uint64_t k = proto_sql_skeleton(sql, (size_t)n);
+			size_t mn = skel_mutate(sql, (size_t)n, 0, mut);
+
+			cr_assert_neq(k, 0, "no key for '%s'", sql);
+			cr_assert_eq(proto_sql_skeleton(mut, mn), k, "'%s' and '%s'", sql, mut);
+			/* the literal is seen: another count of its spaces is another key */
+			cr_assert_neq(k, XXH3_64bits(sql, (size_t)n) | 1, "'%s'", sql);
+			n = snprintf(sql, sizeof(sql), "SELECT a%*sFROM t ORDER BY 1%*s", (int)pad,
+			             "", (int)tail, "");
+			cr_assert_eq(proto_sql_skeleton(sql, (size_t)n), 0, "a key for '%s'", sql);
+			n = snprintf(sql, sizeof(sql), "SELECT a%*sFROM t; SELECT 2%*s", (int)pad,
+			             "", (int)tail, "");
+			cr_assert_eq(proto_sql_skeleton(sql, (size_t)n), 0, "a key for '%s'", sql);
+		}
+	}
+}
+
+/* A NUL ends the text for the full scanner wherever it is: between tokens,
+ * in a string, a quoted identifier or a comment, at any alignment. */
+Test(sqlskel, a_nul_anywhere_means_no_key)
+{
+	static const char *const texts[] = {
+	        "SELECT abalance FROM pgbench_accounts WHERE aid = 12345;",
+	        "SELECT * FROM t WHERE name = 'a string long enough' AND b = 1",
+	        "SELECT \"a quoted identifier, long\" FROM t WHERE b = 2",
+	        "SELECT a /* a comment, long enough to span */ FROM t WHERE b = 3",
+	        "SELECT a -- a comment to the end of the line\nFROM t WHERE b = 4",
+	};
+	char sql[256];
+
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		size_t n = strlen(texts[i]);
+
+		cr_assert_neq(key(texts[i]), 0, "no key for %s", texts[i]);
+		for (size_t at = 0; at < n; at++) {
+			memcpy(sql, texts[i], n);
+			sql[at] = '\0';
+			cr_assert_eq(proto_sql_skeleton(sql, n), 0, "a key with a NUL at %zu of %s",
+			             at, texts[i]);
+		}
+	}
+}
+
+/* #, % and : stop the block scan without mattering: a text holding them
+ * keys as one without, literal values aside. */
+Test(sqlskel, operators_the_block_scan_stops_at)
+{
+	const char *sql = "SELECT a % 2, b::int, c # 3, d:e FROM t WHERE x = 'y'";
+	char mut[256];
+	size_t n = skel_mutate(sql, strlen(sql), 1, mut);
+	uint64_t k = key(sql);
+
+	cr_assert_neq(k, 0);
+	cr_assert_eq(proto_sql_skeleton(mut, n), k, "%s and %s", sql, mut);
+	cr_assert_neq(key("SELECT a % 2"), key("SELECT a # 2"));
+}
+
+/* proto_sql_again: a text that is another's but for its one integer has
+ * that text's key (and scan), known by a comparison. */
+Test(sqlskel, the_same_text_with_another_integer)
+{
+	static const char *const one_int[] = {
+	        "SELECT abalance FROM pgbench_accounts WHERE aid = 12345;",
+	        "SELECT * FROM t WHERE id = 7",
+	        "SELECT a FROM t LIMIT 10 -- sluice:nocache\n",
+	        "UPDATE t SET x = x + 1 WHERE k = \"c1\"",
+	        "SELECT x FROM t WHERE a = - 5 AND b = 'x'", /* a string too: other */
+	        "SELECT 1.5",                                /* not an integer */
+	        "SELECT now()",                              /* none */
+	};
+	static const char *const others[] = {"0", "9", "42", "1234567890123", "00017"};
+	char sql[256], mut[1024];
+
+	for (size_t i = 0; i < sizeof(one_int) / sizeof(one_int[0]); i++) {
+		const char *old = one_int[i];
+		size_t n = strlen(old);
+		struct proto_sql_lits l;
+		uint64_t k = proto_sql_skeleton_lits(old, n, &l);
+
+		cr_assert_neq(k, 0, "%s", old);
+		cr_assert_eq(k, key(old), "%s", old);
+		cr_assert(proto_sql_again(old, n, old, n, &l) == (l.kind != PROTO_SQL_LITS_OTHER),
+		          "%s", old);
+		if (i == 4 || i == 5) {
+			cr_assert_eq(l.kind, PROTO_SQL_LITS_OTHER, "%s", old);
+			continue;
+		}
+		if (i == 6) {
+			cr_assert_eq(l.kind, PROTO_SQL_LITS_NONE);
+			cr_assert_not(proto_sql_again("SELECT now() ", 13, old, n, &l));
+			cr_assert_not(proto_sql_again("SELECT noW()", 12, old, n, &l));
+			continue;
+		}
+		cr_assert_eq(l.kind, PROTO_SQL_LITS_INT, "%s", old);
+		for (size_t j = 0; j < sizeof(others) / sizeof(others[0]); j++) {
+			int m = snprintf(sql, sizeof(sql), "%.*s%s%s", (int)l.off, old, others[j],
+			                 old + l.off + l.len);
+
+			cr_assert(proto_sql_again(sql, (size_t)m, old, n, &l), "%s", sql);
+			cr_assert_eq(key(sql), k, "%s and %s", sql, old);
+			cr_assert_eq(scan(sql).stmt[0].fp, scan(old).stmt[0].fp, "%s", sql);
+		}
+		/* what is not another integer there */
+		static const char *const nots[] = {"",   "1.5", "1e3", "12a",
+		                                   "-3", "'x'", "1 ",  "$1"};
+
+		for (size_t j = 0; j < sizeof(nots) / sizeof(nots[0]); j++) {
+			int m = snprintf(sql, sizeof(sql), "%.*s%s%s", (int)l.off, old, nots[j],
+			                 old + l.off + l.len);
+
+			cr_assert_not(proto_sql_again(sql, (size_t)m, old, n, &l), "%s", sql);
+		}
+		/* a byte changed outside the integer */
+		for (size_t at = 0; at < n; at++) {
+			if (at >= l.off && at < l.off + l.len)
+				continue;
+			memcpy(mut, old, n);
+			mut[at] = mut[at] == 'x' ? 'y' : 'x';
+			cr_assert_not(proto_sql_again(mut, n, old, n, &l), "%.*s", (int)n, mut);
+		}
+	}
+}
+
+/* U& and "by" after a number: "0U&" is 0 then a U& identifier (whose
+ * UESCAPE character is a string the scan keeps), "0by" is 0 then the word
+ * by. The word before them holds a digit, so they are taken for a start
+ * and refused; words that merely end in u or b are not. */
+Test(sqlskel, u_amp_and_by_after_a_number)
+{
+	cr_assert_eq(key("SELECT \"a\",0U&\"d\\0061t\" UESCAPE '#' FROM t"), 0);
+	cr_assert_eq(key("SELECT a FROM t ORDER 0by 1"), 0);
+	cr_assert_eq(key("SELECT a FROM t GROUP x1by 2"), 0);
+	cr_assert_neq(key("SELECT hobby FROM t WHERE lobby = 1"), 0);
+	cr_assert_neq(key("SELECT menu&1 FROM t WHERE a = 'x'"), 0);
 }
