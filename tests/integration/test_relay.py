@@ -311,15 +311,18 @@ def t_discard(env):
     w = s.wire()
     w.send(m_parse("d1", "SELECT 'd1'") + M_SYNC)
     check([t for t, _ in w.collect()] == [b"1", b"Z"], "Parse d1")
-    for cmd in ("DISCARD PLANS", "DISCARD TEMP", "DISCARD SEQUENCES", "discard  plans;"):
+    for i, cmd in enumerate(("DISCARD PLANS", "DISCARD TEMP", "DISCARD SEQUENCES",
+                             "discard  plans;")):
         w.query(cmd)
         for rnd in range(2):
             rows, errs = rows_and_errors(w.send(m_bind("", "d1") + m_execute() + M_SYNC)
                                          or w.collect())
             check(not errs and rows == [["d1"]], f"Bind d1 after {cmd} ({rnd}): {errs}")
-            # the same text under a new name: the server already has it
+            # the same text under a new name (new each time: these DISCARDs
+            # keep statements, so PostgreSQL refuses a name again, 42P05)
+            name = f"d{i}_{rnd}"
             rows, errs = rows_and_errors(
-                w.send(m_parse(f"d{rnd + 2}", "SELECT 'd1'") + m_bind("", f"d{rnd + 2}")
+                w.send(m_parse(name, "SELECT 'd1'") + m_bind("", name)
                        + m_execute() + M_SYNC) or w.collect())
             check(not errs and rows == [["d1"]], f"Parse again after {cmd} ({rnd}): {errs}")
     # DISCARD ALL drops them, as in PostgreSQL, and they can be made again
