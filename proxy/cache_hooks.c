@@ -609,35 +609,6 @@ static void sess_sent(struct proxy_client *c, struct proxy_cl_cache *cc,
 	}
 }
 
-/* The shape of a RowDescription body (NULL: NoData) as the key holds it:
- * every field but its format code (a Describe of the statement says text,
- * of a portal what the Bind asked); false if malformed. */
-static bool row_shape(const uint8_t *body, size_t len, uint64_t *shape)
-{
-	struct proto_reader r;
-	uint16_t nfields;
-	uint64_t h = 0x5eed;
-
-	if (!body) {
-		*shape = 0x6e6f64617461; /* NoData */
-		return true;
-	}
-	proto_reader_init(&r, body, len);
-	nfields = proto_get_u16(&r);
-	for (uint16_t i = 0; i < nfields && !r.err; i++) {
-		const uint8_t *field = r.p;
-
-		if (!proto_get_str(&r) || !proto_get_bytes(&r, 16))
-			return false;
-		h = XXH64(field, (size_t)(r.p - field), h);
-		(void)proto_get_u16(&r);
-	}
-	if (r.err || r.n != 0)
-		return false;
-	*shape = h ^ nfields;
-	return true;
-}
-
 /* PostgreSQL described statement <serial>: its shape is the first one
  * given; another one (or one too large to read) ends serving it. */
 static void sess_described(struct proxy_cl_cache *cc, uint64_t serial, uint8_t type,
@@ -651,7 +622,7 @@ static void sess_described(struct proxy_cl_cache *cc, uint64_t serial, uint8_t t
 	if (!st)
 		return;
 	known = len <= PROXY_INSPECT_MAX + 1 &&
-	        row_shape(type == 'n' ? NULL : msg + 5, len - 5, &shape);
+	        proxy_row_shape(type == 'n' ? NULL : msg + 5, len - 5, &shape);
 	if (!known || (st->has_shape && st->shape != shape)) {
 		sess_drop(cc, st);
 		return;

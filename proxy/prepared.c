@@ -710,8 +710,7 @@ static bool plan_changed(const uint8_t *body, size_t len)
 	       strcmp(e.routine, "RevalidateCachedQuery") == 0;
 }
 
-/* The shape of a RowDescription body (NULL: NoData); false if malformed. */
-static bool row_shape(const uint8_t *body, size_t len, uint64_t *shape)
+bool proxy_row_shape(const uint8_t *body, size_t len, uint64_t *shape)
 {
 	struct proto_reader r;
 	uint16_t nfields;
@@ -816,7 +815,8 @@ void proxy_ps_reply_described(struct proxy_server *s, const struct proxy_pending
 {
 	uint64_t shape = 0;
 	/* a RowDescription too large to read whole has no known shape */
-	bool known = (type == 'n' || body) && row_shape(type == 'n' ? NULL : body, len, &shape);
+	bool known =
+	        (type == 'n' || body) && proxy_row_shape(type == 'n' ? NULL : body, len, &shape);
 
 	shape_done(s, h, known, shape);
 }

@@ -935,6 +935,11 @@ void proxy_ps_registry(const struct proxy_ctx *ctx, size_t *n, size_t *bytes);
 /* Must the relay read this RowDescription whole and pass its body to
  * track_reply? */
 bool proxy_ps_wants_body(const struct proxy_server *s);
+/* The shape of a RowDescription body (NULL: NoData): every field but its
+ * format code (a Describe of the statement says text, of a portal what the
+ * Bind asked), so that prepared.c's check of a statement's rows and the
+ * cache's key agree on it; false if malformed. */
+bool proxy_row_shape(const uint8_t *body, size_t len, uint64_t *shape);
 /* Is a shape check (a client's stalled message) still waiting for its answer? */
 bool proxy_ps_checking(const struct proxy_server *s);
 /* Append to <b> the ErrorResponse a refused stand-in of <s> stands for:

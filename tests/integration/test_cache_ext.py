@@ -391,23 +391,30 @@ public class CacheExt {
 """
 
 
-@test("cache ext: PgJDBC, unnamed then named statements, and an ALTER under them "
-      "(transaction mode)", timeout=180)
-def t_jdbc(env):
+def jdbc_reads(env, mode):
+    """Run JDBC_SRC through a sluice in <mode>: how many of its reads ran
+    at PostgreSQL (its own checks of every answer must pass), and the
+    sluice's SHOW CACHE row."""
     java = shutil.which("java")
     if java is None or not os.path.exists(JDBC_JAR):
         raise Skip("java or PgJDBC not installed")
     setup(env)
-    s = start(env, mode="transaction")
+    s = start(env, mode=mode)
     src = os.path.join(env.root, "CacheExt.java")
     with open(src, "w") as fh:
         fh.write(JDBC_SRC)
     r = subprocess.run([java, "-cp", JDBC_JAR, src], env=s.pgenv(), stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, text=True, timeout=150)
     check(r.returncode == 0 and "ok jdbc" in r.stdout, f"PgJDBC: {r.stdout[-1500:]}")
-    n = calls(env, "ext_jdbc")
+    return calls(env, "ext_jdbc"), cache_row(s)
+
+
+@test("cache ext: PgJDBC, unnamed then named statements, and an ALTER under them "
+      "(transaction mode)", timeout=180)
+def t_jdbc(env):
+    n, row = jdbc_reads(env, "transaction")
     # 46 reads of 2 keys: a few misses per key and form (unnamed, the first
     # Describe of the named statement, named) and after the ALTER, the rest
     # hits
     check(n <= 12, f"PgJDBC: {n} of 46 reads ran at PostgreSQL")
-    check(cache_row(s)["hits"] >= 34, f"PgJDBC: {cache_row(s)}")
+    check(row["hits"] >= 34, f"PgJDBC: {row}")

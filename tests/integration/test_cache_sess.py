@@ -14,13 +14,11 @@ survives an ALTER under its statement; a cancel of a Bind group waiting
 on another client's miss answers the whole group.
 """
 import os
-import shutil
-import subprocess
 
-from harness import M_SYNC, Skip, check, m_bind, m_close, m_describe, m_execute, m_parse, \
+from harness import M_SYNC, check, m_bind, m_close, m_describe, m_execute, m_parse, \
     m_query, pgbench, test
 from test_cache import cache_row, calls, setup, start
-from test_cache_ext import JDBC_JAR, JDBC_SRC, READ, group, run, vals
+from test_cache_ext import READ, group, jdbc_reads, run, vals
 
 
 def prepare(w, name, sql, oids=(), want=b"1tTZ"):
@@ -250,18 +248,7 @@ def t_redefine(env):
 @test("cache sess: PgJDBC past prepareThreshold hits in session mode, and an ALTER under it",
       timeout=180)
 def t_jdbc(env):
-    java = shutil.which("java")
-    if java is None or not os.path.exists(JDBC_JAR):
-        raise Skip("java or PgJDBC not installed")
-    setup(env)
-    s = start(env, mode="session")
-    src = os.path.join(env.root, "CacheExt.java")
-    with open(src, "w") as fh:
-        fh.write(JDBC_SRC)
-    r = subprocess.run([java, "-cp", JDBC_JAR, src], env=s.pgenv(), stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT, text=True, timeout=150)
-    check(r.returncode == 0 and "ok jdbc" in r.stdout, f"PgJDBC: {r.stdout[-1500:]}")
-    n = calls(env, "ext_jdbc")
+    n, _ = jdbc_reads(env, "session")
     # 46 reads of 2 keys; before this change the 37 named ones all ran at
     # PostgreSQL
     check(n <= 14, f"PgJDBC: {n} of 46 reads ran at PostgreSQL")
