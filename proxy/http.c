@@ -74,6 +74,10 @@ struct proxy_http {
 	size_t nconns;
 	uint64_t requests; /* answered */
 	uint64_t refused;  /* refused or dropped */
+	/* the checks /metrics last showed, and when (metrics_health) */
+	struct stats_health_check health[STATS_HEALTH_NCHECKS];
+	double health_at;
+	bool health_ok;
 };
 
 /* ---- gathering the proxy's figures ---- */
@@ -315,6 +319,30 @@ static void metrics_cache(const struct cache *ca, struct cache_stats *st,
 	out->notify_failures = st->notify.failures;
 }
 
+/*
+ * The health checks for /metrics, evaluated at most once a second: they
+ * sum up the last minute, and a scraper polling every 100 ms would pay a
+ * fifth of each scrape for the same answer. /health and SHOW HEALTH
+ * evaluate them each time. NULL when they cannot be had (out of memory).
+ */
+static const struct stats_health_check *metrics_health(struct proxy_ctx *ctx,
+                                                       struct stats_health_check *fresh)
+{
+	struct proxy_http *h = ctx->http;
+	double now = proxy_now(ctx);
+
+	if (h && h->health_ok && now >= h->health_at && now - h->health_at < 1.0)
+		return h->health;
+	if (proxy_health_checks(ctx, fresh) < 0)
+		return NULL;
+	if (h) {
+		memcpy(h->health, fresh, sizeof(h->health));
+		h->health_at = now;
+		h->health_ok = true;
+	}
+	return fresh;
+}
+
 int proxy_metrics_render(struct proxy_ctx *ctx, struct proto_buf *b)
 {
 	struct stats_health_check checks[STATS_HEALTH_NCHECKS];
@@ -346,8 +374,7 @@ int proxy_metrics_render(struct proxy_ctx *ctx, struct proto_buf *b)
 		in.http_requests = ctx->http->requests;
 		in.http_refused = ctx->http->refused;
 	}
-	if (proxy_health_checks(ctx, checks) == 0)
-		in.health = checks;
+	in.health = metrics_health(ctx, checks);
 	in.top_statements = (uint32_t)ctx->conf->metrics_top_statements;
 	in.pgbouncer_names = ctx->conf->metrics_pgbouncer_names;
 	if (ctx->cache)
