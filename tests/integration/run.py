@@ -72,6 +72,13 @@ def run_one(env, name, fn, timeout):
                 s.kill()
         t.join(15)
         return "fail", f"timed out after {timeout}s", log
+    # the extra sluices a test started go with it: left running, their
+    # server connections made every later restart of the shared sluice wait
+    # its 5 s for PostgreSQL's backends to go (their exit status is still
+    # checked, as at the end)
+    for s in env.extra:
+        env.stop_checked(s)
+    env.extra = []
     log = ""
     status = result.get("status", "fail")
     detail = result.get("detail", "")
