@@ -33,7 +33,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 HDRS    := $(wildcard */*.h)
 
-.PHONY: all deps run test unit integration asan fuzz bench clean format format-check lint
+.PHONY: all deps run test unit integration asan fuzz bench pgregress clean format format-check lint
 
 all: sluice
 
@@ -136,6 +136,13 @@ fuzz: deps $(FUZZ_BIN) $(FUZZ_CACHE_BIN) $(FUZZ_PROXY_BIN)
 		$$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -artifact_prefix=build-fuzz/$$n- \
 			-print_final_stats=1 build-fuzz/corpus-$$n tests/fuzz/corpus/$$n; \
 	done
+
+# PostgreSQL's own regression and isolation suites, straight and through
+# sluice in both pool modes (fetches PostgreSQL's source from Debian)
+pgregress: deps
+	@$(MAKE) --no-print-directory all
+	@tree=$$(scripts/pgsrc.sh build/pgsrc) && \
+		/usr/bin/python3 tests/pgregress/run.py --sluice ./sluice --pgsrc $$tree --out build/pgregress
 
 bench: deps
 	@$(MAKE) --no-print-directory all
