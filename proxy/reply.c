@@ -237,6 +237,12 @@ static uint64_t scan_text(struct proxy_ctx *ctx, struct proxy_cl_track *t, const
 		                             (const char *)p + st->src_off, &ref);
 
 		nt->ss[nt->n] = proxy_pin_shape_bits(si);
+		/* a DO block: its own body says what state it may make (every
+		 * DO has one shape); never memoized, as the text is what counts */
+		if (nt->ss[nt->n] & STATS_SS_CODE)
+			nt->ss[nt->n] |=
+			        stats_code_session((const char *)p + st->src_off, st->src_len) &
+			        ~STATS_SS_SET_UNNAMED;
 		nt->nh[nt->n] = si ? si->obj_hash : 0;
 		nt->fp[nt->n++] = st->fp;
 	}
@@ -244,7 +250,7 @@ static uint64_t scan_text(struct proxy_ctx *ctx, struct proxy_cl_track *t, const
 		nt->hints = sc.stmt[0].hints;
 		nt->cache_ttl = sc.stmt[0].cache_ttl;
 	}
-	if (m && sc.nstmts == 1 && !sc.stmt[0].cut) {
+	if (m && sc.nstmts == 1 && !sc.stmt[0].cut && !(nt->ss[0] & STATS_SS_CODE)) {
 		m->key = key;
 		m->fp = sc.stmt[0].fp;
 		m->hints = sc.stmt[0].hints;

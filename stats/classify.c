@@ -1047,6 +1047,8 @@ static uint32_t stmt_session(const char *type, json_object *body, const char *sq
 		return set_session(body, sql, len, out);
 	if (strcmp(type, "ListenStmt") == 0)
 		return STATS_SS_LISTEN;
+	if (strcmp(type, "DoStmt") == 0)
+		return STATS_SS_CODE; /* the body, each text's own, is read per text */
 	if (strcmp(type, "UnlistenStmt") == 0)
 		return get_str(body, "conditionname") ? 0 : STATS_SS_UNLISTEN_ALL;
 	if (strcmp(type, "DeclareCursorStmt") == 0) {
@@ -1165,6 +1167,8 @@ static uint32_t text_session(const char *sql, size_t len)
 			ss |= STATS_SS_TEMP;
 	} else if (strcmp(w1, "rollback") == 0 || strcmp(w1, "abort") == 0) {
 		ss |= STATS_SS_ROLLBACK;
+	} else if (strcmp(w1, "do") == 0) {
+		ss |= STATS_SS_CODE;
 	}
 	if (has_text(sql, len, "advisory_lock"))
 		ss |= STATS_SS_ADVISORY;
