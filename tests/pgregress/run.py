@@ -83,9 +83,10 @@ def suite_roles(pgsrc):
     return names
 
 
-def start_sluice(env, mode, roles):
+def start_sluice(env, mode, roles, extra=None):
     settings = {"auth_type": "trust", "pool_mode": mode,
                 "min_pool_size": "0", "server_login_retry": "1"}
+    settings.update(extra or {})
     s = harness.Sluice(env, settings=settings,
                        databases={"app": None, "*": "host=127.0.0.1 port=PGPORT"},
                        userlist={r: "" for r in roles})
@@ -138,6 +139,8 @@ def main():
     ap.add_argument("--out", default=None, help="where results and diffs are kept")
     ap.add_argument("--timeout", type=int, default=1800)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="a sluice setting for the runs through it")
     ap.add_argument("tests", nargs="*", help="run only these tests")
     args = ap.parse_args()
     args.sluice = os.path.abspath(args.sluice)
@@ -169,7 +172,7 @@ def main():
                 s = None
                 port = env.pg.port
                 if mode != "direct":
-                    s = start_sluice(env, mode, roles)
+                    s = start_sluice(env, mode, roles, dict(x.split('=', 1) for x in args.set))
                     port = s.port
                 res, secs, _ = run_suite(args, suite, port, os.path.join(out, f"{suite}-{mode}"))
                 if s is not None:
@@ -228,8 +231,11 @@ def main():
         if env.pg is not None:
             env.pg.closed = True
             env.pg.stop()
-        if env.root and not args.keep and not args.out:
-            pass  # out lives inside root; kept only with --keep or --out
+        for sl in env.started:
+            sl.kill()
+        if env.root and args.out and not args.keep:
+            # the results live in --out; without it, in the root, which stays
+            shutil.rmtree(env.root, ignore_errors=True)
 
 
 if __name__ == "__main__":
