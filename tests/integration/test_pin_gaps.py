@@ -15,8 +15,8 @@ import threading
 
 import psycopg2
 
-from harness import (Closed, TestFailure, check, m_query, run_threads, test,
-                     wait_until)
+from harness import (M_SYNC, Closed, TestFailure, check, m_bind, m_execute, m_parse,
+                     m_query, parse_fields, run_threads, test, wait_until)
 
 ONE = {"pool_mode": "transaction", "default_pool_size": "1", "min_pool_size": "1"}
 FIVE = {"pool_mode": "transaction", "default_pool_size": "5", "min_pool_size": "5"}
@@ -176,6 +176,33 @@ def t_currval_hammer(env):
     check(not errors, "; ".join(errors[:3]))
     check(tally["own"] > 0, f"no client ever read its own value: {tally}")
     check(pinned_now(s) == 0, f"pinned: {pins(s)}")
+
+
+@test("pin_gaps.currval_extended_protocol", timeout=60)
+def t_currval_extended(env):
+    """The same through Parse/Bind/Execute, with a named statement
+    prepared before the other client advanced the sequence (its Bind is
+    then the first message of the batch)."""
+    s = env.sluice(settings=ONE)
+    a = s.connect()
+    w = s.wire()
+    try:
+        one(a, "CREATE SEQUENCE IF NOT EXISTS gap_xseq")
+        one(a, "SELECT nextval('gap_xseq')")  # so that currval is defined for A only
+        w.send(m_parse("gap_cur", "SELECT currval('gap_xseq')") + M_SYNC)
+        w.collect()
+        for first in (m_parse("", "SELECT lastval()") + m_bind("", ""),
+                      m_bind("", "gap_cur")):
+            one(a, "SELECT nextval('gap_xseq')")
+            w.send(first + m_execute() + M_SYNC)
+            msgs = w.collect()
+            errs = [parse_fields(p) for t, p in msgs if t == b"E"]
+            rows = [p for t, p in msgs if t == b"D"]
+            check(not rows and errs and errs[0].get("C") == "55000",
+                  f"B's extended {first[:1]!r}: rows {rows}, errors {errs}")
+    finally:
+        a.close()
+        w.close()
 
 
 # ---- 2. partial ends ----
