@@ -118,6 +118,8 @@ static bool inspect(struct proxy_server *s, uint8_t type, const uint8_t *body, s
 			c->in_copy = false;
 		if (s->internal > 0) {
 			s->internal--;
+			if (s->pin.probe_zs)
+				proxy_pin_probe_reply(s, 'Z', body, len); /* pin.c's question */
 			if (s->internal == 0)
 				s->reset_check = false;
 			if (s->internal == 0 && s->vars_batch)
@@ -196,6 +198,9 @@ static bool inspect(struct proxy_server *s, uint8_t type, const uint8_t *body, s
 		break;
 	case 'c':
 		s->in_copy_out = false;
+		break;
+	case 'D': /* inspected only for the pin's question */
+		proxy_pin_probe_reply(s, type, body, len);
 		break;
 	case 'C':
 		if (s->efd_pend && s->internal == 0) {
@@ -375,6 +380,7 @@ void proxy_server_process(struct proxy_server *s)
 		}
 		if ((must_inspect(type) ||
 		     (type == 'T' && s->track && s->internal == 0 && proxy_ps_wants_body(s)) ||
+		     (type == 'D' && s->pin.probe_zs == 1 && s->internal > 0) ||
 		     proxy_cache_capturing(s)) &&
 		    len <= PROXY_INSPECT_MAX) {
 			int tr = 0;

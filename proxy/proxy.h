@@ -282,6 +282,8 @@ struct proxy_client {
 	double connected_at;          /* ev_now() when accepted (SHOW CLIENTS connect_time) */
 	bool admin_skip;              /* console: extended protocol seen, drop up to the Sync */
 	struct proxy_cl_cache *cache; /* owned: result-cache state (cache_hooks.c), made on use */
+	bool seq_reader;              /* has called currval() / lastval() (pin_hooks.c) */
+	uint64_t seq_set_on;          /* the server it last may have advanced a sequence on */
 };
 
 struct proxy_server {
@@ -315,15 +317,21 @@ struct proxy_server {
 
 	char status;          /* last ReadyForQuery status: 'I', 'T' or 'E' */
 	struct proxy_pin pin; /* transaction mode: session state held for its client (pin.c) */
-	int outstanding;      /* client Query/Sync messages not yet answered by ReadyForQuery */
-	int internal;         /* our own queries (reset, SET) whose replies are hidden */
-	bool in_copy_out;     /* server is sending COPY data */
-	uint32_t pass_left;   /* bytes of the current message still to relay */
-	bool pass_hide;       /* drop (rather than relay) the current message */
-	bool saw_fatal;       /* server sent a FATAL ErrorResponse */
-	bool tls_asked;       /* SSLRequest sent, answer not yet read */
-	bool track;           /* transaction mode: rewrite statements, match replies */
-	struct proxy_pq pq;   /* replies expected, in order (when <track>) */
+	/* transaction mode: whose values currval() / lastval() would read here
+	 * (pin_hooks.c): the client linked last, whether it may have advanced a
+	 * sequence here since, and whether another client may have before */
+	uint64_t seq_own;
+	bool seq_own_set;
+	bool seq_foreign;
+	int outstanding;    /* client Query/Sync messages not yet answered by ReadyForQuery */
+	int internal;       /* our own queries (reset, SET) whose replies are hidden */
+	bool in_copy_out;   /* server is sending COPY data */
+	uint32_t pass_left; /* bytes of the current message still to relay */
+	bool pass_hide;     /* drop (rather than relay) the current message */
+	bool saw_fatal;     /* server sent a FATAL ErrorResponse */
+	bool tls_asked;     /* SSLRequest sent, answer not yet read */
+	bool track;         /* transaction mode: rewrite statements, match replies */
+	struct proxy_pq pq; /* replies expected, in order (when <track>) */
 	struct proxy_sv_stmt *stmts; /* owned: statements prepared here, by id */
 	char dup_name[61];           /* the error due for a STALE request: empty for "cached
 	                              * plan must not change", else a Parse of this name,
@@ -860,6 +868,20 @@ void proxy_pin_efd_done(struct proxy_server *s);
 bool proxy_pin_left(struct proxy_server *s);
 /* SHOW PINS; may close <c>. */
 void proxy_pin_show(struct proxy_client *c);
+/* relay.c: <c> was just linked to <s> (transaction or statement mode). */
+void proxy_pin_linked(struct proxy_client *c, struct proxy_server *s);
+/* relay.c: a client message of <type> is about to go to <s>, nothing of it
+ * sent yet; ctx->note holds its statements. Before a currval() / lastval()
+ * on a server whose sequence memory may hold another client's values, it
+ * sends DISCARD SEQUENCES (hidden). -1 if <s> cannot be written to. */
+int proxy_pin_before(struct proxy_client *c, struct proxy_server *s, uint8_t type) PROXY_WUR;
+/* poolmgr.c: <n>, the first idle server <c> may have, or one it used last
+ * (its sequence values are there) among the next few idle ones. */
+struct pool_node *proxy_pin_prefer(const struct proxy_client *c, struct pool_node *n,
+                                   const struct pool_list *idle);
+/* backrelay.c: a hidden ReadyForQuery ('Z') or DataRow ('D') of <body>
+ * came while the pin's question is in flight (s->pin.probe_zs). */
+void proxy_pin_probe_reply(struct proxy_server *s, uint8_t type, const uint8_t *body, size_t len);
 
 /*
  * cache_hooks.c: the result cache seen from the proxy (see its top

@@ -206,6 +206,10 @@ static bool relay_to_server(struct proxy_client *c)
 			/* the tracker queues what it expects, in every pool mode;
 			 * transaction mode may rewrite it (prepared.c) */
 			proxy_reply_note(c, s, &pm);
+			if (s->track && proxy_pin_before(c, s, type) < 0) {
+				proto_buf_free(&rew);
+				goto server_failed;
+			}
 			act = s->track ? proxy_ps_client_message(c, s, &pm, &rew)
 			               : proxy_reply_request(c, s, &pm);
 			if (s->track)
@@ -524,6 +528,8 @@ void proxy_client_link(struct proxy_client *c, struct proxy_server *s)
 	s->track = s->mode != CONF_POOL_SESSION;
 	s->pq.check_failed = false;
 	memset(&s->pin, 0, sizeof(s->pin)); /* a pooled server holds no one's state */
+	if (s->track)
+		proxy_pin_linked(c, s);
 	proxy_server_set_state(s, PROXY_SV_ACTIVE);
 	proxy_client_set_state(c, PROXY_CL_ACTIVE);
 	if (c->sp && s->track) {

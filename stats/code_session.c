@@ -127,6 +127,12 @@ uint32_t stats_code_session(const char *sql, size_t len)
 		else if ((prefix(t.w, "pg_advisory_lock") || prefix(t.w, "pg_try_advisory_lock")) &&
 		         !strstr(t.w, "_xact_"))
 			ss |= STATS_SS_ADVISORY;
+		else if (strcmp(t.w, "currval") == 0 || strcmp(t.w, "lastval") == 0)
+			ss |= STATS_SS_SEQ_READ;
+		else if (strcmp(t.w, "pg_advisory_unlock") == 0 ||
+		         strcmp(t.w, "pg_advisory_unlock_shared") == 0 ||
+		         (at_start && (strcmp(t.w, "unlisten") == 0 || strcmp(t.w, "drop") == 0)))
+			ss |= STATS_SS_MAY_END;
 		else if (strcmp(t.w, "set_config") == 0)
 			ss |= STATS_SS_SET | STATS_SS_SET_UNNAMED; /* is_local is not known */
 		else if (strcmp(t.w, "hold") == 0 && with)

@@ -541,6 +541,26 @@ static const struct want_ss ss_corpus[] = {
         {"CLOSE ALL", PROTO_KW_CLOSE, STATS_SS_CLOSE_ALL, NULL},
         {"DEALLOCATE p", PROTO_KW_DEALLOCATE, STATS_SS_DEALLOCATE, NULL},
         {"DEALLOCATE PREPARE ALL", PROTO_KW_DEALLOCATE, STATS_SS_DEALLOCATE_ALL, NULL},
+        /* what may end some of it: the server is asked what is left */
+        {"UNLISTEN chan", PROTO_KW_UNLISTEN, STATS_SS_MAY_END, NULL},
+        {"SELECT pg_advisory_unlock(1)", PROTO_KW_SELECT, STATS_SS_MAY_END, NULL},
+        {"SELECT pg_catalog.pg_advisory_unlock_shared(1, 2)", PROTO_KW_SELECT, STATS_SS_MAY_END,
+         NULL},
+        {"DROP TABLE t", PROTO_KW_DROP, STATS_SS_MAY_END, NULL},
+        {"DROP TABLE IF EXISTS pg_temp.t, u", PROTO_KW_DROP, STATS_SS_MAY_END, NULL},
+        {"DROP FUNCTION pg_temp.f()", PROTO_KW_DROP, STATS_SS_MAY_END, NULL},
+        {"DROP SEQUENCE s", PROTO_KW_DROP, STATS_SS_MAY_END, NULL},
+        {"DROP ROLE r", PROTO_KW_DROP, 0, NULL},
+        {"DROP SCHEMA x", PROTO_KW_DROP, 0, NULL},
+        /* what reads or advances sequence memory (no state: see pin_hooks.c) */
+        {"SELECT currval('s')", PROTO_KW_SELECT, STATS_SS_SEQ_READ, NULL},
+        {"select pg_catalog.lastval()", PROTO_KW_SELECT, STATS_SS_SEQ_READ, NULL},
+        {"SELECT currval(pg_get_serial_sequence('t', 'id'))", PROTO_KW_SELECT, STATS_SS_SEQ_READ,
+         NULL},
+        {"SELECT nextval('s')", PROTO_KW_SELECT, STATS_SS_SEQ_SET, NULL},
+        {"SELECT setval('s', 5)", PROTO_KW_SELECT, STATS_SS_SEQ_SET, NULL},
+        {"SELECT nextval('s'), currval('s')", PROTO_KW_SELECT, STATS_SS_SEQ_SET | STATS_SS_SEQ_READ,
+         NULL},
         /* what undoes work: an end sent before it in the transaction is void */
         {"ROLLBACK", PROTO_KW_ROLLBACK, STATS_SS_ROLLBACK, NULL},
         {"ABORT", PROTO_KW_ABORT, STATS_SS_ROLLBACK, NULL},
@@ -555,7 +575,6 @@ static const struct want_ss ss_corpus[] = {
         {"SELECT * FROM pg_temp.t", PROTO_KW_SELECT, 0, NULL},
         {"SELECT pg_advisory_xact_lock(1)", PROTO_KW_SELECT, 0, NULL},
         {"SELECT pg_try_advisory_xact_lock(1)", PROTO_KW_SELECT, 0, NULL},
-        {"SELECT pg_advisory_unlock(1)", PROTO_KW_SELECT, 0, NULL},
         {"SET LOCAL search_path = a", PROTO_KW_SET, 0, NULL},
         {"SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", PROTO_KW_SET, 0, NULL},
         {"RESET search_path", PROTO_KW_RESET, STATS_SS_SET_RESET, "search_path"},
@@ -564,7 +583,6 @@ static const struct want_ss ss_corpus[] = {
         {"SET extra_float_digits = 3", PROTO_KW_SET, STATS_SS_SET, "extra_float_digits"},
         {"SELECT set_config('a.b', 'c', true)", PROTO_KW_SELECT, 0, NULL},
         {"DECLARE c CURSOR FOR SELECT 1", PROTO_KW_DECLARE, 0, NULL},
-        {"UNLISTEN chan", PROTO_KW_UNLISTEN, 0, NULL},
         {"DISCARD PLANS", PROTO_KW_DISCARD, 0, NULL},
         {"NOTIFY chan", PROTO_KW_NOTIFY, 0, NULL},
         {"SELECT 1", PROTO_KW_SELECT, 0, NULL},
@@ -644,6 +662,10 @@ Test(classify, session_state_unparsed)
 	        {"ROLLBACK TO", PROTO_KW_ROLLBACK, STATS_SS_ROLLBACK, NULL},
 	        {"BEGIN ISOLATION", PROTO_KW_BEGIN, 0, NULL},
 	        {"SELECT (", PROTO_KW_SELECT, 0, NULL},
+	        {"UNLISTEN", PROTO_KW_UNLISTEN, STATS_SS_MAY_END, NULL},
+	        {"SELECT pg_advisory_unlock(1), (", PROTO_KW_SELECT, STATS_SS_MAY_END, NULL},
+	        {"SELECT currval('s'), (", PROTO_KW_SELECT, STATS_SS_SEQ_READ, NULL},
+	        {"SELECT nextval('s'), (", PROTO_KW_SELECT, STATS_SS_SEQ_SET, NULL},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -48,6 +48,10 @@ static const struct want corpus[] = {
         {"DO $$ BEGIN EXECUTE 'PREPARE TRANSACTION ''x'''; END $$", 0},
         {"DO $$ BEGIN EXECUTE 'DECLARE c CURSOR WITH HOLD FOR SELECT 1'; END $$", STATS_SS_CURSOR},
         {"DO $$ BEGIN EXECUTE 'LOAD ''auto_explain'''; END $$", STATS_SS_LOAD},
+        /* what pin_hooks.c follows besides: sequence memory, partial ends */
+        {"DO $$ BEGIN RAISE NOTICE '%', currval('s'); END $$", STATS_SS_SEQ_READ},
+        {"DO $$ BEGIN PERFORM pg_advisory_unlock(7); UNLISTEN c; DROP TABLE t; END $$",
+         STATS_SS_MAY_END},
         {"DO $$ BEGIN SET a = 1; LISTEN c; CREATE TEMP TABLE t (); END $$",
          SET_ | STATS_SS_LISTEN | STATS_SS_TEMP},
 };
