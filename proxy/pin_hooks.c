@@ -461,11 +461,20 @@ bool proxy_pin_left(struct proxy_server *s)
 	log_info("%s: its pinned client left after %.1f s; resetting it (%s)", who,
 	         proxy_now(s->ctx) - since, why);
 	proto_buf_init(&b);
-	if (proto_put_query(&b, "DISCARD ALL") < 0 || proxy_server_send_buf(s, &b) < 0) {
+	/* and, in the same round trip, the question session mode asks
+	 * (server.c): DISCARD ALL leaves the temporary schema a temp object
+	 * made, which a brand-new backend does not have; one row closes the
+	 * server instead of pooling it */
+	if (proto_put_query(&b, "DISCARD ALL") < 0 ||
+	    proto_put_query(&b, "SELECT 1 WHERE pg_catalog.pg_my_temp_schema() "
+	                        "OPERATOR(pg_catalog.<>) 0") < 0 ||
+	    proxy_server_send_buf(s, &b) < 0) {
+		proto_buf_free(&b); /* a failed put leaves it to us */
 		proxy_server_close(s, "cannot send DISCARD ALL");
 		return true;
 	}
-	s->internal++;
+	s->internal += 2;
+	s->reset_check = true;
 	/* DISCARD ALL drops the statements sluice prepared there, and sets
 	 * back what sluice SET and PostgreSQL does not report */
 	proxy_server_stmts_free(s);
