@@ -285,7 +285,17 @@ static const char probe_sql[] =
         " (SELECT pg_catalog.count(*) FROM pg_catalog.pg_class"
         " WHERE relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema())"
         " OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM pg_catalog.pg_proc"
-        " WHERE pronamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema())";
+        " WHERE pronamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema())"
+        " OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM pg_catalog.pg_type"
+        " WHERE typnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema())"
+        " OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM pg_catalog.pg_statistic_ext"
+        " WHERE stxnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema())"
+        " OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM pg_catalog.pg_operator"
+        " WHERE oprnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema())"
+        " OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM pg_catalog.pg_collation"
+        " WHERE collnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema())"
+        " OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM pg_catalog.pg_conversion"
+        " WHERE connamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema())";
 
 /* Ask <s> what is left of its pin's state, when it may be asked now (else
  * at a later settle). May close <s>. */

@@ -974,6 +974,18 @@ static bool creates_temp(const char *type, json_object *body)
 	}
 	if (strcmp(type, "CreateFunctionStmt") == 0)
 		return json_object_object_get_ex(body, "funcname", &v) && names_temp(v);
+	/* any other object made in pg_temp by its qualified name: a type,
+	 * domain, statistics object, operator, aggregate, collation ... */
+	if (strcmp(type, "CreateStatsStmt") == 0 || strcmp(type, "DefineStmt") == 0)
+		return json_object_object_get_ex(body, "defnames", &v) && names_temp(v);
+	if (strcmp(type, "CreateDomainStmt") == 0)
+		return json_object_object_get_ex(body, "domainname", &v) && names_temp(v);
+	if (strcmp(type, "CreateEnumStmt") == 0 || strcmp(type, "CreateRangeStmt") == 0)
+		return json_object_object_get_ex(body, "typeName", &v) && names_temp(v);
+	if (strcmp(type, "CompositeTypeStmt") == 0)
+		return json_object_object_get_ex(body, "typevar", &v) && rel_temp(v);
+	if (strcmp(type, "CreateConversionStmt") == 0)
+		return json_object_object_get_ex(body, "conversion_name", &v) && names_temp(v);
 	return false;
 }
 
@@ -981,10 +993,11 @@ static bool creates_temp(const char *type, json_object *body)
  * made in pg_temp): a table, view, sequence, index or function. */
 static bool drop_may_end_temp(json_object *drop)
 {
-	static const char *const kinds[] = {"OBJECT_FUNCTION",  "OBJECT_INDEX",   "OBJECT_MATVIEW",
-	                                    "OBJECT_PROCEDURE", "OBJECT_ROUTINE", "OBJECT_SEQUENCE",
-	                                    "OBJECT_TABLE",     "OBJECT_TYPE",    "OBJECT_VIEW",
-	                                    "OBJECT_AGGREGATE", "OBJECT_DOMAIN"};
+	static const char *const kinds[] = {
+	        "OBJECT_FUNCTION", "OBJECT_INDEX",     "OBJECT_MATVIEW",   "OBJECT_PROCEDURE",
+	        "OBJECT_ROUTINE",  "OBJECT_SEQUENCE",  "OBJECT_TABLE",     "OBJECT_TYPE",
+	        "OBJECT_VIEW",     "OBJECT_AGGREGATE", "OBJECT_DOMAIN",    "OBJECT_STATISTIC_EXT",
+	        "OBJECT_OPERATOR", "OBJECT_COLLATION", "OBJECT_CONVERSION"};
 	const char *t = get_str(drop, "removeType");
 
 	for (size_t i = 0; t && i < sizeof(kinds) / sizeof(kinds[0]); i++)

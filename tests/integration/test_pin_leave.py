@@ -44,3 +44,31 @@ def t_leave_plain(env):
         check(one(b, "SHOW work_mem")[0] != "2MB", "the SET reached the next client")
     finally:
         b.close()
+
+
+@test("pin.temp_statistics_object", timeout=120)
+def t_temp_stats(env):
+    """CREATE STATISTICS pg_temp.x (any object made in pg_temp by name)
+    pins like a temp table, and its DROP unpins once nothing temporary is
+    left (PostgreSQL's stats_ext test dropped it on another server)."""
+    from test_pinning import pinned_scenario, pins
+
+    setup = env.sluice(settings={"pool_mode": "session"}).connect()
+    setup.cursor().execute("CREATE TABLE IF NOT EXISTS pin_st_t (a int, b int)")
+    setup.close()
+
+    def probe(c):
+        check(one(c, "SELECT count(*) FROM pg_statistic_ext WHERE stxname = 'pin_st' "
+                     "AND stxnamespace = pg_my_temp_schema()")[0] == 0,
+              "another client's server holds the temporary statistics object")
+
+    pinned_scenario(
+        env, "temp", ["CREATE STATISTICS pg_temp.pin_st ON a, b FROM pin_st_t"],
+        lambda a: check(one(a, "SELECT count(*) FROM pg_statistic_ext WHERE stxname = 'pin_st' "
+                               "AND stxnamespace = pg_my_temp_schema()")[0] == 1,
+                        "the object is gone"),
+        probe, ["DROP STATISTICS pg_temp.pin_st"],
+        # the server is asked what is left once the DROP's transaction is
+        # over; the answer comes a moment after the client's own reply
+        lambda a: check(wait_until(lambda: pins(env.current).get("temp", (1, 0))[0] == 0, 5),
+                        "still pinned after the DROP"))
