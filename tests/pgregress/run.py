@@ -205,6 +205,8 @@ def main():
                 rdir = os.path.join(out, f"{suite}-direct", "results")
                 mdir = os.path.join(out, f"{suite}-{mode}", "results")
                 for fn in sorted(os.listdir(rdir)) if os.path.isdir(rdir) else []:
+                    if not fn.endswith(".out"):
+                        continue  # files the tests COPY out
                     a, b = os.path.join(rdir, fn), os.path.join(mdir, fn)
                     if os.path.exists(b) and filecmp.cmp(a, b, shallow=False):
                         same += 1
