@@ -712,7 +712,10 @@ int proxy_reply_track(struct proxy_server *s, uint8_t type, const uint8_t *body,
 
 		proxy_ps_reply_error(s, body, len);
 		error_closes(s, h, body, len);
-		if (h->kind == PROXY_PEND_QUERY)
+		/* a Query's error skips nothing; nor does a Sync's own (the
+		 * implicit transaction failed to commit: a deferred constraint),
+		 * and its ReadyForQuery follows */
+		if (h->kind == PROXY_PEND_QUERY || h->kind == PROXY_PEND_SYNC)
 			return 0;
 		/* the client must learn why its statement fails, even if we injected it */
 		if (h->kind == PROXY_PEND_PARSE)
