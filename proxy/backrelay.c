@@ -379,7 +379,7 @@ void proxy_server_process(struct proxy_server *s)
 			s->busy_since = now;
 		}
 		if ((must_inspect(type) ||
-		     (type == 'T' && s->track && s->internal == 0 && proxy_ps_wants_body(s)) ||
+		     (type == 'T' && s->internal == 0 && proxy_reply_wants_body(s)) ||
 		     (type == 'D' && s->pin.probe_zs == 1 && s->internal > 0) ||
 		     proxy_cache_capturing(s)) &&
 		    len <= PROXY_INSPECT_MAX) {

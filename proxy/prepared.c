@@ -125,7 +125,7 @@ static int put_stale(struct proxy_server *s, uint8_t kind, struct proto_buf *out
  * The Parse just queued on <s> (by ensure_prepared) is the client's own,
  * for its name <name>: its reply goes to the client, and the entry notes
  * which client statement it defines, so that a Parse the server fails or
- * skips defines nothing, as in PostgreSQL (proxy_ps_reply_skipped).
+ * skips defines nothing, as in PostgreSQL (proxy_ps_parse_refused).
  */
 static void own_parse(struct proxy_client *c, struct proxy_server *s, const char *name)
 {
@@ -133,10 +133,8 @@ static void own_parse(struct proxy_client *c, struct proxy_server *s, const char
 	struct proxy_cl_stmt *cs = proxy_cl_find(c, name);
 
 	h->flags &= ~PROXY_PEND_HIDE;
-	if (cs && h->kind == PROXY_PEND_PARSE && h->len == sizeof(uint64_t)) {
-		memcpy(h->bytes + sizeof(uint64_t), &cs->serial, sizeof(cs->serial));
-		h->len = 2 * sizeof(uint64_t);
-	}
+	if (cs && h->kind == PROXY_PEND_PARSE)
+		h->serial = cs->serial; /* reply.c settles it (proxy_ps_parse_refused) */
 }
 
 /*
@@ -688,17 +686,6 @@ bool proxy_ps_checking(const struct proxy_server *s)
 	return false;
 }
 
-bool proxy_ps_wants_body(const struct proxy_server *s)
-{
-	const struct proxy_pending *h;
-
-	if (s->pq.n == 0)
-		return false;
-	h = &s->pq.v[s->pq.head];
-	return (h->kind == PROXY_PEND_DESCRIBE_S || h->kind == PROXY_PEND_DESCRIBE_P) &&
-	       (h->flags & (PROXY_PEND_SHAPE_KEEP | PROXY_PEND_SHAPE_CHECK));
-}
-
 /* Is this ErrorResponse PostgreSQL's "cached plan must not change result
  * type"? Told by SQLSTATE and routine, as the message may be translated. */
 static bool plan_changed(const uint8_t *body, size_t len)
@@ -783,17 +770,16 @@ void proxy_ps_reply_skipped(struct proxy_server *s, const struct proxy_pending *
 {
 	if (h->kind == PROXY_PEND_PARSE && h->len >= sizeof(uint64_t))
 		forget_parse(s, h);
-	if (h->kind == PROXY_PEND_PARSE && h->len == 2 * sizeof(uint64_t) && s->client) {
-		/* a client's Parse that failed: its name is not defined */
-		uint64_t serial;
-		struct proxy_cl_stmt *cs;
-
-		memcpy(&serial, h->bytes + sizeof(uint64_t), sizeof(serial));
-		if ((cs = proxy_cl_find_serial(s->client, serial)))
-			proxy_cl_remove(s->client, cs);
-	}
 	if (h->flags & PROXY_PEND_SHAPE_CHECK)
 		s->pq.check_failed = true;
+}
+
+void proxy_ps_parse_refused(struct proxy_client *c, uint64_t serial)
+{
+	struct proxy_cl_stmt *cs = proxy_cl_find_serial(c, serial);
+
+	if (cs)
+		proxy_cl_remove(c, cs);
 }
 
 void proxy_ps_reply_parsed(struct proxy_server *s, const struct proxy_pending *h)

@@ -153,9 +153,14 @@ struct proxy_pending {
 	uint64_t t0;       /* stats_clock_ns() when it left for the server (TIMED) */
 	uint64_t wait_ns;  /* the client waited this long for a server before it left */
 	uint64_t *more;    /* owned: a Query's later statements' fingerprints, or NULL */
-	uint32_t rows;     /* DataRows seen for it */
-	uint16_t nmore;    /* entries of <more> */
-	uint16_t sub;      /* a Query's statements closed so far */
+	/* PARSE: the client statement it names, settled at its reply (reply.c);
+	 * DESCRIBE: in session mode, the cache's statement it describes. The
+	 * serials are prepared.c's on a transaction-mode link, the cache's
+	 * (cache_ext.c) otherwise; 0 = none */
+	uint64_t serial;
+	uint32_t rows;  /* DataRows seen for it */
+	uint16_t nmore; /* entries of <more> */
+	uint16_t sub;   /* a Query's statements closed so far */
 };
 
 /* FIFO of pending replies (ring buffer, reply.c). */
@@ -836,6 +841,10 @@ int proxy_reply_track(struct proxy_server *s, uint8_t type, const uint8_t *body,
 /* If a locally made reply is at the head of the queue, copy it to <buf>
  * (PROXY_FAKE_MAX bytes) and return 1. */
 int proxy_reply_take_fake(struct proxy_server *s, uint8_t *buf, size_t *len);
+/* backrelay.c: does the reply at the head of <s>'s queue describe a
+ * statement whose shape prepared.c or the cache follows? Then a
+ * RowDescription is read whole (up to PROXY_INSPECT_MAX). */
+bool proxy_reply_wants_body(const struct proxy_server *s);
 /* The fingerprint of a statement text, scanned now (and its shape noted). */
 uint64_t proxy_reply_text_fp(struct proxy_ctx *ctx, const char *sql, size_t len, bool complete);
 /* A client is gone: its statement-statistics state goes. */
@@ -884,8 +893,8 @@ struct pool_node *proxy_pin_prefer(const struct proxy_client *c, struct pool_nod
 void proxy_pin_probe_reply(struct proxy_server *s, uint8_t type, const uint8_t *body, size_t len);
 
 /*
- * cache_hooks.c: the result cache seen from the proxy (see its top
- * comment). Nothing here is called when [cache] is off.
+ * cache_hooks.c and cache_ext.c: the result cache seen from the proxy
+ * (see their top comments). Nothing here is called when [cache] is off.
  */
 /* main.c: make the cache when [cache] enabled (-1 with <err>), start it
  * on the loop, apply a reload's rules, free it at exit. */
@@ -907,10 +916,20 @@ bool proxy_cache_waiting(const struct proxy_client *c);
 /* relay.c: client message <m> went to the server; ctx->note holds its
  * statements. Collects what it writes. */
 void proxy_cache_sent(struct proxy_client *c, const struct proxy_ps_msg *m);
-/* backrelay.c: is the reply to <s>'s client being captured? Then every
- * message is read whole (up to PROXY_INSPECT_MAX) and given to
+/* backrelay.c: is the reply to <s>'s client being captured for the cache?
+ * Then every message is read whole (up to PROXY_INSPECT_MAX) and given to
  * proxy_cache_reply. */
 bool proxy_cache_capturing(const struct proxy_server *s);
+/* reply.c, session mode: what PostgreSQL answered to a request the cache
+ * stamped with <serial> (struct proxy_pending): a Parse accepted (its
+ * ParseComplete) or not (failed, or skipped after an error); a Describe's
+ * RowDescription or NoData (<body> NULL when not read whole). */
+void proxy_cache_parse_settled(struct proxy_client *c, uint64_t serial, bool accepted);
+void proxy_cache_described(struct proxy_client *c, uint64_t serial, uint8_t type,
+                           const uint8_t *body, size_t len);
+/* reply.c, session mode: a reply of <c>'s server fits no request queued:
+ * the cache stops trusting what it knows of the client's statements. */
+void proxy_cache_unmatched(struct proxy_client *c);
 /* A server message (<len> bytes with type and length) relayed to the
  * client of <s>, which has cache state: capture, commit, rollback. */
 void proxy_cache_reply(struct proxy_server *s, const uint8_t *msg, size_t len);
@@ -939,6 +958,9 @@ void proxy_ps_reply_skipped(struct proxy_server *s, const struct proxy_pending *
 void proxy_ps_reply_parsed(struct proxy_server *s, const struct proxy_pending *h);
 void proxy_ps_reply_described(struct proxy_server *s, const struct proxy_pending *h, uint8_t type,
                               const uint8_t *body, size_t len);
+/* The client Parse of statement <serial> failed or was skipped: its name
+ * is not defined (reply.c settles every Parse). */
+void proxy_ps_parse_refused(struct proxy_client *c, uint64_t serial);
 /*
  * Handle one client message <m> for a tracked server, of which at least
  * min(PROXY_PREFIX_MAX, whole body) bytes are buffered: queues the replies
@@ -954,9 +976,6 @@ void proxy_ps_fill(struct proxy_client *c, const uint8_t *p, size_t n);
 void proxy_ps_fill_done(struct proxy_client *c);
 /* Size of the statement registry, for SHOW MEM. */
 void proxy_ps_registry(const struct proxy_ctx *ctx, size_t *n, size_t *bytes);
-/* Must the relay read this RowDescription whole and pass its body to
- * track_reply? */
-bool proxy_ps_wants_body(const struct proxy_server *s);
 /* The shape of a RowDescription body (NULL: NoData): every field but its
  * format code (a Describe of the statement says text, of a portal what the
  * Bind asked), so that prepared.c's check of a statement's rows and the
