@@ -115,7 +115,7 @@ static bool inspect(struct proxy_server *s, uint8_t type, const uint8_t *body, s
 		s->last_rfq = proxy_now(s->ctx);
 		s->in_copy_out = false;
 		if (c)
-			c->in_copy = false;
+			c->in_copy = c->copy_in_open = false;
 		if (s->internal > 0) {
 			s->internal--;
 			if (s->pin.probe_zs)
@@ -189,8 +189,26 @@ static bool inspect(struct proxy_server *s, uint8_t type, const uint8_t *body, s
 		return s->internal > 0 || s->state != PROXY_SV_ACTIVE;
 	}
 	case 'G':
-		if (c)
+		if (c) {
 			c->in_copy = true;
+			c->copy_in_open = true;
+			/*
+			 * An extended-protocol COPY FROM STDIN: libpq sends the Sync
+			 * right behind the Execute, before the data, and another after
+			 * CopyDone. PostgreSQL, in copy-in mode when the first comes,
+			 * ignores it and answers only the second: the first gets no
+			 * ReadyForQuery, and the batch stays open until the second.
+			 */
+			if (c->syncs_after_exec > 0) {
+				unsigned k = c->syncs_after_exec;
+
+				s->outstanding =
+				        s->outstanding > (int)k ? s->outstanding - (int)k : 0;
+				proxy_reply_copy_in(s, k);
+				c->unsynced = true;
+				c->syncs_after_exec = 0;
+			}
+		}
 		break;
 	case 'H':
 	case 'W':

@@ -270,6 +270,9 @@ struct proxy_client {
 	uint32_t pass_left;          /* bytes of the current message still to forward */
 	bool unsynced;               /* extended-protocol messages sent since the last Sync */
 	bool in_copy;                /* server is in COPY FROM STDIN for us */
+	bool copy_in_open;           /* ... and its CopyDone / CopyFail is not sent yet:
+	                                PostgreSQL ignores a Sync or Flush meanwhile */
+	uint16_t syncs_after_exec;   /* Syncs sent since the last Execute or Query */
 	bool stalled;                /* a statement's shape is being checked: relay nothing */
 	bool skip_to_sync;           /* that check failed: drop messages up to the Sync */
 	uint32_t drop_left;          /* bytes of the current message still to drop */
@@ -824,6 +827,9 @@ int proxy_reply_push(struct proxy_server *s, uint8_t kind, uint8_t flags, const 
                      size_t len) PROXY_WUR;
 /* The <i>-th entry from the head (i < q->n). */
 struct proxy_pending *proxy_reply_at(struct proxy_pq *q, size_t i);
+/* A CopyInResponse answers the head: drop up to <n> Sync entries right
+ * behind it, which PostgreSQL, in copy-in mode, ignores. */
+void proxy_reply_copy_in(struct proxy_server *s, unsigned n);
 void proxy_pq_free(struct proxy_pq *q);
 /* Before a client message is queued: find the statements it runs
  * (scanning a Query's or Parse's text, or looking up a Bind's statement

@@ -57,6 +57,10 @@ static void count_request(struct proxy_client *c, struct proxy_server *s, uint8_
 		s->xact_start = proxy_now(c->ctx); /* a transaction of its client starts */
 	if (query)
 		s->inflight++;
+	if (type == 'E' || type == 'Q')
+		c->syncs_after_exec = 0;
+	else if (type == 'S' && c->syncs_after_exec < UINT16_MAX)
+		c->syncs_after_exec++;
 	switch (type) {
 	case 'Q':
 	case 'F':
@@ -180,6 +184,14 @@ static bool relay_to_server(struct proxy_client *c)
 			if (cr == PROXY_CACHE_WAIT)
 				break;
 		}
+		if (c->copy_in_open && (type == 'S' || type == 'H')) {
+			/* PostgreSQL ignores it in copy-in mode: no reply to wait for */
+			s->pool->st.bytes_recv += (uint64_t)len + 1;
+			c->pass_left = len + 1;
+			continue;
+		}
+		if (c->copy_in_open && (type == 'c' || type == 'f'))
+			c->copy_in_open = false;
 		if (tracked_type(type)) {
 			struct proto_buf rew;
 			struct proxy_ps_msg pm;

@@ -129,6 +129,24 @@ static void pop(struct proxy_pq *q)
 	q->n--;
 }
 
+void proxy_reply_copy_in(struct proxy_server *s, unsigned n)
+{
+	struct proxy_pq *q = &s->pq;
+	struct proxy_pending h;
+	size_t drop = 0;
+
+	while (drop < n && drop + 1 < q->n && proxy_reply_at(q, drop + 1)->kind == PROXY_PEND_SYNC)
+		drop++;
+	if (!drop)
+		return;
+	/* they own nothing (only a Query's entry has <more>): the head moves
+	 * over them */
+	h = *proxy_reply_at(q, 0);
+	q->head = (q->head + drop) & (q->cap - 1);
+	q->n -= drop;
+	*proxy_reply_at(q, 0) = h;
+}
+
 void proxy_pq_free(struct proxy_pq *q)
 {
 	while (q->n > 0)
