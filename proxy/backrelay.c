@@ -479,6 +479,7 @@ void proxy_server_process(struct proxy_server *s)
 		struct proxy_client *c = s->client;
 
 		c->stalled = false;
+		s->await_parse = 0;
 		c->skip_to_sync = s->pq.check_failed; /* the server skips to Sync too */
 		s->pq.check_failed = false;
 		proxy_client_resume(c);

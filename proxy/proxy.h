@@ -341,6 +341,9 @@ struct proxy_server {
 	bool track;         /* transaction mode: rewrite statements, match replies */
 	struct proxy_pq pq; /* replies expected, in order (when <track>) */
 	struct proxy_sv_stmt *stmts; /* owned: statements prepared here, by id */
+	uint64_t await_parse;        /* the serial of a client's own Parse still unanswered that
+	                                a later Parse of its name waits for, stalled: only its
+	                                answer tells 42P05 from a new statement (prepared.c) */
 	char dup_name[61];           /* the error due for a STALE request: empty for "cached
 	                              * plan must not change", else a Parse of this name,
 	                              * which the client already uses (prepared.c) */
