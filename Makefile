@@ -111,6 +111,13 @@ $(FUZZ_CACHE_BIN): build-fuzz/%: tests/fuzz/%.c cache/entry.c $(HDRS)
 	@mkdir -p build-fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< cache/entry.c
 
+# The DO-block reader of stats/ (it reads every DO text a client sends),
+# built from its one source.
+FUZZ_STATS_BIN := build-fuzz/fuzz_code_session
+$(FUZZ_STATS_BIN): build-fuzz/%: tests/fuzz/%.c stats/code_session.c $(HDRS)
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< stats/code_session.c
+
 # Fuzz targets that drive the whole proxy (fuzz_client: the client state
 # machine against a scripted server) link every library source, built
 # apart by clang with the fuzzer's coverage instrumentation.
@@ -129,8 +136,8 @@ $(FUZZ_PROXY_BIN): build-fuzz/%: tests/fuzz/%.c proxy/main.c fuzz-lib $(HDRS)
 
 # A crash stops the loop with libFuzzer's exit status, its input saved in
 # build-fuzz/ (crash-*), to replay with build-fuzz/<target> <file>.
-fuzz: deps $(FUZZ_BIN) $(FUZZ_CACHE_BIN) $(FUZZ_PROXY_BIN)
-	@set -e; for f in $(FUZZ_BIN) $(FUZZ_CACHE_BIN) $(FUZZ_PROXY_BIN); do \
+fuzz: deps $(FUZZ_BIN) $(FUZZ_CACHE_BIN) $(FUZZ_STATS_BIN) $(FUZZ_PROXY_BIN)
+	@set -e; for f in $(FUZZ_BIN) $(FUZZ_CACHE_BIN) $(FUZZ_STATS_BIN) $(FUZZ_PROXY_BIN); do \
 		n=$$(basename $$f); mkdir -p build-fuzz/corpus-$$n tests/fuzz/corpus/$$n; \
 		echo "== $$n ($(FUZZ_SECONDS)s)"; \
 		$$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -artifact_prefix=build-fuzz/$$n- \
