@@ -282,8 +282,9 @@ def other_gets(s):
 def t_leaves(env):
     """A client that leaves pinned: its server is reset before anyone else
     gets it (lock, LISTEN, SET all gone). One whose client made temporary
-    objects is closed instead (test_pin_leave.py)."""
-    s = tx_sluice(env)
+    objects is closed instead (test_pin_leave.py), so the pool must not
+    hold servers earlier tests left a temporary schema on: a fresh one."""
+    s = env.sluice(settings=TX, fresh=True)
     a = s.connect()
     a.cursor().execute("SELECT pg_advisory_lock(515151)")
     a.cursor().execute("LISTEN pin_gone_chan")
