@@ -46,12 +46,15 @@ int proxy_vars_start(struct proxy_client *c)
 }
 
 /* The tracked parameter a statement of fingerprint <fp> names (its
- * shape's set_name), or -1 when it names none or is not known. */
+ * shape's set_name): -1 when it names another or none, -2 when stats/ no
+ * longer knows the shape. */
 static int shape_var(struct proxy_ctx *ctx, uint64_t fp)
 {
 	const struct stats_shape_info *si = stats_shape_find(ctx->stats, fp);
 
-	return si && si->set_name ? proxy_var_index(si->set_name) : -1;
+	if (!si)
+		return -2;
+	return si->set_name ? proxy_var_index(si->set_name) : -1;
 }
 
 void proxy_vars_sent(struct proxy_client *c, struct proxy_server *s, uint8_t type, int act)
@@ -77,8 +80,12 @@ void proxy_vars_sent(struct proxy_client *c, struct proxy_server *s, uint8_t typ
 		}
 		v = shape_var(c->ctx, nt->fp[i]);
 		if (ss & PROXY_SS_VAR_RESET) {
-			/* a shape stats/ no longer knows may be any of them */
-			s->rs_pend |= v >= 0 ? c->start_mask & (1u << v) : c->start_mask;
+			/* a shape stats/ no longer knows may be any of them; a
+			 * RESET of a parameter sluice does not carry is none */
+			if (v >= 0)
+				s->rs_pend |= c->start_mask & (1u << v);
+			else if (v == -2)
+				s->rs_pend |= c->start_mask;
 		} else if (v >= PROXY_NBUILTIN_VARS && !(ss & STATS_SS_SET_UNNAMED)) {
 			/* a SET of a parameter PostgreSQL does not report (those
 			 * it reports, settle reads from their ParameterStatus) */

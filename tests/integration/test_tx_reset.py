@@ -84,8 +84,13 @@ def t_datestyle(env):
               # back to a value the server's own default equals: then
               # PostgreSQL reports nothing on the RESET
               "SET datestyle TO iso", "!", "RESET datestyle", "!", "?DateStyle", DAY,
-              "SET datestyle TO ymd", "SET datestyle TO DEFAULT", "!", "?DateStyle", DAY]
-    want = compare(env, s, script, options=PG_STYLE)
+              "SET datestyle TO ymd", "SET datestyle TO DEFAULT", "!", "?DateStyle", DAY,
+              # a RESET of another parameter leaves DateStyle alone, also
+              # where it was SET to the server's own default
+              "SET datestyle TO iso", "SET enable_seqscan = off", "RESET enable_seqscan", "!",
+              "?DateStyle", DAY, "SET intervalstyle = 'postgres'", "RESET enable_seqscan",
+              "?IntervalStyle"]
+    want = compare(env, s, script, options=PG_STYLE + " -c IntervalStyle=postgres_verbose")
     # the direct run shows the test means something: the startup value won
     check(("?DateStyle", "Postgres, MDY") in want[6:], f"direct run: {want}")
 
