@@ -62,6 +62,8 @@ uint32_t proxy_pin_shape_bits(const struct stats_shape_info *si)
 		ss |= PROXY_SS_EFD;
 	if (ss & (STATS_SS_RESET_ALL | STATS_SS_DISCARD_ALL))
 		ss |= PROXY_SS_EFD_ALL;
+	if (ss & (STATS_SS_SET_RESET | STATS_SS_RESET_ALL | STATS_SS_DISCARD_ALL))
+		ss |= PROXY_SS_VAR_RESET; /* back to the startup value (vars_reset.c) */
 	/* a write may run nextval() (a serial column's default, a trigger),
 	 * and so may a function of the user's */
 	if (si->writes || si->unknown_fn)

@@ -64,6 +64,13 @@ enum proxy_var {
  * extra_float_digits: its PROXY_EFD_* code, 0 for anything else. */
 int16_t proxy_efd_parse(const char *sql, size_t len);
 
+/* In a statement's bits as the relay carries them (proxy_pin_shape_bits):
+ * it sets a parameter back to its session default (RESET, SET .. TO
+ * DEFAULT of the shape's set_name, RESET ALL, DISCARD ALL), which in
+ * transaction mode is the server's, not the client's startup value
+ * (vars_reset.c puts the latter back). */
+#define PROXY_SS_VAR_RESET (1u << 28)
+
 /* Socket plus buffers shared by clients and servers. */
 struct proxy_io {
 	int fd;               /* owned; -1 when closed */
@@ -265,6 +272,10 @@ struct proxy_client {
 	/* owned reference: session mode's startup parameters (all but user and
 	 * database), which its server is opened with; NULL = none */
 	struct proxy_sparams *sp;
+	/* owned reference: transaction mode's tracked startup parameters, by
+	 * proxy_var_name, which RESET returns to (vars_reset.c); NULL = none */
+	struct proxy_sparams *start;
+	uint32_t start_mask; /* 1 << enum proxy_var of the names in <start> */
 
 	/* Relay state of client -> server bytes. */
 	uint32_t pass_left;          /* bytes of the current message still to forward */
@@ -366,8 +377,16 @@ struct proxy_server {
 	 * DISCARD ALL) awaits its ReadyForQuery (pin_hooks.c): its code,
 	 * and the replies since */
 	int16_t efd_pend;
-	uint16_t efd_ccs;  /* CommandCompletes */
-	bool efd_bad;      /* another tag than the statement's, or an ErrorResponse */
+	uint16_t efd_ccs; /* CommandCompletes */
+	bool efd_bad;     /* another tag than the statement's, or an ErrorResponse */
+	/* transaction mode: parameters of its client's startup set that a
+	 * RESET sent since may have put to this server's default (vars_reset.c);
+	 * 1 << enum proxy_var */
+	uint32_t rs_pend;
+	uint32_t rs_tx;    /* ... that were set back inside the transaction block open now */
+	uint32_t rs_redo;  /* ... of those, a ROLLBACK [TO] sent since may have undone */
+	uint16_t rs_zs;    /* hidden ReadyForQuery messages due until the last restore's */
+	uint16_t rs_fcs;   /* ... of which the restores (set_config calls) are the last */
 	bool vars_refused; /* ... and the server refused one of them */
 	char *vars_error;  /* owned: the server's message when it refused */
 	const char
@@ -699,6 +718,25 @@ int proxy_options_parse(const char *opts, int (*fn)(void *arg, const char *name,
 /* Next item of a comma-separated list, blanks trimmed: its start and
  * length, or NULL at the end. Advances <*pp>. */
 const char *proxy_list_next(const char **pp, size_t *len);
+/*
+ * RESET in transaction mode (vars_reset.c). A direct session's RESET returns a
+ * parameter to the value its startup gave; a pooled server's returns it to
+ * the server's own. proxy_vars_start keeps the client's tracked startup
+ * values (after apply_params filled c->vars from them): -1 on OOM.
+ * proxy_vars_sent notes, from the statement bits of what was sent
+ * (ctx->note), which of them a RESET may have set back; bit tests only
+ * for other statements. proxy_vars_hide tells backrelay.c to hold back a
+ * client's ParameterStatus of <v> meanwhile. proxy_vars_settle runs at
+ * the client's ReadyForQuery (before it is relayed): once nothing is in
+ * flight and the transaction has not failed, it sets the startup values
+ * back with hidden FunctionCalls of set_config, and puts on <tell> the
+ * ParameterStatus messages the client is owed, only where a value changed
+ * from what it was told last. -1 on OOM or a failed write.
+ */
+int proxy_vars_start(struct proxy_client *c);
+void proxy_vars_sent(struct proxy_client *c, struct proxy_server *s, uint8_t type, int act);
+bool proxy_vars_hide(const struct proxy_server *s, int v);
+int proxy_vars_settle(struct proxy_server *s, struct proto_buf *tell);
 
 /* auth.c */
 /* Handle a framed startup-phase packet (SSLRequest, CancelRequest,

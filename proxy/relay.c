@@ -224,8 +224,10 @@ static bool relay_to_server(struct proxy_client *c)
 			}
 			act = s->track ? proxy_ps_client_message(c, s, &pm, &rew)
 			               : proxy_reply_request(c, s, &pm);
-			if (s->track)
-				proxy_pin_sent(c, s, type, act); /* session state it makes */
+			if (s->track) {
+				proxy_pin_sent(c, s, type, act);  /* session state it makes */
+				proxy_vars_sent(c, s, type, act); /* a RESET (vars_reset.c) */
+			}
 			if (ctx->cache)
 				proxy_cache_sent(c, &pm); /* the tables it may write */
 			ctx->note.n = 0;
@@ -524,6 +526,27 @@ static int vars_batch(struct proxy_client *c, struct proxy_server *s, bool deall
 	return n > 0;
 }
 
+/* A RESET the server's last client sent was never followed up (that client
+ * left first): of the parameters PostgreSQL does not report, which value
+ * the server holds is not known, so the next link sets them afresh
+ * whatever they are (an interned value no client has). */
+static void forget_resets(struct proxy_server *s)
+{
+	for (int v = PROXY_NBUILTIN_VARS; v < PROXY_NVARS; v++) {
+		const char *u;
+
+		if (!(((s->rs_pend | s->rs_redo) >> v) & 1u) || !s->vars[v])
+			continue;
+		if (!(u = proxy_str_get(s->ctx, "?"))) {
+			s->stale_session = true;
+			break;
+		}
+		proxy_str_put(s->ctx, s->vars[v]);
+		s->vars[v] = u;
+	}
+	s->rs_pend = s->rs_redo = 0;
+}
+
 void proxy_client_link(struct proxy_client *c, struct proxy_server *s)
 {
 	struct proxy_ctx *ctx = c->ctx;
@@ -540,6 +563,9 @@ void proxy_client_link(struct proxy_client *c, struct proxy_server *s)
 	s->track = s->mode != CONF_POOL_SESSION;
 	s->pq.check_failed = false;
 	memset(&s->pin, 0, sizeof(s->pin)); /* a pooled server holds no one's state */
+	if (s->rs_pend | s->rs_redo)
+		forget_resets(s);
+	s->rs_tx = 0;
 	if (s->track)
 		proxy_pin_linked(c, s);
 	proxy_server_set_state(s, PROXY_SV_ACTIVE);

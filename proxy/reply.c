@@ -396,7 +396,7 @@ void proxy_reply_note(struct proxy_client *c, struct proxy_server *s, const stru
 	nt->n = 0;
 	nt->efd = 0;
 	/* pins need the statements even when statistics are off */
-	if (!stats_on(ctx) && !proxy_pin_wanted(s) && !ctx->cache)
+	if (!stats_on(ctx) && !proxy_pin_wanted(s) && !ctx->cache && !(s->track && c->start_mask))
 		return;
 	if (!c->track && !(c->track = calloc(1, sizeof(*c->track))))
 		return; /* out of memory: its statements count as <other> */
