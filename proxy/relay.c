@@ -44,6 +44,17 @@ static bool tracked_type(uint8_t type)
 	}
 }
 
+/* The session-state bits of all the statements of the message relayed
+ * (most messages: none, or one statement's). */
+static inline uint32_t note_bits(const struct proxy_note *nt)
+{
+	uint32_t any = 0;
+
+	for (uint16_t i = 0; i < nt->n; i++)
+		any |= nt->ss[i];
+	return any;
+}
+
 /* Count the requests the server answers with ReadyForQuery, the queries in
  * flight (for query_timeout), and whether an extended-protocol batch is open
  * (the server must stay until its Sync). */
@@ -57,21 +68,24 @@ static void count_request(struct proxy_client *c, struct proxy_server *s, uint8_
 		s->xact_start = proxy_now(c->ctx); /* a transaction of its client starts */
 	if (query)
 		s->inflight++;
-	if (type == 'E' || type == 'Q')
-		c->syncs_after_exec = 0;
-	else if (type == 'S' && c->syncs_after_exec < UINT16_MAX)
-		c->syncs_after_exec++;
 	switch (type) {
-	case 'Q':
-	case 'F':
 	case 'S':
+		c->unsynced = false;
+		if (c->syncs_after_exec < UINT16_MAX)
+			c->syncs_after_exec++; /* see backrelay.c's CopyInResponse */
 		s->outstanding++;
-		if (type == 'S')
-			c->unsynced = false;
 		break;
+	case 'Q':
+		c->syncs_after_exec = 0;
+		/* fall through */
+	case 'F':
+		s->outstanding++;
+		break;
+	case 'E':
+		c->syncs_after_exec = 0;
+		/* fall through */
 	case 'P':
 	case 'B':
-	case 'E':
 	case 'D':
 	case 'C':
 	case 'H':
@@ -184,14 +198,16 @@ static bool relay_to_server(struct proxy_client *c)
 			if (cr == PROXY_CACHE_WAIT)
 				break;
 		}
-		if (c->copy_in_open && (type == 'S' || type == 'H')) {
-			/* PostgreSQL ignores it in copy-in mode: no reply to wait for */
-			s->pool->st.bytes_recv += (uint64_t)len + 1;
-			c->pass_left = len + 1;
-			continue;
+		if (c->copy_in_open) {
+			if (type == 'S' || type == 'H') {
+				/* PostgreSQL ignores it in copy-in mode: no reply to wait for */
+				s->pool->st.bytes_recv += (uint64_t)len + 1;
+				c->pass_left = len + 1;
+				continue;
+			}
+			if (type == 'c' || type == 'f')
+				c->copy_in_open = false;
 		}
-		if (c->copy_in_open && (type == 'c' || type == 'f'))
-			c->copy_in_open = false;
 		if (tracked_type(type)) {
 			struct proto_buf rew;
 			struct proxy_ps_msg pm;
@@ -218,7 +234,9 @@ static bool relay_to_server(struct proxy_client *c)
 			/* the tracker queues what it expects, in every pool mode;
 			 * transaction mode may rewrite it (prepared.c) */
 			proxy_reply_note(c, s, &pm);
-			if (s->track && proxy_pin_before(c, s, type) < 0) {
+			if (s->track &&
+			    (note_bits(&ctx->note) & (STATS_SS_SEQ_READ | STATS_SS_SEQ_SET)) &&
+			    proxy_pin_before(c, s, type) < 0) {
 				proto_buf_free(&rew);
 				goto server_failed;
 			}

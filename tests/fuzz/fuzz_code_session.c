@@ -17,8 +17,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* a copy of exactly <size> bytes: ASan sees any read beyond */
 	char *text = malloc(size ? size : 1);
 	uint32_t a, b;
-	const uint32_t allowed = STATS_SS_CREATES | STATS_SS_SET_UNNAMED | STATS_SS_SEQ_READ |
-	                         STATS_SS_MAY_END;
+	const uint32_t allowed =
+	        STATS_SS_CREATES | STATS_SS_SET_UNNAMED | STATS_SS_SEQ_READ | STATS_SS_MAY_END;
 
 	if (!text)
 		return 0;
