@@ -9,6 +9,8 @@
 #   make bench    sluice beside PgBouncer and a direct connection: throughput,
 #                 CPU, memory (BENCH_ONLY=tps or BENCH_ONLY=memory for one part)
 #   make lint     cppcheck and clang-tidy (.clang-tidy) over every C source
+#   make drivers  drivers' own test suites (npm tarballs) directly and through
+#                 sluice in both pool modes; needs the npm registry
 
 CC      ?= cc
 BUILD   ?= build
@@ -33,7 +35,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 HDRS    := $(wildcard */*.h)
 
-.PHONY: all deps run test unit integration asan fuzz bench clean format format-check lint
+.PHONY: all deps run test unit integration asan fuzz bench clean format format-check lint drivers
 
 all: sluice
 
@@ -136,6 +138,10 @@ fuzz: deps $(FUZZ_BIN) $(FUZZ_CACHE_BIN) $(FUZZ_PROXY_BIN)
 		$$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -artifact_prefix=build-fuzz/$$n- \
 			-print_final_stats=1 build-fuzz/corpus-$$n tests/fuzz/corpus/$$n; \
 	done
+
+# Not part of `make test`: the suites come from the npm registry (npm ci).
+drivers: sluice
+	@/usr/bin/python3 tests/drivers/run_suites.py --sluice ./sluice
 
 bench: deps
 	@$(MAKE) --no-print-directory all
