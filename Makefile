@@ -35,7 +35,8 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 HDRS    := $(wildcard */*.h)
 
-.PHONY: all deps run test unit integration asan fuzz bench clean format format-check lint drivers
+.PHONY: all deps run test unit integration asan fuzz bench pgregress clean format format-check lint \
+	drivers
 
 all: sluice
 
@@ -113,6 +114,13 @@ $(FUZZ_CACHE_BIN): build-fuzz/%: tests/fuzz/%.c cache/entry.c $(HDRS)
 	@mkdir -p build-fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< cache/entry.c
 
+# The DO-block reader of stats/ (it reads every DO text a client sends),
+# built from its one source.
+FUZZ_STATS_BIN := build-fuzz/fuzz_code_session
+$(FUZZ_STATS_BIN): build-fuzz/%: tests/fuzz/%.c stats/code_session.c $(HDRS)
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< stats/code_session.c
+
 # Fuzz targets that drive the whole proxy (fuzz_client: the client state
 # machine against a scripted server) link every library source, built
 # apart by clang with the fuzzer's coverage instrumentation.
@@ -131,13 +139,20 @@ $(FUZZ_PROXY_BIN): build-fuzz/%: tests/fuzz/%.c proxy/main.c fuzz-lib $(HDRS)
 
 # A crash stops the loop with libFuzzer's exit status, its input saved in
 # build-fuzz/ (crash-*), to replay with build-fuzz/<target> <file>.
-fuzz: deps $(FUZZ_BIN) $(FUZZ_CACHE_BIN) $(FUZZ_PROXY_BIN)
-	@set -e; for f in $(FUZZ_BIN) $(FUZZ_CACHE_BIN) $(FUZZ_PROXY_BIN); do \
+fuzz: deps $(FUZZ_BIN) $(FUZZ_CACHE_BIN) $(FUZZ_STATS_BIN) $(FUZZ_PROXY_BIN)
+	@set -e; for f in $(FUZZ_BIN) $(FUZZ_CACHE_BIN) $(FUZZ_STATS_BIN) $(FUZZ_PROXY_BIN); do \
 		n=$$(basename $$f); mkdir -p build-fuzz/corpus-$$n tests/fuzz/corpus/$$n; \
 		echo "== $$n ($(FUZZ_SECONDS)s)"; \
 		$$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -artifact_prefix=build-fuzz/$$n- \
 			-print_final_stats=1 build-fuzz/corpus-$$n tests/fuzz/corpus/$$n; \
 	done
+
+# PostgreSQL's own regression and isolation suites, straight and through
+# sluice in both pool modes (fetches PostgreSQL's source from Debian)
+pgregress: deps
+	@$(MAKE) --no-print-directory all
+	@tree=$$(scripts/pgsrc.sh build/pgsrc) && \
+		/usr/bin/python3 tests/pgregress/run.py --sluice ./sluice --pgsrc $$tree --out build/pgregress
 
 # Not part of `make test`: the suites come from the npm registry (npm ci).
 drivers: sluice

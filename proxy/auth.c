@@ -118,6 +118,10 @@ static int apply_params(struct proxy_client *c)
 			                       "invalid options startup parameter: %s", err);
 	}
 	proxy_sparams_put(c->ctx, sp);
+	if (rc == 0 && proxy_vars_start(c) < 0) {
+		proxy_client_fail(c, PROXY_ERR_OOM, "out of memory");
+		return -1;
+	}
 	return rc == 0 ? 0 : -1;
 }
 

@@ -115,9 +115,14 @@ static bool inspect(struct proxy_server *s, uint8_t type, const uint8_t *body, s
 		s->last_rfq = proxy_now(s->ctx);
 		s->in_copy_out = false;
 		if (c)
-			c->in_copy = false;
+			c->in_copy = c->copy_in_open = false;
 		if (s->internal > 0) {
 			s->internal--;
+			if (s->rs_zs > 0 && --s->rs_zs == 0)
+				s->rs_fcs =
+				        0; /* the restores after a RESET are done (vars_reset.c) */
+			if (s->pin.probe_zs)
+				proxy_pin_probe_reply(s, 'Z', body, len); /* pin.c's question */
 			if (s->internal == 0)
 				s->reset_check = false;
 			if (s->internal == 0 && s->vars_batch)
@@ -161,7 +166,10 @@ static bool inspect(struct proxy_server *s, uint8_t type, const uint8_t *body, s
 			log_warn("%s: error from an internal query: %s", who,
 			         log_escape(msg, sizeof(msg),
 			                    proto_parse_error(&m, &e) == 0 ? e.message : "?"));
-			if (s->internal > 0 && s->vars_batch)
+			/* a session parameter of the client's was refused: the link's
+			 * batch, or setting a startup value again after a RESET */
+			if (s->internal > 0 &&
+			    (s->vars_batch || (s->rs_zs > 0 && s->rs_zs <= s->rs_fcs)))
 				vars_refused_note(s, &m);
 			return true;
 		}
@@ -178,8 +186,13 @@ static bool inspect(struct proxy_server *s, uint8_t type, const uint8_t *body, s
 			int v = proxy_var_index(name);
 
 			proxy_server_set_var(s, name, value);
-			/* the client changed a parameter itself: it follows the client */
+			/* the client changed a parameter itself: it follows the client,
+			 * unless a RESET may have set it to the server's default,
+			 * which the client is not told (proxy_vars_settle tells it
+			 * what it is owed at the ReadyForQuery) */
 			if (c && v >= 0 && s->internal == 0 && s->state == PROXY_SV_ACTIVE) {
+				if (proxy_vars_hide(s, v))
+					return true;
 				proxy_str_put(s->ctx, c->vars[v]);
 				c->vars[v] = proxy_str_get(s->ctx, value);
 			}
@@ -187,8 +200,26 @@ static bool inspect(struct proxy_server *s, uint8_t type, const uint8_t *body, s
 		return s->internal > 0 || s->state != PROXY_SV_ACTIVE;
 	}
 	case 'G':
-		if (c)
+		if (c) {
 			c->in_copy = true;
+			c->copy_in_open = true;
+			/*
+			 * An extended-protocol COPY FROM STDIN: libpq sends the Sync
+			 * right behind the Execute, before the data, and another after
+			 * CopyDone. PostgreSQL, in copy-in mode when the first comes,
+			 * ignores it and answers only the second: the first gets no
+			 * ReadyForQuery, and the batch stays open until the second.
+			 */
+			if (c->syncs_after_exec > 0) {
+				unsigned k = c->syncs_after_exec;
+
+				s->outstanding =
+				        s->outstanding > (int)k ? s->outstanding - (int)k : 0;
+				proxy_reply_copy_in(s, k);
+				c->unsynced = true;
+				c->syncs_after_exec = 0;
+			}
+		}
 		break;
 	case 'H':
 	case 'W':
@@ -196,6 +227,9 @@ static bool inspect(struct proxy_server *s, uint8_t type, const uint8_t *body, s
 		break;
 	case 'c':
 		s->in_copy_out = false;
+		break;
+	case 'D': /* inspected only for the pin's question */
+		proxy_pin_probe_reply(s, type, body, len);
 		break;
 	case 'C':
 		if (s->efd_pend && s->internal == 0) {
@@ -374,7 +408,8 @@ void proxy_server_process(struct proxy_server *s)
 			s->busy_since = now;
 		}
 		if ((must_inspect(type) ||
-		     (type == 'T' && s->track && s->internal == 0 && proxy_ps_wants_body(s)) ||
+		     (type == 'T' && s->internal == 0 && proxy_reply_wants_body(s)) ||
+		     (type == 'D' && s->pin.probe_zs == 1 && s->internal > 0) ||
 		     proxy_cache_capturing(s)) &&
 		    len <= PROXY_INSPECT_MAX) {
 			int tr = 0;
@@ -386,6 +421,31 @@ void proxy_server_process(struct proxy_server *s)
 			if (s->internal == 0)
 				tr = proxy_reply_track(s, type, p + 5, len - 4);
 			hide = inspect(s, type, p + 5, len - 4) || tr != 0;
+			if (type == 'Z' && !hide && c && (s->rs_pend | s->rs_redo | s->rs_tx)) {
+				/* a RESET's ReadyForQuery: the startup values go back
+				 * first, and what the client is owed goes before it */
+				struct proto_buf t;
+				int vr;
+
+				proto_buf_init(&t);
+				vr = proxy_vars_settle(s, &t);
+				if (vr == 0 && proto_buf_avail(&t) > 0) {
+					if ((p > fwd && proxy_io_send(ctx, &c->io, fwd,
+					                              (size_t)(p - fwd)) < 0) ||
+					    proxy_io_send(ctx, &c->io, proto_buf_head(&t),
+					                  proto_buf_avail(&t)) < 0) {
+						proto_buf_free(&t);
+						goto client_failed;
+					}
+					fwd = p;
+				}
+				proto_buf_free(&t);
+				if (vr < 0) {
+					proxy_server_close(s,
+					                   "cannot set startup parameters again");
+					return;
+				}
+			}
 			if (type == 'Z' && !hide && c && s->mode == CONF_POOL_STATEMENT &&
 			    s->status != 'I' && s->outstanding == 0) {
 				/* a transaction block: refused, see statement_abort() */
@@ -455,6 +515,7 @@ void proxy_server_process(struct proxy_server *s)
 		struct proxy_client *c = s->client;
 
 		c->stalled = false;
+		s->await_parse = 0;
 		c->skip_to_sync = s->pq.check_failed; /* the server skips to Sync too */
 		s->pq.check_failed = false;
 		proxy_client_resume(c);

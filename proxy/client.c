@@ -171,6 +171,7 @@ static void client_free(void *obj)
 	for (int i = 0; i < PROXY_NVARS; i++)
 		proxy_str_put(c->ctx, c->vars[i]);
 	proxy_sparams_put(c->ctx, c->sp);
+	proxy_sparams_put(c->ctx, c->start);
 	proxy_client_stmts_free(c);
 	proxy_reply_client_free(c);
 	proxy_cache_client_free(c);

@@ -143,11 +143,15 @@ uint16_t proxy_pin_sent_bits(struct proxy_pin *p, uint32_t ss, uint64_t name, bo
 		names_ended(&p->cursors, name);
 	if (ss & STATS_SS_DEALLOCATE)
 		names_ended(&p->prepared, name);
+	if ((ss & STATS_SS_MAY_END) && (p->held & PROXY_PIN_PROBED))
+		p->may_end = true;
 	if (!creates)
 		return 0;
 	/* state made now outlives an end sent before it in the same batch
-	 * (and one sent after it in a folded text: erring on "held") */
+	 * (and one sent after it in a folded text: erring on "held"), and a
+	 * question sent before it, whose answer cannot know of it */
 	p->ending &= (uint16_t)~creates;
+	p->probing &= (uint16_t)~creates;
 	if (creates & R(CURSOR))
 		names_made(&p->cursors, name, many);
 	if (creates & R(PREPARE))
@@ -181,4 +185,27 @@ uint16_t proxy_pin_settle(struct proxy_pin *p, char status)
 	p->cursors.nending = p->prepared.nending = 0;
 	p->spoiled = false;
 	return before & (uint16_t)~p->held;
+}
+
+uint16_t proxy_pin_probe_start(struct proxy_pin *p)
+{
+	uint16_t ask = p->held & PROXY_PIN_PROBED;
+
+	/* one question at a time: a later end waits for the next settle */
+	if (!p->may_end || p->probing || p->probe_zs)
+		return 0;
+	p->may_end = false;
+	p->probing = ask;
+	p->empty = 0;
+	return ask;
+}
+
+uint16_t proxy_pin_probed(struct proxy_pin *p, uint16_t empty)
+{
+	uint16_t gone = p->probing & empty & p->held;
+
+	p->held &= (uint16_t)~gone;
+	p->probing = 0;
+	p->empty = 0;
+	return gone;
 }

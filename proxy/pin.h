@@ -75,8 +75,19 @@ struct proxy_pin {
 	struct proxy_pin_names cursors;  /* PROXY_PIN_CURSOR's */
 	struct proxy_pin_names prepared; /* PROXY_PIN_PREPARE's */
 	bool spoiled;                    /* an error or a rollback since: the ends do not count */
-	double since;                    /* ev_now() when the first reason came */
+	bool may_end;     /* a statement that may end temp, advisory or listen state in part
+	                     (UNLISTEN x, pg_advisory_unlock(k), DROP) was sent: once its
+	                     transaction is over, the server is asked what it still holds */
+	uint16_t probing; /* the reasons the question in flight speaks for: those held when
+	                     it was sent, but for any made since (0 = none in flight) */
+	uint16_t empty;   /* of those, the ones its answer found nothing left of */
+	uint8_t probe_zs; /* hidden ReadyForQuery messages due until the question's */
+	double since;     /* ev_now() when the first reason came */
 };
+
+/* The reasons the question (proxy_pin_probe_start) can tell the end of. */
+#define PROXY_PIN_PROBED                                                                           \
+	((uint16_t)((1u << PROXY_PIN_TEMP) | (1u << PROXY_PIN_ADVISORY) | (1u << PROXY_PIN_LISTEN)))
 
 /* "temp", "advisory_lock", "listen", "set", "cursor", "prepare", "load",
  * "role", "session_authorization". */
@@ -97,6 +108,17 @@ void proxy_pin_error_seen(struct proxy_pin *p);
  * reasons no longer held.
  */
 uint16_t proxy_pin_settle(struct proxy_pin *p, char status);
+/*
+ * Called once the transaction is over ('I'): if a statement that may end
+ * state in part was sent (<may_end>), the reasons the server should be
+ * asked about, now <probing>; else 0. The answer goes to
+ * proxy_pin_probed.
+ */
+uint16_t proxy_pin_probe_start(struct proxy_pin *p);
+/* The answer came: of the reasons asked about, those in <empty> hold
+ * nothing any more (unless made again since the question). Returns the
+ * reasons no longer held. */
+uint16_t proxy_pin_probed(struct proxy_pin *p, uint16_t empty);
 /* Names of the reasons in <held> ("temp, listen") into <buf>. */
 const char *proxy_pin_describe(uint16_t held, char *buf, size_t len);
 

@@ -62,6 +62,12 @@ uint32_t proxy_pin_shape_bits(const struct stats_shape_info *si)
 		ss |= PROXY_SS_EFD;
 	if (ss & (STATS_SS_RESET_ALL | STATS_SS_DISCARD_ALL))
 		ss |= PROXY_SS_EFD_ALL;
+	if (ss & (STATS_SS_SET_RESET | STATS_SS_RESET_ALL | STATS_SS_DISCARD_ALL))
+		ss |= PROXY_SS_VAR_RESET; /* back to the startup value (vars_reset.c) */
+	/* a write may run nextval() (a serial column's default, a trigger),
+	 * and so may a function of the user's */
+	if (si->writes || si->unknown_fn)
+		ss |= STATS_SS_SEQ_SET;
 	return (ss & ~STATS_SS_SET_RESET) | PROXY_SS_KNOWN;
 }
 
@@ -192,7 +198,8 @@ void proxy_pin_sent(struct proxy_client *c, struct proxy_server *s, uint8_t type
 	if (nt->n == 0 || !proxy_pin_wanted(s))
 		return;
 	for (uint16_t i = 0; i < nt->n; i++) {
-		uint32_t ss = nt->ss[i] & mask & ~PROXY_SS_EFD_ANY;
+		uint32_t ss = nt->ss[i] & mask &
+		              ~(PROXY_SS_EFD_ANY | STATS_SS_SEQ_READ | STATS_SS_SEQ_SET);
 
 		/* decided where the value is known: at the Query, or the Bind
 		 * of the statement (its Execute runs it) */
@@ -216,6 +223,214 @@ void proxy_pin_sent(struct proxy_client *c, struct proxy_server *s, uint8_t type
 		pinned_now(c, s, fresh, was);
 }
 
+/* Log that the reasons <gone> of <s>'s pin ended. */
+static void log_unpinned(struct proxy_server *s, uint16_t gone)
+{
+	struct proxy_pin *p = &s->pin;
+	char who[256], why[160];
+
+	if (!gone || !s->client || log_current_level < LOG_LVL_INFO)
+		return;
+	proxy_client_describe(s->client, who, sizeof(who));
+	proxy_pin_describe(gone, why, sizeof(why));
+	if (p->held)
+		log_info("%s: %s ended, still pinned to S-%llu", who, why,
+		         (unsigned long long)s->id);
+	else
+		log_info("%s: unpinned from S-%llu after %.1f s (%s ended)", who,
+		         (unsigned long long)s->id, proxy_now(s->ctx) - p->since, why);
+}
+
+/* May a query of sluice's own go to <s> now, ahead of whatever its client
+ * sends next? Only between the client's messages, with nothing of the
+ * client's in flight or half sent: no reply of the client's is then due
+ * before the hidden ones, and no extended-protocol batch is open (a Query
+ * would end its implicit transaction and drop its unnamed statement). */
+static bool may_interject(const struct proxy_server *s)
+{
+	const struct proxy_client *c = s->client;
+
+	return c && s->state == PROXY_SV_ACTIVE && s->outstanding == 0 && s->pq.n == 0 &&
+	       !c->unsynced && !c->in_copy && !s->in_copy_out && c->pass_left == 0 &&
+	       c->drop_left == 0 && !c->stalled;
+}
+
+/* Send <sql> to <s> as a query of sluice's own, its replies hidden up to
+ * its ReadyForQuery (backrelay.c). -1 if <s> cannot be written to. */
+static int send_internal(struct proxy_server *s, const char *sql)
+{
+	struct proto_buf b;
+
+	proto_buf_init(&b);
+	if (proto_put_query(&b, sql) < 0) {
+		proto_buf_free(&b);
+		return -1;
+	}
+	if (proxy_server_send_buf(s, &b) < 0)
+		return -1;
+	s->internal++;
+	return 0;
+}
+
+/*
+ * The question after a statement that may have ended temp, advisory or
+ * listen state in part: how much of each the server still holds. Names
+ * are qualified and operators spelled out, so that the client's
+ * search_path cannot change what runs. Its one row is read by
+ * proxy_pin_probe_reply.
+ */
+static const char probe_sql[] =
+        "SELECT (SELECT pg_catalog.count(*) FROM pg_catalog.pg_listening_channels()),"
+        " (SELECT pg_catalog.count(*) FROM pg_catalog.pg_locks"
+        " WHERE locktype OPERATOR(pg_catalog.=) 'advisory'"
+        " AND pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()),"
+        " (SELECT pg_catalog.count(*) FROM pg_catalog.pg_class"
+        " WHERE relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema())"
+        " OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM pg_catalog.pg_proc"
+        " WHERE pronamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema())"
+        " OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM pg_catalog.pg_type"
+        " WHERE typnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema())"
+        " OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM pg_catalog.pg_statistic_ext"
+        " WHERE stxnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema())"
+        " OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM pg_catalog.pg_operator"
+        " WHERE oprnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema())"
+        " OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM pg_catalog.pg_collation"
+        " WHERE collnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema())"
+        " OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM pg_catalog.pg_conversion"
+        " WHERE connamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema())";
+
+/* Ask <s> what is left of its pin's state, when it may be asked now (else
+ * at a later settle). May close <s>. */
+static void probe(struct proxy_server *s)
+{
+	struct proxy_pin *p = &s->pin;
+
+	if (!may_interject(s) || p->probe_zs)
+		return;
+	if (!proxy_pin_probe_start(p))
+		return;
+	/* the hidden queries already sent answer first */
+	p->probe_zs = (uint8_t)(s->internal + 1 > 255 ? 255 : s->internal + 1);
+	if (send_internal(s, probe_sql) < 0) {
+		p->probe_zs = 0;
+		p->probing = 0;
+		proxy_server_close(s, "write to server failed");
+	}
+}
+
+/* A field of the question's row (a count, in text): "0", nothing left? */
+static bool field_zero(struct proto_reader *r)
+{
+	uint32_t n = proto_get_u32(r);
+	bool zero;
+
+	if (r->err || n > r->n) {
+		r->err = true; /* a NULL or a short row: not an answer */
+		return false;
+	}
+	zero = n == 1 && r->p[0] == '0';
+	r->p += n;
+	r->n -= n;
+	return zero;
+}
+
+void proxy_pin_probe_reply(struct proxy_server *s, uint8_t type, const uint8_t *body, size_t len)
+{
+	struct proxy_pin *p = &s->pin;
+	struct proto_reader r;
+
+	if (!p->probe_zs)
+		return;
+	if (type == 'D') {
+		if (p->probe_zs != 1 || !p->probing)
+			return; /* a row of a hidden query sent before the question */
+		proto_reader_init(&r, body, len);
+		if (proto_get_u16(&r) != 3)
+			return;
+		bool listen = field_zero(&r), advisory = field_zero(&r), temp = field_zero(&r);
+
+		if (r.err)
+			return;
+		p->empty = (uint16_t)((listen ? R(LISTEN) : 0) | (advisory ? R(ADVISORY) : 0) |
+		                      (temp ? R(TEMP) : 0));
+		return;
+	}
+	if (type != 'Z' || --p->probe_zs > 0)
+		return;
+	/* no row (an error, logged by backrelay.c) leaves <empty> 0: all stays */
+	log_unpinned(s, proxy_pin_probed(p, p->empty));
+}
+
+/* ---- sequences: currval() and lastval() ---- */
+
+void proxy_pin_linked(struct proxy_client *c, struct proxy_server *s)
+{
+	if (s->seq_own == c->id)
+		return;
+	/* what the client before may have left is another client's now */
+	s->seq_foreign |= s->seq_own_set;
+	s->seq_own = c->id;
+	s->seq_own_set = false;
+}
+
+int proxy_pin_before(struct proxy_client *c, struct proxy_server *s, uint8_t type)
+{
+	const struct proxy_note *nt = &c->ctx->note;
+	uint32_t any = 0;
+	bool stale;
+
+	if (type != 'Q' && type != 'P' && type != 'B' && type != 'E')
+		return 0;
+	for (uint16_t i = 0; i < nt->n; i++)
+		any |= nt->ss[i];
+	if (!(any & (STATS_SS_SEQ_READ | STATS_SS_SEQ_SET)) || !proxy_pin_wanted(s))
+		return 0;
+	if (any & STATS_SS_SEQ_READ)
+		c->seq_reader = true;
+	/*
+	 * The first statement of the client's here that reads sequence memory
+	 * (or, for a client known to read it, may write it) goes to a fresh
+	 * session's memory ("not yet defined in this session") when the server
+	 * may hold another client's values, or only older ones of this
+	 * client's (it advanced sequences on another server since): DISCARD
+	 * SEQUENCES goes first. Once the client may have advanced a sequence
+	 * here after another client, its own values would go too: then
+	 * nothing is sent (see README).
+	 */
+	stale = s->seq_own_set && c->seq_set_on != s->id;
+	if (((s->seq_foreign && !s->seq_own_set) || stale) && may_interject(s) &&
+	    s->status != 'E' && ((any & STATS_SS_SEQ_READ) || c->seq_reader)) {
+		if (send_internal(s, "DISCARD SEQUENCES") < 0)
+			return -1;
+		s->seq_foreign = s->seq_own_set = false;
+		log_debug("C-%llu: DISCARD SEQUENCES on S-%llu before its currval()/lastval()",
+		          (unsigned long long)c->id, (unsigned long long)s->id);
+	}
+	if (any & STATS_SS_SEQ_SET) {
+		s->seq_own_set = true;
+		c->seq_set_on = s->id;
+	}
+	return 0;
+}
+
+struct pool_node *proxy_pin_prefer(const struct proxy_client *c, struct pool_node *n,
+                                   const struct pool_list *idle)
+{
+	struct pool_node *x = n;
+
+	if (!n || !c->seq_reader || !c->seq_set_on)
+		return n;
+	/* a few of the warmest only: O(1), and the server the client's values
+	 * are on is mostly among them when it comes back soon */
+	for (int i = 0; i < 8 && x && x != &idle->head; i++, x = x->next) {
+		const struct proxy_server *s = x->owner;
+
+		if (s->id == c->seq_set_on && s->seq_own == c->id && !s->sp)
+			return x;
+	}
+	return n;
+}
+
 void proxy_pin_reply(struct proxy_server *s, uint8_t type)
 {
 	struct proxy_pin *p = &s->pin;
@@ -230,18 +445,9 @@ void proxy_pin_reply(struct proxy_server *s, uint8_t type)
 	if (type != 'Z' || s->outstanding > 0 || !s->client)
 		return;
 	gone = proxy_pin_settle(p, s->status);
-	if (gone && log_current_level >= LOG_LVL_INFO) {
-		char who[256], why[160];
-
-		proxy_client_describe(s->client, who, sizeof(who));
-		proxy_pin_describe(gone, why, sizeof(why));
-		if (p->held)
-			log_info("%s: %s ended, still pinned to S-%llu", who, why,
-			         (unsigned long long)s->id);
-		else
-			log_info("%s: unpinned from S-%llu after %.1f s (%s ended)", who,
-			         (unsigned long long)s->id, proxy_now(s->ctx) - p->since, why);
-	}
+	log_unpinned(s, gone);
+	if (p->may_end && s->status == 'I')
+		probe(s);
 }
 
 bool proxy_pin_left(struct proxy_server *s)
@@ -267,14 +473,25 @@ bool proxy_pin_left(struct proxy_server *s)
 	log_info("%s: its pinned client left after %.1f s; resetting it (%s)", who,
 	         proxy_now(s->ctx) - since, why);
 	proto_buf_init(&b);
-	if (proto_put_query(&b, "DISCARD ALL") < 0 || proxy_server_send_buf(s, &b) < 0) {
+	/* and, in the same round trip, the question session mode asks
+	 * (server.c): DISCARD ALL leaves the temporary schema a temp object
+	 * made, which a brand-new backend does not have; one row closes the
+	 * server instead of pooling it */
+	if (proto_put_query(&b, "DISCARD ALL") < 0 ||
+	    proto_put_query(&b, "SELECT 1 WHERE pg_catalog.pg_my_temp_schema() "
+	                        "OPERATOR(pg_catalog.<>) 0") < 0 ||
+	    proxy_server_send_buf(s, &b) < 0) {
+		proto_buf_free(&b); /* a failed put leaves it to us */
 		proxy_server_close(s, "cannot send DISCARD ALL");
 		return true;
 	}
-	s->internal++;
+	s->internal += 2;
+	s->reset_check = true;
 	/* DISCARD ALL drops the statements sluice prepared there, and sets
 	 * back what sluice SET and PostgreSQL does not report */
 	proxy_server_stmts_free(s);
+	s->seq_own = 0;
+	s->seq_own_set = s->seq_foreign = false; /* DISCARD ALL drops sequence memory */
 	for (int v = PROXY_NBUILTIN_VARS; v < PROXY_NVARS; v++) {
 		proxy_str_put(s->ctx, s->vars[v]);
 		s->vars[v] = NULL;

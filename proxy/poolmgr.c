@@ -333,6 +333,8 @@ void proxy_pool_request(struct proxy_client *c)
 		return;
 	}
 	if (n) {
+		if (!session)
+			n = proxy_pin_prefer(c, n, &p->idle);
 		proxy_client_link(c, n->owner);
 		return;
 	}

@@ -121,11 +121,33 @@ static int put_stale(struct proxy_server *s, uint8_t kind, struct proto_buf *out
 	return PROXY_PS_REPLACE;
 }
 
+/* Is the client's own Parse of statement <serial> queued on <s>, not
+ * answered yet? (Only for a Parse of a name in use: a scan is fine.) */
+static bool parse_pending(struct proxy_server *s, uint64_t serial)
+{
+	for (size_t i = 0; i < s->pq.n; i++) {
+		const struct proxy_pending *h = proxy_reply_at(&s->pq, i);
+
+		if (h->kind == PROXY_PEND_PARSE && h->serial == serial)
+			return true;
+	}
+	return false;
+}
+
+/* Is a Sync queued behind the head of <s>'s queue? */
+static bool sync_queued(struct proxy_server *s)
+{
+	for (size_t i = 1; i < s->pq.n; i++)
+		if (proxy_reply_at(&s->pq, i)->kind == PROXY_PEND_SYNC)
+			return true;
+	return false;
+}
+
 /*
  * The Parse just queued on <s> (by ensure_prepared) is the client's own,
  * for its name <name>: its reply goes to the client, and the entry notes
  * which client statement it defines, so that a Parse the server fails or
- * skips defines nothing, as in PostgreSQL (proxy_ps_reply_skipped).
+ * skips defines nothing, as in PostgreSQL (proxy_ps_parse_refused).
  */
 static void own_parse(struct proxy_client *c, struct proxy_server *s, const char *name)
 {
@@ -133,10 +155,8 @@ static void own_parse(struct proxy_client *c, struct proxy_server *s, const char
 	struct proxy_cl_stmt *cs = proxy_cl_find(c, name);
 
 	h->flags &= ~PROXY_PEND_HIDE;
-	if (cs && h->kind == PROXY_PEND_PARSE && h->len == sizeof(uint64_t)) {
-		memcpy(h->bytes + sizeof(uint64_t), &cs->serial, sizeof(cs->serial));
-		h->len = 2 * sizeof(uint64_t);
-	}
+	if (cs && h->kind == PROXY_PEND_PARSE)
+		h->serial = cs->serial; /* reply.c settles it (proxy_ps_parse_refused) */
 }
 
 /*
@@ -492,6 +512,7 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, stru
 		const char *name = proto_get_str(&r);
 		const char *query;
 		struct proxy_stmt *st;
+		struct proxy_cl_stmt *dup;
 		struct proxy_sv_stmt *ss;
 
 		if (name && *name && !whole && (size_t)m->len - 4 <= PROXY_INSPECT_MAX)
@@ -499,9 +520,16 @@ int proxy_ps_client_message(struct proxy_client *c, struct proxy_server *s, stru
 		if (name && is_ddl(text_head(head, r.p, r.n)))
 			ddl_seen(c->ctx);
 		/* (a Parse too large to inspect whole streams as before) */
-		if (whole && name && *name && proxy_cl_find(c, name) &&
-		    (act = put_dup(s, name, out)) != 0)
-			return act;
+		if (whole && name && *name && (dup = proxy_cl_find(c, name))) {
+			if (parse_pending(s, dup->serial)) {
+				/* pipelined behind its first Parse, which may yet fail
+				 * (then the name is free): wait for that answer */
+				s->await_parse = dup->serial;
+				return PROXY_PS_STALL;
+			}
+			if ((act = put_dup(s, name, out)) != 0)
+				return act;
+		}
 		if (!name || !*name) {
 			/* unnamed (or a name longer than what is read first, which
 			 * sluice never registers): it streams through */
@@ -682,21 +710,14 @@ static void forget_parse(struct proxy_server *s, const struct proxy_pending *h)
 
 bool proxy_ps_checking(const struct proxy_server *s)
 {
-	for (size_t i = 0; i < s->pq.n; i++)
-		if (s->pq.v[(s->pq.head + i) % s->pq.cap].flags & PROXY_PEND_SHAPE_CHECK)
+	for (size_t i = 0; i < s->pq.n; i++) {
+		const struct proxy_pending *h = &s->pq.v[(s->pq.head + i) % s->pq.cap];
+
+		if ((h->flags & PROXY_PEND_SHAPE_CHECK) ||
+		    (s->await_parse && h->kind == PROXY_PEND_PARSE && h->serial == s->await_parse))
 			return true;
+	}
 	return false;
-}
-
-bool proxy_ps_wants_body(const struct proxy_server *s)
-{
-	const struct proxy_pending *h;
-
-	if (s->pq.n == 0)
-		return false;
-	h = &s->pq.v[s->pq.head];
-	return (h->kind == PROXY_PEND_DESCRIBE_S || h->kind == PROXY_PEND_DESCRIBE_P) &&
-	       (h->flags & (PROXY_PEND_SHAPE_KEEP | PROXY_PEND_SHAPE_CHECK));
 }
 
 /* Is this ErrorResponse PostgreSQL's "cached plan must not change result
@@ -781,19 +802,24 @@ void proxy_ps_reply_error(struct proxy_server *s, const uint8_t *body, size_t le
 
 void proxy_ps_reply_skipped(struct proxy_server *s, const struct proxy_pending *h)
 {
+	/* the Parse a stalled one waits for failed; with no Sync behind it
+	 * queued, the server skips what the client sends next up to its Sync,
+	 * the stalled Parse among it */
+	if (s->await_parse && h->kind == PROXY_PEND_PARSE && h->serial == s->await_parse &&
+	    !sync_queued(s))
+		s->pq.check_failed = true;
 	if (h->kind == PROXY_PEND_PARSE && h->len >= sizeof(uint64_t))
 		forget_parse(s, h);
-	if (h->kind == PROXY_PEND_PARSE && h->len == 2 * sizeof(uint64_t) && s->client) {
-		/* a client's Parse that failed: its name is not defined */
-		uint64_t serial;
-		struct proxy_cl_stmt *cs;
-
-		memcpy(&serial, h->bytes + sizeof(uint64_t), sizeof(serial));
-		if ((cs = proxy_cl_find_serial(s->client, serial)))
-			proxy_cl_remove(s->client, cs);
-	}
 	if (h->flags & PROXY_PEND_SHAPE_CHECK)
 		s->pq.check_failed = true;
+}
+
+void proxy_ps_parse_refused(struct proxy_client *c, uint64_t serial)
+{
+	struct proxy_cl_stmt *cs = proxy_cl_find_serial(c, serial);
+
+	if (cs)
+		proxy_cl_remove(c, cs);
 }
 
 void proxy_ps_reply_parsed(struct proxy_server *s, const struct proxy_pending *h)

@@ -64,6 +64,13 @@ enum proxy_var {
  * extra_float_digits: its PROXY_EFD_* code, 0 for anything else. */
 int16_t proxy_efd_parse(const char *sql, size_t len);
 
+/* In a statement's bits as the relay carries them (proxy_pin_shape_bits):
+ * it sets a parameter back to its session default (RESET, SET .. TO
+ * DEFAULT of the shape's set_name, RESET ALL, DISCARD ALL), which in
+ * transaction mode is the server's, not the client's startup value
+ * (vars_reset.c puts the latter back). */
+#define PROXY_SS_VAR_RESET (1u << 28)
+
 /* Socket plus buffers shared by clients and servers. */
 struct proxy_io {
 	int fd;               /* owned; -1 when closed */
@@ -153,9 +160,14 @@ struct proxy_pending {
 	uint64_t t0;       /* stats_clock_ns() when it left for the server (TIMED) */
 	uint64_t wait_ns;  /* the client waited this long for a server before it left */
 	uint64_t *more;    /* owned: a Query's later statements' fingerprints, or NULL */
-	uint32_t rows;     /* DataRows seen for it */
-	uint16_t nmore;    /* entries of <more> */
-	uint16_t sub;      /* a Query's statements closed so far */
+	/* PARSE: the client statement it names, settled at its reply (reply.c);
+	 * DESCRIBE: in session mode, the cache's statement it describes. The
+	 * serials are prepared.c's on a transaction-mode link, the cache's
+	 * (cache_ext.c) otherwise; 0 = none */
+	uint64_t serial;
+	uint32_t rows;  /* DataRows seen for it */
+	uint16_t nmore; /* entries of <more> */
+	uint16_t sub;   /* a Query's statements closed so far */
 };
 
 /* FIFO of pending replies (ring buffer, reply.c). */
@@ -260,11 +272,18 @@ struct proxy_client {
 	/* owned reference: session mode's startup parameters (all but user and
 	 * database), which its server is opened with; NULL = none */
 	struct proxy_sparams *sp;
+	/* owned reference: transaction mode's tracked startup parameters, by
+	 * proxy_var_name, which RESET returns to (vars_reset.c); NULL = none */
+	struct proxy_sparams *start;
+	uint32_t start_mask; /* 1 << enum proxy_var of the names in <start> */
 
 	/* Relay state of client -> server bytes. */
 	uint32_t pass_left;          /* bytes of the current message still to forward */
 	bool unsynced;               /* extended-protocol messages sent since the last Sync */
 	bool in_copy;                /* server is in COPY FROM STDIN for us */
+	bool copy_in_open;           /* ... and its CopyDone / CopyFail is not sent yet:
+	                                PostgreSQL ignores a Sync or Flush meanwhile */
+	uint16_t syncs_after_exec;   /* Syncs sent since the last Execute or Query */
 	bool stalled;                /* a statement's shape is being checked: relay nothing */
 	bool skip_to_sync;           /* that check failed: drop messages up to the Sync */
 	uint32_t drop_left;          /* bytes of the current message still to drop */
@@ -282,6 +301,8 @@ struct proxy_client {
 	double connected_at;          /* ev_now() when accepted (SHOW CLIENTS connect_time) */
 	bool admin_skip;              /* console: extended protocol seen, drop up to the Sync */
 	struct proxy_cl_cache *cache; /* owned: result-cache state (cache_hooks.c), made on use */
+	bool seq_reader;              /* has called currval() / lastval() (pin_hooks.c) */
+	uint64_t seq_set_on;          /* the server it last may have advanced a sequence on */
 };
 
 struct proxy_server {
@@ -316,16 +337,25 @@ struct proxy_server {
 
 	char status;          /* last ReadyForQuery status: 'I', 'T' or 'E' */
 	struct proxy_pin pin; /* transaction mode: session state held for its client (pin.c) */
-	int outstanding;      /* client Query/Sync messages not yet answered by ReadyForQuery */
-	int internal;         /* our own queries (reset, SET) whose replies are hidden */
-	bool in_copy_out;     /* server is sending COPY data */
-	uint32_t pass_left;   /* bytes of the current message still to relay */
-	bool pass_hide;       /* drop (rather than relay) the current message */
-	bool saw_fatal;       /* server sent a FATAL ErrorResponse */
-	bool tls_asked;       /* SSLRequest sent, answer not yet read */
-	bool track;           /* transaction mode: rewrite statements, match replies */
-	struct proxy_pq pq;   /* replies expected, in order (when <track>) */
+	/* transaction mode: whose values currval() / lastval() would read here
+	 * (pin_hooks.c): the client linked last, whether it may have advanced a
+	 * sequence here since, and whether another client may have before */
+	uint64_t seq_own;
+	bool seq_own_set;
+	bool seq_foreign;
+	int outstanding;    /* client Query/Sync messages not yet answered by ReadyForQuery */
+	int internal;       /* our own queries (reset, SET) whose replies are hidden */
+	bool in_copy_out;   /* server is sending COPY data */
+	uint32_t pass_left; /* bytes of the current message still to relay */
+	bool pass_hide;     /* drop (rather than relay) the current message */
+	bool saw_fatal;     /* server sent a FATAL ErrorResponse */
+	bool tls_asked;     /* SSLRequest sent, answer not yet read */
+	bool track;         /* transaction mode: rewrite statements, match replies */
+	struct proxy_pq pq; /* replies expected, in order (when <track>) */
 	struct proxy_sv_stmt *stmts; /* owned: statements prepared here, by id */
+	uint64_t await_parse;        /* the serial of a client's own Parse still unanswered that
+	                                a later Parse of its name waits for, stalled: only its
+	                                answer tells 42P05 from a new statement (prepared.c) */
 	char dup_name[61];           /* the error due for a STALE request: empty for "cached
 	                              * plan must not change", else a Parse of this name,
 	                              * which the client already uses (prepared.c) */
@@ -348,8 +378,16 @@ struct proxy_server {
 	 * DISCARD ALL) awaits its ReadyForQuery (pin_hooks.c): its code,
 	 * and the replies since */
 	int16_t efd_pend;
-	uint16_t efd_ccs;  /* CommandCompletes */
-	bool efd_bad;      /* another tag than the statement's, or an ErrorResponse */
+	uint16_t efd_ccs; /* CommandCompletes */
+	bool efd_bad;     /* another tag than the statement's, or an ErrorResponse */
+	/* transaction mode: parameters of its client's startup set that a
+	 * RESET sent since may have put to this server's default (vars_reset.c);
+	 * 1 << enum proxy_var */
+	uint32_t rs_pend;
+	uint32_t rs_tx;    /* ... that were set back inside the transaction block open now */
+	uint32_t rs_redo;  /* ... of those, a ROLLBACK [TO] sent since may have undone */
+	uint16_t rs_zs;    /* hidden ReadyForQuery messages due until the last restore's */
+	uint16_t rs_fcs;   /* ... of which the restores (set_config calls) are the last */
 	bool vars_refused; /* ... and the server refused one of them */
 	char *vars_error;  /* owned: the server's message when it refused */
 	const char
@@ -681,6 +719,25 @@ int proxy_options_parse(const char *opts, int (*fn)(void *arg, const char *name,
 /* Next item of a comma-separated list, blanks trimmed: its start and
  * length, or NULL at the end. Advances <*pp>. */
 const char *proxy_list_next(const char **pp, size_t *len);
+/*
+ * RESET in transaction mode (vars_reset.c). A direct session's RESET returns a
+ * parameter to the value its startup gave; a pooled server's returns it to
+ * the server's own. proxy_vars_start keeps the client's tracked startup
+ * values (after apply_params filled c->vars from them): -1 on OOM.
+ * proxy_vars_sent notes, from the statement bits of what was sent
+ * (ctx->note), which of them a RESET may have set back; bit tests only
+ * for other statements. proxy_vars_hide tells backrelay.c to hold back a
+ * client's ParameterStatus of <v> meanwhile. proxy_vars_settle runs at
+ * the client's ReadyForQuery (before it is relayed): once nothing is in
+ * flight and the transaction has not failed, it sets the startup values
+ * back with hidden FunctionCalls of set_config, and puts on <tell> the
+ * ParameterStatus messages the client is owed, only where a value changed
+ * from what it was told last. -1 on OOM or a failed write.
+ */
+int proxy_vars_start(struct proxy_client *c);
+void proxy_vars_sent(struct proxy_client *c, struct proxy_server *s, uint8_t type, int act);
+bool proxy_vars_hide(const struct proxy_server *s, int v);
+int proxy_vars_settle(struct proxy_server *s, struct proto_buf *tell);
 
 /* auth.c */
 /* Handle a framed startup-phase packet (SSLRequest, CancelRequest,
@@ -812,6 +869,9 @@ int proxy_reply_push(struct proxy_server *s, uint8_t kind, uint8_t flags, const 
                      size_t len) PROXY_WUR;
 /* The <i>-th entry from the head (i < q->n). */
 struct proxy_pending *proxy_reply_at(struct proxy_pq *q, size_t i);
+/* A CopyInResponse answers the head: drop up to <n> Sync entries right
+ * behind it, which PostgreSQL, in copy-in mode, ignores. */
+void proxy_reply_copy_in(struct proxy_server *s, unsigned n);
 void proxy_pq_free(struct proxy_pq *q);
 /* Before a client message is queued: find the statements it runs
  * (scanning a Query's or Parse's text, or looking up a Bind's statement
@@ -829,6 +889,10 @@ int proxy_reply_track(struct proxy_server *s, uint8_t type, const uint8_t *body,
 /* If a locally made reply is at the head of the queue, copy it to <buf>
  * (PROXY_FAKE_MAX bytes) and return 1. */
 int proxy_reply_take_fake(struct proxy_server *s, uint8_t *buf, size_t *len);
+/* backrelay.c: does the reply at the head of <s>'s queue describe a
+ * statement whose shape prepared.c or the cache follows? Then a
+ * RowDescription is read whole (up to PROXY_INSPECT_MAX). */
+bool proxy_reply_wants_body(const struct proxy_server *s);
 /* The fingerprint of a statement text, scanned now (and its shape noted). */
 uint64_t proxy_reply_text_fp(struct proxy_ctx *ctx, const char *sql, size_t len, bool complete);
 /* A client is gone: its statement-statistics state goes. */
@@ -861,10 +925,24 @@ void proxy_pin_efd_done(struct proxy_server *s);
 bool proxy_pin_left(struct proxy_server *s);
 /* SHOW PINS; may close <c>. */
 void proxy_pin_show(struct proxy_client *c);
+/* relay.c: <c> was just linked to <s> (transaction or statement mode). */
+void proxy_pin_linked(struct proxy_client *c, struct proxy_server *s);
+/* relay.c: a client message of <type> is about to go to <s>, nothing of it
+ * sent yet; ctx->note holds its statements. Before a currval() / lastval()
+ * on a server whose sequence memory may hold another client's values, it
+ * sends DISCARD SEQUENCES (hidden). -1 if <s> cannot be written to. */
+int proxy_pin_before(struct proxy_client *c, struct proxy_server *s, uint8_t type) PROXY_WUR;
+/* poolmgr.c: <n>, the first idle server <c> may have, or one it used last
+ * (its sequence values are there) among the next few idle ones. */
+struct pool_node *proxy_pin_prefer(const struct proxy_client *c, struct pool_node *n,
+                                   const struct pool_list *idle);
+/* backrelay.c: a hidden ReadyForQuery ('Z') or DataRow ('D') of <body>
+ * came while the pin's question is in flight (s->pin.probe_zs). */
+void proxy_pin_probe_reply(struct proxy_server *s, uint8_t type, const uint8_t *body, size_t len);
 
 /*
- * cache_hooks.c: the result cache seen from the proxy (see its top
- * comment). Nothing here is called when [cache] is off.
+ * cache_hooks.c and cache_ext.c: the result cache seen from the proxy
+ * (see their top comments). Nothing here is called when [cache] is off.
  */
 /* main.c: make the cache when [cache] enabled (-1 with <err>), start it
  * on the loop, apply a reload's rules, free it at exit. */
@@ -886,10 +964,20 @@ bool proxy_cache_waiting(const struct proxy_client *c);
 /* relay.c: client message <m> went to the server; ctx->note holds its
  * statements. Collects what it writes. */
 void proxy_cache_sent(struct proxy_client *c, const struct proxy_ps_msg *m);
-/* backrelay.c: is the reply to <s>'s client being captured? Then every
- * message is read whole (up to PROXY_INSPECT_MAX) and given to
+/* backrelay.c: is the reply to <s>'s client being captured for the cache?
+ * Then every message is read whole (up to PROXY_INSPECT_MAX) and given to
  * proxy_cache_reply. */
 bool proxy_cache_capturing(const struct proxy_server *s);
+/* reply.c, session mode: what PostgreSQL answered to a request the cache
+ * stamped with <serial> (struct proxy_pending): a Parse accepted (its
+ * ParseComplete) or not (failed, or skipped after an error); a Describe's
+ * RowDescription or NoData (<body> NULL when not read whole). */
+void proxy_cache_parse_settled(struct proxy_client *c, uint64_t serial, bool accepted);
+void proxy_cache_described(struct proxy_client *c, uint64_t serial, uint8_t type,
+                           const uint8_t *body, size_t len);
+/* reply.c, session mode: a reply of <c>'s server fits no request queued:
+ * the cache stops trusting what it knows of the client's statements. */
+void proxy_cache_unmatched(struct proxy_client *c);
 /* A server message (<len> bytes with type and length) relayed to the
  * client of <s>, which has cache state: capture, commit, rollback. */
 void proxy_cache_reply(struct proxy_server *s, const uint8_t *msg, size_t len);
@@ -918,6 +1006,9 @@ void proxy_ps_reply_skipped(struct proxy_server *s, const struct proxy_pending *
 void proxy_ps_reply_parsed(struct proxy_server *s, const struct proxy_pending *h);
 void proxy_ps_reply_described(struct proxy_server *s, const struct proxy_pending *h, uint8_t type,
                               const uint8_t *body, size_t len);
+/* The client Parse of statement <serial> failed or was skipped: its name
+ * is not defined (reply.c settles every Parse). */
+void proxy_ps_parse_refused(struct proxy_client *c, uint64_t serial);
 /*
  * Handle one client message <m> for a tracked server, of which at least
  * min(PROXY_PREFIX_MAX, whole body) bytes are buffered: queues the replies
@@ -933,9 +1024,6 @@ void proxy_ps_fill(struct proxy_client *c, const uint8_t *p, size_t n);
 void proxy_ps_fill_done(struct proxy_client *c);
 /* Size of the statement registry, for SHOW MEM. */
 void proxy_ps_registry(const struct proxy_ctx *ctx, size_t *n, size_t *bytes);
-/* Must the relay read this RowDescription whole and pass its body to
- * track_reply? */
-bool proxy_ps_wants_body(const struct proxy_server *s);
 /* The shape of a RowDescription body (NULL: NoData): every field but its
  * format code (a Describe of the statement says text, of a portal what the
  * Bind asked), so that prepared.c's check of a statement's rows and the

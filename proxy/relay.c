@@ -57,6 +57,10 @@ static void count_request(struct proxy_client *c, struct proxy_server *s, uint8_
 		s->xact_start = proxy_now(c->ctx); /* a transaction of its client starts */
 	if (query)
 		s->inflight++;
+	if (type == 'E' || type == 'Q')
+		c->syncs_after_exec = 0;
+	else if (type == 'S' && c->syncs_after_exec < UINT16_MAX)
+		c->syncs_after_exec++;
 	switch (type) {
 	case 'Q':
 	case 'F':
@@ -180,6 +184,14 @@ static bool relay_to_server(struct proxy_client *c)
 			if (cr == PROXY_CACHE_WAIT)
 				break;
 		}
+		if (c->copy_in_open && (type == 'S' || type == 'H')) {
+			/* PostgreSQL ignores it in copy-in mode: no reply to wait for */
+			s->pool->st.bytes_recv += (uint64_t)len + 1;
+			c->pass_left = len + 1;
+			continue;
+		}
+		if (c->copy_in_open && (type == 'c' || type == 'f'))
+			c->copy_in_open = false;
 		if (tracked_type(type)) {
 			struct proto_buf rew;
 			struct proxy_ps_msg pm;
@@ -206,10 +218,16 @@ static bool relay_to_server(struct proxy_client *c)
 			/* the tracker queues what it expects, in every pool mode;
 			 * transaction mode may rewrite it (prepared.c) */
 			proxy_reply_note(c, s, &pm);
+			if (s->track && proxy_pin_before(c, s, type) < 0) {
+				proto_buf_free(&rew);
+				goto server_failed;
+			}
 			act = s->track ? proxy_ps_client_message(c, s, &pm, &rew)
 			               : proxy_reply_request(c, s, &pm);
-			if (s->track)
-				proxy_pin_sent(c, s, type, act); /* session state it makes */
+			if (s->track) {
+				proxy_pin_sent(c, s, type, act);  /* session state it makes */
+				proxy_vars_sent(c, s, type, act); /* a RESET (vars_reset.c) */
+			}
 			if (ctx->cache)
 				proxy_cache_sent(c, &pm); /* the tables it may write */
 			ctx->note.n = 0;
@@ -508,6 +526,27 @@ static int vars_batch(struct proxy_client *c, struct proxy_server *s, bool deall
 	return n > 0;
 }
 
+/* A RESET the server's last client sent was never followed up (that client
+ * left first): of the parameters PostgreSQL does not report, which value
+ * the server holds is not known, so the next link sets them afresh
+ * whatever they are (an interned value no client has). */
+static void forget_resets(struct proxy_server *s)
+{
+	for (int v = PROXY_NBUILTIN_VARS; v < PROXY_NVARS; v++) {
+		const char *u;
+
+		if (!(((s->rs_pend | s->rs_redo) >> v) & 1u) || !s->vars[v])
+			continue;
+		if (!(u = proxy_str_get(s->ctx, "?"))) {
+			s->stale_session = true;
+			break;
+		}
+		proxy_str_put(s->ctx, s->vars[v]);
+		s->vars[v] = u;
+	}
+	s->rs_pend = s->rs_redo = 0;
+}
+
 void proxy_client_link(struct proxy_client *c, struct proxy_server *s)
 {
 	struct proxy_ctx *ctx = c->ctx;
@@ -524,6 +563,11 @@ void proxy_client_link(struct proxy_client *c, struct proxy_server *s)
 	s->track = s->mode != CONF_POOL_SESSION;
 	s->pq.check_failed = false;
 	memset(&s->pin, 0, sizeof(s->pin)); /* a pooled server holds no one's state */
+	if (s->rs_pend | s->rs_redo)
+		forget_resets(s);
+	s->rs_tx = 0;
+	if (s->track)
+		proxy_pin_linked(c, s);
 	proxy_server_set_state(s, PROXY_SV_ACTIVE);
 	proxy_client_set_state(c, PROXY_CL_ACTIVE);
 	if (c->sp && s->track) {

@@ -7,7 +7,15 @@
  * the server skips to the next Sync, and so does the queue. prepared.c
  * queues its rewritten and injected requests here too (injected ones
  * hidden, local answers as FAKE entries emitted when they reach the head)
- * and hears back through proxy_ps_reply_*.
+ * and hears back through proxy_ps_reply_*. The cache follows a
+ * session-mode client's named statements on the same entries (it stamps
+ * its Parses and Describes with a serial, cache_ext.c) and hears back
+ * through proxy_cache_parse_settled / _described.
+ *
+ * Whether a client's Parse named its statement is settled here, for
+ * prepared.c and the cache alike (parse_settled): yes at its
+ * ParseComplete, no at the error that fails it or makes the server skip
+ * it.
  *
  * Statement statistics hang off the same entries: before a client message
  * is queued, proxy_reply_note() finds which statements it runs (a Query's
@@ -119,6 +127,24 @@ static void pop(struct proxy_pq *q)
 	h->more = NULL;
 	q->head = (q->head + 1) & (q->cap - 1);
 	q->n--;
+}
+
+void proxy_reply_copy_in(struct proxy_server *s, unsigned n)
+{
+	struct proxy_pq *q = &s->pq;
+	struct proxy_pending h;
+	size_t drop = 0;
+
+	while (drop < n && drop + 1 < q->n && proxy_reply_at(q, drop + 1)->kind == PROXY_PEND_SYNC)
+		drop++;
+	if (!drop)
+		return;
+	/* they own nothing (only a Query's entry has <more>): the head moves
+	 * over them */
+	h = *proxy_reply_at(q, 0);
+	q->head = (q->head + drop) & (q->cap - 1);
+	q->n -= drop;
+	*proxy_reply_at(q, 0) = h;
 }
 
 void proxy_pq_free(struct proxy_pq *q)
@@ -237,6 +263,12 @@ static uint64_t scan_text(struct proxy_ctx *ctx, struct proxy_cl_track *t, const
 		                             (const char *)p + st->src_off, &ref);
 
 		nt->ss[nt->n] = proxy_pin_shape_bits(si);
+		/* a DO block: its own body says what state it may make (every
+		 * DO has one shape); never memoized, as the text is what counts */
+		if (nt->ss[nt->n] & STATS_SS_CODE)
+			nt->ss[nt->n] |=
+			        stats_code_session((const char *)p + st->src_off, st->src_len) &
+			        ~STATS_SS_SET_UNNAMED;
 		nt->nh[nt->n] = si ? si->obj_hash : 0;
 		nt->fp[nt->n++] = st->fp;
 	}
@@ -244,7 +276,7 @@ static uint64_t scan_text(struct proxy_ctx *ctx, struct proxy_cl_track *t, const
 		nt->hints = sc.stmt[0].hints;
 		nt->cache_ttl = sc.stmt[0].cache_ttl;
 	}
-	if (m && sc.nstmts == 1 && !sc.stmt[0].cut) {
+	if (m && sc.nstmts == 1 && !sc.stmt[0].cut && !(nt->ss[0] & STATS_SS_CODE)) {
 		m->key = key;
 		m->fp = sc.stmt[0].fp;
 		m->hints = sc.stmt[0].hints;
@@ -364,7 +396,7 @@ void proxy_reply_note(struct proxy_client *c, struct proxy_server *s, const stru
 	nt->n = 0;
 	nt->efd = 0;
 	/* pins need the statements even when statistics are off */
-	if (!stats_on(ctx) && !proxy_pin_wanted(s) && !ctx->cache)
+	if (!stats_on(ctx) && !proxy_pin_wanted(s) && !ctx->cache && !(s->track && c->start_mask))
 		return;
 	if (!c->track && !(c->track = calloc(1, sizeof(*c->track))))
 		return; /* out of memory: its statements count as <other> */
@@ -492,6 +524,49 @@ int proxy_reply_request(struct proxy_client *c, struct proxy_server *s, struct p
 }
 
 /* ---- replies ---- */
+
+/*
+ * A client's Parse (entry <h>, its <serial> the statement it names) is
+ * settled: accepted at its ParseComplete; refused when it fails or the
+ * server skips it after an error (it names nothing, as in PostgreSQL).
+ * prepared.c names the statement when the Parse is sent (a Parse of the
+ * name behind it is PostgreSQL's 42P05) and forgets it if refused; the
+ * cache holds it pending until accepted.
+ */
+static void parse_settled(struct proxy_server *s, const struct proxy_pending *h, bool accepted)
+{
+	struct proxy_client *c = s->client;
+
+	if (h->kind != PROXY_PEND_PARSE || !h->serial || !c)
+		return;
+	if (s->track) {
+		if (!accepted)
+			proxy_ps_parse_refused(c, h->serial);
+	} else if (c->cache) {
+		proxy_cache_parse_settled(c, h->serial, accepted);
+	}
+}
+
+/* A reply that fits no entry (a ParseComplete, RowDescription or
+ * ReadyForQuery without the request it answers): what the cache follows
+ * on this session-mode link can no longer be trusted. */
+static void unmatched(struct proxy_server *s)
+{
+	if (!s->track && s->client && s->client->cache)
+		proxy_cache_unmatched(s->client);
+}
+
+bool proxy_reply_wants_body(const struct proxy_server *s)
+{
+	const struct proxy_pending *h;
+
+	if (s->pq.n == 0)
+		return false;
+	h = &s->pq.v[s->pq.head];
+	return (h->kind == PROXY_PEND_DESCRIBE_S || h->kind == PROXY_PEND_DESCRIBE_P) &&
+	       ((h->flags & (PROXY_PEND_SHAPE_KEEP | PROXY_PEND_SHAPE_CHECK)) ||
+	        (h->serial && !s->track));
+}
 
 /* Whether the tag at <p> (<n> bytes) starts with the word <w> and a space. */
 #define TAG_IS(p, n, w) ((n) > sizeof(w) && memcmp((p), w " ", sizeof(w)) == 0)
@@ -699,8 +774,11 @@ int proxy_reply_track(struct proxy_server *s, uint8_t type, const uint8_t *body,
 	struct proxy_pending *h;
 	bool hide;
 
-	if (q->n == 0)
+	if (q->n == 0) {
+		if (type == '1' || type == 'Z')
+			unmatched(s);
 		return 0;
+	}
 	h = proxy_reply_at(q, 0);
 	hide = (h->flags & PROXY_PEND_HIDE) != 0;
 	switch (type) {
@@ -712,7 +790,10 @@ int proxy_reply_track(struct proxy_server *s, uint8_t type, const uint8_t *body,
 
 		proxy_ps_reply_error(s, body, len);
 		error_closes(s, h, body, len);
-		if (h->kind == PROXY_PEND_QUERY)
+		/* a Query's error skips nothing; nor does a Sync's own (the
+		 * implicit transaction failed to commit: a deferred constraint),
+		 * and its ReadyForQuery follows */
+		if (h->kind == PROXY_PEND_QUERY || h->kind == PROXY_PEND_SYNC)
 			return 0;
 		/* the client must learn why its statement fails, even if we injected it */
 		if (h->kind == PROXY_PEND_PARSE)
@@ -720,13 +801,18 @@ int proxy_reply_track(struct proxy_server *s, uint8_t type, const uint8_t *body,
 		rc = (h->flags & PROXY_PEND_STALE) ? PROXY_PS_STALE_ERROR : hide ? 1 : 0;
 		/* the failed request, then everything up to Sync is skipped */
 		do {
-			proxy_ps_reply_skipped(s, proxy_reply_at(q, 0));
+			h = proxy_reply_at(q, 0);
+			proxy_ps_reply_skipped(s, h);
+			parse_settled(s, h, false);
 			pop(q);
 		} while (q->n > 0 && proxy_reply_at(q, 0)->kind != PROXY_PEND_SYNC);
 		return rc;
 	}
 	case '1':
+		if (h->kind != PROXY_PEND_PARSE)
+			unmatched(s);
 		proxy_ps_reply_parsed(s, h);
+		parse_settled(s, h, true);
 		/* fall through */
 	case '2':
 	case '3':
@@ -740,6 +826,8 @@ int proxy_reply_track(struct proxy_server *s, uint8_t type, const uint8_t *body,
 	case 'T':
 	case 'n':
 		if (h->kind != PROXY_PEND_DESCRIBE_S && h->kind != PROXY_PEND_DESCRIBE_P) {
+			if (h->kind != PROXY_PEND_QUERY && h->kind != PROXY_PEND_SYNC)
+				unmatched(s);
 			/* a Query's RowDescription; NoData only answers a Describe */
 			if (type == 'n' && h->kind != PROXY_PEND_QUERY)
 				pop(q);
@@ -747,6 +835,8 @@ int proxy_reply_track(struct proxy_server *s, uint8_t type, const uint8_t *body,
 		}
 		if (h->flags & (PROXY_PEND_SHAPE_KEEP | PROXY_PEND_SHAPE_CHECK))
 			proxy_ps_reply_described(s, h, type, body, len);
+		else if (h->serial && !s->track && s->client && s->client->cache)
+			proxy_cache_described(s->client, h->serial, type, body, len);
 		pop(q);
 		return hide ? 1 : 0;
 	case 'C':
@@ -765,6 +855,8 @@ int proxy_reply_track(struct proxy_server *s, uint8_t type, const uint8_t *body,
 	case 'Z':
 		if (h->kind == PROXY_PEND_SYNC || h->kind == PROXY_PEND_QUERY)
 			pop(q);
+		else
+			unmatched(s);
 		return 0;
 	default:
 		return 0;

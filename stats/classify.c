@@ -603,6 +603,16 @@ static void func_session(struct walk *w, const char *schema, const char *name, j
 			w->out->session |= STATS_SS_ADVISORY;
 	if (builtin && strcmp(name, "pg_advisory_unlock_all") == 0)
 		w->out->session |= STATS_SS_UNLOCK_ALL;
+	/* one lock of several: whether any is left, only the server knows */
+	if (builtin && (strcmp(name, "pg_advisory_unlock") == 0 ||
+	                strcmp(name, "pg_advisory_unlock_shared") == 0))
+		w->out->session |= STATS_SS_MAY_END;
+	/* whatever the schema: a wrapper of another name is not seen, one of
+	 * this name is taken for what it says */
+	if (strcmp(name, "currval") == 0 || strcmp(name, "lastval") == 0)
+		w->out->session |= STATS_SS_SEQ_READ;
+	if (strcmp(name, "nextval") == 0 || strcmp(name, "setval") == 0)
+		w->out->session |= STATS_SS_SEQ_SET;
 	if (strcmp(name, "set_config") == 0 && !last_arg_true(fc))
 		w->out->session |= STATS_SS_SET | STATS_SS_SET_UNNAMED;
 }
@@ -964,6 +974,35 @@ static bool creates_temp(const char *type, json_object *body)
 	}
 	if (strcmp(type, "CreateFunctionStmt") == 0)
 		return json_object_object_get_ex(body, "funcname", &v) && names_temp(v);
+	/* any other object made in pg_temp by its qualified name: a type,
+	 * domain, statistics object, operator, aggregate, collation ... */
+	if (strcmp(type, "CreateStatsStmt") == 0 || strcmp(type, "DefineStmt") == 0)
+		return json_object_object_get_ex(body, "defnames", &v) && names_temp(v);
+	if (strcmp(type, "CreateDomainStmt") == 0)
+		return json_object_object_get_ex(body, "domainname", &v) && names_temp(v);
+	if (strcmp(type, "CreateEnumStmt") == 0 || strcmp(type, "CreateRangeStmt") == 0)
+		return json_object_object_get_ex(body, "typeName", &v) && names_temp(v);
+	if (strcmp(type, "CompositeTypeStmt") == 0)
+		return json_object_object_get_ex(body, "typevar", &v) && rel_temp(v);
+	if (strcmp(type, "CreateConversionStmt") == 0)
+		return json_object_object_get_ex(body, "conversion_name", &v) && names_temp(v);
+	return false;
+}
+
+/* DROP of a kind of object a temporary one can be (CREATE TEMP ..., or
+ * made in pg_temp): a table, view, sequence, index or function. */
+static bool drop_may_end_temp(json_object *drop)
+{
+	static const char *const kinds[] = {
+	        "OBJECT_FUNCTION", "OBJECT_INDEX",     "OBJECT_MATVIEW",   "OBJECT_PROCEDURE",
+	        "OBJECT_ROUTINE",  "OBJECT_SEQUENCE",  "OBJECT_TABLE",     "OBJECT_TYPE",
+	        "OBJECT_VIEW",     "OBJECT_AGGREGATE", "OBJECT_DOMAIN",    "OBJECT_STATISTIC_EXT",
+	        "OBJECT_OPERATOR", "OBJECT_COLLATION", "OBJECT_CONVERSION"};
+	const char *t = get_str(drop, "removeType");
+
+	for (size_t i = 0; t && i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (strcmp(t, kinds[i]) == 0)
+			return true;
 	return false;
 }
 
@@ -1047,8 +1086,14 @@ static uint32_t stmt_session(const char *type, json_object *body, const char *sq
 		return set_session(body, sql, len, out);
 	if (strcmp(type, "ListenStmt") == 0)
 		return STATS_SS_LISTEN;
+	if (strcmp(type, "DoStmt") == 0)
+		return STATS_SS_CODE; /* the body, each text's own, is read per text */
 	if (strcmp(type, "UnlistenStmt") == 0)
-		return get_str(body, "conditionname") ? 0 : STATS_SS_UNLISTEN_ALL;
+		return get_str(body, "conditionname") ? STATS_SS_MAY_END : STATS_SS_UNLISTEN_ALL;
+	/* it may be of a temporary object (unqualified names are looked up
+	 * in pg_temp first) */
+	if (strcmp(type, "DropStmt") == 0 && drop_may_end_temp(body))
+		return STATS_SS_MAY_END;
 	if (strcmp(type, "DeclareCursorStmt") == 0) {
 		if (!json_object_object_get_ex(body, "options", &v) ||
 		    !(json_object_get_int64(v) & 0x20)) /* CURSOR_OPT_HOLD */
@@ -1165,7 +1210,17 @@ static uint32_t text_session(const char *sql, size_t len)
 			ss |= STATS_SS_TEMP;
 	} else if (strcmp(w1, "rollback") == 0 || strcmp(w1, "abort") == 0) {
 		ss |= STATS_SS_ROLLBACK;
+	} else if (strcmp(w1, "do") == 0) {
+		ss |= STATS_SS_CODE;
+	} else if (strcmp(w1, "unlisten") == 0 || strcmp(w1, "drop") == 0) {
+		ss |= STATS_SS_MAY_END;
 	}
+	if (has_text(sql, len, "advisory_unlock"))
+		ss |= STATS_SS_MAY_END;
+	if (has_text(sql, len, "currval") || has_text(sql, len, "lastval"))
+		ss |= STATS_SS_SEQ_READ;
+	if (has_text(sql, len, "nextval") || has_text(sql, len, "setval"))
+		ss |= STATS_SS_SEQ_SET;
 	if (has_text(sql, len, "advisory_lock"))
 		ss |= STATS_SS_ADVISORY;
 	if (has_text(sql, len, "set_config"))

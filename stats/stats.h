@@ -166,6 +166,25 @@ struct stats_shape_info {
 #define STATS_SS_SET_RESET                                                                         \
 	(1u << 22) /* RESET or SET .. TO DEFAULT of <set_name>: no state (back to the session      \
 	              default every client of the pool shares) */
+#define STATS_SS_SEQ_READ                                                                          \
+	(1u << 23) /* calls currval() or lastval(): reads the session's memory of its last         \
+	              nextval() (no state: transaction pooling keeps another client's from it) */
+#define STATS_SS_SEQ_SET                                                                           \
+	(1u << 24) /* calls nextval() or setval() (a write, through a column default or a          \
+	              trigger, or a function not PostgreSQL's own may too: see <writes>) */
+#define STATS_SS_MAY_END                                                                           \
+	(1u << 25) /* may end temp, advisory or listen state, but not wholly: UNLISTEN of one      \
+	              channel, pg_advisory_unlock[_shared](), DROP of a relation or function */
+/* DO: its body may make any of the above; which, each text says
+ * (stats_code_session), as every DO block has one shape */
+#define STATS_SS_CODE (1u << 26)
+
+/*
+ * The STATS_SS_* state the code in <len> bytes of a DO statement's text
+ * may make (the words that make it, also inside strings; errs towards
+ * finding state). Pure, linear, for each DO text (stats/code_session.c).
+ */
+uint32_t stats_code_session(const char *sql, size_t len);
 
 /*
  * Run libpg_query on <len> bytes of <sql> (one statement) and fill <out>.

@@ -139,3 +139,56 @@ Test(pin, describe)
 	cr_expect_str_eq(proxy_pin_describe(0, buf, sizeof(buf)), "");
 	cr_expect_str_eq(proxy_pin_reason_name(PROXY_PIN_AUTH), "session_authorization");
 }
+
+/* UNLISTEN x, pg_advisory_unlock(k), DROP: the server is asked once the
+ * transaction is over, and only what it says is empty ends. */
+Test(pin, partial_ends_are_asked_about)
+{
+	struct proxy_pin p = {0};
+
+	sent(&p, STATS_SS_MAY_END, NULL);
+	cr_expect_not(p.may_end, "nothing held: nothing to ask");
+	sent(&p, STATS_SS_LISTEN, NULL);
+	sent(&p, STATS_SS_ADVISORY, NULL);
+	sent(&p, STATS_SS_SET, NULL);
+	proxy_pin_settle(&p, 'I');
+	cr_expect_eq(proxy_pin_probe_start(&p), 0, "no partial end sent: no question");
+	sent(&p, STATS_SS_MAY_END, NULL);
+	cr_expect(p.may_end);
+	cr_expect_eq(proxy_pin_settle(&p, 'I'), 0, "a partial end ends nothing by itself");
+	cr_expect_eq(proxy_pin_probe_start(&p), R(LISTEN) | R(ADVISORY),
+	             "asked about what it can tell of");
+	cr_expect_eq(proxy_pin_probe_start(&p), 0, "one question at a time");
+	cr_expect_eq(proxy_pin_probed(&p, R(LISTEN) | R(TEMP)), R(LISTEN));
+	cr_expect_eq(p.held, R(ADVISORY) | R(SET), "the locks left and the SET stay");
+}
+
+Test(pin, state_made_after_the_question_stays)
+{
+	struct proxy_pin p = {0};
+
+	sent(&p, STATS_SS_LISTEN, NULL);
+	sent(&p, STATS_SS_MAY_END, NULL);
+	proxy_pin_settle(&p, 'I');
+	cr_expect_eq(proxy_pin_probe_start(&p), R(LISTEN));
+	/* LISTEN y goes out after the question: its answer cannot know of it */
+	sent(&p, STATS_SS_LISTEN, NULL);
+	cr_expect_eq(proxy_pin_probed(&p, R(LISTEN)), 0);
+	cr_expect_eq(p.held, R(LISTEN));
+}
+
+Test(pin, a_failed_transaction_asks_after_its_rollback)
+{
+	struct proxy_pin p = {0};
+
+	sent(&p, STATS_SS_ADVISORY, NULL);
+	sent(&p, STATS_SS_MAY_END, NULL);
+	proxy_pin_error_seen(&p);
+	proxy_pin_settle(&p, 'E');
+	cr_expect(p.may_end, "still to ask: session locks are not rolled back");
+	sent(&p, STATS_SS_ROLLBACK, NULL);
+	proxy_pin_settle(&p, 'I');
+	cr_expect_eq(proxy_pin_probe_start(&p), R(ADVISORY));
+	cr_expect_eq(proxy_pin_probed(&p, R(ADVISORY)), R(ADVISORY));
+	cr_expect_eq(p.held, 0);
+}
