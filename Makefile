@@ -9,6 +9,8 @@
 #   make bench    sluice beside PgBouncer and a direct connection: throughput,
 #                 CPU, memory (BENCH_ONLY=tps or BENCH_ONLY=memory for one part)
 #   make lint     cppcheck and clang-tidy (.clang-tidy) over every C source
+#   make drivers  drivers' own test suites (npm tarballs) directly and through
+#                 sluice in both pool modes; needs the npm registry
 
 CC      ?= cc
 BUILD   ?= build
@@ -33,7 +35,8 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 HDRS    := $(wildcard */*.h)
 
-.PHONY: all deps run test unit integration asan fuzz bench pgregress clean format format-check lint
+.PHONY: all deps run test unit integration asan fuzz bench pgregress clean format format-check lint \
+	drivers
 
 all: sluice
 
@@ -150,6 +153,10 @@ pgregress: deps
 	@$(MAKE) --no-print-directory all
 	@tree=$$(scripts/pgsrc.sh build/pgsrc) && \
 		/usr/bin/python3 tests/pgregress/run.py --sluice ./sluice --pgsrc $$tree --out build/pgregress
+
+# Not part of `make test`: the suites come from the npm registry (npm ci).
+drivers: sluice
+	@/usr/bin/python3 tests/drivers/run_suites.py --sluice ./sluice
 
 bench: deps
 	@$(MAKE) --no-print-directory all

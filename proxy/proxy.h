@@ -332,7 +332,8 @@ struct proxy_server {
 	char *login_extra;
 	bool reset_check;   /* session reset: the fresh-session check runs (backrelay.c) */
 	bool stale_session; /* it kept session state a reset cannot undo: close, not reuse */
-	bool param_refused; /* its login failed on the client's startup parameters */
+	bool param_refused; /* its login failed for one client (its startup parameters,
+	                     * no room for it): not the pool's failure */
 
 	char status;          /* last ReadyForQuery status: 'I', 'T' or 'E' */
 	struct proxy_pin pin; /* transaction mode: session state held for its client (pin.c) */

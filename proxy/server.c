@@ -660,6 +660,51 @@ static void params_refused(struct proxy_server *s, const struct proto_msg *m,
 	proxy_server_close(s, "a client's startup parameters were refused");
 }
 
+/*
+ * PostgreSQL had no room for the session-mode login of <s> (53300: the
+ * role's or the database's CONNECTION LIMIT, or max_connections). A direct
+ * login would have got this error at once, and drivers' pools count on it
+ * (they go on with the connections they have); waiting instead, with the
+ * login retried every server_login_retry, lasts until another client of the
+ * role leaves, for ever with a driver's own pool. So the first client
+ * waiting with <s>'s startup parameters, for which <s> was opened, gets the
+ * error as PostgreSQL sent it (<m>, FATAL) and is closed; every other
+ * waiting client has a login of its own in flight and gets its own answer.
+ * Not the pool's failure: nothing is retried for it. Returns false, and
+ * does nothing, if no client waits for such a server (one min_pool_size
+ * opens), else closes <s> and returns true.
+ */
+static bool no_room_for_login(struct proxy_server *s, const struct proto_msg *m,
+                              const struct proto_error *e)
+{
+	struct pool *p = s->pool;
+	struct proxy_client *c = NULL;
+	char who[256], why[320];
+
+	if (p->mode != CONF_POOL_SESSION || strcmp(e->sqlstate, "53300") != 0)
+		return false;
+	for (struct pool_node *x = p->waiting.head.next; x != &p->waiting.head; x = x->next) {
+		struct proxy_client *w = x->owner;
+
+		if (w->sp == s->sp && w->state == PROXY_CL_WAIT) {
+			c = w;
+			break;
+		}
+	}
+	if (!c)
+		return false;
+	proxy_server_describe(s, who, sizeof(who));
+	log_info("%s: PostgreSQL has no room for the login: %s (SQLSTATE %s); a waiting client "
+	         "gets that error",
+	         who, log_escape(why, sizeof(why), e->message), e->sqlstate);
+	s->param_refused = true;
+	/* the close flushes the error as the client's last words */
+	(void)!proxy_io_send(s->ctx, &c->io, m->raw, m->raw_len);
+	proxy_client_close(c);
+	proxy_server_close(s, "PostgreSQL had no room for a client's login");
+	return true;
+}
+
 /* Handle login-phase messages; all are small and inspected whole. */
 /* The server's answer to our SSLRequest: 'S' then a handshake, or 'N'. */
 static void tls_answer(struct proxy_server *s)
@@ -771,6 +816,8 @@ void proxy_server_login_step(struct proxy_server *s)
 				params_refused(s, &m, &e);
 				return;
 			}
+			if (no_room_for_login(s, &m, &e))
+				return;
 			/* not there: asking again and again only repeats this; the
 			 * clients get PostgreSQL's own words, as from a direct login */
 			if (strcmp(e.sqlstate, "3D000") == 0) {
