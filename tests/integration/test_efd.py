@@ -16,23 +16,12 @@ import time
 
 from harness import (M_SYNC, check, m_bind, m_execute, m_parse, m_query, parse_fields, test,
                      wait_until)
+from test_pinning import pins
 
 TX = {"pool_mode": "transaction", "default_pool_size": "2", "min_pool_size": "2"}
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 JDBC_JAR = "/usr/share/java/postgresql.jar"
 PROBE = "SELECT pg_backend_pid(), current_setting('extra_float_digits')"
-
-
-def pins(s):
-    """SHOW PINS as {reason: (pinned now, total)} for app/app."""
-    a = s.connect(user="admin", dbname="sluice")
-    try:
-        cur = a.cursor()
-        cur.execute("SHOW PINS")
-        return {r[2]: (int(r[3]), int(r[4])) for r in cur.fetchall()
-                if r[0] == "app" and r[1] == "app"}
-    finally:
-        a.close()
 
 
 def set_pins(s):

@@ -17,17 +17,10 @@ import psycopg2
 
 from harness import (M_SYNC, Closed, TestFailure, check, m_bind, m_execute, m_parse,
                      m_query, parse_fields, run_threads, test, wait_until)
+from test_pinning import one, pins
 
 ONE = {"pool_mode": "transaction", "default_pool_size": "1", "min_pool_size": "1"}
 FIVE = {"pool_mode": "transaction", "default_pool_size": "5", "min_pool_size": "5"}
-
-
-def one(conn, sql, args=None):
-    cur = conn.cursor()
-    cur.execute(sql, args)
-    row = cur.fetchone() if cur.description else None
-    cur.close()
-    return row
 
 
 def error_of(conn, sql):
@@ -42,18 +35,6 @@ def error_of(conn, sql):
 def direct(env):
     c = env.pg.connect(dbname="app")
     return c
-
-
-def pins(s):
-    """SHOW PINS as {reason: (pinned now, total)} for app/app."""
-    a = s.connect(user="admin", dbname="sluice")
-    try:
-        cur = a.cursor()
-        cur.execute("SHOW PINS")
-        return {r[2]: (int(r[3]), int(r[4])) for r in cur.fetchall()
-                if r[0] == "app" and r[1] == "app"}
-    finally:
-        a.close()
 
 
 def pinned_now(s):
