@@ -229,6 +229,11 @@ static void log_unpinned(struct proxy_server *s, uint16_t gone)
 	struct proxy_pin *p = &s->pin;
 	char who[256], why[160];
 
+	/* the temporary objects are gone, not the temporary schema they made,
+	 * which a new backend does not have: once free, the server is closed
+	 * and replaced rather than pooled (as when a pinned client leaves) */
+	if (gone & R(TEMP))
+		s->stale_session = true;
 	if (!gone || !s->client || log_current_level < LOG_LVL_INFO)
 		return;
 	proxy_client_describe(s->client, who, sizeof(who));

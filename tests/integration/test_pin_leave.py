@@ -72,3 +72,28 @@ def t_temp_stats(env):
         # over; the answer comes a moment after the client's own reply
         lambda a: check(wait_until(lambda: pins(env.current).get("temp", (1, 0))[0] == 0, 5),
                         "still pinned after the DROP"))
+
+
+@test("pin.temp_ended_server_replaced", timeout=60)
+def t_temp_ended(env):
+    """A client whose temp objects are gone (DISCARD TEMP, or a DROP the
+    server confirms) is unpinned, and its server, which keeps the empty
+    temporary schema, is replaced once free instead of pooled."""
+    for end in ("DISCARD TEMP", "DROP TABLE pin_end_tmp"):
+        s = env.sluice(settings={"pool_mode": "transaction", "default_pool_size": "1",
+                                 "min_pool_size": "0"}, fresh=True)
+        a = s.connect()
+        try:
+            a.cursor().execute("CREATE TEMP TABLE pin_end_tmp (x int)")
+            pid = one(a, "SELECT pg_backend_pid()")[0]
+            a.cursor().execute(end)
+            b = s.connect()
+            try:
+                p2, temp = one(b, "SELECT pg_backend_pid(), pg_my_temp_schema()")
+                check(p2 != pid, f"{end}: another client got the server with the "
+                                 "temporary schema")
+                check(temp == 0, f"{end}: the next client has a temporary schema")
+            finally:
+                b.close()
+        finally:
+            a.close()

@@ -115,11 +115,21 @@ def pinned_scenario(env, reason, make, keep, probe, end, ended=None, extra=None)
             ended(a)
         got = pins(s).get(reason)
         check(got == (0, before + 1), f"after {end}: SHOW PINS for {reason}: {got}")
-        # unpinned: others get its server again
-        others = hammer_until(s, pid)
-        check(others, f"server {pid} never served another client after the unpin")
+        after_unpin(env, s, pid, reason, a)
     finally:
         a.close()
+
+
+def after_unpin(env, s, pid, reason, a):
+    """Unpinned: others get its server again; but a server whose temporary
+    objects are gone keeps their empty temporary schema, so it is closed
+    once its client's transaction is over (replaced, never handed on)."""
+    if reason != "temp":
+        check(hammer_until(s, pid), f"server {pid} never served another client after the unpin")
+        return
+    check(wait_until(lambda: env.backends(where=f"AND pid = {pid}") == 0, 5),
+          f"server {pid} kept a temporary schema and was not closed after the unpin")
+    check(one(a, "SELECT pg_backend_pid()")[0] != pid, "the client is still on its server")
 
 
 def hammer_until(s, pid, tries=200):
