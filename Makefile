@@ -155,7 +155,8 @@ pgregress: deps
 		/usr/bin/python3 tests/pgregress/run.py --sluice ./sluice --pgsrc $$tree --out build/pgregress
 
 # Not part of `make test`: the suites come from the npm registry (npm ci).
-drivers: sluice
+drivers: deps
+	@$(MAKE) --no-print-directory all
 	@/usr/bin/python3 tests/drivers/run_suites.py --sluice ./sluice
 
 bench: deps

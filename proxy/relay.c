@@ -212,6 +212,7 @@ static bool relay_to_server(struct proxy_client *c)
 			struct proto_buf rew;
 			struct proxy_ps_msg pm;
 			size_t blen = len - 4, avail = n - 5 < blen ? n - 5 : blen;
+			uint32_t nb; /* the session-state bits of its statements */
 			int act;
 
 			if (avail < blen && avail < PROXY_PREFIX_MAX)
@@ -234,8 +235,8 @@ static bool relay_to_server(struct proxy_client *c)
 			/* the tracker queues what it expects, in every pool mode;
 			 * transaction mode may rewrite it (prepared.c) */
 			proxy_reply_note(c, s, &pm);
-			if (s->track &&
-			    (note_bits(&ctx->note) & (STATS_SS_SEQ_READ | STATS_SS_SEQ_SET)) &&
+			nb = s->track ? note_bits(&ctx->note) : 0; /* prepared.c leaves the note */
+			if ((nb & (STATS_SS_SEQ_READ | STATS_SS_SEQ_SET)) &&
 			    proxy_pin_before(c, s, type) < 0) {
 				proto_buf_free(&rew);
 				goto server_failed;
@@ -243,8 +244,12 @@ static bool relay_to_server(struct proxy_client *c)
 			act = s->track ? proxy_ps_client_message(c, s, &pm, &rew)
 			               : proxy_reply_request(c, s, &pm);
 			if (s->track) {
-				proxy_pin_sent(c, s, type, act);  /* session state it makes */
-				proxy_vars_sent(c, s, type, act); /* a RESET (vars_reset.c) */
+				proxy_pin_sent(c, s, type, act); /* session state it makes */
+				/* a RESET (vars_reset.c): only a client with startup
+				 * values and a statement that sets or resets one */
+				if (c->start_mask &&
+				    (nb & (PROXY_SS_VAR_RESET | STATS_SS_SET | STATS_SS_ROLLBACK)))
+					proxy_vars_sent(c, s, type, act);
 			}
 			if (ctx->cache)
 				proxy_cache_sent(c, &pm); /* the tables it may write */
