@@ -378,16 +378,12 @@ void proxy_pin_linked(struct proxy_client *c, struct proxy_server *s)
 	s->seq_own_set = false;
 }
 
-int proxy_pin_before(struct proxy_client *c, struct proxy_server *s, uint8_t type)
+int proxy_pin_before(struct proxy_client *c, struct proxy_server *s, uint8_t type, uint32_t any)
 {
-	const struct proxy_note *nt = &c->ctx->note;
-	uint32_t any = 0;
 	bool stale;
 
 	if (type != 'Q' && type != 'P' && type != 'B' && type != 'E')
 		return 0;
-	for (uint16_t i = 0; i < nt->n; i++)
-		any |= nt->ss[i];
 	if (!(any & (STATS_SS_SEQ_READ | STATS_SS_SEQ_SET)) || !proxy_pin_wanted(s))
 		return 0;
 	if (any & STATS_SS_SEQ_READ)
@@ -483,8 +479,7 @@ bool proxy_pin_left(struct proxy_server *s)
 	 * made, which a brand-new backend does not have; one row closes the
 	 * server instead of pooling it */
 	if (proto_put_query(&b, "DISCARD ALL") < 0 ||
-	    proto_put_query(&b, "SELECT 1 WHERE pg_catalog.pg_my_temp_schema() "
-	                        "OPERATOR(pg_catalog.<>) 0") < 0 ||
+	    proto_put_query(&b, proxy_fresh_check_sql("DISCARD ALL")) < 0 ||
 	    proxy_server_send_buf(s, &b) < 0) {
 		proto_buf_free(&b); /* a failed put leaves it to us */
 		proxy_server_close(s, "cannot send DISCARD ALL");

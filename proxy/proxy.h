@@ -925,13 +925,19 @@ void proxy_pin_efd_done(struct proxy_server *s);
 bool proxy_pin_left(struct proxy_server *s);
 /* SHOW PINS; may close <c>. */
 void proxy_pin_show(struct proxy_client *c);
+/* server.c: the question asked after <reset_query> (server_reset_query, or
+ * the DISCARD ALL a pinned client's leaving sends): one row if the session
+ * kept what the reset does not undo (a temporary schema, ...). */
+const char *proxy_fresh_check_sql(const char *reset_query);
 /* relay.c: <c> was just linked to <s> (transaction or statement mode). */
 void proxy_pin_linked(struct proxy_client *c, struct proxy_server *s);
 /* relay.c: a client message of <type> is about to go to <s>, nothing of it
  * sent yet; ctx->note holds its statements. Before a currval() / lastval()
  * on a server whose sequence memory may hold another client's values, it
- * sends DISCARD SEQUENCES (hidden). -1 if <s> cannot be written to. */
-int proxy_pin_before(struct proxy_client *c, struct proxy_server *s, uint8_t type) PROXY_WUR;
+ * sends DISCARD SEQUENCES (hidden). <any>: the session bits of all the
+ * message's statements. -1 if <s> cannot be written to. */
+int proxy_pin_before(struct proxy_client *c, struct proxy_server *s, uint8_t type,
+                     uint32_t any) PROXY_WUR;
 /* poolmgr.c: <n>, the first idle server <c> may have, or one it used last
  * (its sequence values are there) among the next few idle ones. */
 struct pool_node *proxy_pin_prefer(const struct proxy_client *c, struct pool_node *n,

@@ -237,7 +237,7 @@ static bool relay_to_server(struct proxy_client *c)
 			proxy_reply_note(c, s, &pm);
 			nb = s->track ? note_bits(&ctx->note) : 0; /* prepared.c leaves the note */
 			if ((nb & (STATS_SS_SEQ_READ | STATS_SS_SEQ_SET)) &&
-			    proxy_pin_before(c, s, type) < 0) {
+			    proxy_pin_before(c, s, type, nb) < 0) {
 				proto_buf_free(&rew);
 				goto server_failed;
 			}

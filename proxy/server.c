@@ -965,9 +965,9 @@ static void server_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
  * remain too, and are asked about as well. Cheap: a few catalog calls in
  * the reset's own round trip.
  */
-static const char *fresh_check_sql(const struct conf *cf)
+const char *proxy_fresh_check_sql(const char *reset_query)
 {
-	const char *q = cf->server_reset_query ? cf->server_reset_query : "";
+	const char *q = reset_query ? reset_query : "";
 	size_t n;
 
 	while (*q == ' ' || *q == '\t' || *q == '\n')
@@ -1026,7 +1026,7 @@ void proxy_server_release(struct proxy_server *s, bool client_gone)
 		/* in the same round trip: does the session keep what the reset
 		 * cannot undo? (backrelay.c reads the answer) */
 		if (rc == 0 && check)
-			rc = proto_put_query(&b, fresh_check_sql(cf));
+			rc = proto_put_query(&b, proxy_fresh_check_sql(cf->server_reset_query));
 		if (rc < 0 || proxy_server_send_buf(s, &b) < 0) {
 			proxy_server_close(s, "cannot send server_reset_query");
 			return;
